@@ -1,0 +1,1 @@
+"""runner: declarative ablation grids for PyTorch, stored as Optuna studies."""

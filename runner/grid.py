@@ -1,0 +1,271 @@
+"""Schedule a spec's points as Optuna trials: claim, train, record; in one or several processes."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from runner.data import MNIST, load_mnist
+from runner.errors import RunnerError, StorageError
+from runner.models import ModelConfig, build_model
+from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec, load_spec
+from runner.store import Store, worker_name
+from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+
+__all__ = ["GridResult", "run_grid", "distributions", "provenance"]
+
+Log = Callable[[str], None]
+GRACE_S = 600.0  # a running claim with no heartbeat for this long belongs to a dead worker
+
+# Categorical params need the same choices in every trial of a study (Optuna's rule), so each
+# categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
+FIXED_CHOICES: dict[str, tuple[Any, ...]] = {
+    "batch_norm": (False, True), "augment": AUGMENTS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+}
+
+
+@dataclass
+class GridResult:
+    total: int  # points in the spec
+    done_before: int  # complete before this run
+    ran: int  # completed by this run (all workers)
+    failed: int  # failed in this run
+
+
+def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, BaseDistribution]:
+    """The Optuna distribution of each of the point's params."""
+    out: dict[str, BaseDistribution] = {"model": CategoricalDistribution(model_choices)}
+    for name, value in point.params.items():
+        if name == "model":
+            continue
+        if name in FIXED_CHOICES:
+            out[name] = CategoricalDistribution(FIXED_CHOICES[name])
+        elif isinstance(value, int):
+            out[name] = IntDistribution(value, value)
+        else:
+            out[name] = FloatDistribution(value, value)
+    return out
+
+
+def model_choices(spec: Spec, study: optuna.Study) -> tuple[str, ...]:
+    """The model param's choices: the study's, if it has trials, so that they never change."""
+    names = tuple(sorted(spec.models))
+    trials = study.get_trials(deepcopy=False)
+    if not trials or "model" not in trials[0].distributions:
+        return names
+    old = tuple(trials[0].distributions["model"].choices)
+    missing = [n for n in names if n not in old]
+    if missing:
+        raise StorageError(f"study {spec.study.name!r} was created with models {', '.join(old)}; "
+                           f"new model(s) {', '.join(missing)} need a new [study].name")
+    return old
+
+
+def code_version() -> str:
+    """The git commit of the runner's source (with -dirty), or its package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "runner"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+        return f"runner {version('runner')}"
+
+
+def provenance(device: str, threads: int) -> dict[str, Any]:
+    """What produced a result, besides its config."""
+    import sqlalchemy
+    import torch
+    import torchvision
+    return {
+        "code_version": code_version(), "device": device, "threads": threads,
+        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "optuna": optuna.__version__, "sqlalchemy": sqlalchemy.__version__},
+    }
+
+
+def param_count(point: Point) -> int:
+    """Number of parameters of the point's model."""
+    cfg = ModelConfig(point.model.arch, point.model.hidden, point.reg("dropout"), point.reg("batch_norm"))
+    return sum(p.numel() for p in build_model(cfg).parameters())
+
+
+class _Worker:
+    """Claims points one by one and trains them."""
+
+    def __init__(self, spec: Spec, store: Store, data: MNIST, threads: int, log: Log, tag: str,
+                 retry_failed: bool):
+        self.spec, self.store, self.data, self.log, self.tag = spec, store, data, log, tag
+        self.retry_failed = retry_failed
+        self.name = worker_name()
+        self.device = resolve_device(spec.train.device)
+        self.threads = set_threads(threads)
+        self.study = store.open_study(spec.study.name, spec.study.direction)
+        self.choices = model_choices(spec, self.study)
+        self.prov = provenance(str(self.device), self.threads)
+        self.ran = self.failed = 0
+
+    def run(self, points: list[Point]) -> None:
+        total = len(points)
+        for i, point in enumerate(points, 1):
+            claim = self.store.claim(self.spec.study.name, point.config_hash, self.name, GRACE_S,
+                                     self.retry_failed)
+            if claim is None:
+                continue
+            previous = getattr(claim, "previous_trial_id", None)
+            if previous is not None:
+                self._fail_trial(previous, "taken over: its worker stopped (no heartbeat) or it failed")
+            self._run_point(point, f"[{i}/{total}]")
+
+    def _run_point(self, point: Point, where: str) -> None:
+        spec, store = self.spec, self.store
+        trial_id = store.optuna.create_new_trial(self.study._study_id, self._template(point))
+        number = store.optuna.get_trial_number_from_id(trial_id)
+        store.update_claim(spec.study.name, point.config_hash, self.name, trial_id=trial_id)
+        self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
+        start = time.perf_counter()
+
+        def on_epoch(m: EpochMetrics) -> None:
+            store.add_epoch(spec.study.name, trial_id, number, m)
+            store.optuna.set_trial_intermediate_value(trial_id, m.epoch, m.test_acc)
+            store.update_claim(spec.study.name, point.config_hash, self.name)
+            self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
+                     f"acc {m.train_acc:.2f}%  test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
+                     f"({m.seconds:.1f} s)")
+
+        try:
+            _, history = train_point(point, self.data, self.device, on_epoch)
+        except TrainingError as e:
+            self._fail_trial(trial_id, str(e))
+            store.update_claim(spec.study.name, point.config_hash, self.name, state="failed")
+            self.failed += 1
+            self.log(f"{self.tag}  trial {number} FAILED: {e}")
+            return
+        except BaseException:  # interrupted or crashed: nothing is marked complete, the point is given back
+            self._fail_trial(trial_id, "interrupted")
+            store.release(spec.study.name, point.config_hash, self.name)
+            raise
+        last = history[-1]
+        wall = time.perf_counter() - start
+        store.optuna.set_trial_user_attr(trial_id, "wall_seconds", wall)
+        store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
+        value = getattr(last, spec.study.metric)
+        store.optuna.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+        store.update_claim(spec.study.name, point.config_hash, self.name, state="complete")
+        self.ran += 1
+
+    def _template(self, point: Point) -> FrozenTrial:
+        attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
+                 "param_count": param_count(point), "data_checksum": self.data.checksum,
+                 "data_source": self.data.source, "data_official": self.data.official,
+                 "train_size": len(self.data.train), "test_size": len(self.data.test),
+                 "worker": self.name, **self.prov}
+        return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=None,
+                           datetime_complete=None, params=point.params,
+                           distributions=distributions(point, self.choices), user_attrs=attrs,
+                           system_attrs={}, intermediate_values={}, trial_id=0)
+
+    def _fail_trial(self, trial_id: int, reason: str) -> None:
+        try:
+            if self.store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
+                self.store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
+                self.store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
+        except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
+            pass  # best effort on the way out; the claim decides what runs next
+
+
+def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[Point], int]:
+    """(points not yet complete, number complete)."""
+    claims = store.claims(spec.study.name)
+    points = spec.points()
+    done = sum(1 for p in points if (c := claims.get(p.config_hash)) and c.state == "complete")
+    todo = [p for p in points if not ((c := claims.get(p.config_hash)) and
+                                      (c.state == "complete" or (c.state == "failed" and not retry_failed)))]
+    return todo, done
+
+
+def _threads_per_worker(spec: Spec, workers: int) -> int:
+    if spec.train.threads:
+        return spec.train.threads
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
+             retry_failed: bool = False) -> GridResult:
+    """Run every point of `spec` not yet complete in the storage at `url`."""
+    store = Store(url)
+    store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
+    todo, done = pending(spec, store, retry_failed)
+    total = len(spec.points())
+    log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
+        + (f" on {workers} workers" if workers > 1 and todo else ""))
+    if not todo:
+        return GridResult(total, done, 0, 0)
+    threads = _threads_per_worker(spec, workers)
+    if workers == 1:
+        data = _load(spec)
+        w = _Worker(spec, store, data, threads, log, "", retry_failed)
+        w.run(todo)
+        store.dispose()
+        return GridResult(total, done, w.ran, w.failed)
+    store.dispose()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(spec.path, spec, store.url, threads, i, retry_failed, queue),
+                         daemon=False) for i in range(workers)]
+    for p in procs:
+        p.start()
+    ran = failed = 0
+    finished = 0
+    errors = []
+    while finished < workers:
+        kind, payload = queue.get()
+        if kind == "log":
+            log(payload)
+        elif kind == "done":
+            ran, failed, finished = ran + payload[0], failed + payload[1], finished + 1
+        elif kind == "error":
+            errors.append(payload)
+            finished += 1
+    for p in procs:
+        p.join()
+    if errors:
+        raise RunnerError(errors[0])
+    return GridResult(total, done, ran, failed)
+
+
+def _load(spec: Spec) -> MNIST:
+    d = spec.data
+    return load_mnist(d.root, d.train_limit, d.test_limit)
+
+
+def _worker_main(path: str, spec: Spec, url: str, threads: int, index: int, retry_failed: bool,
+                 queue: Any) -> None:
+    """A worker process: its own store and data, the same points in a rotated order."""
+    log = lambda s: queue.put(("log", s))  # noqa: E731
+    try:
+        store = Store(url)
+        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed)
+        todo, _ = pending(spec, store, retry_failed)
+        w.run(todo)
+        store.dispose()
+        queue.put(("done", (w.ran, w.failed)))
+    except KeyboardInterrupt:
+        queue.put(("error", "interrupted"))
+    except RunnerError as e:
+        queue.put(("error", str(e)))
+    except Exception as e:  # noqa: BLE001 - the parent must hear of every way a worker ends
+        queue.put(("error", f"worker {index}: {type(e).__name__}: {e}"))

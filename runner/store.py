@@ -1,0 +1,249 @@
+"""Storage: Optuna's RDBStorage for studies and trials, plus two tables of our own (SQLAlchemy).
+
+- `runner_epochs`: one row per (trial, epoch) with every per-epoch metric.
+- `runner_claims`: one row per (study, point) that a worker has claimed; the primary key makes a
+  claim atomic, so every point runs exactly once however many workers share the storage.
+
+Both live in the same database as Optuna's tables, so one URL holds everything.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from runner.errors import StorageError
+
+__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "Store"]
+
+DEFAULT_STORAGE = "sqlite:///db/runner.sqlite"
+SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before failing
+
+
+def storage_url(url: str | None) -> str:
+    """The storage URL to use: `url`, else the default under the current directory."""
+    return url or DEFAULT_STORAGE
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EpochRow(Base):
+    """Per-epoch metrics of one trial; accuracies in percent."""
+
+    __tablename__ = "runner_epochs"
+    trial_id: Mapped[int] = mapped_column(primary_key=True)  # Optuna's trials.trial_id
+    epoch: Mapped[int] = mapped_column(primary_key=True)  # 1-based
+    study_name: Mapped[str] = mapped_column(sa.String(512), index=True)
+    trial_number: Mapped[int]  # Optuna's trial number within the study
+    train_loss: Mapped[float]
+    train_acc: Mapped[float]
+    test_loss: Mapped[float]
+    test_acc: Mapped[float]
+    lr: Mapped[float]
+    seconds: Mapped[float]
+
+
+class ClaimRow(Base):
+    """Who runs (or ran) one point of a study."""
+
+    __tablename__ = "runner_claims"
+    study_name: Mapped[str] = mapped_column(sa.String(512), primary_key=True)
+    config_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    trial_id: Mapped[int | None]  # the Optuna trial currently holding the point
+    state: Mapped[str] = mapped_column(sa.String(16))  # running | complete | failed
+    worker: Mapped[str] = mapped_column(sa.String(256))  # host:pid
+    heartbeat: Mapped[dt.datetime]  # last sign of life, UTC
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """One storage URL: the Optuna storage and our tables on one database."""
+
+    def __init__(self, url: str | None = None, create: bool = True):
+        self.url = storage_url(url)
+        path = _sqlite_path(self.url)
+        if path is not None:
+            if not path.exists() and not create:
+                raise StorageError(f"{self.url}: no such database")
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
+        try:
+            self.engine = sa.create_engine(self.url, **kwargs)
+            if is_sqlite:
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if create:
+                Base.metadata.create_all(self.engine)
+            self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
+                                                     skip_table_creation=not create)
+        except (SQLAlchemyError, optuna.exceptions.OptunaError, ImportError, ValueError) as e:
+            raise StorageError(f"{self.url}: cannot open storage: {_reason(e)}") from None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success, rolls back on error and raises StorageError."""
+        with Session(self.engine) as s:
+            try:
+                yield s
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise
+            except SQLAlchemyError as e:
+                s.rollback()
+                raise StorageError(f"{self.url}: {_reason(e)}") from e
+
+    # ---------------------------------------------------------------- studies
+
+    def open_study(self, name: str, direction: str, create: bool = True) -> optuna.Study:
+        """Load (or create) the study, refusing one whose direction differs."""
+        try:
+            study = optuna.load_study(study_name=name, storage=self.optuna)
+        except KeyError:
+            if not create:
+                raise StorageError(f"{self.url}: no study named {name!r}; "
+                                   f"studies here: {', '.join(self.study_names()) or 'none'}") from None
+            return optuna.create_study(study_name=name, storage=self.optuna, direction=direction)
+        existing = study.direction.name.lower()
+        if existing != direction:
+            raise StorageError(f"{self.url}: study {name!r} exists with direction {existing}, "
+                               f"the spec asks for {direction}; rename [study].name or fix [study].metric")
+        return study
+
+    def study_names(self) -> list[str]:
+        """Every study's name in this storage."""
+        return [s.study_name for s in self.optuna.get_all_studies()]
+
+    # ---------------------------------------------------------------- claims
+
+    def claims(self, study: str) -> dict[str, ClaimRow]:
+        """config_hash -> claim, for one study."""
+        with self.session() as s:
+            rows = s.scalars(sa.select(ClaimRow).where(ClaimRow.study_name == study)).all()
+            s.expunge_all()
+        return {r.config_hash: r for r in rows}
+
+    def claim(self, study: str, config_hash: str, worker: str, grace_s: float,
+              retry_failed: bool = False) -> ClaimRow | None:
+        """Atomically take a point; return the claim, or None if another worker has it or it is done.
+
+        A point is taken when it has no claim, when its claim is `running` with a heartbeat older
+        than `grace_s` (its worker died), or when it is `failed` and `retry_failed` is set. Taking
+        over is a compare-and-swap on (worker, heartbeat), so two workers cannot both win.
+        """
+        row = ClaimRow(study_name=study, config_hash=config_hash, trial_id=None, state="running",
+                       worker=worker, heartbeat=_now())
+        try:
+            with self.session() as s:
+                s.add(row)
+            return self._get_claim(study, config_hash)
+        except IntegrityError:
+            pass
+        old = self._get_claim(study, config_hash)
+        if old is None:
+            return None
+        stale = old.state == "running" and (_now() - old.heartbeat).total_seconds() > grace_s
+        if not (stale or (old.state == "failed" and retry_failed)):
+            return None
+        with self.session() as s:
+            taken = s.execute(
+                sa.update(ClaimRow)
+                .where(ClaimRow.study_name == study, ClaimRow.config_hash == config_hash,
+                       ClaimRow.worker == old.worker, ClaimRow.heartbeat == old.heartbeat,
+                       ClaimRow.state == old.state)
+                .values(state="running", worker=worker, heartbeat=_now())
+            ).rowcount
+        if not taken:
+            return None
+        claim = self._get_claim(study, config_hash)
+        claim.previous_trial_id = old.trial_id  # type: ignore[attr-defined]
+        return claim
+
+    def _get_claim(self, study: str, config_hash: str) -> ClaimRow | None:
+        with self.session() as s:
+            row = s.get(ClaimRow, (study, config_hash))
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    def update_claim(self, study: str, config_hash: str, worker: str, **values: Any) -> None:
+        """Set fields of our own claim (heartbeat refreshed)."""
+        with self.session() as s:
+            s.execute(sa.update(ClaimRow)
+                      .where(ClaimRow.study_name == study, ClaimRow.config_hash == config_hash,
+                             ClaimRow.worker == worker)
+                      .values(heartbeat=_now(), **values))
+
+    def release(self, study: str, config_hash: str, worker: str) -> None:
+        """Give a point back (interrupted): the next run takes it at once."""
+        with self.session() as s:
+            s.execute(sa.delete(ClaimRow).where(ClaimRow.study_name == study,
+                                                ClaimRow.config_hash == config_hash,
+                                                ClaimRow.worker == worker))
+
+    # ---------------------------------------------------------------- epochs
+
+    def add_epoch(self, study: str, trial_id: int, trial_number: int, m: Any) -> None:
+        """Store one epoch's metrics (an EpochMetrics)."""
+        with self.session() as s:
+            s.merge(EpochRow(trial_id=trial_id, epoch=m.epoch, study_name=study, trial_number=trial_number,
+                             train_loss=m.train_loss, train_acc=m.train_acc, test_loss=m.test_loss,
+                             test_acc=m.test_acc, lr=m.lr, seconds=m.seconds))
+
+    def epochs(self, trial_ids: list[int]) -> dict[int, list[EpochRow]]:
+        """trial_id -> its epochs in order."""
+        out: dict[int, list[EpochRow]] = {t: [] for t in trial_ids}
+        if not trial_ids:
+            return out
+        with self.session() as s:
+            rows = s.scalars(sa.select(EpochRow).where(EpochRow.trial_id.in_(trial_ids))
+                             .order_by(EpochRow.trial_id, EpochRow.epoch)).all()
+            s.expunge_all()
+        for r in rows:
+            out[r.trial_id].append(r)
+        return out
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before forking workers, and at the end)."""
+        self.engine.dispose()
+        self.optuna.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers work while one worker writes; busy_timeout makes writers wait, not fail.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
+    cur.close()
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of a driver's message, without SQLAlchemy's background links."""
+    text = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def worker_name() -> str:
+    """host:pid, to tell workers apart in claims."""
+    return f"{os.uname().nodename}:{os.getpid()}"
