@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -173,7 +174,7 @@ class _Worker:
                  "data_source": self.data.source, "data_official": self.data.official,
                  "train_size": len(self.data.train), "test_size": len(self.data.test),
                  "worker": self.name, **self.prov}
-        return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=None,
+        return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                            datetime_complete=None, params=point.params,
                            distributions=distributions(point, self.choices), user_attrs=attrs,
                            system_attrs={}, intermediate_values={}, trial_id=0)
