@@ -45,6 +45,7 @@ def cli() -> None:
     \b
     runner grid specs/smoke.toml            train every point of a spec (skips what is done)
     runner models specs/regularization.toml parameter counts, layer by layer
+    runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
     """
 
 
@@ -134,6 +135,40 @@ def models(spec_path: str) -> None:
 
     for title, names, rows, total in parameter_tables(load_spec(spec_path)):
         click.echo(f"{title}\n{format_table(names, rows)}\ntotal: {total:,} parameters\n")
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--out", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="Folder of the report [default: reports/<study name>/]")
+@click.option("--readme", metavar="FILE", type=click.Path(dir_okay=False), default=None,
+              help="Also refresh the results between this README's <!-- runner:report:start --> "
+                   "and <!-- runner:report:end --> lines.")
+@user_errors
+def report(spec_path: str, storage: str | None, out: str | None, readme: str | None) -> None:
+    """Write SPEC's study as a report: setup, parameter counts, learning curves, comparison,
+    LeNet-5 against LeCun et al. 1998, and whether each regularizer helps.
+
+    It reads only the stored trials (it never trains): failed and running trials are listed and
+    left out of the statistics. The same trials give byte-identical files. Every input is checked
+    before any file is written.
+
+    \b
+    Examples:
+      runner report specs/regularization.toml                    # writes reports/regularization/
+      runner report specs/regularization.toml --readme README.md # also refreshes the README
+      runner report specs/smoke.toml --storage sqlite:///elsewhere.sqlite --out /tmp/smoke
+    """
+    from runner.report import make_report
+    from runner.spec import load_spec
+
+    result, written = make_report(load_spec(spec_path), storage, out, readme)
+    trials = sum(len(c.seeds) for c in result.configs)
+    left_out = f"; {len(result.excluded)} trials left out (see the report)" if result.excluded else ""
+    click.echo(f"{result.study}: {trials} trials in {len(result.configs)} configurations{left_out}")
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 def main() -> None:

@@ -278,7 +278,14 @@ def _read_tar(path: Path) -> Split:
                 if not member.isfile() or not m:
                     continue
                 data = tar.extractfile(member).read()
+                if len(data) != member.size:
+                    raise EOFError(f"{member.name} has {len(data)} of its {member.size} bytes")
                 items.append((int(m[1]), int(m[2]), _decode_png(data, f"{path}:{member.name}")))
+            end = tar.offset  # tarfile stops quietly where a cut archive ends: check for the end marker
+        with open(path, "rb") as f:
+            f.seek(end)
+            if f.read(1024) != bytes(1024):
+                raise EOFError(f"no end-of-archive marker after byte {end}")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise DataError(f"{path}: corrupt or truncated tar archive ({e}); expected PNGs named "
                         "{index}_{label}.png") from None
