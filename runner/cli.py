@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import warnings
 from typing import Any, Callable
@@ -72,7 +73,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
       runner grid specs/regularization.toml --workers 2
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
-    from runner.grid import run_grid
+    from runner.grid import interrupt, run_grid
     from runner.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -80,6 +81,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
         click.echo(points_table(spec))
         return
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     try:
         result = run_grid(spec, storage, workers=workers, log=log, retry_failed=retry_failed)
     except KeyboardInterrupt:

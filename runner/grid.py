@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import platform
+import signal
 import subprocess
 import time
 from datetime import datetime
@@ -18,11 +19,11 @@ from optuna.trial import FrozenTrial, TrialState
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError, StorageError
 from runner.models import ModelConfig, build_model
-from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec, load_spec
+from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec
 from runner.store import Store, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
 
-__all__ = ["GridResult", "run_grid", "distributions", "provenance"]
+__all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt"]
 
 Log = Callable[[str], None]
 GRACE_S = 600.0  # a running claim with no heartbeat for this long belongs to a dead worker
@@ -207,6 +208,7 @@ def _threads_per_worker(spec: Spec, workers: int) -> int:
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
              retry_failed: bool = False) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`."""
+    data = _load(spec)  # bad data fails here, before the storage is touched
     store = Store(url)
     store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     todo, done = pending(spec, store, retry_failed)
@@ -217,30 +219,37 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         return GridResult(total, done, 0, 0)
     threads = _threads_per_worker(spec, workers)
     if workers == 1:
-        data = _load(spec)
         w = _Worker(spec, store, data, threads, log, "", retry_failed)
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
+    del data  # each worker loads its own copy
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(spec.path, spec, store.url, threads, i, retry_failed, queue),
-                         daemon=False) for i in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(spec, store.url, threads, i, retry_failed, queue))
+             for i in range(workers)]
     for p in procs:
         p.start()
-    ran = failed = 0
-    finished = 0
+    ran = failed = finished = 0
     errors = []
-    while finished < workers:
-        kind, payload = queue.get()
-        if kind == "log":
-            log(payload)
-        elif kind == "done":
-            ran, failed, finished = ran + payload[0], failed + payload[1], finished + 1
-        elif kind == "error":
-            errors.append(payload)
-            finished += 1
+    try:
+        while finished < workers:
+            kind, payload = queue.get()
+            if kind == "log":
+                log(payload)
+            elif kind == "done":
+                ran, failed, finished = ran + payload[0], failed + payload[1], finished + 1
+            elif kind == "error":
+                errors.append(payload)
+                finished += 1
+    except KeyboardInterrupt:  # pass it on: each worker gives its point back before it exits
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=120)
+        raise
     for p in procs:
         p.join()
     if errors:
@@ -248,15 +257,20 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     return GridResult(total, done, ran, failed)
 
 
+def interrupt(signum: int, frame: Any) -> None:
+    """A signal handler that stops like Ctrl-C (SIGTERM included)."""
+    raise KeyboardInterrupt
+
+
 def _load(spec: Spec) -> MNIST:
     d = spec.data
     return load_mnist(d.root, d.train_limit, d.test_limit)
 
 
-def _worker_main(path: str, spec: Spec, url: str, threads: int, index: int, retry_failed: bool,
-                 queue: Any) -> None:
-    """A worker process: its own store and data, the same points in a rotated order."""
+def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, queue: Any) -> None:
+    """A worker process: its own store and data; claims decide which points it trains."""
     log = lambda s: queue.put(("log", s))  # noqa: E731
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         store = Store(url)
         w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed)

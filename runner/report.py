@@ -803,7 +803,7 @@ def render_summary(report: Report, link: str) -> str:
 
 
 def _r(x: float | None) -> float | None:
-    return None if x is None or math.isnan(x) else round(float(x), 6)
+    return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
 
 
 def summary_json(report: Report) -> str:

@@ -187,3 +187,31 @@ def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output or "runner grid" in result.output
+
+
+def test_missing_data_is_one_line_and_writes_nothing(run, write_spec, tmp_path):
+    spec = write_spec().read_text().replace("[data]", f'[data]\nroot = "{tmp_path / "nodata"}"')
+    result = run("grid", write_spec(spec, name="nodata.toml"))
+    assert result.exit_code == 1
+    assert "nodata: [data].root is not a folder" in result.output
+    assert not (tmp_path / "db").exists()
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path, write_spec):
+    import os
+    import signal
+    import time
+    spec = write_spec(text=write_spec().read_text().replace("epochs = 1", "epochs = 50"))
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("runner")), "grid", str(spec)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # wait until it trains
+        lines.append(line)
+        if "epoch 1/50" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert "run the same command again to continue" in out
+    ts = trials(f"sqlite:///{tmp_path}/db/runner.sqlite")
+    assert [t.state.name for t in ts] == ["FAIL"] and ts[0].user_attrs["fail_reason"] == "interrupted"
