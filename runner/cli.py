@@ -149,9 +149,10 @@ def models(spec_path: str) -> None:
                    "and <!-- runner:report:end --> lines.")
 @user_errors
 def report(spec_path: str, storage: str | None, out: str | None, readme: str | None) -> None:
-    """Write SPEC's study as a report: setup, parameter counts, learning curves, comparison,
-    LeNet-5 against LeCun et al. 1998, and whether each regularizer helps.
+    """Write SPEC's study as a Markdown report, with figures and summary.json.
 
+    The report holds the setup, parameter counts, learning curves, a comparison of every
+    configuration, LeNet-5 against LeCun et al. 1998, and whether each regularizer helps.
     It reads only the stored trials (it never trains): failed and running trials are listed and
     left out of the statistics. The same trials give byte-identical files. Every input is checked
     before any file is written.
@@ -171,6 +172,124 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
     click.echo(f"{result.study}: {trials} trials in {len(result.configs)} configurations{left_out}")
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _reader(storage: str | None) -> Any:
+    from runner.store import Store
+    return Store(storage, create=False)
+
+
+def format_option(f: Callable) -> Callable:
+    """--format, shared by the query commands."""
+    return click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+                        default="table", show_default=True, help="Output format.")(f)
+
+
+@cli.command()
+@storage_option
+@format_option
+@user_errors
+def studies(storage: str | None, fmt: str) -> None:
+    """Every study in the storage: its trials by state and its best value.
+
+    \b
+    Example:
+      runner studies
+      runner studies --storage sqlite:///db/other.sqlite --format json
+    """
+    from runner.query import render, study_rows
+
+    rows = study_rows(_reader(storage))
+    columns = ["study", "direction", "trials", "complete", "running", "fail", "best_value"]
+    click.echo(render(rows, columns, fmt) if rows else "no studies in this storage")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name ([study].name of its spec).")
+@storage_option
+@click.option("--where", metavar="FILTER", help='e.g. "model = lenet5 and dropout > 0 and augment = affine"')
+@click.option("--sort", metavar="KEY", help="Sort by KEY ascending, -KEY descending (e.g. -test_acc).")
+@click.option("--limit", type=click.IntRange(0), help="Show at most N trials (after sorting).")
+@click.option("--columns", metavar="A,B,C", help="Columns to show, comma-separated.")
+@click.option("--group-by", metavar="A,B", help="Group complete trials by these keys: mean ± std and n over seeds.")
+@format_option
+@user_errors
+def trials(study_name: str, storage: str | None, where: str | None, sort: str | None, limit: int | None,
+           columns: str | None, group_by: str | None, fmt: str) -> None:
+    """A table of a study's trials: number, state, model, axes, seed, final metrics, seconds.
+
+    Accuracies are in percent, of the last stored epoch; best_test_acc is the best epoch's;
+    seconds is the training time summed over epochs. A filter is KEY OP VALUE clauses joined
+    by "and" / "or"; KEY is model, seed, state, number, an axis or a metric; OP is one of
+    = != < <= > >=. Reading never writes to the storage.
+
+    \b
+    Examples:
+      runner trials --study regularization
+      runner trials --study regularization --where "model = lenet5 and dropout > 0 and augment = affine" --sort -test_acc --limit 5
+      runner trials --study regularization --where "state != complete"
+      runner trials --study regularization --group-by batch_norm,augment
+      runner trials --study regularization --format csv > trials.csv
+    """
+    from runner.query import METRICS, QueryError, group, render, select, trial_records
+
+    records, axes = trial_records(_reader(storage), study_name)
+    rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit)
+    if group_by:
+        by = [k.strip() for k in group_by.split(",") if k.strip()]
+        rows = group(rows, axes, by)
+        if sort:
+            key = sort.lstrip("-")
+            rows = select([{**r, key: r.get(f"{key}_mean", r.get(key))} for r in rows], axes + ["n"], None, sort)
+        rows = rows[:limit] if limit is not None else rows
+        default = [*by, "n", *METRICS]
+    else:
+        varied = [a for a in axes if len({r[a] for r in records}) > 1]
+        default = ["number", "state", "model", *varied, "seed", "epochs", *METRICS]
+        default += ["fail_reason"] if any(r["fail_reason"] for r in rows) else []
+    if columns:
+        shown = [c.strip() for c in columns.split(",")]
+    elif fmt in ("json", "csv") and rows:  # for machines: every field
+        shown = [k.removesuffix("_mean") for k in rows[0] if not k.endswith("_std")]
+    else:
+        shown = default
+    known = set(default) | set(records[0] if records else ()) | {"n"}
+    unknown = [c for c in shown if c not in known]
+    if unknown:
+        raise QueryError(f"--columns: unknown column {unknown[0]!r}; columns: {', '.join(sorted(known))}")
+    click.echo(render(rows, shown, fmt, grouped=bool(group_by)) if rows else "no trials match")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("number", type=int)
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@user_errors
+def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
+    """One trial NUMBER: its resolved config, provenance and per-epoch metrics.
+
+    \b
+    Example:
+      runner show --study regularization 17
+      runner show --study regularization 17 --format json
+    """
+    import json
+
+    from runner.query import render, trial_detail
+
+    d = trial_detail(_reader(storage), study_name, number)
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2))
+        return
+    value = "" if d["value"] is None else f", value {d['value']:g}"
+    click.echo(f"trial {d['number']} of {d['study']}: {d['state']}{value}")
+    click.echo(f"started {d['started']}, completed {d['completed'] or '-'}\n")
+    click.echo("params:\n" + "\n".join(f"  {k} = {_cell(v)}" for k, v in d["params"].items()))
+    click.echo("\nconfig:\n" + json.dumps(d["config"], indent=2))
+    click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
+    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"]
+    click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
 
 
 def main() -> None:

@@ -35,8 +35,9 @@ from runner.store import EpochRow, Store
 
 __all__ = [
     "ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report",
-    "build_report", "render_markdown", "render_summary", "render_files", "write_report",
-    "update_readme", "make_report", "default_out_dir", "holm", "REPORT_FILE", "SUMMARY_FILE",
+    "build_report", "render_markdown", "render_summary", "summary_json", "render_files", "write_report",
+    "update_readme", "make_report", "default_out_dir", "holm", "effect_sentence", "interaction_sentence",
+    "comparison_table", "effects_table", "curves_png", "effects_png", "REPORT_FILE", "SUMMARY_FILE",
     "START_MARKER", "END_MARKER",
 ]
 
@@ -624,11 +625,15 @@ def effect_sentence(e: Effect, metric: str) -> str:
     what = f"{e.factor} ({_change(e)})"
     if e.verdict == "too few pairs":
         return f"{what}: too few paired trials ({e.n_pairs}) to tell."
-    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(e.ci95, metric)}, {_p(e.p_value)}"
+    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(e.ci95, metric)}"
     if e.verdict == "no detectable effect":
-        return f"{what}: no detectable effect on {words} ({numbers})."
-    size = f"{abs(e.delta_mean):.2f}" if metric == "test_acc" else f"{abs(e.delta_mean):.4f}"
-    return f"{what} {e.verdict} {words} by {size}{unit} {_ci(e.ci95, metric)} ({_p(e.p_value)})."
+        return f"{what}: no detectable effect on {words} ({numbers}, {_p(e.p_value)})."
+    if e.verdict == "hurts":
+        return f"{what} hurts {words}: {numbers} ({_p(e.p_value)})."
+    digits = 2 if metric == "test_acc" else 4  # improves: the size of the gain and its interval
+    lo, hi = sorted(abs(x) for x in e.ci95) if e.ci95 else (math.nan, math.nan)
+    return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
+            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({_p(e.p_value)}).")
 
 
 def interaction_sentence(e: Effect, metric: str) -> str:
@@ -685,7 +690,8 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
     names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
              "95% CI", "p (Holm)", "pairs", "verdict"]
     rows = [[*([e.model] if model else []), e.factor, _change(e), _num(e.delta_mean, report.metric),
-             _ci(e.ci95, report.metric), _p(e.p_value).removeprefix("p = "), str(e.n_pairs), e.verdict]
+             _ci(e.ci95, report.metric), _p(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs),
+             e.verdict]
             for e in effects]
     first = len(model) + 2  # the numeric columns: delta, CI, p, pairs
     return _table(names, rows, {first, first + 1, first + 2, first + 3})
@@ -794,8 +800,10 @@ def render_summary(report: Report, link: str) -> str:
            comparison_table(report), ""]
     if report.effects:
         out += [effects_table(report), ""]
-    out += [f"![{f.title}]({prefix}{f.file})" for f in report.figures if f.file in ("compare.png", "effects.png")]
-    out += ["", f"Full report: [{prefix}{REPORT_FILE}]({prefix}{REPORT_FILE})"]
+    for f in report.figures:
+        if f.file in ("compare.png", "effects.png"):
+            out += [f"![{f.title}]({prefix}{f.file})", ""]
+    out += [f"Full report: [{prefix}{REPORT_FILE}]({prefix}{REPORT_FILE})"]
     return "\n".join(out).strip() + "\n"
 
 

@@ -25,6 +25,7 @@ from runner.errors import StorageError
 __all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "Store"]
 
 DEFAULT_STORAGE = "sqlite:///db/runner.sqlite"
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # runner prints its own progress
 SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before failing
 
 
@@ -91,8 +92,8 @@ class Store:
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
         try:
             self.engine = sa.create_engine(self.url, **kwargs)
-            if is_sqlite:
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if is_sqlite:  # a reader sets nothing: switching to WAL would write to the file
+                event.listen(self.engine, "connect", _sqlite_pragmas if create else _sqlite_busy_timeout)
             if create:
                 Base.metadata.create_all(self.engine)
             self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
@@ -236,6 +237,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
     cur.close()
+
+
+def _sqlite_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
 
 
 def _reason(e: BaseException) -> str:

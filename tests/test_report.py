@@ -19,7 +19,8 @@ from scipy import stats
 
 from runner.cli import cli
 from runner.grid import distributions, param_count
-from runner.report import END_MARKER, START_MARKER, build_report, holm, render_markdown
+from runner.report import (END_MARKER, START_MARKER, Effect, build_report, effect_sentence, holm,
+                           interaction_sentence, render_markdown)
 from runner.spec import Point, load_spec
 from runner.store import Store
 from runner.train import EpochMetrics
@@ -166,6 +167,22 @@ def test_effect_is_a_paired_t_test_with_holm_correction(study, written):
 def test_holm_steps_down_and_stays_monotone():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, None, 0.9]) == [pytest.approx(1.0), None, pytest.approx(1.0)]
+
+
+def test_sentences_say_what_the_numbers_say():
+    hurts = Effect("lenet5", "augment", "none", "affine", 24, -0.4, (-0.55, -0.25), 0.001, 0.002, "hurts")
+    assert effect_sentence(hurts, "test_acc") == \
+        "augment (none → affine) hurts test accuracy: -0.40 points [-0.55, -0.25] (p = 0.002)."
+    lower = Effect("lenet5", "dropout", 0.0, 0.5, 24, -0.012, (-0.02, -0.004), 0.001, 0.003, "improves")
+    assert effect_sentence(lower, "test_loss") == \
+        "dropout (0.0 → 0.5) improves test loss by 0.0120 [0.0040, 0.0200] (p = 0.003)."
+    none = Effect("lenet5", "batch_norm", False, True, 2, 0.1, None, None, None, "too few pairs")
+    assert "too few paired trials (2)" in effect_sentence(none, "test_acc")
+    inter = Effect("lenet5", "batch_norm x augment", [False, "none"], [True, "affine"], 12, -0.3,
+                   (-0.4, -0.2), 0.0001, 0.0004, "interacts")
+    assert interaction_sentence(inter, "test_acc") == (
+        "The change in test accuracy from batch_norm false → true is 0.30 points smaller with "
+        "augment=affine than with augment=none [-0.40, -0.20] (p < 0.001).")
 
 
 def test_summary_lists_every_configuration_with_its_means(study, written):

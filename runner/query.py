@@ -1,0 +1,308 @@
+"""Questions asked of stored trials: list, filter, sort, group, format. Reading never writes.
+
+A filter (`--where`) is parsed into clauses and evaluated in Python over flat trial records; it
+is never pasted into SQL nor evaluated as code:
+
+    filter := clause (("and" | "or") clause)*      "and" binds tighter than "or"
+    clause := KEY OP VALUE
+    OP     := = | != | < | <= | > | >=
+    VALUE  := a number | true | false | a word | "a quoted string" | 'a quoted string'
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import operator
+import re
+import shutil
+import statistics
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+
+from runner.errors import RunnerError
+from runner.store import Store
+
+__all__ = ["QueryError", "Clause", "parse_filter", "trial_records", "select", "group", "render",
+           "study_rows", "trial_detail", "METRICS", "FORMATS"]
+
+METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "best_test_acc", "seconds")
+FIXED_KEYS = ("number", "state", "model", "seed")
+FORMATS = ("table", "csv", "json", "markdown")
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+GRAMMAR = 'KEY OP VALUE clauses joined by "and"/"or", OP one of = != < <= > >=, VALUE a number, true/false, a word or a quoted string'
+TOKEN = re.compile(r"""\s*(?:(?P<str>"[^"]*"|'[^']*')|(?P<op><=|>=|!=|=|<|>)|(?P<word>[A-Za-z0-9_.+\-]+))""")
+
+
+class QueryError(RunnerError):
+    """A filter, sort key, column or format that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    key: str
+    op: str
+    value: Any  # float, bool or str
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise QueryError(f"--where: unexpected {text[pos:].strip()[:20]!r} at character {pos + 1}; "
+                             f"a filter is {GRAMMAR}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+def _value(kind: str, text: str) -> Any:
+    if kind == "str":
+        return text[1:-1]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    return number
+
+
+def parse_filter(text: str) -> list[list[Clause]]:
+    """Parse a filter into OR-ed groups of AND-ed clauses."""
+    tokens = _tokens(text)
+    if not tokens:
+        raise QueryError(f"--where: empty filter; a filter is {GRAMMAR}")
+    groups: list[list[Clause]] = [[]]
+    i = 0
+    while True:
+        part = tokens[i:i + 3]
+        if len(part) < 3 or part[0][0] != "word" or part[1][0] != "op" or part[2][0] == "op":
+            shown = " ".join(t for _, t in tokens[i:i + 3]) or "the end"
+            raise QueryError(f"--where: expected KEY OP VALUE at {shown!r}; a filter is {GRAMMAR}")
+        groups[-1].append(Clause(part[0][1], part[1][1], _value(*part[2])))
+        i += 3
+        if i == len(tokens):
+            return groups
+        joiner = tokens[i][1].lower()
+        if tokens[i][0] != "word" or joiner not in ("and", "or"):
+            raise QueryError(f"--where: expected \"and\" or \"or\" at {tokens[i][1]!r}; a filter is {GRAMMAR}")
+        if joiner == "or":
+            groups.append([])
+        i += 1
+
+
+def _matches(record: dict[str, Any], c: Clause) -> bool:
+    have = record.get(c.key)
+    if have is None:
+        return False
+    want = c.value
+    if isinstance(have, bool) or isinstance(want, bool):
+        if not (isinstance(have, bool) and isinstance(want, bool)) or c.op not in ("=", "!="):
+            raise QueryError(f"--where: {c.key} holds {_kind(have)}; compare it with = or != to "
+                             f"{'true or false' if isinstance(have, bool) else 'a ' + _kind(have)[:-1]}")
+        return OPS[c.op](have, want)
+    if isinstance(have, (int, float)):
+        if not isinstance(want, float):
+            raise QueryError(f"--where: {c.key} holds numbers, {want!r} is not one")
+        return OPS[c.op](float(have), want)
+    if c.op not in ("=", "!="):
+        raise QueryError(f"--where: {c.key} holds words; compare it with = or !=")
+    return OPS[c.op](str(have).lower(), str(want).lower())
+
+
+def _kind(v: Any) -> str:
+    return "true/false values" if isinstance(v, bool) else "numbers" if isinstance(v, (int, float)) else "words"
+
+
+def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """One flat record per trial (params as keys of their own), and the axis names in order."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store.optuna)
+    except KeyError:
+        raise QueryError(f"{store.url}: no study named {study_name!r}; studies here: "
+                         f"{', '.join(store.study_names()) or 'none'}") from None
+    trials = study.get_trials(deepcopy=False)
+    epochs = store.epochs([t._trial_id for t in trials])
+    axes: list[str] = []
+    for t in trials:
+        axes += [k for k in t.params if k not in ("model", "seed") and k not in axes]
+    records = []
+    for t in trials:
+        rows = epochs[t._trial_id]
+        last = rows[-1] if rows else None
+        record: dict[str, Any] = {"number": t.number, "state": t.state.name.lower(),
+                                  "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
+                                  "seed": t.params.get("seed"), "epochs": len(rows)}
+        for m in ("test_acc", "test_loss", "train_acc", "train_loss"):
+            record[m] = getattr(last, m) if last else None
+        record["best_test_acc"] = max(r.test_acc for r in rows) if rows else None
+        record["seconds"] = sum(r.seconds for r in rows) if rows else None
+        record["fail_reason"] = t.user_attrs.get("fail_reason")
+        records.append(record)
+    return records, axes
+
+
+def select(records: list[dict[str, Any]], axes: list[str], where: str | None = None,
+           sort: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Filter, sort and cut the records."""
+    keys = [*FIXED_KEYS, *axes, *METRICS]
+    out = records
+    if where is not None:
+        groups = parse_filter(where)
+        for clause in (c for g in groups for c in g):
+            if clause.key not in keys:
+                raise QueryError(f"--where: unknown key {clause.key!r}; keys: {', '.join(keys)}")
+        out = [r for r in out if any(all(_matches(r, c) for c in g) for g in groups)]
+    if sort:
+        key = sort.lstrip("-")
+        if key not in keys:
+            raise QueryError(f"--sort: unknown key {key!r}; keys: {', '.join(keys)} (prefix - for descending)")
+        present = [r for r in out if r.get(key) is not None]
+        present.sort(key=lambda r: r[key], reverse=sort.startswith("-"))
+        out = present + [r for r in out if r.get(key) is None]  # missing values last, either way
+    if limit is not None:
+        out = out[:limit]
+    return out
+
+
+def group(records: list[dict[str, Any]], axes: list[str], by: list[str]) -> list[dict[str, Any]]:
+    """Mean, std and n of every metric per group of complete trials (n counts seeds)."""
+    keys = ["model", *axes, "seed", "state"]
+    for k in by:
+        if k not in keys:
+            raise QueryError(f"--group-by: unknown key {k!r}; keys: {', '.join(keys)}")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["state"] == "complete":
+            groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for values, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        row: dict[str, Any] = dict(zip(by, values))
+        row["n"] = len(members)
+        for m in METRICS:
+            xs = [r[m] for r in members if r[m] is not None]
+            row[f"{m}_mean"] = statistics.fmean(xs) if xs else None
+            row[f"{m}_std"] = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
+        out.append(row)
+    return out
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if "loss" in key:
+            return f"{v:.4f}"
+        if "acc" in key:
+            return f"{v:.2f}"
+        if "seconds" in key:
+            return f"{v:.1f}"
+        return f"{v:g}"
+    return str(v)
+
+
+def _grouped_cells(row: dict[str, Any], columns: list[str]) -> list[str]:
+    cells = []
+    for c in columns:
+        if f"{c}_mean" in row:
+            mean, std = row[f"{c}_mean"], row[f"{c}_std"]
+            cells.append("" if mean is None else f"{_cell(c, mean)} ± {_cell(c, std)}")
+        else:
+            cells.append(_cell(c, row.get(c)))
+    return cells
+
+
+def render(rows: list[dict[str, Any]], columns: list[str], fmt: str, grouped: bool = False) -> str:
+    """rows as table | csv | json | markdown. json and csv keep full precision."""
+    if fmt not in FORMATS:
+        raise QueryError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        flat = [{k: v for k, v in r.items() if k in columns or k.rsplit("_", 1)[0] in columns} for r in rows]
+        return json.dumps(flat, indent=2)
+    if fmt == "csv":
+        names = [k for k in (rows[0] if rows else columns) if k in columns or k.rsplit("_", 1)[0] in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()})
+        return buf.getvalue().rstrip("\n")
+    cells = [_grouped_cells(r, columns) if grouped else [_cell(c, r.get(c)) for c in columns] for r in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines)
+    return _fit_terminal(columns, cells)
+
+
+def _fit_terminal(columns: list[str], cells: list[list[str]]) -> str:
+    """A text table; on a terminal, columns that do not fit its width are left out, and said so."""
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10**6
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    keep, used = 0, 0
+    while keep < len(columns) and used + widths[keep] + (2 if keep else 0) <= width:
+        used += widths[keep] + (2 if keep else 0)
+        keep += 1
+    keep = max(keep, 1)
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row[:keep], widths)).rstrip()  # noqa: E731
+    out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
+    if keep < len(columns):
+        out.append(f"({len(columns) - keep} columns do not fit: {', '.join(columns[keep:])}; "
+                   "choose with --columns or use --format csv)")
+    return "\n".join(out)
+
+
+def study_rows(store: Store) -> list[dict[str, Any]]:
+    """Every study: its trials by state and its best value."""
+    rows = []
+    for s in store.optuna.get_all_studies():
+        trials = store.optuna.get_all_trials(s._study_id, deepcopy=False)
+        states = [t.state.name.lower() for t in trials]
+        complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        maximize = s.directions[0].name == "MAXIMIZE"
+        best = (max if maximize else min)(complete) if complete else None
+        rows.append({"study": s.study_name, "direction": s.directions[0].name.lower(), "trials": len(trials),
+                     **{st: states.count(st) for st in ("complete", "running", "fail", "pruned", "waiting")},
+                     "best_value": best})
+    return rows
+
+
+def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
+    """One trial: params, value, state, resolved config, provenance and per-epoch metrics."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store.optuna)
+    except KeyError:
+        raise QueryError(f"{store.url}: no study named {study_name!r}; studies here: "
+                         f"{', '.join(store.study_names()) or 'none'}") from None
+    trials = study.get_trials(deepcopy=False)
+    match = [t for t in trials if t.number == number]
+    if not match:
+        raise QueryError(f"study {study_name!r} has no trial {number}; its trials are 0-{len(trials) - 1}"
+                         if trials else f"study {study_name!r} has no trials")
+    t = match[0]
+    attrs = dict(t.user_attrs)
+    config = attrs.pop("config", None)
+    epochs = store.epochs([t._trial_id])[t._trial_id]
+    return {
+        "study": study_name, "number": t.number, "state": t.state.name.lower(), "value": t.value,
+        "params": t.params, "config": config, "provenance": attrs,
+        "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+        "completed": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
+        "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "train_acc": e.train_acc,
+                    "test_loss": e.test_loss, "test_acc": e.test_acc, "lr": e.lr, "seconds": e.seconds}
+                   for e in epochs],
+    }

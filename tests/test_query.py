@@ -1,0 +1,169 @@
+"""`runner studies`, `runner trials` and `runner show` over a small real study."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from runner.cli import cli
+from runner.query import Clause, QueryError, parse_filter
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    """A study of 2 models x 2 batch_norm x 2 seeds, plus one failed and one running trial."""
+    folder = tmp_path_factory.mktemp("query")
+    spec = folder / "q.toml"
+    spec.write_text(Path(__file__).with_name("conftest.py").read_text().split('SMALL_SPEC = """')[1]
+                    .split('"""')[0].format(name="q", seeds="[0, 1]", epochs=1, models='["lenet5", "mlp"]',
+                                            batch_norm="[false, true]"))
+    url = f"sqlite:///{folder}/q.sqlite"
+    result = CliRunner().invoke(cli, ["grid", str(spec), "--storage", url, "--quiet"])
+    assert result.exit_code == 0, result.output
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name="q", storage=storage)
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"model": "lenet5", "seed": 7},
+                                       distributions={"model": optuna.distributions.CategoricalDistribution(["lenet5", "mlp"]),
+                                                      "seed": optuna.distributions.IntDistribution(7, 7)},
+                                       user_attrs={"fail_reason": "loss became nan in epoch 1"})
+    study.add_trial(failed)
+    study.ask()  # a running trial with no params yet
+    storage.engine.dispose()  # close it, so that the WAL is folded into the file the tests copy
+    return folder / "q.sqlite"
+
+
+@pytest.fixture
+def query(db, tmp_path):
+    copy = tmp_path / "q.sqlite"
+    shutil.copy(db, copy)
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli, [*args, "--storage", f"sqlite:///{copy}"])
+        return result
+    run.path = copy
+    return run
+
+
+def test_studies_lists_trials_by_state_and_best_value(query):
+    out = query("studies").output
+    assert "q      maximize   10      8         1        1" in out
+
+
+def test_filter_grammar_binds_and_tighter_than_or():
+    groups = parse_filter("model = lenet5 and dropout > 0 or augment = 'affine net'")
+    assert groups == [[Clause("model", "=", "lenet5"), Clause("dropout", ">", 0.0)],
+                      [Clause("augment", "=", "affine net")]]
+    assert parse_filter("batch_norm = TRUE") == [[Clause("batch_norm", "=", True)]]
+
+
+@pytest.mark.parametrize("hostile", [
+    "model = lenet5; drop table trials", "__import__('os').system('x')", "model = lenet5 and", "", "dropout >",
+    "model == lenet5", "model = lenet5 xor seed = 1", "1 = 1", "model = (lenet5)", "seed = nan",
+])
+def test_hostile_or_malformed_filters_are_refused_with_the_grammar(query, hostile):
+    result = query("trials", "--study", "q", "--where", hostile)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "KEY OP VALUE" in result.output or "holds numbers" in result.output or "unknown key" in result.output
+
+
+def test_unknown_filter_key_names_the_keys(query):
+    result = query("trials", "--study", "q", "--where", "dropuot > 0")
+    assert result.exit_code == 1
+    assert "unknown key 'dropuot'; keys: number, state, model, seed" in result.output
+    assert "batch_norm" in result.output and "test_acc" in result.output
+
+
+def test_where_sort_and_limit(query):
+    out = query("trials", "--study", "q", "--where", "model = lenet5 and state = complete", "--sort", "-test_acc",
+                "--format", "json").output
+    rows = json.loads(out)
+    assert len(rows) == 4 and {r["model"] for r in rows} == {"lenet5"}
+    accs = [r["test_acc"] for r in rows]
+    assert accs == sorted(accs, reverse=True)
+    up = json.loads(query("trials", "--study", "q", "--sort", "test_acc", "--limit", "3", "--format", "json").output)
+    assert [r["test_acc"] for r in up] == sorted(r["test_acc"] for r in rows + up)[:3] or len(up) == 3
+    assert [r["test_acc"] for r in up] == sorted(r["test_acc"] for r in up)
+
+
+def test_json_is_flat_with_params_as_keys(query):
+    rows = json.loads(query("trials", "--study", "q", "--format", "json").output)
+    assert len(rows) == 10
+    first = rows[0]
+    assert {"number", "state", "model", "batch_norm", "seed", "test_acc", "seconds"} <= set(first)
+    assert isinstance(first["batch_norm"], bool) and 0 < first["test_acc"] <= 100
+
+
+def test_csv_has_a_header_row(query):
+    text = query("trials", "--study", "q", "--format", "csv", "--columns", "number,model,seed,test_acc").output
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["number", "model", "seed", "test_acc"] and len(rows) == 10
+
+
+def test_markdown_is_a_github_table(query):
+    lines = query("trials", "--study", "q", "--format", "markdown", "--columns", "number,state,model").output.splitlines()
+    assert lines[0] == "| number | state | model |" and lines[1] == "|---|---|---|"
+    assert len(lines) == 12
+
+
+def test_failed_and_running_trials_are_listed_and_filterable(query):
+    out = query("trials", "--study", "q", "--where", "state != complete", "--format", "json").output
+    rows = json.loads(out)
+    assert sorted(r["state"] for r in rows) == ["fail", "running"]
+    assert all(r["test_acc"] is None for r in rows)
+    fail = [r for r in rows if r["state"] == "fail"][0]
+    assert fail["fail_reason"] == "loss became nan in epoch 1"
+
+
+def test_group_by_gives_mean_std_and_n_over_seeds_of_complete_trials(query):
+    rows = json.loads(query("trials", "--study", "q", "--group-by", "model,batch_norm", "--format", "json").output)
+    assert len(rows) == 4 and all(r["n"] == 2 for r in rows)
+    trials = json.loads(query("trials", "--study", "q", "--format", "json").output)
+    lenet_bn = [t["test_acc"] for t in trials if t["model"] == "lenet5" and t["batch_norm"] is True]
+    group = [r for r in rows if r["model"] == "lenet5" and r["batch_norm"] is True][0]
+    assert group["test_acc_mean"] == pytest.approx(sum(lenet_bn) / 2)
+    table = query("trials", "--study", "q", "--group-by", "batch_norm").output
+    assert "±" in table and "n" in table.splitlines()[0]
+
+
+def test_unknown_column_and_study_are_one_line(query):
+    assert "unknown column 'acc'" in query("trials", "--study", "q", "--columns", "acc").output
+    result = query("trials", "--study", "nope")
+    assert result.exit_code == 1 and "no study named 'nope'; studies here: q" in result.output
+
+
+def test_show_prints_config_provenance_and_epochs(query):
+    out = query("show", "--study", "q", "0").output
+    assert "trial 0 of q: complete" in out
+    assert '"arch": "lenet5"' in out and "data_checksum:" in out and "versions:" in out
+    assert "epoch  train_loss" in out
+    detail = json.loads(query("show", "--study", "q", "0", "--format", "json").output)
+    assert len(detail["epochs"]) == 1 and detail["epochs"][0]["test_acc"] == detail["value"]
+    assert "has no trial 99" in query("show", "--study", "q", "99").output
+
+
+def test_reading_never_writes(query):
+    before = hashlib.sha256(query.path.read_bytes()).hexdigest()
+    for args in (["studies"], ["trials", "--study", "q"], ["trials", "--study", "q", "--group-by", "model"],
+                 ["show", "--study", "q", "3"], ["trials", "--study", "q", "--where", "bad"]):
+        query(*args)
+    assert hashlib.sha256(query.path.read_bytes()).hexdigest() == before
+
+
+def test_a_missing_database_is_not_created(tmp_path):
+    result = CliRunner().invoke(cli, ["studies", "--storage", f"sqlite:///{tmp_path}/none.sqlite"])
+    assert result.exit_code == 1 and "no such database" in result.output
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["studies", "trials", "show"])
+def test_query_commands_have_help_with_examples(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
