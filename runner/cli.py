@@ -57,10 +57,13 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes; the cores are split between them.")
 @click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
+@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
+              help="Take over a running trial whose worker sent no heartbeat for this long (another "
+                   "machine died); a dead worker on this machine is noticed at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the final summary.")
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry_failed: bool,
-         quiet: bool) -> None:
+         stale_after: float, quiet: bool) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
     A point already complete in the storage is skipped, so running the same command again
@@ -83,7 +86,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     try:
-        result = run_grid(spec, storage, workers=workers, log=log, retry_failed=retry_failed)
+        result = run_grid(spec, storage, workers=workers, log=log, retry_failed=retry_failed,
+                          stale_after=stale_after)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: runner grid {spec_path}", err=True)
@@ -290,6 +294,39 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
     click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
     columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"]
     click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
+
+
+@cli.command()
+@click.option("--out", metavar="FILE", type=click.Path(dir_okay=False), default="reports/bench/bench.json",
+              show_default=True, help="Where to write the table as JSON.")
+@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True,
+              help="Epochs of each timed trial and bare-loop run.")
+@click.option("--png-images", type=click.IntRange(1), default=15_000, show_default=True,
+              help="Training PNGs the per-sample pipeline is timed on, scaled to 60,000.")
+@click.option("--quick", is_flag=True, help="Tiny subsets, one epoch: checks that the bench runs (marked quick).")
+@user_errors
+def bench(out: str, epochs: int, png_images: int, quick: bool) -> None:
+    """Time the runner's epoch against a bare loop and the per-sample PNG pipeline.
+
+    On the real data, in one process: the runner's LeNet-5 epoch (run_grid, with its database
+    writes) against a bare in-memory loop of the same model and batch, and against a PIL +
+    ToTensor + DataLoader pipeline over PNG files; the cost of augment = "affine"; grid
+    throughput with 1 and 2 workers; a worker's peak memory. Prints a table of ratios and goals
+    and writes it as JSON. Takes a few minutes; run it on an otherwise idle machine.
+
+    \b
+    Examples:
+      runner bench
+      runner bench --epochs 3 --out /tmp/bench.json
+      runner bench --quick --out /tmp/quick.json
+    """
+    from runner.bench import BenchConfig, run_bench, table_rows
+
+    config = BenchConfig.quick_check() if quick else BenchConfig(epochs=epochs, png_images=png_images)
+    result = run_bench(config, out, log=lambda s: click.echo(s, err=True))
+    click.echo(format_table(*table_rows(result)))
+    click.echo("\n".join(result.notes))
+    click.echo(f"wrote {out}")
 
 
 def main() -> None:

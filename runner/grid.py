@@ -6,6 +6,7 @@ import os
 import platform
 import signal
 import subprocess
+import threading
 import time
 from datetime import datetime
 from dataclasses import dataclass
@@ -16,17 +17,19 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from runner.checkpoint import Checkpoints
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError, StorageError
 from runner.models import ModelConfig, build_model
 from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec
-from runner.store import Store, worker_name
+from runner.store import Store, checkpoint_dir, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
 
 __all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt"]
 
 Log = Callable[[str], None]
-GRACE_S = 600.0  # a running claim with no heartbeat for this long belongs to a dead worker
+GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
+HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -109,9 +112,10 @@ class _Worker:
     """Claims points one by one and trains them."""
 
     def __init__(self, spec: Spec, store: Store, data: MNIST, threads: int, log: Log, tag: str,
-                 retry_failed: bool):
+                 retry_failed: bool, stale_after: float = GRACE_S):
         self.spec, self.store, self.data, self.log, self.tag = spec, store, data, log, tag
-        self.retry_failed = retry_failed
+        self.retry_failed, self.stale_after = retry_failed, stale_after
+        self.checkpoints = Checkpoints(checkpoint_dir(store.url) / spec.study.name)
         self.name = worker_name()
         self.device = resolve_device(spec.train.device)
         self.threads = set_threads(threads)
@@ -123,7 +127,7 @@ class _Worker:
     def run(self, points: list[Point]) -> None:
         total = len(points)
         for i, point in enumerate(points, 1):
-            claim = self.store.claim(self.spec.study.name, point.config_hash, self.name, GRACE_S,
+            claim = self.store.claim(self.spec.study.name, point.config_hash, self.name, self.stale_after,
                                      self.retry_failed)
             if claim is None:
                 continue
@@ -140,16 +144,26 @@ class _Worker:
         self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
         start = time.perf_counter()
 
-        def on_epoch(m: EpochMetrics) -> None:
+        def record(m: EpochMetrics) -> None:
             store.add_epoch(spec.study.name, trial_id, number, m)
             store.optuna.set_trial_intermediate_value(trial_id, m.epoch, m.test_acc)
+
+        def on_epoch(m: EpochMetrics) -> None:
+            record(m)
             store.update_claim(spec.study.name, point.config_hash, self.name)
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
                      f"acc {m.train_acc:.2f}%  test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
                      f"({m.seconds:.1f} s)")
 
+        resume = self.checkpoints.load(point.config_hash)
+        if resume is not None:
+            for m in resume["history"]:  # the new trial carries the whole history
+                record(EpochMetrics(**m))
+            self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
+        heartbeat = _Heartbeat(store, spec.study.name, point.config_hash, self.name)
         try:
-            _, history = train_point(point, self.data, self.device, on_epoch)
+            _, history = train_point(point, self.data, self.device, on_epoch, resume,
+                                     lambda state: self.checkpoints.save(point.config_hash, state))
         except TrainingError as e:
             self._fail_trial(trial_id, str(e))
             store.update_claim(spec.study.name, point.config_hash, self.name, state="failed")
@@ -160,6 +174,8 @@ class _Worker:
             self._fail_trial(trial_id, "interrupted")
             store.release(spec.study.name, point.config_hash, self.name)
             raise
+        finally:
+            heartbeat.stop()
         last = history[-1]
         wall = time.perf_counter() - start
         store.optuna.set_trial_user_attr(trial_id, "wall_seconds", wall)
@@ -167,6 +183,7 @@ class _Worker:
         value = getattr(last, spec.study.metric)
         store.optuna.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
         store.update_claim(spec.study.name, point.config_hash, self.name, state="complete")
+        self.checkpoints.remove(point.config_hash)
         self.ran += 1
 
     def _template(self, point: Point) -> FrozenTrial:
@@ -189,6 +206,28 @@ class _Worker:
             pass  # best effort on the way out; the claim decides what runs next
 
 
+class _Heartbeat:
+    """Refreshes a claim's heartbeat every HEARTBEAT_S seconds from a thread, while a trial trains."""
+
+    def __init__(self, store: Store, study: str, config_hash: str, worker: str):
+        self._stop = threading.Event()
+        self._args = (study, config_hash, worker)
+        self._store = store
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._store.update_claim(*self._args)
+            except RunnerError:
+                pass  # a busy database now and then is fine: the grace period is many beats long
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[Point], int]:
     """(points not yet complete, number complete)."""
     claims = store.claims(spec.study.name)
@@ -206,7 +245,7 @@ def _threads_per_worker(spec: Spec, workers: int) -> int:
 
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
-             retry_failed: bool = False) -> GridResult:
+             retry_failed: bool = False, stale_after: float = GRACE_S) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`."""
     data = _load(spec)  # bad data fails here, before the storage is touched
     store = Store(url)
@@ -219,7 +258,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         return GridResult(total, done, 0, 0)
     threads = _threads_per_worker(spec, workers)
     if workers == 1:
-        w = _Worker(spec, store, data, threads, log, "", retry_failed)
+        w = _Worker(spec, store, data, threads, log, "", retry_failed, stale_after)
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
@@ -227,7 +266,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     del data  # each worker loads its own copy
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(spec, store.url, threads, i, retry_failed, queue))
+    procs = [ctx.Process(target=_worker_main, args=(spec, store.url, threads, i, retry_failed, stale_after, queue))
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -267,13 +306,14 @@ def _load(spec: Spec) -> MNIST:
     return load_mnist(d.root, d.train_limit, d.test_limit)
 
 
-def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, queue: Any) -> None:
+def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
+                 queue: Any) -> None:
     """A worker process: its own store and data; claims decide which points it trains."""
     log = lambda s: queue.put(("log", s))  # noqa: E731
     signal.signal(signal.SIGTERM, interrupt)
     try:
         store = Store(url)
-        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed)
+        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed, stale_after)
         todo, _ = pending(spec, store, retry_failed)
         w.run(todo)
         store.dispose()

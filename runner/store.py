@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import random
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,11 +24,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from runner.errors import StorageError
 
-__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "Store"]
+__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "Store", "checkpoint_dir", "worker_name"]
 
 DEFAULT_STORAGE = "sqlite:///db/runner.sqlite"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # runner prints its own progress
 SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before failing
+CREATE_ATTEMPTS = 5  # tries to create the tables of a new database that other workers create too
 
 
 def storage_url(url: str | None) -> str:
@@ -38,6 +41,8 @@ def _sqlite_path(url: str) -> Path | None:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
+    if parsed.query.get("uri") == "true":  # sqlite:///file:path?mode=ro&uri=true
+        return Path(parsed.database.removeprefix("file:"))
     return Path(parsed.database)
 
 
@@ -90,16 +95,23 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
         is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
-        try:
-            self.engine = sa.create_engine(self.url, **kwargs)
-            if is_sqlite:  # a reader sets nothing: switching to WAL would write to the file
-                event.listen(self.engine, "connect", _sqlite_pragmas if create else _sqlite_busy_timeout)
-            if create:
-                Base.metadata.create_all(self.engine)
-            self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
-                                                     skip_table_creation=not create)
-        except (SQLAlchemyError, optuna.exceptions.OptunaError, ImportError, ValueError) as e:
-            raise StorageError(f"{self.url}: cannot open storage: {_reason(e)}") from None
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                self.engine = sa.create_engine(self.url, **kwargs)
+                if is_sqlite:  # a reader sets nothing: switching to WAL would write to the file
+                    event.listen(self.engine, "connect", _sqlite_pragmas if create else _sqlite_busy_timeout)
+                if create:
+                    Base.metadata.create_all(self.engine)
+                self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
+                                                         skip_table_creation=not create)
+                break
+            except (SQLAlchemyError, optuna.exceptions.OptunaError, ImportError, ValueError) as e:
+                # Two workers creating the tables of a new database at once: one loses the race
+                # ("already exists", "duplicate key"); its second look finds the tables made.
+                if attempt + 1 < CREATE_ATTEMPTS and _is_creation_race(e):
+                    time.sleep(random.uniform(0.1, 1.0))
+                    continue
+                raise StorageError(f"{self.url}: cannot open storage: {_reason(e)}") from None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -125,7 +137,10 @@ class Store:
             if not create:
                 raise StorageError(f"{self.url}: no study named {name!r}; "
                                    f"studies here: {', '.join(self.study_names()) or 'none'}") from None
-            return optuna.create_study(study_name=name, storage=self.optuna, direction=direction)
+            try:
+                return optuna.create_study(study_name=name, storage=self.optuna, direction=direction)
+            except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+                study = optuna.load_study(study_name=name, storage=self.optuna)
         existing = study.direction.name.lower()
         if existing != direction:
             raise StorageError(f"{self.url}: study {name!r} exists with direction {existing}, "
@@ -164,7 +179,8 @@ class Store:
         old = self._get_claim(study, config_hash)
         if old is None:
             return None
-        stale = old.state == "running" and (_now() - old.heartbeat).total_seconds() > grace_s
+        stale = old.state == "running" and ((_now() - old.heartbeat).total_seconds() > grace_s
+                                            or _dead_here(old.worker))
         if not (stale or (old.state == "failed" and retry_failed)):
             return None
         with self.session() as s:
@@ -239,6 +255,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _is_creation_race(e: BaseException) -> bool:
+    text = str(getattr(e, "orig", None) or e).lower()
+    return "already exists" in text or "duplicate key" in text
+
+
 def _sqlite_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
 
@@ -247,6 +268,26 @@ def _reason(e: BaseException) -> str:
     """The first line of a driver's message, without SQLAlchemy's background links."""
     text = str(getattr(e, "orig", None) or e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+def _dead_here(worker: str) -> bool:
+    """A worker of this machine whose process is gone: no need to wait for the grace period."""
+    host, _, pid = worker.rpartition(":")
+    if host != os.uname().nodename or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def checkpoint_dir(url: str) -> Path:
+    """Checkpoints sit beside a SQLite file (db/checkpoints/), else in db/checkpoints/ here."""
+    path = _sqlite_path(url)
+    return (path.parent if path is not None else Path("db")) / "checkpoints"
 
 
 def worker_name() -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +125,16 @@ def evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
 
 
 def train_point(point: Point, data: MNIST, device: torch.device,
-                on_epoch: Callable[[EpochMetrics], None] | None = None) -> tuple[nn.Module, list[EpochMetrics]]:
-    """Train `point` on `data` and evaluate after every epoch; return the model and the metrics."""
+                on_epoch: Callable[[EpochMetrics], None] | None = None,
+                resume: dict[str, Any] | None = None,
+                save: Callable[[dict[str, Any]], None] | None = None) -> tuple[nn.Module, list[EpochMetrics]]:
+    """Train `point` on `data` and evaluate after every epoch; return the model and the metrics.
+
+    Args:
+        on_epoch: called with each epoch's metrics (after `save`).
+        resume: a state from `save` to continue from; the result equals an uninterrupted run's.
+        save: called after each epoch with the whole training state (a plain dict).
+    """
     t: TrainConfig = point.train
     torch.manual_seed(point.seed)  # weights and dropout
     g = torch.Generator(device=device).manual_seed(point.seed)  # shuffling and augmentation
@@ -142,8 +150,18 @@ def train_point(point: Point, data: MNIST, device: torch.device,
     sched = SCHEDULES[t.schedule](opt, t, steps_per_epoch * t.epochs)
     augment = point.reg("augment") == "affine"
     smoothing = point.reg("label_smoothing")
-    history = []
-    for epoch in range(1, t.epochs + 1):
+    history: list[EpochMetrics] = []
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(resume["scheduler"])
+        torch.set_rng_state(resume["rng"])
+        g.set_state(resume["generator"].to(g.device) if device.type != "cpu" else resume["generator"])
+        if device.type == "cuda" and "cuda_rng" in resume:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        history = [EpochMetrics(**m) for m in resume["history"]]
+    for epoch in range(len(history) + 1, t.epochs + 1):
         start, lr = time.perf_counter(), opt.param_groups[0]["lr"]
         train_loss, train_acc = _train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
                                                  augment, smoothing)
@@ -152,9 +170,24 @@ def train_point(point: Point, data: MNIST, device: torch.device,
         test_loss, test_acc = evaluate(model, test)
         m = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - start)
         history.append(m)
+        if save:
+            save(_state(point, model, opt, sched, g, history))
         if on_epoch:
             on_epoch(m)
     return model, history
+
+
+def _state(point: Point, model: nn.Module, opt, sched, g: torch.Generator,
+           history: list[EpochMetrics]) -> dict[str, Any]:
+    """Everything needed to continue exactly: a plain dict of tensors and numbers."""
+    state = {"config_hash": point.config_hash, "epoch": len(history),
+             "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict() if sched is not None else {},
+             "rng": torch.get_rng_state(), "generator": g.get_state().cpu(),
+             "history": [asdict(m) for m in history]}
+    if g.device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(g.device)
+    return state
 
 
 def _train_one_epoch(model, data: _Batches, opt, sched, g, b: int, steps: int,

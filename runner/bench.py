@@ -1,0 +1,453 @@
+"""Speed and memory of the runner, measured against the floor and against the usual pipeline.
+
+One run, one process, the real data, in this order:
+1. the runner's epoch: `run_grid` on a one-point LeNet-5 spec in a temporary storage, with all its
+   bookkeeping (trial creation, metrics, database writes, whatever it saves per epoch);
+2. a bare loop of the same model and batch over the same in-memory uint8 tensors (the floor);
+3. the same spec with `augment = "affine"`, against the runner's epoch without it;
+4. grid throughput: 4 points with `workers=1`, then with `workers=2`, each in a fresh storage;
+5. the per-sample pipeline of the course template: PNG files, a `Dataset` that opens one with PIL
+   per item, `ToTensor` + `Normalize`, a `DataLoader` at the runner's batch size.
+Peak RSS is read from getrusage: the spawned workers' after step 4, before step 5 forks any
+DataLoader worker. This is a benchmark, not a test: it reports, it never fails on a figure.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from runner.data import MNIST, load_mnist
+from runner.errors import RunnerError
+from runner.models import ModelConfig, build_model
+from runner.train import EVAL_BATCH, resolve_device
+
+__all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",
+           "bare_epoch", "png_epoch", "write_pngs", "table_rows"]
+
+Log = Callable[[str], None]
+MEAN, STD = 0.1307, 0.3081  # the course template's Normalize((0.1307,), (0.3081,))
+
+
+class BenchError(RunnerError):
+    """A benchmark that could not measure what it set out to (a timed trial failed)."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    epochs: int = 2  # epochs of each timed trial and of each bare-loop run
+    batch_size: int = 128  # the runner's default, used by every pipeline
+    png_images: int = 15_000  # training PNGs the per-sample pipeline is timed on, scaled to the split
+    workers_points: int = 4  # points of the throughput grid (seeds 0..n-1), run with 1 and 2 workers
+    train_limit: int = 0  # 0 = all 60,000
+    test_limit: int = 0  # 0 = all 10,000
+    quick: bool = False  # tiny subsets: checks that the bench runs; its figures mean nothing
+
+    @classmethod
+    def quick_check(cls) -> BenchConfig:
+        """Tiny subsets, one epoch: a smoke check in seconds."""
+        return cls(epochs=1, png_images=100, workers_points=2, train_limit=500, test_limit=250, quick=True)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    key: str
+    label: str
+    unit: str  # s | x | trial-epochs/min | MB
+    goal: str = ""  # e.g. "<= 1.15"; empty = reported, no goal
+
+
+# Every figure the bench reports, in the order of its table; goals are the issue's.
+MEASUREMENTS = (
+    Measurement("runner_epoch_s", "runner epoch, train + test, as the runner times it", "s"),
+    Measurement("runner_trial_epoch_s", "+ its database writes and checkpoint: trial wall / epochs", "s"),
+    Measurement("runner_bookkept_epoch_s", "+ the trial's setup: (run_grid - data load) / epochs", "s"),
+    Measurement("runner_trial_setup_s", "trial setup (study, trial, provenance): once per trial", "s"),
+    Measurement("bare_epoch_s", "bare loop epoch, channels_last (as train.py)", "s"),
+    Measurement("bare_contiguous_epoch_s", "bare loop epoch, contiguous", "s"),
+    Measurement("runner_vs_bare", "runner (with bookkeeping) / bare loop", "x", "<= 1.15"),
+    Measurement("runner_epoch_vs_bare", "runner epoch alone / bare loop", "x"),
+    Measurement("png_epoch_s", "PNG Dataset + DataLoader epoch, num_workers=0", "s"),
+    Measurement("png_workers2_epoch_s", "PNG Dataset + DataLoader epoch, num_workers=2", "s"),
+    Measurement("png_loading_s", "PNG loading alone per epoch (no model), num_workers=0", "s"),
+    Measurement("png_vs_runner", "faster PNG pipeline / runner (with bookkeeping)", "x", ">= 4"),
+    Measurement("affine_epoch_s", 'runner epoch with augment = "affine"', "s"),
+    Measurement("affine_vs_none", 'augment "affine" / "none", runner epochs', "x", "<= 1.30"),
+    Measurement("throughput_workers1", "grid throughput, --workers 1", "trial-epochs/min"),
+    Measurement("throughput_workers2", "grid throughput, --workers 2", "trial-epochs/min"),
+    Measurement("workers2_vs_workers1", "throughput --workers 2 / --workers 1", "x", ">= 1.05"),
+    Measurement("worker_peak_rss_mb", "peak RSS of a spawned worker (--workers 2)", "MB", "< 1500"),
+    Measurement("process_peak_rss_mb", "peak RSS of this process, which ran the --workers 1 grid", "MB"),
+)
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    machine: dict[str, Any]
+    values: dict[str, float] = field(default_factory=dict)  # Measurement.key -> value
+    notes: list[str] = field(default_factory=list)
+
+    def passed(self, m: Measurement) -> bool | None:
+        """Whether the value meets its goal (None when it has no goal)."""
+        if not m.goal:
+            return None
+        op, bound = m.goal.split()
+        v, b = self.values[m.key], float(bound)
+        return {"<=": v <= b, ">=": v >= b, "<": v < b}[op]
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as JSON, with the settings and the machine."""
+        rows = [{**asdict(m), "value": self.values[m.key], "pass": self.passed(m)} for m in MEASUREMENTS]
+        c = self.config
+        options = "--quick" if c.quick else f"--epochs {c.epochs} --png-images {c.png_images}"
+        return {"command": f"runner bench {options}",
+                "quick": self.config.quick, "config": asdict(self.config), "machine": self.machine,
+                "measurements": rows, "notes": self.notes}
+
+
+def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
+    """(column names, rows) of the printed table."""
+    rows = []
+    for m in MEASUREMENTS:
+        ok = result.passed(m)
+        v = result.values[m.key]
+        value = f"{v:.2f}x" if m.unit == "x" else f"{v:,.0f} {m.unit}" if m.unit == "MB" else f"{v:.2f} {m.unit}"
+        rows.append([m.label, value, m.goal, "" if ok is None else "pass" if ok else "FAIL"])
+    return ["measurement", "value", "goal", "result"], rows
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -> BenchResult:
+    """Run every measurement, write the JSON to `out`, return the result."""
+    device = resolve_device("auto")
+    threads = len(os.sched_getaffinity(0))
+    result = BenchResult(config, machine_info(device, threads))
+    if os.getloadavg()[0] > 0.5 * threads:
+        log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
+    data = load_mnist("", config.train_limit, config.test_limit)
+    v = result.values
+    with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp, contextlib.chdir(tmp):
+        folder = Path(tmp)  # chdir: anything the runner writes relative to the cwd stays in here
+        v.update(_epoch_figures(folder, data, config, device, threads, log, result.notes))
+        v.update(_throughput_figures(folder, config, log))
+        torch.set_num_threads(threads)
+        v.update(time_png_pipeline(folder, data, config, device, log, result.notes))
+    v["png_vs_runner"] = min(v["png_epoch_s"], v["png_workers2_epoch_s"]) / v["runner_bookkept_epoch_s"]
+    if config.quick:
+        result.notes.insert(0, "quick: tiny subsets, the figures are not meaningful")
+    result.machine["load_average_end"] = os.getloadavg()
+    write_json(result, out)
+    return result
+
+
+def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, threads: int,
+                   log: Log, notes: list[str]) -> dict[str, float]:
+    """The runner's epoch (with and without affine augmentation) against the bare loop's."""
+    torch.set_num_threads(threads)
+    _warm_up(data, device, config.batch_size)
+    log(f"runner: 1 trial x {config.epochs} epochs, {len(data.train):,} images, batch {config.batch_size}")
+    none = time_runner(folder, config, "none")
+    torch.set_num_threads(threads)  # the runner set its own; the bare loop gets the same
+    log("bare loop: channels_last, then contiguous")
+    bare = bare_epoch(data, config.batch_size, device, True, config.epochs)
+    bare_contiguous = bare_epoch(data, config.batch_size, device, False, config.epochs)
+    log('runner: augment = "affine"')
+    affine = time_runner(folder, config, "affine")
+    notes += [f"runner epochs as it timed them: {none['epochs_s']} s (affine: {affine['epochs_s']} s); "
+              f"run_grid took {none['run_grid_s']:.2f} s, of which {none['load_s']:.2f} s loading data",
+              f"bare loop: {bare['train_s']:.2f} s train + {bare['test_s']:.2f} s test per epoch "
+              f"(test at batch {EVAL_BATCH}, as the runner evaluates)",
+              f"{config.epochs} epochs per trial: the trial setup is divided by {config.epochs}; "
+              "a 15-epoch trial spreads it over 15"]
+    return {"runner_epoch_s": none["epoch_s"], "runner_trial_epoch_s": none["trial_epoch_s"],
+            "runner_bookkept_epoch_s": none["bookkept_epoch_s"], "runner_trial_setup_s": none["setup_s"],
+            "bare_epoch_s": bare["epoch_s"], "bare_contiguous_epoch_s": bare_contiguous["epoch_s"],
+            "runner_vs_bare": none["bookkept_epoch_s"] / bare["epoch_s"],
+            "runner_epoch_vs_bare": none["epoch_s"] / bare["epoch_s"],
+            "affine_epoch_s": affine["epoch_s"], "affine_vs_none": affine["epoch_s"] / none["epoch_s"]}
+
+
+def _throughput_figures(folder: Path, config: BenchConfig, log: Log) -> dict[str, float]:
+    """Grid throughput with 1 and 2 workers, and peak memory of the processes that ran them."""
+    out = {}
+    for workers in (1, 2):
+        log(f"grid: {config.workers_points} points x {config.epochs} epochs, --workers {workers}")
+        out[f"throughput_workers{workers}"] = time_grid_throughput(folder, config, workers)
+        if workers == 1:  # in this process
+            out["process_peak_rss_mb"] = _peak_rss_mb(resource.RUSAGE_SELF)
+    out["workers2_vs_workers1"] = out["throughput_workers2"] / out["throughput_workers1"]
+    out["worker_peak_rss_mb"] = _peak_rss_mb(resource.RUSAGE_CHILDREN)  # before any DataLoader fork
+    return out
+
+
+def write_json(result: BenchResult, out: str | Path) -> Path:
+    """Write the result as JSON (folders created)."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return path
+
+
+def machine_info(device: torch.device, threads: int) -> dict[str, Any]:
+    """What the figures were measured on."""
+    from runner.grid import code_version
+
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(device),
+            "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cores_usable": threads, "threads": threads,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "code_version": code_version(), "load_average_start": os.getloadavg()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _peak_rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ---------------------------------------------------------------- the runner
+
+
+def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str) -> str:
+    """The TOML of a LeNet-5 spec timed by the bench."""
+    return textwrap.dedent(f"""\
+        [study]
+        name = "{name}"
+        seeds = {seeds}
+
+        [data]
+        train_limit = {config.train_limit}
+        test_limit = {config.test_limit}
+
+        [train]
+        epochs = {config.epochs}
+        batch_size = {config.batch_size}
+        lr = 0.01
+        schedule = "constant"
+
+        [models.lenet5]
+        arch = "lenet5"
+
+        [grid]
+        model = ["lenet5"]
+        augment = ["{augment}"]
+        """)
+
+
+def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, str, float]:
+    """Write a spec, run it in a fresh storage; (spec, url, wall seconds)."""
+    from runner.grid import run_grid
+    from runner.spec import load_spec
+
+    spec_path = folder / f"{name}.toml"
+    spec_path.write_text(text)
+    spec = load_spec(spec_path)
+    url = f"sqlite:///{folder / name}.sqlite"
+    start = time.perf_counter()
+    result = run_grid(spec, url, workers=workers)
+    wall = time.perf_counter() - start
+    if result.failed or result.ran != len(spec.points()):
+        raise BenchError(f"bench grid {name}: {result.ran} of {len(spec.points())} trials ran, "
+                         f"{result.failed} failed")
+    return spec, url, wall
+
+
+def time_runner(folder: Path, config: BenchConfig, augment: str) -> dict[str, Any]:
+    """Time one in-process trial of `run_grid`: its epochs as stored, and its whole wall time."""
+    import sqlalchemy as sa
+
+    from runner.store import EpochRow, Store
+
+    start = time.perf_counter()
+    load_mnist("", config.train_limit, config.test_limit)  # what run_grid spends before training
+    load_s = time.perf_counter() - start
+    name = f"bench-{augment}"
+    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment), workers=1)
+    store = Store(url, create=False)
+    with store.session() as s:
+        seconds = list(s.scalars(sa.select(EpochRow.seconds).where(EpochRow.study_name == name)
+                                 .order_by(EpochRow.epoch)))
+    trial_s = store.open_study(name, "maximize", create=False).trials[0].user_attrs["wall_seconds"]
+    store.dispose()
+    e = config.epochs
+    return {"epoch_s": statistics.mean(seconds), "epochs_s": [round(x, 2) for x in seconds],
+            "trial_epoch_s": trial_s / e, "bookkept_epoch_s": (wall - load_s) / e,
+            "setup_s": wall - load_s - trial_s, "run_grid_s": wall, "load_s": load_s}
+
+
+def time_grid_throughput(folder: Path, config: BenchConfig, workers: int) -> float:
+    """Trial-epochs per minute of a fresh grid run with `workers` processes (wall of run_grid)."""
+    name = f"bench-workers{workers}"
+    seeds = list(range(config.workers_points))
+    _, _, wall = _run_spec(folder, name, bench_spec(name, config, seeds, "none"), workers)
+    return config.workers_points * config.epochs / (wall / 60)
+
+
+# ---------------------------------------------------------------- the bare loop
+
+
+def _normalized(images: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    x = images.unsqueeze(1).float().mul_(1 / (255 * STD)).sub_(MEAN / STD)  # (B, 1, 28, 28)
+    return x.contiguous(memory_format=memory_format)
+
+
+def _lenet5(device: torch.device, channels_last: bool) -> tuple[nn.Module, torch.memory_format]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return build_model(ModelConfig("lenet5")).to(device, memory_format=fmt), fmt
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bare_epoch(data: MNIST, batch: int, device: torch.device, channels_last: bool,
+               epochs: int = 1, seed: int = 0) -> dict[str, float]:
+    """Mean seconds per epoch of the simplest loop: index-sliced batches, SGD, then a test pass."""
+    torch.manual_seed(seed)
+    model, fmt = _lenet5(device, channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x_train, y_train = data.train.images.to(device), data.train.labels.to(device)
+    x_test = data.test.images.to(device)
+    train_s, test_s = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(y_train), device=device)
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(model(_normalized(x_train[idx], fmt)), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+        middle = time.perf_counter()
+        model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(x_test), EVAL_BATCH):
+                model(_normalized(x_test[i:i + EVAL_BATCH], fmt)).argmax(1)
+        _sync(device)
+        train_s.append(middle - start)
+        test_s.append(time.perf_counter() - middle)
+    train, test = statistics.mean(train_s), statistics.mean(test_s)
+    return {"epoch_s": train + test, "train_s": train, "test_s": test}
+
+
+def _warm_up(data: MNIST, device: torch.device, batch: int) -> None:
+    """A few steps in both memory formats, so that no timed run pays for first calls."""
+    small = MNIST(data.train.head(batch * 8), data.test.head(EVAL_BATCH), "warm-up", "", False)
+    for channels_last in (True, False):
+        bare_epoch(small, batch, device, channels_last)
+
+
+# ---------------------------------------------------------------- the course template's pipeline
+
+
+def write_pngs(images: torch.Tensor, labels: torch.Tensor, folder: Path) -> None:
+    """Write each image as folder/{index}_{label}.png, as the course's archives hold them."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(images.numpy(), labels.tolist())):
+        Image.fromarray(image).save(folder / f"{i}_{label}.png")
+
+
+class PngDigits(torch.utils.data.Dataset):
+    """The course template's Dataset: one PNG opened with PIL per item, label from the file name."""
+
+    def __init__(self, folder: Path, transform: Callable):
+        self.paths = sorted(folder.glob("*.png"))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        path = self.paths[i]
+        image = Image.open(path)
+        label = int(path.stem.split("_")[1])
+        return self.transform(image), label
+
+
+def _png_loaders(root: Path, batch: int, workers: int) -> tuple[Any, Any]:
+    from torchvision import transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+    loader = torch.utils.data.DataLoader
+    return (loader(PngDigits(root / "train", transform), batch_size=batch, shuffle=True, num_workers=workers),
+            loader(PngDigits(root / "test", transform), batch_size=EVAL_BATCH, num_workers=workers))
+
+
+def png_epoch(root: Path, batch: int, device: torch.device, workers: int, train_model: bool = True,
+              seed: int = 0) -> dict[str, float]:
+    """Seconds of one epoch over root/train and root/test PNGs, as the course template writes it.
+
+    A plain (contiguous) LeNet-5 and SGD; with `train_model=False` the batches are only loaded.
+    """
+    torch.manual_seed(seed)
+    model, _ = _lenet5(device, channels_last=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    train_loader, test_loader = _png_loaders(root, batch, workers)
+    start = time.perf_counter()
+    model.train()
+    for x, y in train_loader:
+        if train_model:
+            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    _sync(device)
+    middle = time.perf_counter()
+    model.eval()
+    with torch.inference_mode():
+        for x, _y in test_loader:
+            if train_model:
+                model(x.to(device)).argmax(1)
+    _sync(device)
+    return {"train_s": middle - start, "test_s": time.perf_counter() - middle}
+
+
+def time_png_pipeline(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, log: Log,
+                      notes: list[str]) -> dict[str, float]:
+    """Per-epoch seconds of the PNG pipeline, its training part scaled from a subset to the split."""
+    n = min(config.png_images, len(data.train))
+    scale = len(data.train) / n
+    log(f"PNG pipeline: writing {n:,} training and {len(data.test):,} test PNGs")
+    root = folder / "png"
+    write_pngs(data.train.images[:n], data.train.labels[:n], root / "train")
+    write_pngs(data.test.images, data.test.labels, root / "test")
+    out = {}
+    for key, workers, train_model in (("png_epoch_s", 0, True), ("png_workers2_epoch_s", 2, True),
+                                      ("png_loading_s", 0, False)):
+        log(f"PNG pipeline: num_workers={workers}" + ("" if train_model else ", loading only"))
+        t = png_epoch(root, config.batch_size, device, workers, train_model)
+        out[key] = t["train_s"] * scale + t["test_s"]
+        notes.append(f"{key}: {t['train_s']:.2f} s train on {n:,} PNGs x {scale:.2f} (scaled to "
+                     f"{len(data.train):,}) + {t['test_s']:.2f} s test on {len(data.test):,}")
+    return out
