@@ -109,10 +109,14 @@ def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> MNI
 def _load_packaged() -> tuple[str, dict[str, Split]]:
     cache = cache_dir() / CACHE_NAME
     if cache.exists():
-        splits = _read_cache(cache)
-        if all(split_checksum(s) == OFFICIAL[n] for n, s in splits.items()):
-            return f"cache {cache}", splits
-        warnings.warn(f"{cache}: cached MNIST fails its checksum; converting again", stacklevel=3)
+        try:
+            splits = _read_cache(cache)
+        except DataError as e:
+            warnings.warn(f"{e}; converting again", stacklevel=3)
+        else:
+            if all(split_checksum(s) == OFFICIAL[n] for n, s in splits.items()):
+                return f"cache {cache}", splits
+            warnings.warn(f"{cache}: cached MNIST fails its checksum; converting again", stacklevel=3)
     pkl = _package_file()
     if pkl is None:
         splits = _download_torchvision(cache_dir() / "torchvision")
@@ -198,7 +202,7 @@ def _read_cache(path: Path) -> dict[str, Split]:
             return {n: Split(torch.from_numpy(z[f"{n}_images"].copy()), torch.from_numpy(z[f"{n}_labels"].copy()))
                     for n in SIZES}
     except (OSError, ValueError, KeyError, EOFError) as e:
-        raise DataError(f"{path}: corrupt cache ({e}); delete it and run again") from None
+        raise DataError(f"{path}: corrupt cache ({type(e).__name__})") from None
 
 
 def _download_torchvision(root: Path) -> dict[str, Split]:

@@ -172,5 +172,7 @@ def test_a_pickle_with_another_checksum_is_not_opened(tmp_path):
 def test_a_corrupt_cache_is_rebuilt(tmp_path, monkeypatch, mnist):
     monkeypatch.setenv("RUNNER_CACHE", str(tmp_path))
     (tmp_path / data_module.CACHE_NAME).write_bytes(b"garbage")
-    with pytest.raises(DataError, match="corrupt cache"):
-        load_mnist()
+    with pytest.warns(UserWarning, match="corrupt cache .*converting again"):
+        rebuilt = load_mnist()
+    assert rebuilt.official and torch.equal(rebuilt.test.images, mnist.test.images)
+    assert load_mnist().source.startswith("cache")  # and the cache is whole again
