@@ -22,7 +22,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import optuna
 
 from runner.errors import RunnerError
 from runner.store import Store
@@ -128,11 +127,7 @@ def _kind(v: Any) -> str:
 
 def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], list[str]]:
     """One flat record per trial (params as keys of their own), and the axis names in order."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=store.optuna)
-    except KeyError:
-        raise QueryError(f"{store.url}: no study named {study_name!r}; studies here: "
-                         f"{', '.join(store.study_names()) or 'none'}") from None
+    study = store.load_study(study_name)
     trials = study.get_trials(deepcopy=False)
     epochs = store.epochs([t._trial_id for t in trials])
     axes: list[str] = []
@@ -283,11 +278,7 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
 
 def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
     """One trial: params, value, state, resolved config, provenance and per-epoch metrics."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=store.optuna)
-    except KeyError:
-        raise QueryError(f"{store.url}: no study named {study_name!r}; studies here: "
-                         f"{', '.join(store.study_names()) or 'none'}") from None
+    study = store.load_study(study_name)
     trials = study.get_trials(deepcopy=False)
     match = [t for t in trials if t.number == number]
     if not match:

@@ -129,14 +129,19 @@ class Store:
 
     # ---------------------------------------------------------------- studies
 
+    def load_study(self, name: str) -> optuna.Study:
+        """An existing study, or a StorageError that names the studies there are."""
+        try:
+            return optuna.load_study(study_name=name, storage=self.optuna)
+        except KeyError:
+            raise StorageError(f"{self.url}: no study named {name!r}; "
+                               f"studies here: {', '.join(self.study_names()) or 'none'}") from None
+
     def open_study(self, name: str, direction: str, create: bool = True) -> optuna.Study:
         """Load (or create) the study, refusing one whose direction differs."""
-        try:
-            study = optuna.load_study(study_name=name, storage=self.optuna)
-        except KeyError:
-            if not create:
-                raise StorageError(f"{self.url}: no study named {name!r}; "
-                                   f"studies here: {', '.join(self.study_names()) or 'none'}") from None
+        if not create or name in self.study_names():
+            study = self.load_study(name)
+        else:
             try:
                 return optuna.create_study(study_name=name, storage=self.optuna, direction=direction)
             except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
