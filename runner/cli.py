@@ -47,6 +47,10 @@ def cli() -> None:
     runner grid specs/smoke.toml            train every point of a spec (skips what is done)
     runner models specs/regularization.toml parameter counts, layer by layer
     runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
+    runner studies                          every study in the storage
+    runner trials --study regularization    its trials: --where, --sort, --group-by, --format
+    runner show --study regularization 17   one trial: config, provenance, epochs
+    runner bench                            speed against a bare loop and the PNG pipeline
     """
 
 

@@ -31,3 +31,8 @@ def test_quick_bench_writes_every_measurement(tmp_path, monkeypatch):
         assert m.label in result.output
     assert {"cpu_count", "threads", "torch"} <= set(report["machine"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]  # the temporary storages are gone
+
+
+def test_bench_help_has_examples():
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0 and "runner bench --quick" in result.output
