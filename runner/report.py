@@ -864,7 +864,7 @@ def curves_png(report: Report, figure: Figure) -> bytes:
 
     configs = [report.config(k) for k in figure.keys]
     with _style():
-        fig = MplFigure(figsize=(10, 7), layout="constrained")
+        fig = MplFigure(figsize=(10, 7 + 0.25 * len(configs)), layout="constrained")
         axes = fig.subplots(2, 2, sharex=True, sharey="row")
         for ax, name in zip(axes.flat, CURVES):
             title, ylabel = CURVES[name]
@@ -886,7 +886,8 @@ def curves_png(report: Report, figure: Figure) -> bytes:
         for ax in axes[1]:
             ax.set_xlabel("epoch")
         _focus_accuracy(axes[1][0], configs)
-        axes[1][1].legend(loc="lower right", fontsize="small")
+        # below the panels: a long configuration label inside one would squeeze the others
+        fig.legend(*axes[1][1].get_legend_handles_labels(), loc="outside lower center", fontsize="small")
         fig.suptitle(f"{figure.title}: mean over seeds, band = min-max")
         return _png(fig)
 
