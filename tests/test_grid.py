@@ -1,6 +1,7 @@
 """`runner grid` end to end on a data subset, through click's CliRunner."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -157,7 +158,8 @@ def test_two_workers_run_every_point_exactly_once(run, write_spec):
     ts = trials()
     assert len(ts) == 4 and all(t.state.name == "COMPLETE" for t in ts)
     assert len({t.user_attrs["config_hash"] for t in ts}) == 4
-    assert len({t.user_attrs["worker"] for t in ts}) == 2
+    # trained by the spawned workers, not this process (which of them is up to the race)
+    assert all(not t.user_attrs["worker"].endswith(f":{os.getpid()}") for t in ts)
 
 
 def test_optunas_own_cli_reads_the_storage(run, write_spec):
