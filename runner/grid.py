@@ -20,7 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 from runner.checkpoint import Checkpoints
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError, StorageError
-from runner.models import ModelConfig, build_model
+from runner.counts import model_config
+from runner.models import build_model
 from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec
 from runner.store import Store, checkpoint_dir, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
@@ -104,8 +105,7 @@ def provenance(device: str, threads: int) -> dict[str, Any]:
 
 def param_count(point: Point) -> int:
     """Number of parameters of the point's model."""
-    cfg = ModelConfig(point.model.arch, point.model.hidden, point.reg("dropout"), point.reg("batch_norm"))
-    return sum(p.numel() for p in build_model(cfg).parameters())
+    return sum(p.numel() for p in build_model(model_config(point)).parameters())
 
 
 class _Worker:

@@ -17,7 +17,8 @@ from torch import nn
 
 from runner.data import MNIST, Split
 from runner.errors import RunnerError
-from runner.models import ModelConfig, build_model
+from runner.counts import model_config
+from runner.models import build_model
 from runner.spec import Point, TrainConfig
 
 __all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment",
@@ -138,7 +139,7 @@ def train_point(point: Point, data: MNIST, device: torch.device,
     t: TrainConfig = point.train
     torch.manual_seed(point.seed)  # weights and dropout
     g = torch.Generator(device=device).manual_seed(point.seed)  # shuffling and augmentation
-    cfg = ModelConfig(point.model.arch, point.model.hidden, point.reg("dropout"), point.reg("batch_norm"))
+    cfg = model_config(point)
     # channels_last: 5.6 s vs 7.3 s per LeNet-5 epoch on 2 CPU cores (batch 128)
     channels_last = cfg.arch == "lenet5"
     model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -157,7 +158,7 @@ def train_point(point: Point, data: MNIST, device: torch.device,
         if sched is not None:
             sched.load_state_dict(resume["scheduler"])
         torch.set_rng_state(resume["rng"])
-        g.set_state(resume["generator"].to(g.device) if device.type != "cpu" else resume["generator"])
+        g.set_state(resume["generator"])  # a CPU byte tensor, for a CUDA generator too
         if device.type == "cuda" and "cuda_rng" in resume:
             torch.cuda.set_rng_state(resume["cuda_rng"], device)
         history = [EpochMetrics(**m) for m in resume["history"]]
@@ -183,7 +184,7 @@ def _state(point: Point, model: nn.Module, opt, sched, g: torch.Generator,
     state = {"config_hash": point.config_hash, "epoch": len(history),
              "model": model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict() if sched is not None else {},
-             "rng": torch.get_rng_state(), "generator": g.get_state().cpu(),
+             "rng": torch.get_rng_state(), "generator": g.get_state(),
              "history": [asdict(m) for m in history]}
     if g.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(g.device)
