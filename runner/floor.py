@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.bench import MEAN, STD, BenchConfig, bench_spec, machine_info
+from runner.bench import MEAN, STD, BenchConfig, _normalized, _sync, bench_spec, machine_info
 from runner.data import MNIST, load_mnist
 from runner.models import LeNet5, ModelConfig, build_model
 from runner.train import resolve_device, train_point
@@ -131,15 +131,9 @@ def _model(v: Variant, device: torch.device, seed: int = 0) -> tuple[nn.Module, 
 
 def _batch(images: torch.Tensor, fold_norm: bool, fmt: Any) -> torch.Tensor:
     """(B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalized as train.py does unless folded."""
-    x = images.unsqueeze(1).float()
-    if not fold_norm:
-        x = x.mul_(1 / (255 * STD)).sub_(MEAN / STD)
-    return x.contiguous(memory_format=fmt)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    if fold_norm:
+        return images.unsqueeze(1).float().contiguous(memory_format=fmt)
+    return _normalized(images, fmt)
 
 
 def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmup: int = 3) -> float:
