@@ -352,7 +352,7 @@ def bench(ctx: click.Context, out: str, epochs: int, png_images: int, quick: boo
               show_default=True, help="Where to write the figures as JSON.")
 @click.option("--images", type=click.IntRange(256, 60_000), default=20_000, show_default=True,
               help="Training images each variant is timed on (figures are scaled to 60,000).")
-@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
               help="Times each variant runs; the fastest round is reported.")
 @user_errors
 def floor(out: str, images: int, rounds: int) -> None:

@@ -2,11 +2,11 @@
 
 `runner bench floor` times the runner's training step (batch 128, channels_last, all cores, the
 normalization as one multiply-subtract on the uint8 batch) against one change at a time: other
-batch sizes, contiguous memory, one thread, the normalization folded into conv1, bfloat16
-autocast; and the runner's evaluation (inference mode, batch 2000) against smaller batches,
-`no_grad` and plain autograd. Variants run in rounds, one after another, so that a change in the
-machine's load hits them alike; the fastest round is reported (the usual estimate of what the
-code costs, the rest being interference).
+batch sizes, contiguous memory, one thread, the normalization folded into conv1, max pooling
+before ReLU, bfloat16 autocast; and the runner's evaluation (inference mode, batch 2000) against
+other batches, contiguous memory, pooling first, `no_grad` and plain autograd. Variants run in rounds, one after another, so that a change in the
+machine's load hits them alike, in a new order each round; the fastest round is reported (the
+usual estimate of what the code costs, the rest being interference).
 
 `runner bench profile` runs the runner's own `train_point` for one epoch on a subset under the
 PyTorch profiler and reports the time of each stage of the step (labelled in train.py) and of
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -220,15 +221,18 @@ def run_floor(images: int, rounds: int, out: str | Path, log: Log = lambda s: No
     threads = len(os.sched_getaffinity(0))
     data = load_mnist("", images, test_images)
     result = FloorResult(len(data.train), rounds, machine_info(device, threads))
+    result.train = {v.key: [] for v in TRAIN_VARIANTS}  # keys in table order, whatever the rounds' order
+    result.eval = {v.key: [] for v in EVAL_VARIANTS}
     if os.getloadavg()[0] > 0.5 * threads:
         log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
     for r in range(1, rounds + 1):
         log(f"round {r}/{rounds}: {len(TRAIN_VARIANTS)} training variants on {len(data.train):,} images, "
             f"{len(EVAL_VARIANTS)} evaluation variants on {len(data.test):,}")
-        for v in TRAIN_VARIANTS:
-            result.train.setdefault(v.key, []).append(time_train(data, v, len(data.train), device))
-        for e in EVAL_VARIANTS:
-            result.eval.setdefault(e.key, []).append(time_eval(data, e, device))
+        order = random.Random(r)  # a new order each round: no variant always runs first or after another
+        for v in order.sample(TRAIN_VARIANTS, len(TRAIN_VARIANTS)):
+            result.train[v.key].append(time_train(data, v, len(data.train), device))
+        for e in order.sample(EVAL_VARIANTS, len(EVAL_VARIANTS)):
+            result.eval[e.key].append(time_eval(data, e, device))
     torch.set_num_threads(threads)
     result.machine["load_average_end"] = os.getloadavg()
     _write(result.to_json(), out)
