@@ -360,15 +360,17 @@ def floor(out: str, images: int, rounds: int) -> None:
 
     The runner's LeNet-5 step (batch 128, channels_last, all cores, normalization as one
     multiply-subtract) against batch 64/256/512, contiguous memory, one thread, the normalization
-    folded into conv1, and bfloat16 autocast; its evaluation (inference_mode, batch 2000) against
-    batch 128, the whole split at once, no_grad and autograd on. Seconds per full epoch (60,000
+    folded into conv1, max pooling before ReLU, and bfloat16 autocast; its evaluation
+    (inference_mode, batch 2000) against batch 128, the whole split at once, contiguous memory,
+    pooling first, no_grad and autograd on. Each round runs the variants in a new order; the
+    fastest round of each is reported, with the median beside it. Seconds per full epoch (60,000
     training, 10,000 test images) and the ratio to the runner's. Batch size changes what is
     learned too: specs/batch_size.toml measures its effect on accuracy.
 
     \b
     Examples:
       runner bench floor
-      runner bench floor --images 60000 --rounds 5 --out /tmp/floor.json
+      runner bench floor --images 60000 --rounds 10 --out /tmp/floor.json
     """
     from runner.floor import run_floor
 
