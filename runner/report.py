@@ -757,12 +757,14 @@ def _curves_section(report: Report) -> list[str]:
 
 def _effects_section(report: Report) -> list[str]:
     words = METRIC_WORDS[report.metric][0]
-    out = ["## Do the regularizers help?", ""]
+    regularizers_only = all(e.factor in REGULARIZERS for e in report.effects)
+    out = ["## Do the regularizers help?" if regularizers_only else "## What each grid factor changes", ""]
     if not report.effects:
         return out + ["The grid has no factor with two or more values: no effects to estimate.", ""]
     models = ", ".join(f"`{m}`" for m in dict.fromkeys(e.model for e in report.effects))
     out += [f"Main effect of each grid factor on the final {words}, on the trials of {models} at grid "
-            "settings: the mean of paired differences (on minus off, same seed, every other param equal), "
+            "settings: the mean of paired differences (each value minus the factor's first, same seed, "
+            "every other param equal), "
             f"a 95% t-interval and a paired t-test, Holm-corrected over the {len(report.effects)} "
             f"comparisons; verdicts at corrected p < {ALPHA}.", ""]
     out += [effects_table(report), ""]

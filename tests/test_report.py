@@ -316,3 +316,20 @@ def test_report_help_has_examples():
     assert result.exit_code == 0
     assert "runner report specs/regularization.toml --readme README.md" in result.output
     assert "--storage" in result.output and "--out" in result.output and "--readme" in result.output
+
+
+def test_effects_heading_names_regularizers_only_when_every_factor_is_one(written, tmp_path):
+    assert "## Do the regularizers help?" in (written / "report.md").read_text()
+    spec_path = tmp_path / "batch.toml"
+    spec_path.write_text(textwrap.dedent(SPEC).replace(
+        'batch_norm = [false, true]\naugment = ["none", "affine"]', "batch_size = [64, 128]"))
+    spec = load_spec(spec_path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store(url)
+    st = store.open_study("t", "maximize")
+    for i, point in enumerate(spec.points()):
+        _add_trial(store, st, point, TrialState.COMPLETE, 98.0 + NOISE[i])
+    store.dispose()
+    text = render_markdown(build_report(spec, url))
+    assert "## What each grid factor changes" in text and "Do the regularizers help?" not in text
+    assert "| batch_size | 64 → 128 |" in text
