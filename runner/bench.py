@@ -36,7 +36,8 @@ from runner.errors import RunnerError
 from runner.models import ModelConfig, build_model
 from runner.train import EVAL_BATCH, resolve_device
 
-__all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",
+__all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench", "write_json",
+           "warn_if_busy",
            "bare_epoch", "png_epoch", "write_pngs", "table_rows"]
 
 Log = Callable[[str], None]
@@ -139,8 +140,7 @@ def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -
     device = resolve_device("auto")
     threads = len(os.sched_getaffinity(0))
     result = BenchResult(config, machine_info(device, threads))
-    if os.getloadavg()[0] > 0.5 * threads:
-        log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
+    warn_if_busy(threads, log)
     data = load_mnist("", config.train_limit, config.test_limit)
     v = result.values
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp, contextlib.chdir(tmp):
@@ -153,7 +153,7 @@ def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -
     if config.quick:
         result.notes.insert(0, "quick: tiny subsets, the figures are not meaningful")
     result.machine["load_average_end"] = os.getloadavg()
-    write_json(result, out)
+    write_json(result.to_json(), out)
     return result
 
 
@@ -197,12 +197,18 @@ def _throughput_figures(folder: Path, config: BenchConfig, log: Log) -> dict[str
     return out
 
 
-def write_json(result: BenchResult, out: str | Path) -> Path:
-    """Write the result as JSON (folders created)."""
+def write_json(doc: dict[str, Any], out: str | Path) -> Path:
+    """Write a benchmark's figures as JSON (folders created)."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def warn_if_busy(threads: int, log: Log) -> None:
+    """Say so when other work is running: it would skew every figure."""
+    if os.getloadavg()[0] > 0.5 * threads:
+        log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
 
 
 def machine_info(device: torch.device, threads: int) -> dict[str, Any]:

@@ -4,9 +4,10 @@
 normalization as one multiply-subtract on the uint8 batch) against one change at a time: other
 batch sizes, contiguous memory, one thread, the normalization folded into conv1, max pooling
 before ReLU, bfloat16 autocast; and the runner's evaluation (inference mode, batch 2000) against
-other batches, contiguous memory, pooling first, `no_grad` and plain autograd. Variants run in rounds, one after another, so that a change in the
-machine's load hits them alike, in a new order each round; the fastest round is reported (the
-usual estimate of what the code costs, the rest being interference).
+other batches, contiguous memory, pooling first, `no_grad` and plain autograd. Variants run in
+rounds, one after another, so that a change in the machine's load hits them alike, in a new order
+each round; the fastest round is reported (the usual estimate of what the code costs, the rest
+being interference).
 
 `runner bench profile` runs the runner's own `train_point` for one epoch on a subset under the
 PyTorch profiler and reports the time of each stage of the step (labelled in train.py) and of
@@ -14,7 +15,6 @@ each operator family.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.bench import MEAN, STD, BenchConfig, _normalized, _sync, bench_spec, machine_info
+from runner.bench import (MEAN, STD, BenchConfig, _normalized, _sync, bench_spec, machine_info, warn_if_busy,
+                          write_json)
 from runner.data import MNIST, load_mnist
 from runner.models import LeNet5, ModelConfig, build_model
-from runner.train import resolve_device, train_point
+from runner.train import resolve_device, set_threads, train_point
 
 __all__ = ["Variant", "TRAIN_VARIANTS", "EVAL_VARIANTS", "pool_first", "FoldedNormLeNet5",
            "FloorResult", "run_floor", "time_train", "time_eval", "ProfileResult", "run_profile",
@@ -139,7 +140,7 @@ def _batch(images: torch.Tensor, fold_norm: bool, fmt: Any) -> torch.Tensor:
 
 def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmup: int = 3) -> float:
     """Seconds per full training epoch (60,000 images) of `v`, timed on the first `images`."""
-    torch.set_num_threads(v.threads or len(os.sched_getaffinity(0)))
+    set_threads(v.threads)
     model, fmt = _model(v, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x_all = data.train.images[:images].to(device)
@@ -168,7 +169,7 @@ def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmu
 
 def time_eval(data: MNIST, v: Variant, device: torch.device) -> float:
     """Seconds per full test pass (10,000 images) of `v`: loss and accuracy, as train.evaluate."""
-    torch.set_num_threads(v.threads or len(os.sched_getaffinity(0)))
+    set_threads(v.threads)
     model, fmt = _model(v, device)
     model.eval()
     x_all, y_all = data.test.images.to(device), data.test.labels.to(device)
@@ -193,8 +194,9 @@ class FloorResult:
     images: int
     rounds: int
     machine: dict[str, Any]
-    train: dict[str, list[float]] = field(default_factory=dict)  # variant key -> seconds per round
-    eval: dict[str, list[float]] = field(default_factory=dict)
+    # variant key -> seconds per round, keys in table order whatever the rounds' order
+    train: dict[str, list[float]] = field(default_factory=lambda: {v.key: [] for v in TRAIN_VARIANTS})
+    eval: dict[str, list[float]] = field(default_factory=lambda: {v.key: [] for v in EVAL_VARIANTS})
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per variant: best and median seconds, and best as a ratio to the runner's."""
@@ -221,10 +223,7 @@ def run_floor(images: int, rounds: int, out: str | Path, log: Log = lambda s: No
     threads = len(os.sched_getaffinity(0))
     data = load_mnist("", images, test_images)
     result = FloorResult(len(data.train), rounds, machine_info(device, threads))
-    result.train = {v.key: [] for v in TRAIN_VARIANTS}  # keys in table order, whatever the rounds' order
-    result.eval = {v.key: [] for v in EVAL_VARIANTS}
-    if os.getloadavg()[0] > 0.5 * threads:
-        log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
+    warn_if_busy(threads, log)
     for r in range(1, rounds + 1):
         log(f"round {r}/{rounds}: {len(TRAIN_VARIANTS)} training variants on {len(data.train):,} images, "
             f"{len(EVAL_VARIANTS)} evaluation variants on {len(data.test):,}")
@@ -233,17 +232,10 @@ def run_floor(images: int, rounds: int, out: str | Path, log: Log = lambda s: No
             result.train[v.key].append(time_train(data, v, len(data.train), device))
         for e in order.sample(EVAL_VARIANTS, len(EVAL_VARIANTS)):
             result.eval[e.key].append(time_eval(data, e, device))
-    torch.set_num_threads(threads)
+    set_threads(threads)
     result.machine["load_average_end"] = os.getloadavg()
-    _write(result.to_json(), out)
+    write_json(result.to_json(), out)
     return result
-
-
-def _write(obj: dict[str, Any], out: str | Path) -> Path:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-    return path
 
 
 # ---------------------------------------------------------------- the profile
@@ -312,7 +304,7 @@ def run_profile(images: int, out: str | Path, top: int = 15, log: Log = lambda s
     stages, families, ops = _summarize(prof.key_averages(), top)
     result = ProfileResult(len(data.train), point.train.batch_size, wall, plain, stages, families, ops,
                            machine_info(device, torch.get_num_threads()))
-    _write(result.to_json(), out)
+    write_json(result.to_json(), out)
     return result
 
 

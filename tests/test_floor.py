@@ -10,12 +10,11 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
+from runner.bench import MEAN, STD
 from runner.cli import cli
 from runner.floor import (EVAL_VARIANTS, OP_FAMILIES, STAGES, TRAIN_VARIANTS, FoldedNormLeNet5, pool_first,
                           run_floor)
 from runner.models import ModelConfig, build_model
-
-MEAN, STD = 0.1307, 0.3081
 
 
 def _pixels(n: int = 8) -> torch.Tensor:
