@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -331,34 +331,58 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # the course template's
+
+
+def _timed_epoch(model: nn.Module, opt: torch.optim.Optimizer, train_batches: Iterable, test_batches: Iterable,
+                 device: torch.device, learn: bool = True) -> tuple[float, float]:
+    """(train, test) seconds of one pass: an SGD step per training batch, then test predictions.
+
+    The batches are produced inside the timing, moved to `device` if they are not there yet;
+    with `learn=False` they are only produced (what loading them costs).
+    """
+    start = time.perf_counter()
+    model.train()
+    for x, y in train_batches:
+        if learn:
+            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    _sync(device)
+    middle = time.perf_counter()
+    model.eval()
+    with torch.inference_mode():
+        for x, _y in test_batches:
+            if learn:
+                model(x.to(device)).argmax(1)
+    _sync(device)
+    return middle - start, time.perf_counter() - middle
+
+
 def bare_epoch(data: MNIST, batch: int, device: torch.device, channels_last: bool,
                epochs: int = 1, seed: int = 0) -> dict[str, float]:
     """Mean seconds per epoch of the simplest loop: index-sliced batches, SGD, then a test pass."""
     torch.manual_seed(seed)
     model, fmt = _lenet5(device, channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = _sgd(model)
     x_train, y_train = data.train.images.to(device), data.train.labels.to(device)
-    x_test = data.test.images.to(device)
+    x_test, y_test = data.test.images.to(device), data.test.labels.to(device)
+
+    def train_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in torch.randperm(len(y_train), device=device).split(batch):
+            yield _normalized(x_train[idx], fmt), y_train[idx]
+
+    def test_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i in range(0, len(y_test), EVAL_BATCH):
+            yield _normalized(x_test[i:i + EVAL_BATCH], fmt), y_test[i:i + EVAL_BATCH]
+
     train_s, test_s = [], []
     for _ in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(y_train), device=device)
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            loss = F.cross_entropy(model(_normalized(x_train[idx], fmt)), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _sync(device)
-        middle = time.perf_counter()
-        model.eval()
-        with torch.inference_mode():
-            for i in range(0, len(x_test), EVAL_BATCH):
-                model(_normalized(x_test[i:i + EVAL_BATCH], fmt)).argmax(1)
-        _sync(device)
-        train_s.append(middle - start)
-        test_s.append(time.perf_counter() - middle)
+        train, test = _timed_epoch(model, opt, train_batches(), test_batches(), device)
+        train_s.append(train)
+        test_s.append(test)
     train, test = statistics.mean(train_s), statistics.mean(test_s)
     return {"epoch_s": train + test, "train_s": train, "test_s": test}
 
@@ -418,25 +442,9 @@ def png_epoch(root: Path, batch: int, device: torch.device, workers: int, train_
     """
     torch.manual_seed(seed)
     model, _ = _lenet5(device, channels_last=False)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train_loader, test_loader = _png_loaders(root, batch, workers)
-    start = time.perf_counter()
-    model.train()
-    for x, y in train_loader:
-        if train_model:
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    _sync(device)
-    middle = time.perf_counter()
-    model.eval()
-    with torch.inference_mode():
-        for x, _y in test_loader:
-            if train_model:
-                model(x.to(device)).argmax(1)
-    _sync(device)
-    return {"train_s": middle - start, "test_s": time.perf_counter() - middle}
+    train_s, test_s = _timed_epoch(model, _sgd(model), *_png_loaders(root, batch, workers), device,
+                                   learn=train_model)
+    return {"train_s": train_s, "test_s": test_s}
 
 
 def time_png_pipeline(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, log: Log,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.bench import (MEAN, STD, BenchConfig, _normalized, _sync, bench_spec, machine_info, warn_if_busy,
+from runner.bench import (MEAN, STD, BenchConfig, _normalized, _sgd, _sync, bench_spec, machine_info, warn_if_busy,
                           write_json)
 from runner.data import MNIST, load_mnist
 from runner.models import LeNet5, ModelConfig, build_model
@@ -142,7 +142,7 @@ def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmu
     """Seconds per full training epoch (60,000 images) of `v`, timed on the first `images`."""
     set_threads(v.threads)
     model, fmt = _model(v, device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = _sgd(model)
     x_all = data.train.images[:images].to(device)
     y_all = data.train.labels[:images].to(device)
     perm = torch.randperm(len(y_all), device=device)
