@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from runner.errors import RunnerError, StorageError
+from runner.errors import RunnerError, StorageError, read_text
 from runner.spec import REGULARIZERS, Spec
 from runner.store import EpochRow, Store
 
@@ -973,12 +973,7 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
 
 def _readme_text(path: Path, report: Report, out_dir: Path) -> str:
     """The README with the summary between its markers; raise ReportError if it has none."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such README") from None
-    except OSError as e:
-        raise ReportError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text(path, ReportError, "README")
     start, end = text.find(START_MARKER), text.find(END_MARKER)
     if start < 0 or end < 0 or end < start or text.count(START_MARKER) > 1 or text.count(END_MARKER) > 1:
         raise ReportError(f"{path}: needs one line {START_MARKER} and, after it, one line {END_MARKER} "

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from runner.errors import SpecError
+from runner.errors import SpecError, read_text
 
 __all__ = [
     "Key", "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "ARCHS", "METRICS",
@@ -297,12 +297,7 @@ def _show(v: Any) -> str:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; raise SpecError with one line on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text(path, SpecError, "spec file")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
