@@ -26,9 +26,10 @@ def parameter_tables(spec: Spec) -> list[tuple[str, list[str], list[list[str]], 
     out = []
     for (name, bn), cfg in variants.items():
         model = build_model(cfg)
-        rows = [[r.name, r.kind, r.shape, r.formula, f"{r.count:,}"] for r in count_layers(model)]
+        layers = count_layers(model)
+        rows = [[r.name, r.kind, r.shape, r.formula, f"{r.count:,}"] for r in layers]
         total = sum(p.numel() for p in model.parameters())
-        assert total == sum(r.count for r in count_layers(model))
+        assert total == sum(r.count for r in layers)
         title = f"{name} ({cfg.arch}{', batch_norm' if bn else ''})"
         out.append((title, COLUMNS, rows, total))
     return out

@@ -254,10 +254,8 @@ class Store:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers work while one worker writes; busy_timeout makes writers wait, not fail.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
-    cur.close()
+    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+    _sqlite_busy_timeout(dbapi_conn, _record)
 
 
 def _is_creation_race(e: BaseException) -> bool:
