@@ -130,22 +130,44 @@ def format_table(names: list[str], rows: list[list[str]]) -> str:
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--diagram", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="Also draw one PNG per table into DIR: the layers in order with shapes and counts.")
 @user_errors
-def models(spec_path: str) -> None:
-    """Parameter counts of SPEC's models, layer by layer, with the formula of each.
+def models(spec_path: str, diagram: str | None) -> None:
+    """Every model of SPEC, layer by layer: output shape (C, H, W), formula of the count, count.
 
-    Every model in the spec is shown, and each variant of it that the grid or the runs make
-    with a different count (batch_norm adds a scale and a shift per channel).
+    Every model in the spec is shown (a preset, a declared layer list or your own module), and
+    each variant of it that the grid or the runs make with a different count (batch_norm adds a
+    scale and a shift per channel; a varied layer field changes the layers). Shapes come from a
+    forward pass on two images of the data's shape, so a layer that does not fit fails here as it
+    would in a grid. A model with `target` is imported and run: this runs your code.
 
     \b
-    Example:
+    Examples:
       runner models specs/regularization.toml
+      runner models specs/course.toml --diagram reports/course
     """
-    from runner.counts import parameter_tables
-    from runner.spec import load_spec
+    from pathlib import Path
 
-    for title, names, rows, total in parameter_tables(load_spec(spec_path)):
-        click.echo(f"{title}\n{format_table(names, rows)}\ntotal: {total:,} parameters\n")
+    from runner.grid import check_models
+    from runner.models.counts import COLUMNS, parameter_tables
+    from runner.spec import dataset_shape, load_spec
+
+    spec = load_spec(spec_path)
+    check_models(spec)
+    tables = parameter_tables(spec)
+    for t in tables:
+        click.echo(f"{t.title}\n{format_table(COLUMNS, t.cells())}\ntotal: {t.total:,} parameters\n")
+    if diagram:
+        from runner.models.diagram import diagram_file, diagram_png
+
+        folder = Path(diagram)
+        folder.mkdir(parents=True, exist_ok=True)
+        shape, _ = dataset_shape(spec.data)
+        for t in tables:
+            path = folder / diagram_file(t)
+            path.write_bytes(diagram_png(t, shape))
+            click.echo(f"wrote {path}")
 
 
 @cli.command()

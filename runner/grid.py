@@ -20,13 +20,15 @@ from optuna.trial import FrozenTrial, TrialState
 from runner.checkpoint import Checkpoints
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError, StorageError
-from runner.counts import model_config
-from runner.models import build_model
-from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec
+from runner.models.counts import ParamTable, model_config, param_table
+from runner.models.layers import ACTIVATIONS, POOLS
+from runner.models.user import check_user_model
+from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec, is_layer_axis
 from runner.store import Store, checkpoint_dir, worker_name
-from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+from runner.train import (EpochMetrics, TrainingError, peak_memory_mb, reset_peak_memory, resolve_device,
+                          set_threads, train_point)
 
-__all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt"]
+__all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt", "check_models", "point_table"]
 
 Log = Callable[[str], None]
 GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
@@ -37,6 +39,8 @@ HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 FIXED_CHOICES: dict[str, tuple[Any, ...]] = {
     "batch_norm": (False, True), "augment": AUGMENTS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
 }
+# The same for a layer field ("MODEL.LAYER.FIELD"), by field.
+FIELD_CHOICES: dict[str, tuple[Any, ...]] = {"act": tuple(ACTIVATIONS), "pool": tuple(POOLS), "bn": (False, True)}
 
 
 @dataclass
@@ -53,8 +57,9 @@ def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, Bas
     for name, value in point.params.items():
         if name == "model":
             continue
-        if name in FIXED_CHOICES:
-            out[name] = CategoricalDistribution(FIXED_CHOICES[name])
+        choices = FIELD_CHOICES.get(name.split(".")[2]) if is_layer_axis(name) else FIXED_CHOICES.get(name)
+        if choices is not None:
+            out[name] = CategoricalDistribution(choices)
         elif isinstance(value, int):
             out[name] = IntDistribution(value, value)
         else:
@@ -103,9 +108,47 @@ def provenance(device: str, threads: int) -> dict[str, Any]:
     }
 
 
-def param_count(point: Point) -> int:
-    """Number of parameters of the point's model."""
-    return sum(p.numel() for p in build_model(model_config(point)).parameters())
+def point_table(point: Point) -> ParamTable:
+    """The layer table of the point's model (which imports a user's module)."""
+    return param_table(point.label(), point.model.name, model_config(point))
+
+
+def check_models(spec: Spec) -> None:
+    """Build every distinct model of the spec's points and run it on two images, before any trial.
+
+    A user's module is imported here, its args checked against its signature and its output
+    checked to be (2, classes) logits: each problem is one line naming the spec and the model.
+    """
+    seen = set()
+    for point in spec.points():
+        cfg = model_config(point)
+        if cfg in seen:
+            continue
+        seen.add(cfg)
+        if cfg.target:
+            check_user_model(cfg, f"{spec.path}: [models.{point.model.name}]")
+        else:
+            param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
+
+
+def stale_sources(spec: Spec, study: optuna.Study) -> list[str]:
+    """One line per user module whose source changed since complete trials of it were stored."""
+    lines = []
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for name, model in spec.models.items():
+        if not model.target:
+            continue
+        old = {}
+        for t in trials:
+            stored = t.user_attrs.get("config", {}).get("model", {})
+            if t.params.get("model") == name and stored.get("source_sha256") not in (None, model.source_sha256):
+                old[stored["source_sha256"]] = old.get(stored["source_sha256"], 0) + 1
+        for sha, n in old.items():
+            lines.append(f"{name}: {Path(model.source).name} changed since {n} complete trial{'s' if n > 1 else ''} "
+                         f"of it were stored (sha256 {sha[:12]} then, {model.source_sha256[:12]} now); they stay "
+                         "in the database as the old code's results and are not counted for this code: its "
+                         "points train again")
+    return lines
 
 
 class _Worker:
@@ -161,6 +204,7 @@ class _Worker:
                 record(EpochMetrics(**m))
             self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
         heartbeat = _Heartbeat(store, spec.study.name, point.config_hash, self.name)
+        reset_peak_memory(self.device)
         try:
             _, history = train_point(point, self.data, self.device, on_epoch, resume,
                                      lambda state: self.checkpoints.save(point.config_hash, state))
@@ -179,6 +223,7 @@ class _Worker:
         last = history[-1]
         wall = time.perf_counter() - start
         store.optuna.set_trial_user_attr(trial_id, "wall_seconds", wall)
+        store.optuna.set_trial_user_attr(trial_id, "peak_memory_mb", round(peak_memory_mb(self.device), 1))
         store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
         value = getattr(last, spec.study.metric)
         store.optuna.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
@@ -187,8 +232,10 @@ class _Worker:
         self.ran += 1
 
     def _template(self, point: Point) -> FrozenTrial:
+        table = point_table(point)
         attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
-                 "param_count": param_count(point), "data_checksum": self.data.checksum,
+                 "param_count": table.total, "layer_table": [r.to_json() for r in table.rows],
+                 "data_checksum": self.data.checksum,
                  "data_source": self.data.source, "data_official": self.data.official,
                  "train_size": len(self.data.train), "test_size": len(self.data.test),
                  "worker": self.name, **self.prov}
@@ -248,8 +295,11 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
              retry_failed: bool = False, stale_after: float = GRACE_S) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`."""
     data = _load(spec)  # bad data fails here, before the storage is touched
+    check_models(spec)  # and a model that cannot run on it
     store = Store(url)
-    store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
+    study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
+    for line in stale_sources(spec, study):
+        log(line)
     todo, done = pending(spec, store, retry_failed)
     total = len(spec.points())
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"

@@ -11,35 +11,22 @@ import itertools
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from runner.errors import SpecError, read_text
+from runner.keys import Key, choices_text, show
+from runner.models.layers import (ACTIVATIONS, AXIS_FIELDS, INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform,
+                                  Layer, LayerError, default_name, infer_shapes)
+from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
+from runner.models.user import TARGET, locate, source_sha256
 
 __all__ = [
-    "Key", "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "ARCHS", "METRICS",
-    "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Spec", "load_spec",
+    "Key", "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "MODEL_KEYS", "ARCHS", "METRICS",
+    "DATASET_SHAPES", "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Spec", "load_spec",
+    "parse_spec", "dataset_shape", "is_layer_axis",
 ]
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key a spec may set: its type, default and the check its value must pass."""
-
-    kind: type  # bool, int, float, str or list
-    default: Any
-    allowed: str  # what a person is told is allowed
-    check: Callable[[Any], bool] = lambda v: True
-    help: str = ""
-
-
-def _in(*choices: str) -> Callable[[Any], bool]:
-    return lambda v: v in choices
-
-
-def _choices(*choices: str) -> str:
-    return " | ".join(f'"{c}"' for c in choices)
 
 
 ARCHS = ("lenet5", "mlp")
@@ -50,53 +37,73 @@ AUGMENTS = ("none", "affine")
 
 # Regularizers: a [grid] list, a [[runs]] value, or a [models.X] default. Defaults are "off".
 REGULARIZERS: dict[str, Key] = {
-    "dropout": Key(float, 0.0, "a number in [0, 1)", lambda v: 0 <= v < 1,
-                   "dropout probability on the output of each hidden fully connected layer"),
-    "batch_norm": Key(bool, False, "true or false", help="batch norm after each conv / hidden linear layer"),
-    "weight_decay": Key(float, 0.0, "a number >= 0", lambda v: v >= 0, "L2 penalty (optimizer weight decay)"),
-    "augment": Key(str, "none", _choices(*AUGMENTS), _in(*AUGMENTS),
-                   "affine: rotation <= 10 deg, shift <= 2 px, scale 0.9-1.1, train batches only"),
-    "label_smoothing": Key(float, 0.0, "a number in [0, 1)", lambda v: 0 <= v < 1, "cross-entropy label smoothing"),
+    "dropout": Key(float, 0.0, "dropout on the output of each hidden fc layer", ge=0, lt=1),
+    "batch_norm": Key(bool, False, "batch norm after each conv and hidden fc layer, before the activation"),
+    "weight_decay": Key(float, 0.0, "L2 penalty, the optimizer's weight decay", ge=0),
+    "augment": Key(str, "none", "affine: rotation up to 10 degrees, shift up to 2 px, scale 0.9-1.1, an "
+                   "independent draw per image, training batches only", choices=AUGMENTS),
+    "label_smoothing": Key(float, 0.0, "cross-entropy label smoothing", ge=0, lt=1),
 }
 
 TRAIN_KEYS: dict[str, Key] = {
-    "epochs": Key(int, 15, "an integer >= 1", lambda v: v >= 1),
-    "batch_size": Key(int, 128, "an integer >= 1", lambda v: v >= 1),
-    "optimizer": Key(str, "sgd", _choices(*OPTIMIZERS), _in(*OPTIMIZERS)),
-    "lr": Key(float, 0.01, "a number > 0", lambda v: v > 0),
-    "momentum": Key(float, 0.9, "a number in [0, 1)", lambda v: 0 <= v < 1),
-    "schedule": Key(str, "constant", _choices(*SCHEDULES), _in(*SCHEDULES)),
-    "device": Key(str, "auto", _choices("auto", "cpu", "cuda"), _in("auto", "cpu", "cuda")),
-    "threads": Key(int, 0, "an integer >= 0 (0 = decide from the cores)", lambda v: v >= 0),
+    "epochs": Key(int, 15, "epochs of training", ge=1),
+    "batch_size": Key(int, 128, "training batch size", ge=1),
+    "optimizer": Key(str, "sgd", "momentum is beta1 for adam and adamw", choices=OPTIMIZERS),
+    "lr": Key(float, 0.01, "peak learning rate", gt=0),
+    "momentum": Key(float, 0.9, "SGD momentum; beta1 for adam/adamw", ge=0, lt=1),
+    "schedule": Key(str, "constant", "learning-rate schedule, stepped per batch", choices=SCHEDULES),
+    "device": Key(str, "auto", "auto: cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
+    "threads": Key(int, 0, "torch threads per process", ge=0, note="(0 = decide from the cores)"),
 }
 # Execution settings: they choose where a trial runs, not what it computes, so they are not axes
 # of the config hash.
 EXECUTION_KEYS = ("device", "threads")
 
+# The data a dataset gives: (C, H, W) of an image and the number of classes.
+DATASET_SHAPES = {"mnist": ((1, 28, 28), 10)}
+
 DATA_KEYS: dict[str, Key] = {
-    "dataset": Key(str, "mnist", '"mnist"', _in("mnist")),
-    "root": Key(str, "", 'a folder path, or "" for the packaged copy'),
-    "train_limit": Key(int, 0, "an integer >= 0 (0 = all 60,000)", lambda v: v >= 0),
-    "test_limit": Key(int, 0, "an integer >= 0 (0 = all 10,000)", lambda v: v >= 0),
-    "mean": Key(float, 0.1307, "a number", math.isfinite),
-    "std": Key(float, 0.3081, "a number > 0", lambda v: v > 0),
+    "dataset": Key(str, "mnist", "which dataset", choices=tuple(DATASET_SHAPES)),
+    "root": Key(str, "", "a folder of the course's train.tar/test.tar, their PNG folders or the IDX files",
+                text='a folder path, or "" for the packaged copy'),
+    "train_limit": Key(int, 0, "the first N training images", ge=0, note="(0 = all 60,000)"),
+    "test_limit": Key(int, 0, "the first N test images", ge=0, note="(0 = all 10,000)"),
+    "mean": Key(float, 0.1307, "normalization: (x - mean) / std on pixels in [0, 1]"),
+    "std": Key(float, 0.3081, "normalization std", gt=0),
 }
 
 STUDY_KEYS: dict[str, Key] = {
-    "name": Key(str, None, "a non-empty name", lambda v: bool(v.strip())),
-    "description": Key(str, "", "a string"),
-    "seeds": Key(list, [0], "a non-empty list of integers", lambda v: bool(v)),
-    "metric": Key(str, "test_acc", _choices(*METRICS), _in(*METRICS)),
+    "name": Key(str, None, "the Optuna study's name, unique within a storage", nonempty=True, text="a non-empty name"),
+    "description": Key(str, "", "shown at the top of the report"),
+    "seeds": Key(list, [0], "every point runs once per seed", item=int, item_ge=0, nonempty=True),
+    "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),
 }
 
 MODEL_KEYS: dict[str, Key] = {
-    "arch": Key(str, None, _choices(*ARCHS), _in(*ARCHS)),
-    "hidden": Key(list, [74, 40], "a non-empty list of integers >= 1 (mlp only)", lambda v: bool(v)),
+    "arch": Key(str, None, "a named architecture", choices=ARCHS),
+    "hidden": Key(list, list(MLP_HIDDEN), "hidden widths (mlp only)", item=int, item_ge=1, nonempty=True),
+    "layers": Key(list, None, "the layers in order, one inline table each", text="a list of layer tables"),
+    "act": Key(str, "relu", "default activation of conv and hidden fc layers", choices=tuple(ACTIVATIONS)),
+    "input": Key(dict, None, "what is done to each image first: { pad = N } or { resize = N }"),
+    "target": Key(str, None, "a user's nn.Module, module:attribute; the spec's folder is searched first",
+                  text='"module:attribute", e.g. "mynet:Net"'),
+    "args": Key(dict, None, "keyword arguments of target's constructor"),
     **REGULARIZERS,
 }
+ARCH_KEYS = ("arch", "layers", "target")  # a model gives exactly one of them
 
 SECTIONS = ("study", "data", "train", "models", "grid", "runs")
 AXES = ("model", *REGULARIZERS, *(k for k in TRAIN_KEYS if k not in EXECUTION_KEYS))
+
+
+def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int]:
+    """((C, H, W), classes) of the spec's data."""
+    return DATASET_SHAPES[data.dataset]
+
+
+def is_layer_axis(axis: str) -> bool:
+    """Whether an axis names a layer field, "MODEL.LAYER.FIELD"."""
+    return axis.count(".") == 2
 
 
 @dataclass(frozen=True)
@@ -137,17 +144,47 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    arch: str  # lenet5 | mlp
-    hidden: tuple[int, ...] = (74, 40)  # mlp hidden widths
+    arch: str  # lenet5 | mlp (presets) | layers (declared in the spec) | target (a user's module)
+    hidden: tuple[int, ...] = MLP_HIDDEN  # mlp hidden widths
     defaults: tuple[tuple[str, Any], ...] = ()  # this model's regularizer defaults
+    layers: tuple[Layer, ...] = ()  # the layer list (a preset's too); empty for a user's module
+    act: str = "relu"  # default activation of conv and hidden fc layers
+    input: InputTransform = InputTransform()
+    target: str = ""  # "module:attribute" of a user's nn.Module
+    args: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
+    search_dir: str = ""  # the spec's folder, searched first for target's module
+    source: str = ""  # target's source file, as found when the spec was read
+    source_sha256: str = ""  # its SHA-256: a changed file is a new configuration
+
+    @property
+    def is_preset_as_named(self) -> bool:
+        """A preset with its layers, activation and input as named (stored as before layer lists)."""
+        return (self.arch in PRESETS and self.act == "relu" and not self.input.to_dict()
+                and self.layers == preset_layers(self.arch, self.hidden, self.layers[-1].size))
+
+    def resolved(self) -> dict[str, Any]:
+        """The model part of a point's resolved config."""
+        if self.target:
+            return {"name": self.name, "target": self.target, "args": dict(self.args),
+                    "source_sha256": self.source_sha256}
+        out: dict[str, Any] = {"name": self.name, "arch": self.arch}
+        if self.is_preset_as_named:  # exactly as stored before layer lists: old trials keep their hash
+            if self.arch == "mlp":
+                out["hidden"] = list(self.hidden)
+            return out
+        out["act"] = self.act
+        if self.input.to_dict():
+            out["input"] = self.input.to_dict()
+        out["layers"] = [layer.to_dict() for layer in self.layers]
+        return out
 
 
 @dataclass(frozen=True)
 class Point:
     """One trial to run: a model, every axis resolved, and a seed."""
 
-    model: ModelSpec
-    axes: tuple[tuple[str, Any], ...]  # every regularizer and every train key varied in the spec
+    model: ModelSpec  # with the point's layer-field axes applied
+    axes: tuple[tuple[str, Any], ...]  # every regularizer, every train key and layer field varied in the spec
     regularizers: tuple[tuple[str, Any], ...]  # all of REGULARIZERS, resolved
     train: TrainConfig
     data: DataSpec
@@ -166,10 +203,7 @@ class Point:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
         data = {k: v for k, v in asdict(self.data).items() if k != "root"}
-        model = {"name": self.model.name, "arch": self.model.arch}
-        if self.model.arch == "mlp":
-            model["hidden"] = list(self.model.hidden)
-        return {"model": model, "regularizers": dict(self.regularizers), "train": train,
+        return {"model": self.model.resolved(), "regularizers": dict(self.regularizers), "train": train,
                 "data": data, "seed": self.seed}
 
     @property
@@ -203,7 +237,10 @@ class Spec:
     axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
 
     def settings(self) -> list[dict[str, Any]]:
-        """Every grid point and run, without seeds, in order, duplicates removed."""
+        """Every grid point and run, without seeds, in order, duplicates removed.
+
+        A layer-field axis applies to its own model only: for another model's points it is dropped.
+        """
         out: list[dict[str, Any]] = []
         if self.grid:
             names = [k for k, _ in self.grid]
@@ -211,7 +248,10 @@ class Spec:
                 out.append(dict(zip(names, values)))
         out += [dict(r) for r in self.runs]
         seen, unique = set(), []
+        first = next(iter(self.models))
         for s in out:
+            model = s.get("model", first)
+            s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == model}
             key = json.dumps(s, sort_keys=True)
             if key not in seen:
                 seen.add(key)
@@ -231,13 +271,35 @@ class Spec:
         regs.update(dict(model.defaults))
         regs.update({k: v for k, v in setting.items() if k in REGULARIZERS})
         train = TrainConfig(**{**asdict(self.train), **{k: v for k, v in setting.items() if k in TRAIN_KEYS}})
+        layers = list(model.layers)
         axes = []
         for a in self.axis_names:
             if a in REGULARIZERS:
                 axes.append((a, regs[a]))
             elif a in TRAIN_KEYS:
                 axes.append((a, getattr(train, a)))
+            elif a.split(".")[0] == name:  # a layer field of this point's model
+                _, layer_name, key = a.split(".")
+                i = _layer_index(model, layer_name)
+                value = setting.get(a, layers[i].get(key))
+                layers[i] = layers[i].with_field(key, value)
+                axes.append((a, value))
+        if layers != list(model.layers):
+            model = replace(model, layers=tuple(layers))
         return Point(model, tuple(axes), tuple(regs.items()), train, self.data, seed)
+
+    @property
+    def folder(self) -> str:
+        """The spec's folder (searched first for a user's modules)."""
+        return str(Path(self.path).resolve().parent)
+
+
+def _layer_index(model: ModelSpec, layer_name: str) -> int:
+    return next(i for i, layer in enumerate(model.layers) if _name(layer, i) == layer_name)
+
+
+def _name(layer: Layer, i: int) -> str:
+    return layer.name or default_name(layer.kind, i)
 
 
 class _Checker:
@@ -249,31 +311,24 @@ class _Checker:
     def fail(self, where: str, message: str) -> SpecError:
         return SpecError(f"{self.path}: {where}: {message}")
 
-    def unknown(self, where: str, key: str, valid: list[str]) -> SpecError:
-        near = difflib.get_close_matches(key, valid, n=1)
-        hint = f'; did you mean "{near[0]}"?' if near else f"; valid keys: {', '.join(valid)}"
-        return self.fail(where, f'unknown key "{key}"{hint}')
+    def unknown(self, where: str, key: str, valid: list[str], what: str = "key") -> SpecError:
+        near = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f'; did you mean "{near[0]}"?' if near else f"; valid {what}s: {', '.join(valid)}"
+        return self.fail(where, f'unknown {what} "{key}"{hint}')
 
     def value(self, where: str, key: Key, v: Any) -> Any:
-        ok_type = {
-            bool: isinstance(v, bool),
-            int: isinstance(v, int) and not isinstance(v, bool),
-            float: isinstance(v, (int, float)) and not isinstance(v, bool),
-            str: isinstance(v, str),
-            list: isinstance(v, list),
-        }[key.kind]
-        if not ok_type:
-            return self._bad(where, key, v)
+        if not key.accepts_type(v):
+            raise self.fail(where, f"{_show(v)} is not {key.allowed}")
         if key.kind is float:
             v = float(v)
-            if not math.isfinite(v):
-                return self._bad(where, key, v)
+        if key.kind is list and key.item is not None:  # name the item that is wrong
+            item = Key(key.item, None, ge=key.item_ge)
+            for x in v:
+                if not item.accepts_type(x) or not item.check(x):
+                    raise self.fail(where, f"{_show(x)} is not {item.allowed}")
         if not key.check(v):
-            return self._bad(where, key, v)
+            raise self.fail(where, f"{_show(v)} is not {key.allowed}")
         return v
-
-    def _bad(self, where: str, key: Key, v: Any) -> Any:
-        raise self.fail(where, f"{_show(v)} is not {key.allowed}")
 
     def table(self, where: str, raw: Any, keys: dict[str, Key], extra: tuple[str, ...] = ()) -> dict:
         if not isinstance(raw, dict):
@@ -285,13 +340,9 @@ class _Checker:
 
 
 def _show(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "a table"
-    return str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    return show(v)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -317,48 +368,166 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
     if "name" not in study:
         raise c.fail("[study].name", "missing; give the study a name")
     seeds = study.get("seeds", STUDY_KEYS["seeds"].default)
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise c.fail("[study].seeds", f"{_show(s)} is not an integer >= 0")
     if len(set(seeds)) != len(seeds):
         raise c.fail("[study].seeds", f"{seeds} repeats a seed")
     study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
                            study.get("metric", "test_acc"))
     data = DataSpec(**c.table("[data]", raw.get("data", {}), DATA_KEYS))
     train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
-    models = _models(c, raw.get("models"))
+    folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
+    models = _models(c, raw.get("models"), data, folder)
     grid = _grid(c, raw.get("grid", {}), models)
     runs = _runs(c, raw.get("runs", []), models)
     if not grid and not runs:
         raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry")
-    order = list(AXES)
     varied = {k for k, _ in grid} | {k for r in runs for k, _ in r}
     varied |= {k for m in models.values() for k, _ in m.defaults}
-    axis_names = tuple(a for a in order if a != "model" and (a in REGULARIZERS or a in varied))
-    return Spec(path, study_spec, data, train, models, grid, runs, axis_names)
+    layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r)] if is_layer_axis(k)]
+    axis_names = tuple(a for a in AXES if a != "model" and (a in REGULARIZERS or a in varied))
+    axis_names += tuple(dict.fromkeys(layer_axes))
+    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names)
+    _check_points(c, spec)
+    return spec
 
 
-def _models(c: _Checker, raw: Any) -> dict[str, ModelSpec]:
+# ---------------------------------------------------------------- models
+
+
+def _models(c: _Checker, raw: Any, data: DataSpec, folder: str) -> dict[str, ModelSpec]:
     if raw is None or raw == {}:
         raise c.fail("[models]", 'missing; define at least one, e.g. [models.lenet5] arch = "lenet5"')
     if not isinstance(raw, dict):
         raise c.fail("[models]", "must be a table of named models")
-    models = {}
-    for name, table in raw.items():
-        where = f"[models.{name}]"
-        values = c.table(where, table, MODEL_KEYS)
-        if "arch" not in values:
-            raise c.fail(f"{where}.arch", f"missing; one of {_choices(*ARCHS)}")
-        hidden = values.get("hidden")
-        if hidden is not None:
-            if values["arch"] != "mlp":
-                raise c.fail(f"{where}.hidden", f'only an "mlp" has hidden widths, this is "{values["arch"]}"')
-            for h in hidden:
-                if isinstance(h, bool) or not isinstance(h, int) or h < 1:
-                    raise c.fail(f"{where}.hidden", f"{_show(h)} is not an integer >= 1")
-        defaults = tuple((k, v) for k, v in values.items() if k in REGULARIZERS)
-        models[name] = ModelSpec(name, values["arch"], tuple(hidden or (74, 40)), defaults)
-    return models
+    return {name: _model(c, name, table, data, folder) for name, table in raw.items()}
+
+
+def _model(c: _Checker, name: str, table: Any, data: DataSpec, folder: str) -> ModelSpec:
+    where = f"[models.{name}]"
+    if "." in name:
+        raise c.fail(where, "a model's name cannot hold a dot (grid axes write MODEL.LAYER.FIELD)")
+    values = c.table(where, table, MODEL_KEYS)
+    given = [k for k in ARCH_KEYS if k in values]
+    if len(given) != 1:
+        what = "missing" if not given else f"gives {' and '.join(given)}"
+        raise c.fail(where, f"{what}; give exactly one of arch = {choices_text(ARCHS)}, "
+                            "layers = [...] or target = \"module:attribute\"")
+    defaults = tuple((k, v) for k, v in values.items() if k in REGULARIZERS)
+    shape, classes = dataset_shape(data)
+    if "target" in values:
+        return _target_model(c, where, name, values, defaults, folder)
+    for k in ("args",):
+        if k in values:
+            raise c.fail(f"{where}.{k}", "only a model with target = \"module:attribute\" takes args")
+    if "hidden" in values and values.get("arch") != "mlp":
+        raise c.fail(f"{where}.hidden", f'only an "mlp" has hidden widths, this is '
+                                        f'{_show(values.get("arch", "a layer list"))}')
+    hidden = tuple(values.get("hidden", MLP_HIDDEN))
+    act = values.get("act", "relu")
+    inp = _input(c, f"{where}.input", values.get("input"))
+    if "arch" in values:
+        arch, layers = values["arch"], preset_layers(values["arch"], hidden, classes)
+    else:
+        arch, layers = "layers", _layers(c, f"{where}.layers", values["layers"])
+    model = ModelSpec(name, arch, hidden, defaults, layers, act, inp)
+    _check_shapes(c, where, model, shape, classes)
+    return model
+
+
+def _target_model(c: _Checker, where: str, name: str, values: dict, defaults: tuple, folder: str) -> ModelSpec:
+    for k in ("hidden", "act", "input"):
+        if k in values:
+            raise c.fail(f"{where}.{k}", f"a model with target = {_show(values['target'])} takes no {k}; "
+                                         "pass settings of your module in args")
+    target = values["target"]
+    if not TARGET.match(target):
+        raise c.fail(f"{where}.target", f'{_show(target)} is not "module:attribute", e.g. "mynet:Net"')
+    path = locate(target, folder)
+    if path is None:
+        module = target.partition(":")[0]
+        raise c.fail(f"{where}.target", f"no module {module} in {folder or 'the current folder'} nor on the "
+                                        f"Python path: put {module.replace('.', '/')}.py beside the spec")
+    args = values.get("args", {})
+    for k, v in args.items():
+        if not isinstance(v, (bool, int, float, str, list)):
+            raise c.fail(f"{where}.args.{k}", f"{_show(v)} is not a plain value (number, string, boolean, list)")
+    return ModelSpec(name, "target", MLP_HIDDEN, defaults, target=target, args=tuple(args.items()),
+                     search_dir=folder, source=str(path), source_sha256=source_sha256(path))
+
+
+def _input(c: _Checker, where: str, raw: Any) -> InputTransform:
+    if raw is None:
+        return InputTransform()
+    values = c.table(where, raw, INPUT_KEYS)
+    if len(values) != 1:
+        raise c.fail(where, "give one of { pad = N } or { resize = N }")
+    return InputTransform(**values)
+
+
+def _layers(c: _Checker, where: str, raw: list) -> tuple[Layer, ...]:
+    if not raw:
+        raise c.fail(where, "is empty; a model needs at least its output layer, e.g. { fc = 10 }")
+    layers, names = [], set()
+    all_keys = list(dict.fromkeys(k for keys in LAYER_KEYS.values() for k in keys))
+    for i, table in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict):
+            raise c.fail(at, f"{_show(table)} is not a layer table, e.g. {{ conv = 6, k = 5 }}")
+        kinds = [k for k in KINDS if k in table]
+        if len(kinds) != 1:
+            for k in table:
+                if k not in all_keys:
+                    raise c.unknown(at, k, all_keys)
+            what = "no kind" if not kinds else f"two kinds ({' and '.join(kinds)})"
+            raise c.fail(at, f"has {what}; a layer is one of {{ conv = N, k = K }}, "
+                             f"{{ pool = {choices_text(tuple(LAYER_KEYS['pool']['pool'].choices))}, k = K }}, {{ fc = N }}")
+        kind = kinds[0]
+        values = c.table(at, table, LAYER_KEYS[kind])
+        for k in REQUIRED[kind]:
+            if k not in values:
+                raise c.fail(at, f"a {kind} layer needs {k} (e.g. {{ {kind} = {_show(values[kind])}, {k} = 5 }})")
+        layer = Layer.of(kind, **values)
+        name = _name(layer, i)
+        if name in names:
+            raise c.fail(f"{at}.name", f"{_show(name)} names two layers")
+        names.add(name)
+        layers.append(layer)
+    return tuple(layers)
+
+
+def _check_shapes(c: _Checker, where: str, model: ModelSpec, shape: tuple, classes: int, context: str = "") -> None:
+    in_shape = model.input.shape(shape)
+    try:
+        infer_shapes(model.layers, in_shape, classes)
+    except LayerError as e:
+        if e.index < 0:
+            raise c.fail(f"{where}.layers", f"{e}{context}") from None
+        layer = model.layers[e.index]
+        raise c.fail(f"{where}.layers[{e.index}] ({_name(layer, e.index)})", f"{e}{context}") from None
+
+
+# ---------------------------------------------------------------- axes
+
+
+def _layer_axis(c: _Checker, where: str, axis: str, models: dict[str, ModelSpec]) -> tuple[ModelSpec, Layer]:
+    """The model and layer a "MODEL.LAYER.FIELD" axis names, or a one-line error naming what exists."""
+    model_name, layer_name, key = axis.split(".")
+    if model_name not in models:
+        near = difflib.get_close_matches(model_name, list(models), n=1)
+        hint = f'; did you mean "{near[0]}"?' if near else ""
+        raise c.fail(where, f"unknown model \"{model_name}\" in {axis}: defined are {', '.join(models)}{hint}")
+    model = models[model_name]
+    if not model.layers:
+        raise c.fail(where, f"{model_name} is a user's module ({model.target}): it has no declared layers to vary; "
+                            "vary its args in separate models")
+    names = [_name(layer, i) for i, layer in enumerate(model.layers)]
+    if layer_name not in names:
+        near = difflib.get_close_matches(layer_name, names, n=1)
+        hint = f'; did you mean "{near[0]}"?' if near else ""
+        raise c.fail(where, f"{model_name} has no layer \"{layer_name}\": its layers are {', '.join(names)}{hint}")
+    layer = model.layers[names.index(layer_name)]
+    if key not in AXIS_FIELDS[layer.kind]:
+        raise c.unknown(where, key, list(AXIS_FIELDS[layer.kind]), f"field of {layer.kind} layer {layer_name}")
+    return model, layer
 
 
 def _axis_value(c: _Checker, where: str, axis: str, v: Any, models: dict[str, ModelSpec]) -> Any:
@@ -368,8 +537,18 @@ def _axis_value(c: _Checker, where: str, axis: str, v: Any, models: dict[str, Mo
             hint = f'; did you mean "{near[0]}"?' if near else ""
             raise c.fail(where, f"unknown model {_show(v)}: defined are {', '.join(models)}{hint}")
         return v
+    if is_layer_axis(axis):
+        _, layer = _layer_axis(c, where, axis, models)
+        return c.value(where, LAYER_KEYS[layer.kind][axis.split(".")[2]], v)
     key = REGULARIZERS.get(axis) or TRAIN_KEYS[axis]
     return c.value(where, key, v)
+
+
+def _check_axis_name(c: _Checker, where: str, axis: str, models: dict[str, ModelSpec]) -> None:
+    if is_layer_axis(axis):
+        _layer_axis(c, f"{where}.{axis}" if where == "[grid]" else where, axis, models)
+    elif axis not in AXES:
+        raise c.unknown(where, axis, [*AXES, "MODEL.LAYER.FIELD"], "axis")
 
 
 def _grid(c: _Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
@@ -378,15 +557,14 @@ def _grid(c: _Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
     grid = []
     for axis, values in raw.items():
         where = f"[grid].{axis}"
-        if axis not in AXES:
-            raise c.unknown("[grid]", axis, list(AXES))
+        _check_axis_name(c, "[grid]", axis, models)
         if not isinstance(values, list):
             raise c.fail(where, f"{_show(values)} is not a list; write {axis} = [{_show(values)}]")
         if not values:
             raise c.fail(where, "is an empty list: the grid would have no points")
         checked = tuple(_axis_value(c, where, axis, v, models) for v in values)
         if len(set(map(repr, checked))) != len(checked):
-            raise c.fail(where, f"{values} repeats a value")
+            raise c.fail(where, f"{_show(values)} repeats a value")
         grid.append((axis, checked))
     if grid and "model" not in raw and len(models) > 1:
         raise c.fail("[grid].model", f"missing; which of {', '.join(models)}?")
@@ -402,9 +580,26 @@ def _runs(c: _Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
         if not isinstance(run, dict):
             raise c.fail(where, "must be a table")
         for k in run:
-            if k not in AXES:
-                raise c.unknown(where, k, list(AXES))
+            _check_axis_name(c, where, k, models)
         if "model" not in run and len(models) > 1:
             raise c.fail(f"{where}.model", f"missing; which of {', '.join(models)}?")
+        model = run.get("model", next(iter(models)))
+        for k in run:
+            if is_layer_axis(k) and k.split(".")[0] != model:
+                raise c.fail(f"{where}.{k}", f"names a layer of {k.split('.')[0]}, but this run trains {model}")
         runs.append(tuple((k, _axis_value(c, f"{where}.{k}", k, v, models)) for k, v in run.items()))
     return tuple(runs)
+
+
+def _check_points(c: _Checker, spec: Spec) -> None:
+    """Every point's layers fit the data, with its layer-field axes applied."""
+    layer_axes = [a for a in spec.axis_names if is_layer_axis(a)]
+    if not layer_axes:
+        return
+    shape, classes = dataset_shape(spec.data)
+    for setting in spec.settings():
+        point = spec.point(setting, spec.study.seeds[0])
+        changed = [f"{a} = {_show(v)}" for a, v in point.axes if is_layer_axis(a)]
+        if changed:
+            _check_shapes(c, f"[models.{point.model.name}]", point.model, shape, classes,
+                          f" (with {', '.join(changed)})")

@@ -18,12 +18,13 @@ from torch import nn
 
 from runner.data import MNIST, Split
 from runner.errors import RunnerError
-from runner.counts import model_config
 from runner.models import build_model
+from runner.models.counts import model_config
+from runner.models.layers import InputTransform
 from runner.spec import Point, TrainConfig
 
 __all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment",
-           "train_point", "evaluate", "stage", "OPTIMIZERS"]
+           "train_point", "evaluate", "stage", "OPTIMIZERS", "reset_peak_memory", "peak_memory_mb"]
 
 
 class TrainingError(RunnerError):
@@ -81,16 +82,43 @@ def set_threads(threads: int) -> int:
     return n
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA's max allocated, or this process's peak RSS (Linux's clear_refs)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM, the peak resident set size (Linux 4.0+)
+    except OSError:
+        pass  # elsewhere the peak is the process's since it started
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory since reset_peak_memory: CUDA max allocated, else the process's peak RSS, in MB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
 def affine_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Random rotation (<= 10 deg), shift (<= 2 px) and scale (0.9-1.1), one draw per image.
 
-    x: (B, 1, 28, 28) float, background 0. One affine_grid + grid_sample for the whole batch.
+    x: (B, C, H, W) float, background 0. One affine_grid + grid_sample for the whole batch.
     """
     b = x.shape[0]
     u = torch.rand(b, 4, generator=g, device=x.device) * 2 - 1  # (B, 4) in [-1, 1)
     angle = u[:, 0] * math.radians(10)
     scale = 1 + 0.1 * u[:, 1]
-    shift = u[:, 2:] * (2 / 14)  # 2 px in grid units: 28 px span [-1, 1]
+    shift = u[:, 2:] * (2 / (x.shape[-1] / 2))  # 2 px in grid units: W px span [-1, 1] (28 px: 2/14)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
                          torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
@@ -101,9 +129,11 @@ def affine_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 class _Batches:
     """Normalized batches of a split already on the device."""
 
-    def __init__(self, split: Split, device: torch.device, mean: float, std: float, channels_last: bool):
+    def __init__(self, split: Split, device: torch.device, mean: float, std: float, channels_last: bool,
+                 transform: InputTransform = InputTransform()):
         self.channels_last = channels_last
-        self.images = split.images.to(device)  # (N, 28, 28) uint8, copied once
+        images = split.images.unsqueeze(1) if split.images.dim() == 3 else split.images  # (N, C, H, W)
+        self.images = transform.apply(images.to(device))  # uint8, copied (and padded or resized) once
         self.labels = split.labels.to(device)
         self.scale, self.shift = 1 / (255 * std), mean / std  # x/255 normalized in one fma
 
@@ -111,7 +141,7 @@ class _Batches:
         return len(self.labels)
 
     def batch(self, idx: torch.Tensor | slice, g: torch.Generator | None = None):
-        x = self.images[idx].unsqueeze(1).float()  # (B, 1, 28, 28) in [0, 255]
+        x = self.images[idx].float()  # (B, C, H, W) in [0, 255]
         if g is not None:
             x = affine_augment(x, g)
         x = x.mul_(self.scale).sub_(self.shift)
@@ -150,11 +180,12 @@ def train_point(point: Point, data: MNIST, device: torch.device,
     torch.manual_seed(point.seed)  # weights and dropout
     g = torch.Generator(device=device).manual_seed(point.seed)  # shuffling and augmentation
     cfg = model_config(point)
-    # channels_last: 5.6 s vs 7.3 s per LeNet-5 epoch on 2 CPU cores (batch 128)
-    channels_last = cfg.arch == "lenet5"
+    # channels_last: 5.6 s vs 7.3 s per LeNet-5 epoch on 2 CPU cores (batch 128). Not for a user's
+    # module: its own code may .view() a tensor that channels_last has made non-contiguous.
+    channels_last = cfg.has_conv and not cfg.target
     model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    train = _Batches(data.train, device, point.data.mean, point.data.std, channels_last)
-    test = _Batches(data.test, device, point.data.mean, point.data.std, channels_last)
+    train = _Batches(data.train, device, point.data.mean, point.data.std, channels_last, cfg.input)
+    test = _Batches(data.test, device, point.data.mean, point.data.std, channels_last, cfg.input)
     n, b = len(train), t.batch_size
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))

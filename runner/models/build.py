@@ -1,0 +1,46 @@
+"""What decides a model's modules (`ModelConfig`), and the one function that builds any model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from runner.models.layers import InputTransform, Layer, build_layers
+
+__all__ = ["ModelConfig", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A declared (or preset) model's layers, or a user's module, with the regularizers it builds in."""
+
+    layers: tuple[Layer, ...] = ()  # empty for a user's module
+    act: str = "relu"  # default activation of conv and hidden fc layers
+    input: InputTransform = InputTransform()  # applied to the images, before the first layer
+    in_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the data, before `input`
+    classes: int = 10
+    dropout: float = 0.0  # after each hidden fc layer
+    batch_norm: bool = False  # after each conv and hidden fc layer, before the activation
+    target: str = ""  # "module:attribute" of a user's nn.Module (its constructor or factory)
+    args: tuple[tuple[str, Any], ...] = ()  # keyword arguments of `target`
+    search_dir: str = ""  # the spec's folder: searched first for `target`'s module
+
+    @property
+    def model_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of what the model receives."""
+        return self.input.shape(self.in_shape)
+
+    @property
+    def has_conv(self) -> bool:
+        """Whether the model convolves (and so gains from channels_last memory)."""
+        return any(layer.kind == "conv" for layer in self.layers)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The nn.Module of `cfg`: a LayerNet for declared layers, else the user's module."""
+    if cfg.target:
+        from runner.models.user import build_user_model
+
+        return build_user_model(cfg)
+    return build_layers(cfg.layers, cfg.model_shape, cfg.act, cfg.batch_norm, cfg.dropout)

@@ -1,0 +1,83 @@
+"""One picture per model: its layers top to bottom, each with its output shape and parameter count.
+
+Drawn from a layer table alone (`counts.LayerRow`), so the report can draw a user's module from
+the table stored with its trials, without importing it. Byte-identical for the same table.
+"""
+from __future__ import annotations
+
+import io
+
+from runner.models.counts import LayerRow, ParamTable
+
+__all__ = ["diagram_png", "diagram_file"]
+
+DPI = 100
+# Box colour by the first word of a row's type.
+COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "fc": "#fce5cd", "batch": "#eeeeee"}
+INPUT_COLOR = "#ffffff"
+OTHER_COLOR = "#ead1dc"
+
+
+def _shape(s: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, s)) + (",)" if len(s) == 1 else ")")
+
+
+def _boxes(table: ParamTable, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, str]]:
+    """(title line, detail line, colour) per box, top to bottom."""
+    rows: list[LayerRow] = list(table.rows)
+    boxes = []
+    if input_shape is not None and not (rows and rows[0].name == "input"):
+        boxes.append(("input", _shape(input_shape), INPUT_COLOR))
+    for r in rows:
+        if r.name == "input":
+            boxes.append((f"input{': ' + r.kind if r.kind else ''}", _shape(r.shape), INPUT_COLOR))
+            continue
+        color = COLORS.get(r.kind.split(" ")[0], OTHER_COLOR)
+        params = f"{r.count:,} parameters = {r.formula}" if r.count and r.formula else \
+            f"{r.count:,} parameters" if r.count else "no parameters"
+        boxes.append((f"{r.name}: {r.kind}", f"out {_shape(r.shape)}   {params}", color))
+    return boxes
+
+
+def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -> bytes:
+    """The model's layers as a column of boxes joined by arrows, titled with the total count.
+
+    Args:
+        input_shape: (C, H, W) of the data, drawn as the first box unless the table starts with
+            its input row.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.style
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+    boxes = _boxes(table, input_shape)
+    step = 1.0  # vertical distance between box centres, in data units
+    height = 0.62
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(7.2, 0.9 + 0.62 * len(boxes)), layout="constrained")
+        ax = fig.subplots()
+        for i, (title, detail, color) in enumerate(boxes):
+            y = -i * step
+            ax.add_patch(FancyBboxPatch((0.05, y - height / 2), 0.9, height, boxstyle="round,pad=0.02",
+                                        facecolor=color, edgecolor="#444444", linewidth=1))
+            ax.text(0.5, y + 0.12, title, ha="center", va="center", fontsize=10, fontweight="bold")
+            ax.text(0.5, y - 0.14, detail, ha="center", va="center", fontsize=8.5, family="monospace")
+            if i:
+                ax.annotate("", xy=(0.5, y + height / 2 + 0.02), xytext=(0.5, y + step - height / 2 - 0.04),
+                            arrowprops={"arrowstyle": "-|>", "color": "#444444", "lw": 1})
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-(len(boxes) - 1) * step - 0.5, 0.5)
+        ax.axis("off")
+        ax.set_title(f"{table.title}: {table.total:,} parameters", fontsize=11)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        return buf.getvalue()
+
+
+def diagram_file(table: ParamTable) -> str:
+    """The diagram's file name: model-<title as a slug>.png."""
+    import re
+
+    return "model-" + re.sub(r"[^A-Za-z0-9._-]+", "-", table.title.replace("=", "-")).strip("-") + ".png"

@@ -1,0 +1,46 @@
+"""The named architectures (`arch = "lenet5"`, `arch = "mlp"`), written as layer lists.
+
+LeNet-5 (LeCun et al. 1998, with ReLU and max pooling) for 28x28 input: 61,706 parameters.
+  c1  conv 1 -> 6, 5x5, pad 2   (5*5*1+1)*6   =    156   # (6, 28, 28); pad 2 sees the original 32x32 field
+  s2  max pool 2                                        # (6, 14, 14)
+  c3  conv 6 -> 16, 5x5         (5*5*6+1)*16  =  2,416   # (16, 10, 10)
+  s4  max pool 2                                        # (16, 5, 5)
+  f5  fc 400 -> 120             (400+1)*120   = 48,120   # the original's C5: a 5x5 conv on a 5x5 map
+  f6  fc 120 -> 84              (120+1)*84    = 10,164
+  output  fc 84 -> 10           (84+1)*10     =    850
+The MLP 784 -> 74 -> 40 -> 10 has (784+1)*74 + (74+1)*40 + (40+1)*10 = 61,500 (0.33% fewer).
+"""
+from __future__ import annotations
+
+from runner.models.layers import Layer
+
+__all__ = ["PRESETS", "preset_layers", "MLP_HIDDEN"]
+
+MLP_HIDDEN = (74, 40)  # the shipped MLP's hidden widths: 61,500 parameters
+
+
+def lenet5(classes: int = 10, hidden: tuple[int, ...] = ()) -> tuple[Layer, ...]:
+    """LeNet-5 for 28x28 input, ReLU and max pooling."""
+    return (
+        Layer.of("conv", conv=6, k=5, pad=2, name="c1"),
+        Layer.of("pool", pool="max", k=2, name="s2"),
+        Layer.of("conv", conv=16, k=5, name="c3"),
+        Layer.of("pool", pool="max", k=2, name="s4"),
+        Layer.of("fc", fc=120, name="f5"),
+        Layer.of("fc", fc=84, name="f6"),
+        Layer.of("fc", fc=classes, name="output"),
+    )
+
+
+def mlp(classes: int = 10, hidden: tuple[int, ...] = MLP_HIDDEN) -> tuple[Layer, ...]:
+    """Flattened input -> hidden... -> classes, fully connected."""
+    return (*(Layer.of("fc", fc=h, name=f"fc{i}") for i, h in enumerate(hidden, 1)),
+            Layer.of("fc", fc=classes, name="output"))
+
+
+PRESETS = {"lenet5": lenet5, "mlp": mlp}
+
+
+def preset_layers(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10) -> tuple[Layer, ...]:
+    """The layer list of a named architecture."""
+    return PRESETS[arch](classes, hidden)
