@@ -1,0 +1,278 @@
+"""Building the Report from storage: trials read, grouped into configurations, setup, known result, figures."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
+
+from runner.errors import StorageError
+from runner.report.data import (CURVES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError, _fmt,
+                                _key)
+from runner.report.stats import _effects, _mean, _std
+from runner.spec import REGULARIZERS, Spec
+from runner.store import EpochRow, Store
+
+__all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST"]
+
+LECUN_1998_ACC = 99.05  # % test accuracy of LeNet-5 in LeCun et al. 1998 (0.95% error, no distortions)
+FULL_MNIST = (60_000, 10_000)  # train and test images of the published benchmark
+
+
+# ---------------------------------------------------------------- reading storage
+
+
+def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], dict[int, list[EpochRow]]]:
+    """(storage URL, every trial of the study by number, epochs of the complete ones)."""
+    store = Store(url, create=False)
+    try:
+        study = store.open_study(spec.study.name, spec.study.direction, create=False)
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        complete = [t._trial_id for t in trials if t.state == TrialState.COMPLETE]
+        return store.url, trials, store.epochs(complete)
+    except (SQLAlchemyError, optuna.exceptions.OptunaError) as e:
+        raise StorageError(f"{store.url}: cannot read study {spec.study.name!r}: {e}") from None
+    finally:
+        store.dispose()
+
+
+class _Axes:
+    """Axis order and each axis's default, to label configurations the same way everywhere."""
+
+    def __init__(self, spec: Spec, trials: list[FrozenTrial]):
+        extra = sorted({k for t in trials for k in t.params} - {"model", "seed", *spec.axis_names})
+        self.names = (*spec.axis_names, *extra)
+        self.spec = spec
+
+    def default(self, model: str, axis: str) -> Any:
+        if model in self.spec.models:
+            point = self.spec.point({"model": model}, 0)
+            return point.params.get(axis, REGULARIZERS[axis].default if axis in REGULARIZERS else None)
+        return REGULARIZERS[axis].default if axis in REGULARIZERS else getattr(self.spec.train, axis, None)
+
+    def params(self, trial: FrozenTrial) -> dict[str, Any]:
+        return {a: trial.params[a] for a in self.names if a in trial.params}
+
+    def label(self, model: str, params: dict[str, Any]) -> str:
+        changed = [f"{a}={_fmt(v)}" for a, v in params.items() if v != self.default(model, a)]
+        return " ".join([model, *changed])
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label.replace("=", "-")).strip("-")
+
+
+# ---------------------------------------------------------------- configurations
+
+
+def _curves(rows: list[list[EpochRow]]) -> dict[str, Curve]:
+    out = {}
+    epochs = sorted({r.epoch for trial in rows for r in trial})
+    for name in CURVES:
+        per_epoch = [[getattr(r, name) for trial in rows for r in trial if r.epoch == e] for e in epochs]
+        out[name] = Curve(tuple(epochs), tuple(float(np.mean(v)) for v in per_epoch),
+                          tuple(float(min(v)) for v in per_epoch), tuple(float(max(v)) for v in per_epoch))
+    return out
+
+
+def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTrial],
+            epochs: dict[int, list[EpochRow]], axes: _Axes) -> Config:
+    rows = [epochs.get(t._trial_id, []) for t in trials]
+    with_rows = [r for r in rows if r]
+    final_acc = tuple(r[-1].test_acc if r else t.intermediate_values[max(t.intermediate_values)]
+                      for t, r in zip(trials, rows) if r or t.intermediate_values)
+    best_acc = tuple(t.user_attrs.get("best_test_acc", max(e.test_acc for e in r) if r else math.nan)
+                     for t, r in zip(trials, rows))
+    per_epoch_s = [float(np.mean([e.seconds for e in r])) for r in with_rows]
+    label = axes.label(model, params)
+    attrs = trials[0].user_attrs
+    return Config(
+        key=key, model=model, arch=attrs.get("config", {}).get("model", {}).get("arch", model),
+        params=params, label=label, slug=_slug(label),
+        regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
+        param_count=int(attrs.get("param_count", 0)), seeds=tuple(t.params["seed"] for t in trials),
+        final=tuple(float(t.value) for t in trials), final_acc=final_acc,
+        best_acc=tuple(b for b in best_acc if not math.isnan(b)),
+        final_loss=tuple(r[-1].test_loss for r in with_rows),
+        gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
+        seconds_per_epoch=_mean(per_epoch_s), curves=_curves(with_rows),
+    )
+
+
+def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
+    """Complete trials by configuration key (one per seed), and every trial left out."""
+    groups: dict[str, list[FrozenTrial]] = {}
+    first: dict[tuple[str, int], int] = {}
+    excluded = []
+    for t in trials:
+        model = t.params.get("model", "?")
+        params = axes.params(t)
+        label = axes.label(model, params)
+        seed = t.params.get("seed")
+        if t.state != TrialState.COMPLETE:
+            excluded.append(Excluded(t.number, t.state.name.lower(), label, seed,
+                                     str(t.user_attrs.get("fail_reason", ""))))
+            continue
+        key = _key({"model": model, **params})
+        if (key, seed) in first:
+            excluded.append(Excluded(t.number, "complete", label, seed,
+                                     f"duplicate of trial {first[key, seed]} (same config and seed)"))
+            continue
+        first[key, seed] = t.number
+        groups.setdefault(key, []).append(t)
+    return groups, excluded
+
+
+def _spec_order(spec: Spec) -> dict[str, int]:
+    keys = {}
+    for setting in spec.settings():
+        params = dict(spec.point(setting, 0).params)
+        params.pop("seed")
+        keys.setdefault(_key(params), len(keys))
+    return keys
+
+
+def _configs(spec: Spec, groups: dict[str, list[FrozenTrial]], epochs: dict[int, list[EpochRow]],
+             axes: _Axes) -> list[Config]:
+    order = _spec_order(spec)
+    configs = []
+    for key, trials in sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[1][0].number)):
+        params = json.loads(key)
+        model = params.pop("model")
+        params = {a: params[a] for a in axes.names if a in params}
+        configs.append(_config(key, model, params, trials, epochs, axes))
+    sign = -1.0 if spec.study.direction == "maximize" else 1.0
+    return sorted(configs, key=lambda c: sign * float(np.mean(c.final)))  # stable: ties keep spec order
+
+
+# ---------------------------------------------------------------- setup, known result, figures
+
+
+_TRAIN_ORDER = {k: i for i, k in enumerate(("epochs", "batch_size", "optimizer", "lr", "momentum", "schedule"))}
+
+
+def _distinct(values: list[Any]) -> str:
+    shown = sorted({json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else _fmt(v) for v in values})
+    return ", ".join(shown) if shown else "not recorded"
+
+
+def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
+    attrs = [t.user_attrs for t in complete]
+    cfg = [a.get("config", {}) for a in attrs]
+    data = [("source", _distinct([a.get("data_source") for a in attrs if "data_source" in a])),
+            ("official MNIST files", _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
+            ("checksum", _distinct([a.get("data_checksum") for a in attrs if "data_checksum" in a])),
+            ("train images", _distinct([f"{a['train_size']:,}" for a in attrs if "train_size" in a])),
+            ("test images", _distinct([f"{a['test_size']:,}" for a in attrs if "test_size" in a]))]
+    for k in ("mean", "std"):
+        data.append((f"normalization {k}", _distinct([c["data"][k] for c in cfg if k in c.get("data", {})])))
+    train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
+    train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
+    train += [(r, _distinct([c["regularizers"][r] for c in cfg if r in c.get("regularizers", {})]))
+              for r in REGULARIZERS]
+    versions = sorted({lib for a in attrs for lib in a.get("versions", {})})
+    wall = sum(a.get("wall_seconds", 0.0) for a in attrs)
+    prov = [("code version", _distinct([a.get("code_version") for a in attrs if "code_version" in a]))]
+    prov += [(lib, _distinct([a["versions"][lib] for a in attrs if lib in a.get("versions", {})]))
+             for lib in versions]
+    prov += [(k, _distinct([a.get(k) for a in attrs if k in a])) for k in ("python", "device", "cpu", "threads")]
+    prov += [("workers", str(len({a.get("worker") for a in attrs if "worker" in a}))),
+             ("total compute", f"{_duration(wall)} of wall time over {len(complete)} complete trials")]
+    return data, train, prov
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{seconds:.1f} s"
+
+
+def _model_of_arch(spec: Spec, configs: list[Config], arch: str) -> str | None:
+    names = [n for n, m in spec.models.items() if m.arch == arch] + [c.model for c in configs if c.arch == arch]
+    return next((n for n in names if any(c.model == n for c in configs)), None)
+
+
+def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> Config | None:
+    """The model's default point (with every regularizer off, if asked), if it was stored."""
+    if model not in spec.models:
+        return None
+    params = dict(spec.point({"model": model}, 0).params)
+    params.pop("seed")
+    if regs_off:
+        params.update({r: k.default for r, k in REGULARIZERS.items() if r in params})
+    return next((c for c in configs if c.key == _key(params)), None)
+
+
+def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None:
+    if baseline is None or not baseline.final_acc:
+        return None
+    sizes = {(t.user_attrs.get("train_size"), t.user_attrs.get("test_size")) for t in complete}
+    return Known(baseline.label, len(baseline.final_acc), float(np.mean(baseline.final_acc)),
+                 _std(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
+                 LECUN_1998_ACC, sizes == {FULL_MNIST})
+
+
+def _figures(spec: Spec, configs: list[Config], effects: list[Effect]) -> list[Figure]:
+    models = list(dict.fromkeys([m for m in spec.models] + [c.model for c in configs]))
+    shown: list[Config] = []
+    for model in models:
+        mine = [c for c in configs if c.model == model]  # best first
+        base = _baseline(spec, configs, model, regs_off=False)
+        for c in (base, mine[0] if mine else None):
+            if c is not None and c not in shown:
+                shown.append(c)
+    figures = [Figure(f"curves-{c.slug}.png", c.label, "curves", (c.key,)) for c in shown]
+    lenet, mlp = _model_of_arch(spec, configs, "lenet5"), _model_of_arch(spec, configs, "mlp")
+    overlay = [_baseline(spec, configs, lenet, regs_off=True) if lenet else None,
+               _baseline(spec, configs, mlp, regs_off=False) if mlp else None,
+               next((c for c in configs if c.model == lenet and c.regularized), None)]
+    keys = tuple(dict.fromkeys(c.key for c in overlay if c is not None))
+    if len(keys) > 1:
+        figures.append(Figure("compare.png", "LeNet-5, the MLP and the best regularized LeNet-5", "curves", keys))
+    if any(e.ci95 is not None for e in effects):
+        figures.append(Figure("effects.png", "Main effects on the final metric", "effects"))
+    return figures
+
+
+# ---------------------------------------------------------------- build
+
+
+def build_report(spec: Spec, url: str | None) -> Report:
+    """Every number of the report, from the trials stored for `spec`'s study at `url`."""
+    storage, trials, epochs = _load_trials(spec, url)
+    axes = _Axes(spec, trials)
+    groups, excluded = _group(trials, axes)
+    if not groups:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(_count_states(trials).items())) or "no trials"
+        raise ReportError(f"{storage}: study {spec.study.name!r} has no complete trials ({states}); "
+                          f"run `runner grid {spec.path}` first")
+    configs = _configs(spec, groups, epochs, axes)
+    complete = [t for ts in groups.values() for t in ts]
+    complete.sort(key=lambda t: t.number)
+    effects, interactions = _effects(spec, configs)
+    data, train, prov = _setup(complete)
+    lenet = _model_of_arch(spec, configs, "lenet5")
+    known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
+    varying = tuple(a for a in axes.names if len({_fmt(c.params.get(a)) for c in configs}) > 1)
+    from runner.counts import parameter_tables
+
+    return Report(
+        study=spec.study.name, description=spec.study.description, spec_path=spec.path,
+        metric=spec.study.metric, direction=spec.study.direction, axes=varying,
+        data=data, train=train, provenance=prov,
+        seeds=tuple(sorted({t.params["seed"] for t in complete})),
+        param_tables=parameter_tables(spec), configs=configs, known=known, effects=effects,
+        interactions=interactions, excluded=excluded, figures=_figures(spec, configs, effects),
+    )
+
+
+def _count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in trials:
+        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+    return out

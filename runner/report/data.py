@@ -1,0 +1,146 @@
+"""The report as data: frozen dataclasses for every number it shows, and the names of its files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import RunnerError
+
+__all__ = ["ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report", "REPORT_FILE",
+           "SUMMARY_FILE", "CURVES"]
+
+REPORT_FILE = "report.md"
+SUMMARY_FILE = "summary.json"
+# Per-epoch metrics drawn for every curve: column of runner_epochs -> (panel title, y label).
+CURVES = {
+    "train_loss": ("train loss", "cross-entropy loss (log scale)"),
+    "test_loss": ("test loss", "cross-entropy loss (log scale)"),
+    "train_acc": ("train accuracy", "accuracy (%)"),
+    "test_acc": ("test accuracy", "accuracy (%)"),
+}
+
+
+class ReportError(RunnerError):
+    """A report that cannot be made: no complete trials, a README without markers, a bad folder."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One per-epoch metric of a configuration: the mean over seeds and the min-max band."""
+
+    epochs: tuple[int, ...]
+    mean: tuple[float, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Complete trials with equal params except the seed; tuples hold one value per seed."""
+
+    key: str  # JSON of the params without the seed: the configuration's identity
+    model: str
+    arch: str  # lenet5 | mlp
+    params: dict[str, Any]  # every axis -> value (neither model nor seed)
+    label: str  # the model and the axes that differ from their default
+    slug: str  # the label as a file name
+    regularized: bool  # some regularizer is not off
+    param_count: int
+    seeds: tuple[int, ...]
+    final: tuple[float, ...]  # the study's metric at the final epoch
+    final_acc: tuple[float, ...]  # % test accuracy at the final epoch
+    best_acc: tuple[float, ...]  # % test accuracy at the best epoch
+    final_loss: tuple[float, ...]  # test loss at the final epoch
+    gap: tuple[float, ...]  # train minus test accuracy at the final epoch, points
+    seconds_per_epoch: float | None
+    curves: dict[str, Curve]  # keys of CURVES
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A main effect (to vs from) or a two-way interaction, over paired differences."""
+
+    model: str  # the grid's model whose trials were compared
+    factor: str  # an axis, or "a x b" for an interaction
+    from_: Any  # the "off" value; for an interaction a list, one value per factor
+    to: Any
+    n_pairs: int
+    delta_mean: float
+    ci95: tuple[float, float] | None  # t-interval; None with fewer than 2 pairs
+    p_raw: float | None  # paired t-test
+    p_value: float | None  # Holm-corrected
+    verdict: str  # improves | hurts | no detectable effect | too few pairs (interactions: interacts | ...)
+
+
+@dataclass(frozen=True)
+class Known:
+    """LeNet-5 with every regularizer off against LeCun et al. 1998."""
+
+    label: str
+    seeds: int
+    mean: float
+    std: float | None
+    lo: float  # the seed spread: min and max of the final accuracies
+    hi: float
+    reference: float
+    full_data: bool  # trained and tested on all of MNIST, as the reference was
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A trial left out of the statistics: failed, still running, or a duplicate."""
+
+    number: int
+    state: str
+    label: str
+    seed: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One PNG: learning curves of configurations (by key), or the effects plot."""
+
+    file: str
+    title: str
+    kind: str  # curves | effects
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    study: str
+    description: str
+    spec_path: str
+    metric: str  # test_acc | test_loss
+    direction: str  # maximize | minimize
+    axes: tuple[str, ...]  # the axes whose value differs between configurations
+    data: list[tuple[str, str]]  # (item, value) rows
+    train: list[tuple[str, str]]
+    provenance: list[tuple[str, str]]
+    seeds: tuple[int, ...]
+    param_tables: list[tuple[str, list[str], list[list[str]], int]]
+    configs: list[Config]  # sorted by the study's metric, best first
+    known: Known | None
+    effects: list[Effect]
+    interactions: list[Effect]
+    excluded: list[Excluded]
+    figures: list[Figure]
+
+    def config(self, key: str) -> Config:
+        """The configuration with this key."""
+        return next(c for c in self.configs if c.key == key)
+
+
+# ---------------------------------------------------------------- labels and keys
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)

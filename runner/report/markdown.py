@@ -1,0 +1,281 @@
+"""The report as text: Markdown tables and sentences, the full report, the README's summary, summary.json."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from runner.report.data import REPORT_FILE, Effect, Known, Report, _fmt
+from runner.report.stats import ALPHA, _mean, _std
+from runner.spec import REGULARIZERS
+
+__all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
+           "render_markdown", "render_summary", "summary_json"]
+
+METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", "")}
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def _table(names: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right or set()
+    lines = ["| " + " | ".join(names) + " |",
+             "|" + "|".join("---:" if i in right else "---" for i in range(len(names))) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _pm(xs: tuple[float, ...], digits: int = 2) -> str:
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.{digits}f}"
+    return f"{np.mean(xs):.{digits}f} ± {np.std(xs, ddof=1):.{digits}f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _num(x: float, metric: str) -> str:
+    return f"{x:+.2f}" if metric == "test_acc" else f"{x:+.4f}"
+
+
+def _ci(ci: tuple[float, float] | None, metric: str) -> str:
+    return "–" if ci is None else f"[{_num(ci[0], metric)}, {_num(ci[1], metric)}]"
+
+
+def _change(e: Effect) -> str:
+    if isinstance(e.from_, list):
+        return ", ".join(f"{_fmt(a)} → {_fmt(b)}" for a, b in zip(e.from_, e.to))
+    return f"{_fmt(e.from_)} → {_fmt(e.to)}"
+
+
+def effect_sentence(e: Effect, metric: str) -> str:
+    """One plain sentence that says only what the numbers support."""
+    words, unit = METRIC_WORDS[metric]
+    unit = f" {unit}" if unit else ""
+    what = f"{e.factor} ({_change(e)})"
+    if e.verdict == "too few pairs":
+        return f"{what}: too few paired trials ({e.n_pairs}) to tell."
+    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(e.ci95, metric)}"
+    if e.verdict == "no detectable effect":
+        return f"{what}: no detectable effect on {words} ({numbers}, {_p(e.p_value)})."
+    if e.verdict == "hurts":
+        return f"{what} hurts {words}: {numbers} ({_p(e.p_value)})."
+    digits = 2 if metric == "test_acc" else 4  # improves: the size of the gain and its interval
+    lo, hi = sorted(abs(x) for x in e.ci95) if e.ci95 else (math.nan, math.nan)
+    return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
+            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({_p(e.p_value)}).")
+
+
+def interaction_sentence(e: Effect, metric: str) -> str:
+    """What an interaction contrast means, in words."""
+    words, unit = METRIC_WORDS[metric]
+    unit = f" {unit}" if unit else ""
+    (a, b), (a0, b0), (a1, b1) = e.factor.split(" x "), e.from_, e.to
+    more = "larger" if e.delta_mean > 0 else "smaller"
+    return (f"The change in {words} from {a} {_fmt(a0)} → {_fmt(a1)} is {abs(e.delta_mean):.{2 if unit else 4}f}"
+            f"{unit} {more} with {b}={_fmt(b1)} than with {b}={_fmt(b0)} "
+            f"{_ci(e.ci95, metric)} ({_p(e.p_value)}).")
+
+
+def _known_sentence(k: Known) -> str:
+    diff = k.mean - k.reference
+    spread = f"{k.lo:.2f}–{k.hi:.2f}%" if k.seeds > 1 else f"{k.lo:.2f}% (one seed: no spread)"
+    within = "within" if k.lo <= k.reference <= k.hi else "outside"
+    std = f" ± {k.std:.2f}" if k.std is not None else ""
+    text = (f"LeNet-5 with every regularizer off (`{k.label}`) reaches {k.mean:.2f}{std}% test accuracy "
+            f"over {k.seeds} seed{'s' if k.seeds != 1 else ''} ({100 - k.mean:.2f}% error), "
+            f"{abs(diff):.2f} points {'above' if diff > 0 else 'below'} the {k.reference:.2f}% "
+            f"({100 - k.reference:.2f}% error) of LeCun et al. 1998; the published figure lies "
+            f"{within} the seed spread ({spread}).")
+    if not k.full_data:
+        text += (" These trials did not use all 60,000 training and 10,000 test images, so the "
+                 "comparison with the published figure does not hold.")
+    return text
+
+
+def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
+    names = ["#", "model", *report.axes, "parameters", "seeds", "final test acc (%)", "best test acc (%)",
+             "final test loss", "train − test (points)", "s / epoch"]
+    rows = []
+    for i, c in enumerate(report.configs, 1):
+        rows.append([str(i), c.model, *(_fmt(c.params.get(a, "")) for a in report.axes),
+                     f"{c.param_count:,}", str(len(c.seeds)), _pm(c.final_acc), _pm(c.best_acc),
+                     _pm(c.final_loss, 4), _pm(c.gap),
+                     "–" if c.seconds_per_epoch is None else f"{c.seconds_per_epoch:.1f}"])
+    first_number = 2 + len(report.axes)
+    return names, rows, {0, *range(first_number, len(names))}
+
+
+def comparison_table(report: Report) -> str:
+    """Every configuration, best first by the study's metric."""
+    names, rows, right = _config_rows(report)
+    return _table(names, rows, right)
+
+
+def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
+    """Main effects (or the given interactions) as a Markdown table."""
+    effects = report.effects if effects is None else effects
+    words, unit = METRIC_WORDS[report.metric]
+    model = ["model"] if len({e.model for e in effects}) > 1 else []
+    names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
+             "95% CI", "p (Holm)", "pairs", "verdict"]
+    rows = [[*([e.model] if model else []), e.factor, _change(e), _num(e.delta_mean, report.metric),
+             _ci(e.ci95, report.metric), _p(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs),
+             e.verdict]
+            for e in effects]
+    first = len(model) + 2  # the numeric columns: delta, CI, p, pairs
+    return _table(names, rows, {first, first + 1, first + 2, first + 3})
+
+
+def _answer(report: Report) -> list[str]:
+    best = report.configs[0]
+    words, _ = METRIC_WORDS[report.metric]
+    value = _pm(best.final, 2 if report.metric == "test_acc" else 4) + ("%" if report.metric == "test_acc" else "")
+    lines = [f"- Best configuration: `{best.label}`, {value} final {words} "
+             f"({len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}, {best.param_count:,} parameters)."]
+    if report.known:
+        lines.append(f"- {_known_sentence(report.known)}")
+    lines += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """The full report as Markdown; figures are linked by file name, beside the report."""
+    m = report.metric
+    out = [f"# {report.study}: {report.description}" if report.description else f"# {report.study}", ""]
+    out += [f"Generated by `runner report {report.spec_path}` from {sum(len(c.seeds) for c in report.configs)} "
+            f"complete trials in {len(report.configs)} configurations; ranked by final {METRIC_WORDS[m][0]}.", ""]
+    out += ["## The answer", "", *_answer(report), ""]
+    out += ["## Setup", "", "### Data", "", _table(["item", "value"], [list(r) for r in report.data]), ""]
+    out += ["### Training", "", _table(["key", "value"], [list(r) for r in report.train]), "",
+            f"Seeds: {', '.join(map(str, report.seeds))} ({len(report.seeds)}); every configuration "
+            f"runs once per seed.", ""]
+    out += ["### Provenance", "", _table(["item", "value"], [list(r) for r in report.provenance]), ""]
+    out += ["## Parameter counts", ""]
+    for title, names, rows, total in report.param_tables:
+        out += [f"### {title}", "", _table(names, rows, {len(names) - 1}), "", f"Total: **{total:,}** parameters.", ""]
+    out += ["## Comparison", "",
+            "Every configuration, best first; mean ± std over seeds. Train accuracy is the running "
+            "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "
+            "not a clean evaluation, so the train − test gap is only a rough measure of overfitting.",
+            "", comparison_table(report), ""]
+    out += _curves_section(report)
+    out += ["## Known accuracy: LeNet-5 against LeCun et al. 1998", ""]
+    out += [_known_sentence(report.known) if report.known else
+            "No complete trials of LeNet-5 with every regularizer off: nothing to compare.", ""]
+    out += ["The 1998 network differs from this one in its details (scaled tanh units, trainable "
+            "subsampling, sparse C3 connections, an RBF output layer), so the comparison is a sanity "
+            "check, not a replication.", ""]
+    out += _effects_section(report)
+    out += _excluded_section(report)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _curves_section(report: Report) -> list[str]:
+    out = ["## Learning curves", "",
+           "Mean over seeds; the band spans the minimum and maximum over seeds.", ""]
+    for f in report.figures:
+        if f.kind == "curves":
+            labels = [report.config(k).label for k in f.keys]
+            title = f.title if len(f.keys) > 1 else f"`{f.title}`"
+            out += [f"### {title}", ""]
+            if len(f.keys) > 1:
+                out += [f"Compared: {', '.join(f'`{x}`' for x in labels)}.", ""]
+            out += [f"![{f.title}]({f.file})", ""]
+    return out
+
+
+def _effects_section(report: Report) -> list[str]:
+    words = METRIC_WORDS[report.metric][0]
+    regularizers_only = all(e.factor in REGULARIZERS for e in report.effects)
+    out = ["## Do the regularizers help?" if regularizers_only else "## What each grid factor changes", ""]
+    if not report.effects:
+        return out + ["The grid has no factor with two or more values: no effects to estimate.", ""]
+    models = ", ".join(f"`{m}`" for m in dict.fromkeys(e.model for e in report.effects))
+    out += [f"Main effect of each grid factor on the final {words}, on the trials of {models} at grid "
+            "settings: the mean of paired differences (each value minus the factor's first, same seed, "
+            "every other param equal), "
+            f"a 95% t-interval and a paired t-test, Holm-corrected over the {len(report.effects)} "
+            f"comparisons; verdicts at corrected p < {ALPHA}.", ""]
+    out += [effects_table(report), ""]
+    out += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
+    out += [""]
+    if any(f.kind == "effects" for f in report.figures):
+        out += ["![Main effects](effects.png)", ""]
+    out += ["### Interactions", ""]
+    if not report.interactions:
+        return out + ["Fewer than two factors: no interactions to test.", ""]
+    shown = [e for e in report.interactions if e.p_value is not None and e.p_value < ALPHA]
+    out += [f"Two-way interactions, (on, on) − (on, off) − (off, on) + (off, off) paired by seed and the "
+            f"other params, Holm-corrected over the {len(report.interactions)} tested.", ""]
+    if not shown:
+        return out + [f"None has corrected p < {ALPHA}.", ""]
+    out += [effects_table(report, shown), ""]
+    out += [f"- {interaction_sentence(e, report.metric)}" for e in shown]
+    return out + [""]
+
+
+def _excluded_section(report: Report) -> list[str]:
+    out = ["## Trials left out", ""]
+    if not report.excluded:
+        return out + ["None: every stored trial is complete and in the statistics.", ""]
+    rows = [[str(x.number), x.state, x.label, "–" if x.seed is None else str(x.seed), x.reason]
+            for x in report.excluded]
+    return out + ["Failed, running or duplicate trials; none of them is in the statistics above.", "",
+                  _table(["trial", "state", "label", "seed", "reason"], rows, {0, 3}), ""]
+
+
+def render_summary(report: Report, link: str) -> str:
+    """The README's summary: answer, comparison, effects, key figures; `link` is the report's folder."""
+    prefix = "" if link in ("", ".") else link.rstrip("/") + "/"
+    out = [f"**{report.description or report.study}** (study `{report.study}`)", "", *_answer(report), "",
+           comparison_table(report), ""]
+    if report.effects:
+        out += [effects_table(report), ""]
+    for f in report.figures:
+        if f.file in ("compare.png", "effects.png"):
+            out += [f"![{f.title}]({prefix}{f.file})", ""]
+    out += [f"Full report: [{prefix}{REPORT_FILE}]({prefix}{REPORT_FILE})"]
+    return "\n".join(out).strip() + "\n"
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
+
+
+def summary_json(report: Report) -> str:
+    """summary.json: configurations and effects, accuracies in percent."""
+    def effect(e: Effect) -> dict[str, Any]:
+        return {"model": e.model, "factor": e.factor, "from": e.from_, "to": e.to, "n_pairs": e.n_pairs,
+                "delta_mean": _r(e.delta_mean), "ci95": None if e.ci95 is None else [_r(e.ci95[0]), _r(e.ci95[1])],
+                "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict}
+
+    k = report.known
+    doc = {
+        "study": report.study, "metric": report.metric, "direction": report.direction,
+        "configs": [{"model": c.model, "params": c.params, "label": c.label, "param_count": c.param_count,
+                     "seeds": len(c.seeds), "final_mean": _r(_mean(c.final)), "final_std": _r(_std(c.final)),
+                     "best_mean": _r(_mean(c.best_acc)), "final_test_loss": _r(_mean(c.final_loss)),
+                     "gap_mean": _r(_mean(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch)}
+                    for c in report.configs],
+        "effects": [effect(e) for e in report.effects],
+        "interactions": [effect(e) for e in report.interactions],
+        "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
+                                         "reference": k.reference, "difference": _r(k.mean - k.reference),
+                                         "within_seed_spread": k.lo <= k.reference <= k.hi,
+                                         "full_data": k.full_data},
+        "excluded": [{"number": x.number, "state": x.state, "label": x.label, "seed": x.seed,
+                      "reason": x.reason} for x in report.excluded],
+    }
+    return json.dumps(doc, indent=2) + "\n"
