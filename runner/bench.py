@@ -33,7 +33,8 @@ from torch import nn
 
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError
-from runner.models import ModelConfig, build_model
+from runner.models import build_model
+from runner.models.presets import preset_config
 from runner.train import EVAL_BATCH, resolve_device
 
 __all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench", "write_json",
@@ -323,7 +324,7 @@ def _normalized(images: torch.Tensor, memory_format: torch.memory_format) -> tor
 
 def _lenet5(device: torch.device, channels_last: bool) -> tuple[nn.Module, torch.memory_format]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return build_model(ModelConfig("lenet5")).to(device, memory_format=fmt), fmt
+    return build_model(preset_config("lenet5")).to(device, memory_format=fmt), fmt
 
 
 def _sync(device: torch.device) -> None:

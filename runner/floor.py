@@ -15,6 +15,8 @@ each operator family.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import os
 import random
 import statistics
@@ -32,7 +34,8 @@ from torch import nn
 from runner.bench import (MEAN, STD, BenchConfig, _normalized, _sgd, _sync, bench_spec, machine_info, warn_if_busy,
                           write_json)
 from runner.data import MNIST, load_mnist
-from runner.models import LeNet5, ModelConfig, build_model
+from runner.models import LayerNet, build_model
+from runner.models.presets import preset_config
 from runner.train import resolve_device, set_threads, train_point
 
 __all__ = ["Variant", "TRAIN_VARIANTS", "EVAL_VARIANTS", "pool_first", "FoldedNormLeNet5",
@@ -85,11 +88,11 @@ def pool_first(features: nn.Sequential) -> nn.Sequential:
     max(relu(x)) == relu(max(x)) exactly, and the gradients agree (both are zero where the
     window's maximum is not positive), so the function is unchanged; ReLU sees a quarter of the values.
     """
-    layers = list(features)
+    layers = list(features.named_children())  # names kept: checkpoints load either way
     for i in range(len(layers) - 1):
-        if isinstance(layers[i], nn.ReLU) and isinstance(layers[i + 1], nn.MaxPool2d):
+        if isinstance(layers[i][1], nn.ReLU) and isinstance(layers[i + 1][1], nn.MaxPool2d):
             layers[i], layers[i + 1] = layers[i + 1], layers[i]
-    return nn.Sequential(*layers)
+    return nn.Sequential(OrderedDict(layers))
 
 
 class FoldedNormLeNet5(nn.Module):
@@ -100,7 +103,7 @@ class FoldedNormLeNet5(nn.Module):
     model and its gradients are the wrapped LeNet-5's; only where the arithmetic happens moves.
     """
 
-    def __init__(self, model: LeNet5, mean: float, std: float):
+    def __init__(self, model: LayerNet, mean: float, std: float):
         super().__init__()
         self.model = model
         self.scale, self.shift, self.pad = 1 / (255 * std), mean / std, 255 * mean
@@ -122,7 +125,7 @@ def _model(v: Variant, device: torch.device, seed: int = 0) -> tuple[nn.Module, 
     """(model, memory format) of a variant: LeNet-5, changed as it asks."""
     torch.manual_seed(seed)
     fmt = torch.channels_last if v.channels_last else torch.contiguous_format
-    model = build_model(ModelConfig("lenet5"))
+    model = build_model(preset_config("lenet5"))
     if v.pool_first:
         model.features = pool_first(model.features)
     model = model.to(device, memory_format=fmt)

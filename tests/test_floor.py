@@ -14,7 +14,8 @@ from runner.bench import MEAN, STD
 from runner.cli import cli
 from runner.floor import (EVAL_VARIANTS, OP_FAMILIES, STAGES, TRAIN_VARIANTS, FoldedNormLeNet5, pool_first,
                           run_floor)
-from runner.models import ModelConfig, build_model
+from runner.models import build_model
+from runner.models.presets import preset_config
 
 
 def _pixels(n: int = 8) -> torch.Tensor:
@@ -32,7 +33,7 @@ def _grads(model: torch.nn.Module, out: torch.Tensor) -> dict[str, torch.Tensor]
 
 def test_folded_normalization_is_the_same_model():
     torch.manual_seed(0)
-    model = build_model(ModelConfig("lenet5"))
+    model = build_model(preset_config("lenet5"))
     x = _pixels()
     plain = model((x / 255 - MEAN) / STD)
     g_plain = _grads(model, plain)
@@ -47,7 +48,7 @@ def test_folded_normalization_is_the_same_model():
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_pool_first_is_the_same_function_and_the_same_gradients(batch_norm):
     torch.manual_seed(0)
-    model = build_model(ModelConfig("lenet5", batch_norm=batch_norm))
+    model = build_model(preset_config("lenet5", batch_norm=batch_norm))
     x = (_pixels() / 255 - MEAN) / STD
     out = model(x)
     grads = _grads(model, out)

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from runner.cli import cli
-from runner.grid import distributions, param_count
+from runner.grid import distributions, point_table
 from runner.report import (END_MARKER, START_MARKER, Effect, build_report, effect_sentence, holm,
                            interaction_sentence, render_markdown)
 from runner.spec import Point, load_spec
@@ -70,7 +70,7 @@ def _final(point: Point, i: int) -> float:
 def _add_trial(store: Store, study, point: Point, state: TrialState, final: float | None,
                epochs: int = 3, reason: str = "") -> int:
     attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
-             "param_count": param_count(point), "data_checksum": "abc123", "data_source": "synthetic",
+             "param_count": point_table(point).total, "data_checksum": "abc123", "data_source": "synthetic",
              "data_official": False, "train_size": 600, "test_size": 300, "worker": "test:1",
              "code_version": "test", "device": "cpu", "threads": 1, "cpu": "x86_64", "python": "3.11",
              "versions": {"torch": "t", "torchvision": "tv", "optuna": "o", "sqlalchemy": "s"}}

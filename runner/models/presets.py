@@ -12,9 +12,11 @@ The MLP 784 -> 74 -> 40 -> 10 has (784+1)*74 + (74+1)*40 + (40+1)*10 = 61,500 (0
 """
 from __future__ import annotations
 
+from typing import Any
+
 from runner.models.layers import Layer
 
-__all__ = ["PRESETS", "preset_layers", "MLP_HIDDEN"]
+__all__ = ["PRESETS", "preset_layers", "preset_config", "MLP_HIDDEN"]
 
 MLP_HIDDEN = (74, 40)  # the shipped MLP's hidden widths: 61,500 parameters
 
@@ -44,3 +46,10 @@ PRESETS = {"lenet5": lenet5, "mlp": mlp}
 def preset_layers(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10) -> tuple[Layer, ...]:
     """The layer list of a named architecture."""
     return PRESETS[arch](classes, hidden)
+
+
+def preset_config(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10, **regularizers: Any) -> Any:
+    """The ModelConfig of a named architecture for MNIST-shaped data: preset_config("lenet5", batch_norm=True)."""
+    from runner.models.build import ModelConfig
+
+    return ModelConfig(preset_layers(arch, hidden, classes), classes=classes, **regularizers)

@@ -100,8 +100,22 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         best_acc=tuple(b for b in best_acc if not math.isnan(b)),
         final_loss=tuple(r[-1].test_loss for r in with_rows),
         gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
-        seconds_per_epoch=_mean(per_epoch_s), curves=_curves(with_rows),
+        seconds_per_epoch=_mean(per_epoch_s),
+        peak_memory_mb=_mean([float(t.user_attrs["peak_memory_mb"]) for t in trials if "peak_memory_mb" in t.user_attrs]),
+        curves=_curves(with_rows),
     )
+
+
+def _stale(spec: Spec, t: FrozenTrial) -> str | None:
+    """Why a trial of a user's module no longer counts: its source file changed since (else None)."""
+    model = spec.models.get(t.params.get("model", ""))
+    if model is None or not model.target:
+        return None
+    stored = t.user_attrs.get("config", {}).get("model", {}).get("source_sha256")
+    if stored in (None, model.source_sha256):
+        return None
+    return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {stored[:12]}; now "
+            f"{model.source_sha256[:12]}): not this code's result")
 
 
 def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
@@ -117,6 +131,10 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         if t.state != TrialState.COMPLETE:
             excluded.append(Excluded(t.number, t.state.name.lower(), label, seed,
                                      str(t.user_attrs.get("fail_reason", ""))))
+            continue
+        stale = _stale(axes.spec, t)
+        if stale:
+            excluded.append(Excluded(t.number, "complete", label, seed, stale))
             continue
         key = _key({"model": model, **params})
         if (key, seed) in first:
@@ -259,14 +277,19 @@ def build_report(spec: Spec, url: str | None) -> Report:
     lenet = _model_of_arch(spec, configs, "lenet5")
     known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
     varying = tuple(a for a in axes.names if len({_fmt(c.params.get(a)) for c in configs}) > 1)
-    from runner.counts import parameter_tables
+    from runner.models.counts import LayerRow, parameter_tables
+
+    stored = {}  # a user's module: its table as stored with a trial, so its code is never imported
+    for t in complete:
+        if "layer_table" in t.user_attrs and t.params.get("model") not in stored:
+            stored[t.params["model"]] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
 
     return Report(
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
-        param_tables=parameter_tables(spec), configs=configs, known=known, effects=effects,
+        param_tables=parameter_tables(spec, stored), configs=configs, known=known, effects=effects,
         interactions=interactions, excluded=excluded, figures=_figures(spec, configs, effects),
     )
 

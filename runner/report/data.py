@@ -54,6 +54,7 @@ class Config:
     final_loss: tuple[float, ...]  # test loss at the final epoch
     gap: tuple[float, ...]  # train minus test accuracy at the final epoch, points
     seconds_per_epoch: float | None
+    peak_memory_mb: float | None  # mean over seeds of each trial's peak (RSS on CPU, allocated on CUDA)
     curves: dict[str, Curve]  # keys of CURVES
 
 
@@ -120,7 +121,7 @@ class Report:
     train: list[tuple[str, str]]
     provenance: list[tuple[str, str]]
     seeds: tuple[int, ...]
-    param_tables: list[tuple[str, list[str], list[list[str]], int]]
+    param_tables: list[Any]  # runner.models.counts.ParamTable, one per model and variant
     configs: list[Config]  # sorted by the study's metric, best first
     known: Known | None
     effects: list[Effect]

@@ -28,6 +28,10 @@ def render_files(report: Report) -> dict[str, bytes]:
     files = {REPORT_FILE: render_markdown(report).encode(), SUMMARY_FILE: summary_json(report).encode()}
     for f in report.figures:
         files[f.file] = curves_png(report, f) if f.kind == "curves" else effects_png(report)
+    from runner.models.diagram import diagram_file, diagram_png
+
+    for t in report.param_tables:
+        files[diagram_file(t)] = diagram_png(t)
     return files
 
 

@@ -103,13 +103,14 @@ def _known_sentence(k: Known) -> str:
 
 def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
     names = ["#", "model", *report.axes, "parameters", "seeds", "final test acc (%)", "best test acc (%)",
-             "final test loss", "train − test (points)", "s / epoch"]
+             "final test loss", "train − test (points)", "s / epoch", "peak MB"]
     rows = []
     for i, c in enumerate(report.configs, 1):
         rows.append([str(i), c.model, *(_fmt(c.params.get(a, "")) for a in report.axes),
                      f"{c.param_count:,}", str(len(c.seeds)), _pm(c.final_acc), _pm(c.best_acc),
                      _pm(c.final_loss, 4), _pm(c.gap),
-                     "–" if c.seconds_per_epoch is None else f"{c.seconds_per_epoch:.1f}"])
+                     "–" if c.seconds_per_epoch is None else f"{c.seconds_per_epoch:.1f}",
+                     "–" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}"])
     first_number = 2 + len(report.axes)
     return names, rows, {0, *range(first_number, len(names))}
 
@@ -160,8 +161,14 @@ def render_markdown(report: Report) -> str:
             f"runs once per seed.", ""]
     out += ["### Provenance", "", _table(["item", "value"], [list(r) for r in report.provenance]), ""]
     out += ["## Parameter counts", ""]
-    for title, names, rows, total in report.param_tables:
-        out += [f"### {title}", "", _table(names, rows, {len(names) - 1}), "", f"Total: **{total:,}** parameters.", ""]
+    from runner.models.counts import COLUMNS
+    from runner.models.diagram import diagram_file
+
+    out += ["Each layer's output shape is for one image; a formula counts weights then biases "
+            "(`+1`); batch norm has a scale and a shift per channel.", ""]
+    for t in report.param_tables:
+        out += [f"### {t.title}", "", _table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), "",
+                f"Total: **{t.total:,}** parameters.", "", f"![{t.title}]({diagram_file(t)})", ""]
     out += ["## Comparison", "",
             "Every configuration, best first; mean ± std over seeds. Train accuracy is the running "
             "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "
@@ -267,7 +274,8 @@ def summary_json(report: Report) -> str:
         "configs": [{"model": c.model, "params": c.params, "label": c.label, "param_count": c.param_count,
                      "seeds": len(c.seeds), "final_mean": _r(_mean(c.final)), "final_std": _r(_std(c.final)),
                      "best_mean": _r(_mean(c.best_acc)), "final_test_loss": _r(_mean(c.final_loss)),
-                     "gap_mean": _r(_mean(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch)}
+                     "gap_mean": _r(_mean(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
+                     "peak_memory_mb": _r(c.peak_memory_mb)}
                     for c in report.configs],
         "effects": [effect(e) for e in report.effects],
         "interactions": [effect(e) for e in report.interactions],
