@@ -45,7 +45,8 @@ def cli() -> None:
 
     \b
     runner grid specs/smoke.toml            train every point of a spec (skips what is done)
-    runner models specs/regularization.toml parameter counts, layer by layer
+    runner models specs/course.toml         every layer: output shape, formula, count (--diagram DIR)
+    runner schema                           the spec grammar as JSON Schema, for editors
     runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
     runner studies                          every study in the storage
     runner trials --study regularization    its trials: --where, --sort, --group-by, --format
@@ -168,6 +169,27 @@ def models(spec_path: str, diagram: str | None) -> None:
             path = folder / diagram_file(t)
             path.write_bytes(diagram_png(t, shape))
             click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
+              help="json: the JSON Schema of a spec; markdown: the tables of every key, as the README has them.")
+def schema(fmt: str) -> None:
+    """Print the spec's grammar: every section, key, type, bound and default.
+
+    The JSON Schema is what editors read to complete and check a spec as you type: Even Better
+    TOML (taplo) reads it from a spec's first line, `#:schema ./runner.schema.json`; the shipped
+    specs begin so, and specs/runner.schema.json is this command's output. The same definitions
+    make `runner grid`'s error messages, so the schema and the checks never disagree.
+
+    \b
+    Examples:
+      runner schema > my_specs/runner.schema.json
+      runner schema --format markdown
+    """
+    from runner.schema import key_tables, schema_text
+
+    click.echo(schema_text() if fmt == "json" else key_tables(), nl=False)
 
 
 @cli.command()

@@ -1,54 +1,144 @@
+"""Presets, declared layer lists and their layer tables (runner/models/)."""
 from __future__ import annotations
 
 import re
 
 import pytest
 import torch
+from torch import nn
 
-from runner.counts import parameter_tables
-from runner.models import ModelConfig, build_model, count_layers
+from runner.models import build_model
+from runner.models.counts import model_config, param_table, parameter_tables
+from runner.models.layers import InputTransform, Layer, build_layers
+from runner.models.presets import preset_config
 from runner.spec import load_spec
 
+COURSE = {"lenet5_32": 61_706, "lenet5_tanh": 61_706, "mlp_1024": 61_450, "lenet5_bn_drop": 61_750,
+          "lenet5_wide": 115_510, "mlp_90": 81_080}
 
-def n_params(cfg: ModelConfig) -> int:
-    return sum(p.numel() for p in build_model(cfg).parameters())
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def test_lenet5_has_61706_parameters():
-    assert n_params(ModelConfig("lenet5")) == 61_706
+    assert n_params(build_model(preset_config("lenet5"))) == 61_706
 
 
 def test_shipped_mlp_is_within_one_percent_of_lenet5():
     spec = load_spec("specs/regularization.toml")
     for point in spec.points():
-        cfg = ModelConfig(point.model.arch, point.model.hidden, point.reg("dropout"), point.reg("batch_norm"))
-        assert abs(n_params(cfg) - 61_706) / 61_706 < 0.01, point.label()
+        assert abs(n_params(build_model(model_config(point))) - 61_706) / 61_706 < 0.01, point.label()
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig("lenet5"), ModelConfig("lenet5", batch_norm=True, dropout=0.5),
-                                 ModelConfig("mlp", (74, 40)), ModelConfig("mlp", (10, 20, 30), batch_norm=True)])
-def test_layer_formulas_evaluate_to_their_counts_and_sum_to_the_total(cfg):
-    model = build_model(cfg)
-    rows = count_layers(model)
-    for r in rows:
-        expression = re.sub(r"\(scale, shift\)", "", r.formula)
-        assert eval(expression, {"__builtins__": {}}) == r.count, r  # noqa: S307 - digits and * + ( ) only
-    assert sum(r.count for r in rows) == sum(p.numel() for p in model.parameters())
+def test_the_course_designs_have_the_counts_their_submissions_state():
+    spec = load_spec("specs/course.toml")
+    totals = {t.model: t.total for t in parameter_tables(spec)}
+    assert totals == COURSE
+    mlp_90 = next(t for t in parameter_tables(spec) if t.model == "mlp_90")
+    first = mlp_90.rows[0]  # the submission counted 70,590 here: the table shows (784+1)*90
+    assert (first.formula, first.count) == ("(784+1)*90", 70_650)
+
+
+@pytest.mark.parametrize("spec_path", ["specs/regularization.toml", "specs/course.toml"])
+def test_layer_formulas_evaluate_to_their_counts_and_sum_to_the_total(spec_path):
+    for table in parameter_tables(load_spec(spec_path)):
+        for r in table.rows:
+            if r.formula:
+                assert eval(r.formula, {"__builtins__": {}}) == r.count, r  # noqa: S307 - digits and * + ( ) only
+        assert sum(r.count for r in table.rows) == table.total, table.title
+
+
+def test_course_tables_give_each_layers_output_shape():
+    tables = {t.model: t for t in parameter_tables(load_spec("specs/course.toml"))}
+    shapes = {r.name: r.shape for r in tables["lenet5_32"].rows}
+    assert shapes == {"input": (1, 32, 32), "c1": (6, 28, 28), "s2": (6, 14, 14), "c3": (16, 10, 10),
+                      "s4": (16, 5, 5), "c5": (120, 1, 1), "f6": (84,), "output": (10,)}
+    kinds = {r.name: r.kind for r in tables["lenet5_tanh"].rows}
+    assert kinds["c1"] == "conv 5x5, tanh" and kinds["s2"] == "avg pool 2"
 
 
 @pytest.mark.parametrize("arch", ["lenet5", "mlp"])
-def test_models_map_a_batch_to_ten_logits(arch):
-    out = build_model(ModelConfig(arch, batch_norm=True, dropout=0.5))(torch.zeros(3, 1, 28, 28))
+def test_presets_map_a_batch_to_ten_logits(arch):
+    out = build_model(preset_config(arch, batch_norm=True, dropout=0.5))(torch.zeros(3, 1, 28, 28))
     assert out.shape == (3, 10)
 
 
-def test_dropout_sits_on_hidden_layers_only():
-    kinds = [type(m).__name__ for m in build_model(ModelConfig("lenet5", dropout=0.5)).classifier]
-    assert kinds.count("Dropout") == 2 and kinds[-1] == "Linear"
+def test_dropout_sits_on_hidden_fc_layers_and_batch_norm_before_each_activation():
+    model = build_model(preset_config("lenet5", dropout=0.5, batch_norm=True))
+    names = [n for n, _ in model.named_children()]
+    assert names == ["features", "classifier"]
+    features = [type(m).__name__ for m in model.features]
+    assert features == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 2
+    classifier = [type(m).__name__ for m in model.classifier]
+    assert classifier == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Dropout",
+                          "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
 
 
-def test_parameter_tables_cover_every_model_and_batch_norm_variant():
-    tables = parameter_tables(load_spec("specs/regularization.toml"))
-    totals = {title: total for title, _, _, total in tables}
-    assert totals == {"lenet5 (lenet5)": 61_706, "lenet5 (lenet5, batch_norm)": 62_158,
-                      "mlp (mlp)": 61_500, "mlp (mlp, batch_norm)": 61_728}
+def test_a_layer_overrides_the_models_batch_norm_dropout_and_activation():
+    layers = (Layer.of("conv", conv=4, k=3, bn=True, act="tanh", name="a"), Layer.of("pool", pool="avg"),
+              Layer.of("fc", fc=8, dropout=0.25, bn=False), Layer.of("fc", fc=10))
+    model = build_layers(layers, (1, 28, 28), act="relu", batch_norm=True, dropout=0.5)
+    assert [type(m).__name__ for m in model.features] == ["Conv2d", "BatchNorm2d", "Tanh", "AvgPool2d"]
+    classifier = list(model.classifier)
+    assert [type(m).__name__ for m in classifier] == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert classifier[3].p == 0.25
+
+
+def test_a_declared_lenet5_is_the_preset_same_weights_for_the_same_seed(write_spec):
+    spec = load_spec(write_spec("""
+        [study]
+        name = "d"
+        [models.declared]
+        layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 2 }, { conv = 16, k = 5 },
+                  { pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]
+        [models.preset]
+        arch = "lenet5"
+        [grid]
+        model = ["declared", "preset"]
+        """))
+    torch.manual_seed(0)
+    declared = build_model(model_config(spec.point({"model": "declared"}, 0)))
+    torch.manual_seed(0)
+    preset = build_model(model_config(spec.point({"model": "preset"}, 0)))
+    a, b = list(declared.state_dict().values()), list(preset.state_dict().values())
+    assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(declared(x), preset(x))
+
+
+def test_input_pad_and_resize_match_torchvision_on_the_raw_pixels():
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    assert torch.equal(InputTransform(pad=2).apply(images), v2.Pad(2)(images))
+    assert InputTransform(pad=2).apply(images)[:, :, :2].eq(0).all()  # background, not the mean
+    assert torch.equal(InputTransform(resize=32).apply(images), v2.Resize(32, antialias=True)(images))
+    assert InputTransform(resize=32).shape((1, 28, 28)) == (1, 32, 32)
+
+
+def test_a_table_describes_any_module_by_its_submodules_with_parameters():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+            self.head = nn.Linear(3, 10)
+
+        def forward(self, x):
+            return self.head(self.body(x).flatten(1))
+
+    from runner.models.build import ModelConfig
+
+    table = param_table("net", "net", ModelConfig(target="x:Net"), Net())
+    rows = {r.name: (r.shape, r.count) for r in table.rows}
+    assert rows == {"body.0": ((3, 26, 26), 30), "body.2": ((3, 1, 1), 0), "head": ((10,), 40)}
+    assert table.total == 70
+
+
+def test_diagram_is_a_png_and_byte_identical_for_the_same_table():
+    from runner.models.diagram import diagram_file, diagram_png
+
+    table = parameter_tables(load_spec("specs/course.toml"))[0]
+    png = diagram_png(table, (1, 28, 28))
+    assert png.startswith(b"\x89PNG") and png == diagram_png(table, (1, 28, 28))
+    assert re.fullmatch(r"model-[A-Za-z0-9._-]+\.png", diagram_file(table))

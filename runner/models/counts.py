@@ -89,8 +89,11 @@ def _describe(m: nn.Module) -> tuple[str, str]:
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return "batch norm", f"2*{m.num_features}"
     if isinstance(m, _POOLS):
+        kind = "max" if "Max" in type(m).__name__ else "avg"
+        if not hasattr(m, "kernel_size"):  # adaptive: a fixed output size
+            return f"adaptive {kind} pool to {m.output_size}", ""
         k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-        return f"{'max' if 'Max' in type(m).__name__ else 'avg'} pool {k}", ""
+        return f"{kind} pool {k}", ""
     n = sum(p.numel() for p in m.parameters(recurse=False))
     return type(m).__name__, str(n) if n else ""
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runner.report.data import Config, Effect, _key
-from runner.spec import REGULARIZERS, Spec
+from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
 __all__ = ["ALPHA", "holm"]
 
@@ -133,11 +133,12 @@ def _effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effe
     factors = _factors(spec)
     for model in _grid_models(spec):
         finals = _grid_finals(spec, model, configs)
-        for axis, off, ons in factors:
+        mine = [f for f in factors if not is_layer_axis(f[0]) or f[0].split(".")[0] == model]  # not another's layer
+        for axis, off, ons in mine:
             for on in ons:
                 diffs = _pairs(finals, {((axis, on),): 1.0, ((axis, off),): -1.0})
                 mains.append((model, axis, off, on, diffs))
-        for (a, a0, a_ons), (b, b0, b_ons) in itertools.combinations(factors, 2):
+        for (a, a0, a_ons), (b, b0, b_ons) in itertools.combinations(mine, 2):
             for a1, b1 in itertools.product(a_ons, b_ons):
                 signs = {((a, a1), (b, b1)): 1.0, ((a, a1), (b, b0)): -1.0,
                          ((a, a0), (b, b1)): -1.0, ((a, a0), (b, b0)): 1.0}
