@@ -87,6 +87,8 @@ MEASUREMENTS = (
     Measurement("png_workers2_epoch_s", "PNG Dataset + DataLoader epoch, num_workers=2", "s"),
     Measurement("png_loading_s", "PNG loading alone per epoch (no model), num_workers=0", "s"),
     Measurement("png_vs_runner", "faster PNG pipeline / runner (with bookkeeping)", "x", ">= 4"),
+    Measurement("declared_epoch_s", "runner epoch, LeNet-5 declared as a layer list in the spec", "s"),
+    Measurement("declared_vs_preset", 'declared LeNet-5 / arch = "lenet5", runner epochs', "x", "<= 1.10"),
     Measurement("affine_epoch_s", 'runner epoch with augment = "affine"', "s"),
     Measurement("affine_vs_none", 'augment "affine" / "none", runner epochs', "x", "<= 1.30"),
     Measurement("throughput_workers1", "grid throughput, --workers 1", "trial-epochs/min"),
@@ -169,6 +171,8 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
     log("bare loop: channels_last, then contiguous")
     bare = bare_epoch(data, config.batch_size, device, True, config.epochs)
     bare_contiguous = bare_epoch(data, config.batch_size, device, False, config.epochs)
+    log("runner: LeNet-5 declared as a layer list")
+    declared = time_runner(folder, config, "none", declared=True)
     log('runner: augment = "affine"')
     affine = time_runner(folder, config, "affine")
     notes += [f"runner epochs as it timed them: {none['epochs_s']} s (affine: {affine['epochs_s']} s); "
@@ -182,6 +186,7 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
             "bare_epoch_s": bare["epoch_s"], "bare_contiguous_epoch_s": bare_contiguous["epoch_s"],
             "runner_vs_bare": none["bookkept_epoch_s"] / bare["epoch_s"],
             "runner_epoch_vs_bare": none["epoch_s"] / bare["epoch_s"],
+            "declared_epoch_s": declared["epoch_s"], "declared_vs_preset": declared["epoch_s"] / none["epoch_s"],
             "affine_epoch_s": affine["epoch_s"], "affine_vs_none": affine["epoch_s"] / none["epoch_s"]}
 
 
@@ -239,8 +244,14 @@ def _peak_rss_mb(who: int) -> float:
 # ---------------------------------------------------------------- the runner
 
 
-def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str) -> str:
-    """The TOML of a LeNet-5 spec timed by the bench."""
+# LeNet-5 written out in the layer language: the same modules as arch = "lenet5".
+DECLARED_LENET5 = ('layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 2 }, { conv = 16, k = 5 }, '
+                   '{ pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]')
+
+
+def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False) -> str:
+    """The TOML of a LeNet-5 spec timed by the bench (the preset, or declared as a layer list)."""
+    model = DECLARED_LENET5 if declared else 'arch = "lenet5"'
     return textwrap.dedent(f"""\
         [study]
         name = "{name}"
@@ -257,7 +268,7 @@ def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str) -
         schedule = "constant"
 
         [models.lenet5]
-        arch = "lenet5"
+        {model}
 
         [grid]
         model = ["lenet5"]
@@ -283,7 +294,7 @@ def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, st
     return spec, url, wall
 
 
-def time_runner(folder: Path, config: BenchConfig, augment: str) -> dict[str, Any]:
+def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool = False) -> dict[str, Any]:
     """Time one in-process trial of `run_grid`: its epochs as stored, and its whole wall time."""
     import sqlalchemy as sa
 
@@ -292,8 +303,8 @@ def time_runner(folder: Path, config: BenchConfig, augment: str) -> dict[str, An
     start = time.perf_counter()
     load_mnist("", config.train_limit, config.test_limit)  # what run_grid spends before training
     load_s = time.perf_counter() - start
-    name = f"bench-{augment}"
-    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment), workers=1)
+    name = f"bench-{augment}{'-declared' if declared else ''}"
+    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment, declared), workers=1)
     store = Store(url, create=False)
     with store.session() as s:
         seconds = list(s.scalars(sa.select(EpochRow.seconds).where(EpochRow.study_name == name)

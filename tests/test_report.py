@@ -333,3 +333,17 @@ def test_effects_heading_names_regularizers_only_when_every_factor_is_one(writte
     text = render_markdown(build_report(spec, url))
     assert "## What each grid factor changes" in text and "Do the regularizers help?" not in text
     assert "| batch_size | 64 → 128 |" in text
+
+
+def test_every_configuration_is_compared_with_the_best_paired_by_seed(study):
+    spec_path, url, finals = study
+    report = build_report(load_spec(spec_path), url)
+    best = report.configs[0]
+    assert len(report.versus_best) == len(report.configs) - 1
+    mlp = next(e for e in report.versus_best if e.model == "mlp")
+    expected = [MLP_ACC + 0.1 * s - f for s, f in zip(best.seeds, best.final)]
+    assert mlp.n_pairs == 3 and mlp.delta_mean == pytest.approx(sum(expected) / 3)
+    assert mlp.verdict == "worse" and mlp.ci95[1] < 0
+    text = render_markdown(report)
+    assert "### Against the best configuration" in text and f"| `{mlp.to}` |" in text
+    assert "runner-up" in text

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.errors import StorageError
 from runner.report.data import (CURVES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError, _fmt,
                                 _key)
-from runner.report.stats import _effects, _mean, _std
+from runner.report.stats import _effects, _mean, _std, versus_best
 from runner.spec import REGULARIZERS, Spec
 from runner.store import EpochRow, Store
 
@@ -107,11 +107,18 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
 
 
 def _stale(spec: Spec, t: FrozenTrial) -> str | None:
-    """Why a trial of a user's module no longer counts: its source file changed since (else None)."""
+    """Why a trial of a user's module no longer counts: its target or args are not the spec's now,
+    or its source file changed since (else None)."""
     model = spec.models.get(t.params.get("model", ""))
     if model is None or not model.target:
         return None
-    stored = t.user_attrs.get("config", {}).get("model", {}).get("source_sha256")
+    config = t.user_attrs.get("config", {}).get("model", {})
+    then = (config.get("target", model.target), config.get("args", dict(model.args)))
+    if then != (model.target, dict(model.args)):  # the trial's params cannot tell them apart: say so here
+        return (f"made by {then[0]} with args {json.dumps(then[1], sort_keys=True)}; the spec now has "
+                f"{model.target} with args {json.dumps(dict(model.args), sort_keys=True)}: not this "
+                "configuration's result")
+    stored = config.get("source_sha256")
     if stored in (None, model.source_sha256):
         return None
     return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {stored[:12]}; now "
@@ -290,7 +297,7 @@ def build_report(spec: Spec, url: str | None) -> Report:
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
         param_tables=parameter_tables(spec, stored), configs=configs, known=known, effects=effects,
-        interactions=interactions, excluded=excluded, figures=_figures(spec, configs, effects),
+        interactions=interactions, versus_best=versus_best(configs, spec.study.direction), excluded=excluded, figures=_figures(spec, configs, effects),
     )
 
 

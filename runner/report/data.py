@@ -126,6 +126,7 @@ class Report:
     known: Known | None
     effects: list[Effect]
     interactions: list[Effect]
+    versus_best: list[Effect]  # every other configuration minus the best, paired by seed
     excluded: list[Excluded]
     figures: list[Figure]
 

@@ -144,8 +144,34 @@ def _answer(report: Report) -> list[str]:
              f"({len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}, {best.param_count:,} parameters)."]
     if report.known:
         lines.append(f"- {_known_sentence(report.known)}")
+    if report.versus_best:
+        lines.append(f"- {_runner_up_sentence(report)}")
     lines += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
     return lines
+
+
+def _runner_up_sentence(report: Report) -> str:
+    e = report.versus_best[0]
+    words, unit = METRIC_WORDS[report.metric]
+    unit = f" {unit}" if unit else ""
+    ahead = "ahead of" if (e.delta_mean < 0) == (report.direction == "maximize") else "behind"
+    if e.verdict == "too few pairs":
+        return f"The runner-up `{e.to}`: too few paired seeds ({e.n_pairs}) to tell the two apart."
+    digits = 2 if report.metric == "test_acc" else 4
+    text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
+            f"(runner-up minus best {_ci(e.ci95, report.metric)}, {_p(e.p_value)}, paired by seed)")
+    return text + (": a real difference." if e.verdict == "worse" else ": the two cannot be told apart.")
+
+
+def versus_best_table(report: Report) -> str:
+    """Each configuration minus the best, paired by seed."""
+    words, unit = METRIC_WORDS[report.metric]
+    names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", "95% CI", "p (Holm)",
+             "pairs", "verdict"]
+    rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), _ci(e.ci95, report.metric),
+             _p(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs), e.verdict]
+            for e in report.versus_best]
+    return _table(names, rows, {1, 2, 3, 4})
 
 
 def render_markdown(report: Report) -> str:
@@ -174,6 +200,11 @@ def render_markdown(report: Report) -> str:
             "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "
             "not a clean evaluation, so the train − test gap is only a rough measure of overfitting.",
             "", comparison_table(report), ""]
+    if report.versus_best:
+        out += ["### Against the best configuration", "",
+                f"Each configuration's final {METRIC_WORDS[m][0]} minus the best's (`{report.configs[0].label}`), "
+                f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
+                f"{len(report.versus_best)} comparisons.", "", versus_best_table(report), ""]
     out += _curves_section(report)
     out += ["## Known accuracy: LeNet-5 against LeCun et al. 1998", ""]
     out += [_known_sentence(report.known) if report.known else
@@ -279,6 +310,7 @@ def summary_json(report: Report) -> str:
                     for c in report.configs],
         "effects": [effect(e) for e in report.effects],
         "interactions": [effect(e) for e in report.interactions],
+        "versus_best": [effect(e) for e in report.versus_best],
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

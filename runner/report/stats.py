@@ -11,7 +11,7 @@ import numpy as np
 from runner.report.data import Config, Effect, _key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "holm"]
+__all__ = ["ALPHA", "holm", "versus_best"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
 
@@ -124,6 +124,20 @@ def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, An
         else:
             diffs.append(total)
     return diffs
+
+
+def versus_best(configs: list[Config], direction: str) -> list[Effect]:
+    """Every other configuration against the best, paired by seed (other minus best), Holm-corrected."""
+    best = configs[0]
+    by_seed = dict(zip(best.seeds, best.final))
+    rows = [(c.model, "vs best", best.label, c.label, [v - by_seed[s] for s, v in zip(c.seeds, c.final) if s in by_seed])
+            for c in configs[1:]]
+
+    def verdict(delta: float, p: float | None) -> str:
+        if p is None:
+            return "too few pairs"
+        return "worse" if p < ALPHA else "no detectable difference"
+    return _tested(rows, verdict)
 
 
 def _effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effect]]:
