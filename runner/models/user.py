@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import torch
@@ -61,14 +63,68 @@ def source_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """Runs exactly the bytes it was given (those hashed), compiled here: never from __pycache__,
+    whose check (the source's mtime and size) misses an edit that keeps both."""
+
+    def __init__(self, fullname: str, path: str, source: bytes):
+        super().__init__(fullname, path)
+        self.source = source
+
+    def get_code(self, fullname: str) -> Any:
+        return self.source_to_code(self.source, self.path)
+
+
+# module name -> (the module, its file, the SHA-256 of the source it ran): what this process loaded
+_loaded: dict[str, tuple[ModuleType, str, str]] = {}
+
+
+def _import(module_name: str, path: Path | None) -> ModuleType:
+    """The module from `path`, run afresh unless this process already ran this very file's bytes.
+
+    A module of the same name imported before (from another spec's folder, or an earlier version
+    of this file) is never taken for it: the code that runs is the code whose hash is stored.
+    """
+    if path is None or path.suffix != ".py":  # not a source file found beforehand: let Python look
+        return importlib.import_module(module_name)
+    source = path.read_bytes()
+    key = (str(path.resolve()), hashlib.sha256(source).hexdigest())
+    known = _loaded.get(module_name)
+    if known is not None and sys.modules.get(module_name) is known[0] and known[1:] == key:
+        return known[0]
+    parent, _, child = module_name.rpartition(".")
+    if parent:
+        importlib.import_module(parent)
+    loader = _SourceLoader(module_name, str(path), source)
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, loader=loader,
+        submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        _loaded.pop(module_name, None)
+        raise
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    _loaded[module_name] = (module, *key)
+    return module
+
+
 def load_target(target: str, search_dir: str) -> Callable[..., Any]:
-    """Import the target's module (the spec's folder first on sys.path) and return the attribute."""
+    """Import the target's module (the spec's folder first on sys.path) and return the attribute.
+
+    The module is the file `locate` finds (and the spec hashed), run from its current source.
+    """
     module_name, _, attr = target.partition(":")
     added = bool(search_dir) and search_dir not in sys.path
     if added:
         sys.path.insert(0, search_dir)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, _module_file(module_name, search_dir))
     except Exception as e:  # noqa: BLE001 - any error in the user's module is theirs to see, in one line
         raise ModelError(f"cannot import {module_name}: {type(e).__name__}: {_line(e)}") from None
     finally:
@@ -144,6 +200,13 @@ def check_user_model(cfg: Any, where: str) -> nn.Module:
         where: the spec's place of the model, e.g. "specs/x.toml: [models.mine]".
     """
     factory = load_target(cfg.target, cfg.search_dir)
+    args = dict(cfg.args)
+    for reg in REGULARIZER_ARGS:  # the runner passes these itself: one in args would be replaced unseen
+        if reg in args and reg in accepted_regularizers(factory):
+            raise ModelError(f"{where}.args: {reg} = {str(args[reg]).lower()} would be replaced by the runner's "
+                             f"{reg} ({str(getattr(cfg, reg)).lower()}), which it passes to {cfg.target} itself; "
+                             f"write {reg} = {str(args[reg]).lower()} beside target, or vary it in [grid], "
+                             "not in args")
     for reg, off in (("dropout", 0.0), ("batch_norm", False)):
         if getattr(cfg, reg) != off and reg not in accepted_regularizers(factory):
             sig = _signature(factory)
