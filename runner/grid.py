@@ -131,7 +131,7 @@ def check_models(spec: Spec) -> None:
             param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
 
 
-def stale_sources(spec: Spec, study: optuna.Study) -> list[str]:
+def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[str]:
     """One line per user module whose source changed since complete trials of it were stored."""
     lines = []
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -146,8 +146,8 @@ def stale_sources(spec: Spec, study: optuna.Study) -> list[str]:
         for sha, n in old.items():
             lines.append(f"{name}: {Path(model.source).name} changed since {n} complete trial{'s' if n > 1 else ''} "
                          f"of it were stored (sha256 {sha[:12]} then, {model.source_sha256[:12]} now); they stay "
-                         "in the database as the old code's results and are not counted for this code: its "
-                         "points train again")
+                         "in the database as the old code's results and are not counted for this code"
+                         + ("; its points train again" if any(p.model.name == name for p in todo) else ""))
     return lines
 
 
@@ -298,9 +298,9 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     check_models(spec)  # and a model that cannot run on it
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
-    for line in stale_sources(spec, study):
-        log(line)
     todo, done = pending(spec, store, retry_failed)
+    for line in stale_sources(spec, study, todo):
+        log(line)
     total = len(spec.points())
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
         + (f" on {workers} workers" if workers > 1 and todo else ""))

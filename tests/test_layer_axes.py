@@ -55,3 +55,22 @@ def test_a_layer_field_axis_is_a_param_a_column_and_an_effect(tmp_path, monkeypa
     assert "| small.c1.conv | 2 → 4 |" in text  # its own row in the effects table
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert [e["factor"] for e in summary["effects"]] == ["small.c1.conv"]
+
+
+def test_after_a_layer_list_is_edited_the_report_counts_only_the_new_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["grid", "spec.toml"]).exit_code == 0
+    spec.write_text(SPEC.replace('{ fc = 10, name = "output" }', '{ fc = 12 }, { fc = 10, name = "output" }'))
+    again = runner.invoke(cli, ["grid", "spec.toml"])
+    assert again.exit_code == 0 and "axes: 2 of 6 trials complete; 4 to run" in again.output  # the mlp's stay
+    report = runner.invoke(cli, ["report", "spec.toml", "--out", "r"])
+    assert report.exit_code == 0, report.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    excluded = summary["excluded"]
+    assert len(excluded) == 4 and all("stored with another model than the spec now gives" in x["reason"]
+                                      for x in excluded)
+    small = [c for c in summary["configs"] if c["model"] == "small"]
+    assert {c["param_count"] for c in small} == {2 * 26 + 2 * 12 * 12 * 12 + 12 + 13 * 10, 4 * 26 + 4 * 12 * 12 * 12 + 12 + 13 * 10}

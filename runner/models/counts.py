@@ -161,11 +161,11 @@ def _title(point: Point, cfg: ModelConfig) -> str:
     return f"{m.name} ({', '.join([kind, *extras])})"
 
 
-def parameter_tables(spec: Spec, stored: dict[str, list[LayerRow]] | None = None) -> list[ParamTable]:
+def parameter_tables(spec: Spec, stored: dict[tuple[str, bool], list[LayerRow]] | None = None) -> list[ParamTable]:
     """Every model of the spec, and each variant of it with another count, in spec order.
 
     Args:
-        stored: model name -> its layer table as stored with its trials. Used for a user's
+        stored: (model name, batch_norm) -> its layer table as stored with its trials. Used for a user's
             module, so that reading results never imports its code; a user's module without a
             stored table is left out.
     """
@@ -181,8 +181,8 @@ def parameter_tables(spec: Spec, stored: dict[str, list[LayerRow]] | None = None
         if cfg.target:
             if stored is None:
                 out.append(param_table(title, point.model.name, cfg))
-            elif point.model.name in stored:
-                rows = tuple(stored[point.model.name])
+            elif (point.model.name, cfg.batch_norm) in stored:
+                rows = tuple(stored[point.model.name, cfg.batch_norm])
                 out.append(ParamTable(title, point.model.name, rows, sum(r.count for r in rows)))
             continue
         out.append(param_table(title, point.model.name, cfg))

@@ -199,7 +199,10 @@ def check_user_model(cfg: Any, where: str) -> nn.Module:
     Args:
         where: the spec's place of the model, e.g. "specs/x.toml: [models.mine]".
     """
-    factory = load_target(cfg.target, cfg.search_dir)
+    try:
+        factory = load_target(cfg.target, cfg.search_dir)
+    except ModelError as e:
+        raise ModelError(f"{where}: {e}") from None
     args = dict(cfg.args)
     for reg in REGULARIZER_ARGS:  # the runner passes these itself: one in args would be replaced unseen
         if reg in args and reg in accepted_regularizers(factory):

@@ -125,6 +125,28 @@ def _stale(spec: Spec, t: FrozenTrial) -> str | None:
             f"{model.source_sha256[:12]}): not this code's result")
 
 
+def _changed(spec: Spec, t: FrozenTrial) -> str | None:
+    """Why a trial no longer counts: the spec now gives its params another config (else None).
+
+    A declared model's layers, a preset's hidden widths or a [train] / [data] value edited in the
+    spec since the trial ran: its params alone cannot tell, its stored config hash can.
+    """
+    name, stored = t.params.get("model", ""), t.user_attrs.get("config_hash")
+    if name not in spec.models or stored is None or "seed" not in t.params:
+        return None
+    setting = {k: v for k, v in t.params.items() if k != "seed"}
+    try:
+        now = spec.point(setting, t.params["seed"])
+    except (KeyError, TypeError, ValueError, StopIteration):  # a param the spec no longer has
+        return None
+    if now.config_hash == stored:
+        return None
+    old, new = t.user_attrs.get("config", {}), now.resolved()
+    what = [k for k in ("model", "train", "data", "regularizers") if old.get(k) != new.get(k)]
+    return (f"stored with another {' and '.join(what) or 'config'} than the spec now gives "
+            f"(config {stored}, now {now.config_hash}): not this spec's result")
+
+
 def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
     """Complete trials by configuration key (one per seed), and every trial left out."""
     groups: dict[str, list[FrozenTrial]] = {}
@@ -139,7 +161,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
             excluded.append(Excluded(t.number, t.state.name.lower(), label, seed,
                                      str(t.user_attrs.get("fail_reason", ""))))
             continue
-        stale = _stale(axes.spec, t)
+        stale = _stale(axes.spec, t) or _changed(axes.spec, t)
         if stale:
             excluded.append(Excluded(t.number, "complete", label, seed, stale))
             continue
@@ -288,8 +310,9 @@ def build_report(spec: Spec, url: str | None) -> Report:
 
     stored = {}  # a user's module: its table as stored with a trial, so its code is never imported
     for t in complete:
-        if "layer_table" in t.user_attrs and t.params.get("model") not in stored:
-            stored[t.params["model"]] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
+        key = (t.params.get("model"), bool(t.user_attrs.get("config", {}).get("regularizers", {}).get("batch_norm")))
+        if "layer_table" in t.user_attrs and key not in stored:
+            stored[key] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
 
     return Report(
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
