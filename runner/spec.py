@@ -10,8 +10,10 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +304,9 @@ def _name(layer: Layer, i: int) -> str:
     return layer.name or default_name(layer.kind, i)
 
 
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.splitlines splits
+
+
 class _Checker:
     """Validates values against Keys, raising one-line SpecErrors that name file and key."""
 
@@ -309,7 +314,9 @@ class _Checker:
         self.path = path
 
     def fail(self, where: str, message: str) -> SpecError:
-        return SpecError(f"{self.path}: {where}: {message}")
+        # Keys and names are the user's and may hold a line break: show it escaped, as TOML writes it
+        text = _LINE_BREAK.sub(lambda m: json.dumps(m[0])[1:-1], f"{where}: {message}")
+        return SpecError(f"{self.path}: {text}")
 
     def unknown(self, where: str, key: str, valid: list[str], what: str = "key") -> SpecError:
         near = difflib.get_close_matches(str(key), valid, n=1)
@@ -320,7 +327,10 @@ class _Checker:
         if not key.accepts_type(v):
             raise self.fail(where, f"{_show(v)} is not {key.allowed}")
         if key.kind is float:
-            v = float(v)
+            try:
+                v = float(v)
+            except OverflowError:  # an integer beyond any float
+                raise self.fail(where, f"{_show(v)} is out of a float's range: it must be {key.allowed}") from None
         if key.kind is list and key.item is not None:  # name the item that is wrong
             item = Key(key.item, None, ge=key.item_ge)
             for x in v:
@@ -339,20 +349,29 @@ class _Checker:
         return {k: self.value(f"{where}.{k}", keys[k], v) for k, v in raw.items() if k in keys}
 
 
-def _show(v: Any) -> str:
+def _show(v: Any, depth: int = 0) -> str:
     if isinstance(v, list):
-        return "[" + ", ".join(_show(x) for x in v) + "]"
+        if depth >= 8:  # tomllib nests arrays nearly as deep as the recursion limit: this would overflow it
+            return "[...]"
+        return "[" + ", ".join(_show(x, depth + 1) for x in v) + "]"
     return show(v)
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; raise SpecError with one line on any problem."""
     path = Path(path)
-    text = read_text(path, SpecError, "spec file")
+    try:
+        text = read_text(path, SpecError, "spec file")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: TOML syntax error: {e}") from None
+    except ValueError as e:  # tomllib lets int()'s own error through: an integer of more than 4300 digits
+        raise SpecError(f"{path}: TOML syntax error: {str(e).split(';')[0]}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: TOML syntax error: arrays or inline tables nested too deeply") from None
     return parse_spec(raw, str(path))
 
 
@@ -439,9 +458,12 @@ def _target_model(c: _Checker, where: str, name: str, values: dict, defaults: tu
             raise c.fail(f"{where}.{k}", f"a model with target = {_show(values['target'])} takes no {k}; "
                                          "pass settings of your module in args")
     target = values["target"]
-    if not TARGET.match(target):
+    if not TARGET.fullmatch(target):  # match would take a trailing newline
         raise c.fail(f"{where}.target", f'{_show(target)} is not "module:attribute", e.g. "mynet:Net"')
-    path = locate(target, folder)
+    try:
+        path = locate(target, folder)
+    except OSError as e:  # e.g. a module name longer than a file name may be
+        raise c.fail(f"{where}.target", f"{_show(target)}: cannot look for its module: {e.strerror}") from None
     if path is None:
         module = target.partition(":")[0]
         raise c.fail(f"{where}.target", f"no module {module} in {folder or 'the current folder'} nor on the "
@@ -450,6 +472,13 @@ def _target_model(c: _Checker, where: str, name: str, values: dict, defaults: tu
     for k, v in args.items():
         if not isinstance(v, (bool, int, float, str, list)):
             raise c.fail(f"{where}.args.{k}", f"{_show(v)} is not a plain value (number, string, boolean, list)")
+        items = [v]
+        while items:  # a date or time in a list cannot be hashed (JSON) either; walked without recursion
+            x = items.pop()
+            if isinstance(x, (date, time)):  # datetime is a date
+                raise c.fail(f"{where}.args.{k}", f"{_show(x)} in a list is not a plain value (number, string, "
+                                                  "boolean, list)")
+            items += x if isinstance(x, list) else x.values() if isinstance(x, dict) else ()
     return ModelSpec(name, "target", MLP_HIDDEN, defaults, target=target, args=tuple(args.items()),
                      search_dir=folder, source=str(path), source_sha256=source_sha256(path))
 
@@ -526,7 +555,7 @@ def _layer_axis(c: _Checker, where: str, axis: str, models: dict[str, ModelSpec]
         raise c.fail(where, f"{model_name} has no layer \"{layer_name}\": its layers are {', '.join(names)}{hint}")
     layer = model.layers[names.index(layer_name)]
     if key not in AXIS_FIELDS[layer.kind]:
-        raise c.unknown(where, key, list(AXIS_FIELDS[layer.kind]), f"field of {layer.kind} layer {layer_name}")
+        raise c.unknown(where, key, list(AXIS_FIELDS[layer.kind]), f"{layer.kind} field")
     return model, layer
 
 
@@ -548,7 +577,7 @@ def _check_axis_name(c: _Checker, where: str, axis: str, models: dict[str, Model
     if is_layer_axis(axis):
         _layer_axis(c, f"{where}.{axis}" if where == "[grid]" else where, axis, models)
     elif axis not in AXES:
-        raise c.unknown(where, axis, [*AXES, "MODEL.LAYER.FIELD"], "axis")
+        raise c.unknown(where, axis, [*AXES, "MODEL.LAYER.FIELD"])
 
 
 def _grid(c: _Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:

@@ -74,7 +74,7 @@ def test_a_declared_model_loads_with_its_layer_axis(write_spec):
     ('{ fc = 16 },', '{ fc = 16, name = "c1" },', '[models.small].layers[4].name: "c1" names two layers'),
     ('"small.c1.conv"', '"smal.c1.conv"', 'unknown model "smal" in smal.c1.conv: defined are small; did you mean "small"?'),
     ('"small.c1.conv"', '"small.c2.conv"', 'small has no layer "c2": its layers are c1, s2, c3, pool4, fc5, output'),
-    ('"small.c1.conv"', '"small.c1.kernel"', 'unknown field of conv layer c1 "kernel"'),
+    ('"small.c1.conv"', '"small.c1.kernel"', '[grid].small.c1.kernel: unknown conv field "kernel"; valid conv fields: conv, k, stride, pad, act, bn'),
     ('"small.c1.conv" = [4, 6]', '"small.c1.k" = [5, 29]',
      '[models.small].layers[2] (c3): a 5x5 kernel does not fit its input (4, 2, 2) (with small.c1.k = 29)'),
     ('"small.c1.conv" = [4, 6]', '"small.c1.conv" = [4, 0]', '[grid].small.c1.conv: 0 is not an integer >= 1'),
