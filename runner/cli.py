@@ -295,10 +295,10 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
             key = sort.lstrip("-")
             rows = select([{**r, key: r.get(f"{key}_mean", r.get(key))} for r in rows], axes + ["n"], None, sort)
         rows = rows[:limit] if limit is not None else rows
-        default = [*by, "n", *METRICS]
+        default = [*by, "n", *_shown_metrics(records)]
     else:
         varied = [a for a in axes if len({r[a] for r in records}) > 1]
-        default = ["number", "state", "model", *varied, "seed", "epochs", *METRICS]
+        default = ["number", "state", "model", *varied, "seed", "epochs", *_shown_metrics(records)]
         default += ["fail_reason"] if any(r["fail_reason"] for r in rows) else []
     if columns:
         shown = [c.strip() for c in columns.split(",")]
@@ -311,6 +311,13 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
     if unknown:
         raise QueryError(f"--columns: unknown column {unknown[0]!r}; columns: {', '.join(sorted(known))}")
     click.echo(render(rows, shown, fmt, grouped=bool(group_by)) if rows else "no trials match")
+
+
+def _shown_metrics(records: list[dict[str, Any]]) -> list[str]:
+    from runner.query import METRICS, VAL_METRICS
+
+    has_val = any(r.get("val_acc") is not None for r in records)
+    return [m for m in METRICS if has_val or m not in VAL_METRICS]
 
 
 @cli.command()
@@ -341,7 +348,9 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
     click.echo("params:\n" + "\n".join(f"  {k} = {_cell(v)}" for k, v in d["params"].items()))
     click.echo("\nconfig:\n" + json.dumps(d["config"], indent=2))
     click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
-    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"]
+    columns = ["epoch", "train_loss", "train_acc", *(["val_loss", "val_acc"] if any(e["val_acc"] is not None
+                                                                                   for e in d["epochs"]) else []),
+               "test_loss", "test_acc", "lr", "seconds"]
     click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
 
 

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.checkpoint import Checkpoints
-from runner.data import MNIST, load_mnist
+from runner.data import Data, load_data
 from runner.errors import RunnerError, StorageError
 from runner.models.counts import ParamTable, model_config, param_table
 from runner.models.layers import ACTIVATIONS, POOLS
@@ -154,7 +154,7 @@ def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[st
 class _Worker:
     """Claims points one by one and trains them."""
 
-    def __init__(self, spec: Spec, store: Store, data: MNIST, threads: int, log: Log, tag: str,
+    def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
                  retry_failed: bool, stale_after: float = GRACE_S):
         self.spec, self.store, self.data, self.log, self.tag = spec, store, data, log, tag
         self.retry_failed, self.stale_after = retry_failed, stale_after
@@ -189,13 +189,16 @@ class _Worker:
 
         def record(m: EpochMetrics) -> None:
             store.add_epoch(spec.study.name, trial_id, number, m)
-            store.optuna.set_trial_intermediate_value(trial_id, m.epoch, m.test_acc)
+            # Optuna's per-epoch value: validation accuracy when the study ranks by a validation metric
+            per_epoch = m.val_acc if spec.study.metric.startswith("val_") else m.test_acc
+            store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch)
 
         def on_epoch(m: EpochMetrics) -> None:
             record(m)
             store.update_claim(spec.study.name, point.config_hash, self.name)
+            val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
-                     f"acc {m.train_acc:.2f}%  test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
+                     f"acc {m.train_acc:.2f}%  {val}test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
                      f"({m.seconds:.1f} s)")
 
         resume = self.checkpoints.load(point.config_hash)
@@ -233,11 +236,16 @@ class _Worker:
 
     def _template(self, point: Point) -> FrozenTrial:
         table = point_table(point)
-        attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
+        config = point.resolved()
+        config["data"].update(mean=self.data.mean, std=self.data.std)  # the numbers used, "auto" computed
+        attrs = {"config_hash": point.config_hash, "config": config, "label": point.label(),
                  "param_count": table.total, "layer_table": [r.to_json() for r in table.rows],
-                 "data_checksum": self.data.checksum,
+                 "data_checksum": self.data.checksum, "dataset": self.data.dataset,
                  "data_source": self.data.source, "data_official": self.data.official,
+                 "data_shape": list(self.data.shape), "classes": self.data.classes,
+                 "normalization_auto": [k for k in ("mean", "std") if getattr(point.data, k) == "auto"],
                  "train_size": len(self.data.train), "test_size": len(self.data.test),
+                 "val_size": len(self.data.val) if self.data.val is not None else 0,
                  "worker": self.name, **self.prov}
         return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                            datetime_complete=None, params=point.params,
@@ -295,7 +303,8 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
              retry_failed: bool = False, stale_after: float = GRACE_S) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`."""
     data = _load(spec)  # bad data fails here, before the storage is touched
-    check_models(spec)  # and a model that cannot run on it
+    spec = spec.bind(data.shape, data.classes)  # and a model that does not fit it
+    check_models(spec)
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     todo, done = pending(spec, store, retry_failed)
@@ -351,9 +360,8 @@ def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _load(spec: Spec) -> MNIST:
-    d = spec.data
-    return load_mnist(d.root, d.train_limit, d.test_limit)
+def _load(spec: Spec) -> Data:
+    return load_data(**spec.data.load_args())
 
 
 def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,

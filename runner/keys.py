@@ -47,6 +47,7 @@ class Key:
     nonempty: bool = False  # a str that is not blank, a list with an item
     note: str = ""  # appended to what is allowed, e.g. "(0 = all 60,000)"
     text: str = ""  # what is allowed, when the constraints cannot say it
+    auto: bool = False  # the string "auto" is allowed too (a number computed from the data)
 
     @property
     def allowed(self) -> str:
@@ -67,6 +68,7 @@ class Key:
             out = "a non-empty string" if self.nonempty else "a string"
         else:
             out = ("an integer" if self.kind is int else "a number") + self._bounds()
+        out = f'{out} or "auto"' if self.auto else out
         return f"{out} {self.note}" if self.note else out
 
     def _bounds(self) -> str:
@@ -85,11 +87,15 @@ class Key:
         """Whether `v` has the key's TOML type (an integer is a number; a bool is neither)."""
         if isinstance(v, bool):
             return self.kind is bool
+        if self.auto and v == "auto":
+            return True
         return {bool: False, int: isinstance(v, int), float: isinstance(v, (int, float)),
                 str: isinstance(v, str), list: isinstance(v, list), dict: isinstance(v, dict)}[self.kind]
 
     def check(self, v: Any) -> bool:
         """Whether a value of the right type meets the constraints."""
+        if self.auto and v == "auto":
+            return True
         if self.kind is float and not math.isfinite(v):
             return False
         if self.choices and v not in self.choices:
@@ -140,6 +146,9 @@ class Key:
                 out["minItems"] = 1
         if self.default is not None and self.kind is not dict:
             out["default"] = list(self.default) if isinstance(self.default, tuple) else self.default
+        if self.auto:
+            kept = {k: out.pop(k) for k in ("description", "default") if k in out}
+            out = {"anyOf": [out, {"const": "auto"}], **kept}
         return out
 
 

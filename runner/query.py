@@ -29,7 +29,8 @@ from runner.store import Store
 __all__ = ["QueryError", "Clause", "parse_filter", "trial_records", "select", "group", "render",
            "study_rows", "trial_detail", "METRICS", "FORMATS"]
 
-METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "best_test_acc", "seconds")
+METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss", "best_test_acc", "seconds")
+VAL_METRICS = ("val_acc", "val_loss")  # shown by default only when a trial has them
 FIXED_KEYS = ("number", "state", "model", "seed")
 FORMATS = ("table", "csv", "json", "markdown")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -140,7 +141,7 @@ def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], 
         record: dict[str, Any] = {"number": t.number, "state": t.state.name.lower(),
                                   "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
                                   "seed": t.params.get("seed"), "epochs": len(rows)}
-        for m in ("test_acc", "test_loss", "train_acc", "train_loss"):
+        for m in ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss"):
             record[m] = getattr(last, m) if last else None
         record["best_test_acc"] = max(r.test_acc for r in rows) if rows else None
         record["seconds"] = sum(r.seconds for r in rows) if rows else None
@@ -294,6 +295,7 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
         "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
         "completed": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
         "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "train_acc": e.train_acc,
-                    "test_loss": e.test_loss, "test_acc": e.test_acc, "lr": e.lr, "seconds": e.seconds}
+                    "test_loss": e.test_loss, "test_acc": e.test_acc, "val_loss": e.val_loss, "val_acc": e.val_acc,
+                    "lr": e.lr, "seconds": e.seconds}
                    for e in epochs],
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import SpecError, read_text
+from runner.data.idx import FAMILY
 from runner.keys import Key, choices_text, show
 from runner.models.layers import (ACTIVATIONS, AXIS_FIELDS, INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform,
                                   Layer, LayerError, default_name, infer_shapes)
@@ -26,13 +27,13 @@ from runner.models.user import TARGET, locate, source_sha256
 
 __all__ = [
     "Key", "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "MODEL_KEYS", "ARCHS", "METRICS",
-    "DATASET_SHAPES", "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Spec", "load_spec",
+    "DATASETS", "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Spec", "load_spec",
     "parse_spec", "dataset_shape", "is_layer_axis",
 ]
 
 
 ARCHS = ("lenet5", "mlp")
-METRICS = {"test_acc": "maximize", "test_loss": "minimize"}
+METRICS = {"test_acc": "maximize", "test_loss": "minimize", "val_acc": "maximize", "val_loss": "minimize"}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 AUGMENTS = ("none", "affine")
@@ -61,17 +62,27 @@ TRAIN_KEYS: dict[str, Key] = {
 # of the config hash.
 EXECUTION_KEYS = ("device", "threads")
 
-# The data a dataset gives: (C, H, W) of an image and the number of classes.
-DATASET_SHAPES = {"mnist": ((1, 28, 28), 10)}
+# The named datasets: (C, H, W) of an image, number of classes, default normalization (None: "auto").
+DATASETS = {name: ((1, 28, 28), f.classes, f.mean, f.std) for name, f in FAMILY.items()}
 
 DATA_KEYS: dict[str, Key] = {
-    "dataset": Key(str, "mnist", "which dataset", choices=tuple(DATASET_SHAPES)),
-    "root": Key(str, "", "a folder of the course's train.tar/test.tar, their PNG folders or the IDX files",
-                text='a folder path, or "" for the packaged copy'),
-    "train_limit": Key(int, 0, "the first N training images", ge=0, note="(0 = all 60,000)"),
-    "test_limit": Key(int, 0, "the first N test images", ge=0, note="(0 = all 10,000)"),
-    "mean": Key(float, 0.1307, "normalization: (x - mean) / std on pixels in [0, 1]"),
-    "std": Key(float, 0.3081, "normalization std", gt=0),
+    "dataset": Key(str, "mnist", "which dataset; a spec with target reads the user's own instead",
+                   choices=tuple(DATASETS)),
+    "root": Key(str, "", "mnist: a folder of the course's train.tar/test.tar, their PNG folders or the IDX files; "
+                         "the others: a folder of their IDX files, flat or as torchvision keeps them "
+                         "(<root>/<ClassName>/raw/); \"\" = the packaged MNIST, Debian's Fashion-MNIST",
+                text='a folder path, or "" for the copy on this machine'),
+    "target": Key(str, None, "the user's data: a function returning (train_images, train_labels, test_images, "
+                             "test_labels); the spec's folder is searched first", text='"module:function"'),
+    "args": Key(dict, None, "keyword arguments of target"),
+    "train_limit": Key(int, 0, "the first N training images", ge=0, note="(0 = all)"),
+    "test_limit": Key(int, 0, "the first N test images", ge=0, note="(0 = all)"),
+    "val_fraction": Key(float, 0.0, "a stratified validation split held out of the training images "
+                                    "(0 = none)", ge=0, lt=1),
+    "val_seed": Key(int, 0, "the seed that draws the validation split", ge=0),
+    "mean": Key(float, None, "normalization (x - mean) / std, pixels in [0, 1]; auto: computed from the "
+                             "training images used (default: the dataset's own, auto for user data)", auto=True),
+    "std": Key(float, None, "normalization std", gt=0, auto=True),
 }
 
 STUDY_KEYS: dict[str, Key] = {
@@ -98,9 +109,14 @@ SECTIONS = ("study", "data", "train", "models", "grid", "runs")
 AXES = ("model", *REGULARIZERS, *(k for k in TRAIN_KEYS if k not in EXECUTION_KEYS))
 
 
-def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int]:
-    """((C, H, W), classes) of the spec's data."""
-    return DATASET_SHAPES[data.dataset]
+def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int] | None:
+    """((C, H, W), classes) of the spec's data; None for user data not loaded yet (see Spec.bind)."""
+    if data.bound is not None:
+        return data.bound
+    if data.target:
+        return None
+    shape, classes, _, _ = DATASETS[data.dataset]
+    return shape, classes
 
 
 def is_layer_axis(axis: str) -> bool:
@@ -123,12 +139,36 @@ class StudySpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    dataset: str = "mnist"
-    root: str = ""  # "" = packaged copy; else a folder of train.tar/test.tar, PNG folders or IDX files
-    train_limit: int = 0  # 0 = all 60,000; N = the first N images
-    test_limit: int = 0  # 0 = all 10,000
-    mean: float = 0.1307  # normalization, applied per batch
-    std: float = 0.3081
+    dataset: str = "mnist"  # a name of the MNIST family; "user" when target is set
+    root: str = ""  # "" = the copy on this machine; else a folder (see DATA_KEYS)
+    train_limit: int = 0  # 0 = all; N = the first N images
+    test_limit: int = 0  # 0 = all
+    mean: float | str = 0.1307  # normalization, applied per batch; "auto": computed from the training images
+    std: float | str = 0.3081
+    val_fraction: float = 0.0  # held out of the training images, stratified; 0 = no validation split
+    val_seed: int = 0
+    target: str = ""  # "module:function" of the user's data
+    args: tuple[tuple[str, Any], ...] = ()
+    folder: str = ""  # the spec's folder, searched first for target's module
+    source_sha256: str = ""  # of target's module: changed code, new data
+    bound: tuple[tuple[int, int, int], int] | None = None  # ((C, H, W), classes) once the data is loaded
+
+    def resolved(self) -> dict[str, Any]:
+        """The data part of a point's config: what was always stored, and any new setting that is not off."""
+        out: dict[str, Any] = {"dataset": self.dataset, "train_limit": self.train_limit,
+                               "test_limit": self.test_limit, "mean": self.mean, "std": self.std}
+        if self.val_fraction:
+            out.update(val_fraction=self.val_fraction, val_seed=self.val_seed)
+        if self.target:
+            out.update(target=self.target, args=dict(self.args), source_sha256=self.source_sha256)
+        return out
+
+    def load_args(self) -> dict[str, Any]:
+        """The keyword arguments of runner.data.load_data for this spec."""
+        return {"dataset": self.dataset, "root": self.root, "train_limit": self.train_limit,
+                "test_limit": self.test_limit, "val_fraction": self.val_fraction, "val_seed": self.val_seed,
+                "mean": self.mean, "std": self.std, "target": self.target, "args": dict(self.args),
+                "folder": self.folder, "sha256": self.source_sha256}
 
 
 @dataclass(frozen=True)
@@ -204,9 +244,8 @@ class Point:
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
-        data = {k: v for k, v in asdict(self.data).items() if k != "root"}
         return {"model": self.model.resolved(), "regularizers": dict(self.regularizers), "train": train,
-                "data": data, "seed": self.seed}
+                "data": self.data.resolved(), "seed": self.seed}
 
     @property
     def config_hash(self) -> str:
@@ -294,6 +333,16 @@ class Spec:
     def folder(self) -> str:
         """The spec's folder (searched first for a user's modules)."""
         return str(Path(self.path).resolve().parent)
+
+    def bind(self, shape: tuple[int, int, int], classes: int) -> Spec:
+        """The spec for data of this shape and class count: presets end in `classes` outputs, and
+        every model's layers are checked against the shape (a SpecError, as when the spec is read)."""
+        data = replace(self.data, bound=(tuple(shape), classes))
+        models = {n: replace(m, layers=preset_layers(m.arch, m.hidden, classes)) if m.arch in PRESETS else m
+                  for n, m in self.models.items()}
+        spec = replace(self, data=data, models=models)
+        _check_points(_Checker(self.path), spec)
+        return spec
 
 
 def _layer_index(model: ModelSpec, layer_name: str) -> int:
@@ -391,9 +440,12 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
         raise c.fail("[study].seeds", f"{seeds} repeats a seed")
     study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
                            study.get("metric", "test_acc"))
-    data = DataSpec(**c.table("[data]", raw.get("data", {}), DATA_KEYS))
     train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
     folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
+    data = _data(c, raw.get("data", {}), folder)
+    if study_spec.metric.startswith("val_") and not data.val_fraction:
+        raise c.fail("[study].metric", f'"{study_spec.metric}" needs a validation split: set [data].val_fraction '
+                                       "(e.g. 0.1) to hold out part of the training images")
     models = _models(c, raw.get("models"), data, folder)
     grid = _grid(c, raw.get("grid", {}), models)
     runs = _runs(c, raw.get("runs", []), models)
@@ -407,6 +459,32 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
     spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names)
     _check_points(c, spec)
     return spec
+
+
+# ---------------------------------------------------------------- data
+
+
+def _data(c: _Checker, raw: Any, folder: str) -> DataSpec:
+    values = c.table("[data]", raw, DATA_KEYS)
+    if "target" in values:
+        if "dataset" in values or "root" in values:
+            given = "dataset" if "dataset" in values else "root"
+            raise c.fail(f"[data].{given}", "a spec with [data].target reads the user's own data: "
+                                            f"leave {given} out, pass what the function needs in args")
+        path = _locate(c, "[data].target", values["target"], folder)
+        args = values.get("args", {})
+        _plain(c, "[data].args", args)
+        return DataSpec("user", "", values.get("train_limit", 0), values.get("test_limit", 0),
+                        values.get("mean", "auto"), values.get("std", "auto"), values.get("val_fraction", 0.0),
+                        values.get("val_seed", 0), values["target"], tuple(args.items()), folder,
+                        source_sha256(path))
+    if "args" in values:
+        raise c.fail("[data].args", "only [data].target takes args")
+    dataset = values.get("dataset", "mnist")
+    _, _, mean, std = DATASETS[dataset]
+    return DataSpec(dataset, values.get("root", ""), values.get("train_limit", 0), values.get("test_limit", 0),
+                    values.get("mean", "auto" if mean is None else mean), values.get("std", "auto" if std is None else std),
+                    values.get("val_fraction", 0.0), values.get("val_seed", 0))
 
 
 # ---------------------------------------------------------------- models
@@ -431,7 +509,8 @@ def _model(c: _Checker, name: str, table: Any, data: DataSpec, folder: str) -> M
         raise c.fail(where, f"{what}; give exactly one of arch = {choices_text(ARCHS)}, "
                             "layers = [...] or target = \"module:attribute\"")
     defaults = tuple((k, v) for k, v in values.items() if k in REGULARIZERS)
-    shape, classes = dataset_shape(data)
+    known = dataset_shape(data)  # None for user data: checked once it is loaded (Spec.bind)
+    shape, classes = known or ((1, 28, 28), 10)
     if "target" in values:
         return _target_model(c, where, name, values, defaults, folder)
     for k in ("args",):
@@ -448,8 +527,38 @@ def _model(c: _Checker, name: str, table: Any, data: DataSpec, folder: str) -> M
     else:
         arch, layers = "layers", _layers(c, f"{where}.layers", values["layers"])
     model = ModelSpec(name, arch, hidden, defaults, layers, act, inp)
-    _check_shapes(c, where, model, shape, classes)
+    if known:
+        _check_shapes(c, where, model, shape, classes)
     return model
+
+
+def _locate(c: _Checker, where: str, target: str, folder: str) -> Path:
+    """The source file of a "module:attribute" target, found without running it."""
+    if not TARGET.fullmatch(target):  # match would take a trailing newline
+        raise c.fail(where, f'{_show(target)} is not "module:attribute", e.g. "mynet:Net"')
+    try:
+        path = locate(target, folder)
+    except OSError as e:  # e.g. a module name longer than a file name may be
+        raise c.fail(where, f"{_show(target)}: cannot look for its module: {e.strerror}") from None
+    if path is None:
+        module = target.partition(":")[0]
+        raise c.fail(where, f"no module {module} in {folder or 'the current folder'} nor on the "
+                            f"Python path: put {module.replace('.', '/')}.py beside the spec")
+    return path
+
+
+def _plain(c: _Checker, where: str, args: dict) -> None:
+    """Keyword arguments must be plain values (they are hashed as JSON)."""
+    for k, v in args.items():
+        if not isinstance(v, (bool, int, float, str, list)):
+            raise c.fail(f"{where}.{k}", f"{_show(v)} is not a plain value (number, string, boolean, list)")
+        items = [v]
+        while items:  # a date or time in a list cannot be hashed (JSON) either; walked without recursion
+            x = items.pop()
+            if isinstance(x, (date, time)):  # datetime is a date
+                raise c.fail(f"{where}.{k}", f"{_show(x)} in a list is not a plain value (number, string, "
+                                             "boolean, list)")
+            items += x if isinstance(x, list) else x.values() if isinstance(x, dict) else ()
 
 
 def _target_model(c: _Checker, where: str, name: str, values: dict, defaults: tuple, folder: str) -> ModelSpec:
@@ -458,27 +567,9 @@ def _target_model(c: _Checker, where: str, name: str, values: dict, defaults: tu
             raise c.fail(f"{where}.{k}", f"a model with target = {_show(values['target'])} takes no {k}; "
                                          "pass settings of your module in args")
     target = values["target"]
-    if not TARGET.fullmatch(target):  # match would take a trailing newline
-        raise c.fail(f"{where}.target", f'{_show(target)} is not "module:attribute", e.g. "mynet:Net"')
-    try:
-        path = locate(target, folder)
-    except OSError as e:  # e.g. a module name longer than a file name may be
-        raise c.fail(f"{where}.target", f"{_show(target)}: cannot look for its module: {e.strerror}") from None
-    if path is None:
-        module = target.partition(":")[0]
-        raise c.fail(f"{where}.target", f"no module {module} in {folder or 'the current folder'} nor on the "
-                                        f"Python path: put {module.replace('.', '/')}.py beside the spec")
+    path = _locate(c, f"{where}.target", target, folder)
     args = values.get("args", {})
-    for k, v in args.items():
-        if not isinstance(v, (bool, int, float, str, list)):
-            raise c.fail(f"{where}.args.{k}", f"{_show(v)} is not a plain value (number, string, boolean, list)")
-        items = [v]
-        while items:  # a date or time in a list cannot be hashed (JSON) either; walked without recursion
-            x = items.pop()
-            if isinstance(x, (date, time)):  # datetime is a date
-                raise c.fail(f"{where}.args.{k}", f"{_show(x)} in a list is not a plain value (number, string, "
-                                                  "boolean, list)")
-            items += x if isinstance(x, list) else x.values() if isinstance(x, dict) else ()
+    _plain(c, f"{where}.args", args)
     return ModelSpec(name, "target", MLP_HIDDEN, defaults, target=target, args=tuple(args.items()),
                      search_dir=folder, source=str(path), source_sha256=source_sha256(path))
 
@@ -622,10 +713,14 @@ def _runs(c: _Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
 
 def _check_points(c: _Checker, spec: Spec) -> None:
     """Every point's layers fit the data, with its layer-field axes applied."""
-    layer_axes = [a for a in spec.axis_names if is_layer_axis(a)]
-    if not layer_axes:
+    known = dataset_shape(spec.data)
+    if known is None:  # user data: Spec.bind checks once it is loaded
         return
-    shape, classes = dataset_shape(spec.data)
+    shape, classes = known
+    if spec.data.bound is not None:  # every model's own layers too: the data's shape is new to them
+        for name, model in spec.models.items():
+            if model.layers:
+                _check_shapes(c, f"[models.{name}]", model, shape, classes, f" (the data's images are {shape})")
     for setting in spec.settings():
         point = spec.point(setting, spec.study.seeds[0])
         changed = [f"{a} = {_show(v)}" for a, v in point.axes if is_layer_axis(a)]

