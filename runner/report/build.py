@@ -12,10 +12,10 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.errors import StorageError
-from runner.report.data import (CURVES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError, _fmt,
-                                _key)
+from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report,
+                                ReportError, _fmt, _key)
 from runner.report.stats import _effects, _mean, _std, versus_best
-from runner.spec import REGULARIZERS, Spec
+from runner.spec import REGULARIZERS, Spec, dataset_shape
 from runner.store import EpochRow, Store
 
 __all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST"]
@@ -99,6 +99,7 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         final=tuple(float(t.value) for t in trials), final_acc=final_acc,
         best_acc=tuple(b for b in best_acc if not math.isnan(b)),
         final_loss=tuple(r[-1].test_loss for r in with_rows),
+        final_val=tuple(r[-1].val_acc for r in with_rows if r[-1].val_acc is not None),
         gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
         seconds_per_epoch=_mean(per_epoch_s),
         peak_memory_mb=_mean([float(t.user_attrs["peak_memory_mb"]) for t in trials if "peak_memory_mb" in t.user_attrs]),
@@ -211,13 +212,23 @@ def _distinct(values: list[Any]) -> str:
 def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     attrs = [t.user_attrs for t in complete]
     cfg = [a.get("config", {}) for a in attrs]
-    data = [("source", _distinct([a.get("data_source") for a in attrs if "data_source" in a])),
-            ("official MNIST files", _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
+    dataset = _dataset(complete)
+    data = [("dataset", dataset),
+            ("source", _distinct([_no_paths(a.get("data_source")) for a in attrs if "data_source" in a])),
+            ("official files", _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
             ("checksum", _distinct([a.get("data_checksum") for a in attrs if "data_checksum" in a])),
-            ("train images", _distinct([f"{a['train_size']:,}" for a in attrs if "train_size" in a])),
-            ("test images", _distinct([f"{a['test_size']:,}" for a in attrs if "test_size" in a]))]
+            ("image shape (C, H, W)", _distinct([tuple(a["data_shape"]) for a in attrs if "data_shape" in a])),
+            ("classes", _distinct([a.get("classes") for a in attrs if "classes" in a])),
+            ("train images", _distinct([f"{a['train_size']:,}" for a in attrs if "train_size" in a]))]
+    if any(a.get("val_size") for a in attrs):
+        fractions = _distinct([c["data"].get("val_fraction") for c in cfg])
+        data.append(("validation images", _distinct([f"{a['val_size']:,}" for a in attrs if "val_size" in a])
+                     + f" (val_fraction {fractions}, stratified, held out of the training images)"))
+    data.append(("test images", _distinct([f"{a['test_size']:,}" for a in attrs if "test_size" in a])))
     for k in ("mean", "std"):
-        data.append((f"normalization {k}", _distinct([c["data"][k] for c in cfg if k in c.get("data", {})])))
+        auto = any(k in a.get("normalization_auto", ()) for a in attrs)
+        data.append((f"normalization {k}", _distinct([c["data"][k] for c in cfg if k in c.get("data", {})])
+                     + (" (auto: computed from the training images)" if auto else "")))
     train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
     train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
     train += [(r, _distinct([c["regularizers"][r] for c in cfg if r in c.get("regularizers", {})]))
@@ -231,6 +242,11 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     prov += [("workers", str(len({a.get("worker") for a in attrs if "worker" in a}))),
              ("total compute", f"{_duration(wall)} of wall time over {len(complete)} complete trials")]
     return data, train, prov
+
+
+def _no_paths(text: str | None) -> str | None:
+    """A stored source with any absolute path cut to its file name (a report names no home folder)."""
+    return None if text is None else re.sub(r"(?:/[^\s/]+)+/([^\s/]+)", r"\1", text)
 
 
 def _duration(seconds: float) -> str:
@@ -255,13 +271,27 @@ def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> 
     return next((c for c in configs if c.key == _key(params)), None)
 
 
+def _dataset(complete: list[FrozenTrial]) -> str:
+    """The dataset the trials used ("mnist" for trials stored before there were others)."""
+    names = {t.user_attrs.get("dataset") or t.user_attrs.get("config", {}).get("data", {}).get("dataset", "mnist")
+             for t in complete}
+    return names.pop() if len(names) == 1 else "several"
+
+
 def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None:
-    if baseline is None or not baseline.final_acc:
+    """The unregularized LeNet-5 against the published figure for its dataset, where there is one."""
+    dataset = _dataset(complete)
+    ref = REFERENCES.get((dataset, "lenet5"))
+    if baseline is None or not baseline.final_acc or ref is None:
         return None
+    from runner.data import FAMILY
+
     sizes = {(t.user_attrs.get("train_size"), t.user_attrs.get("test_size")) for t in complete}
+    official = {t.user_attrs.get("data_official", True) for t in complete}
     return Known(baseline.label, len(baseline.final_acc), float(np.mean(baseline.final_acc)),
                  _std(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
-                 LECUN_1998_ACC, sizes == {FULL_MNIST})
+                 ref.accuracy, sizes == {FULL_MNIST} and official == {True}, ref.source, ref.model, ref.note,
+                 FAMILY[dataset].title)
 
 
 def _figures(spec: Spec, configs: list[Config], effects: list[Effect]) -> list[Figure]:
@@ -303,6 +333,9 @@ def build_report(spec: Spec, url: str | None) -> Report:
     complete.sort(key=lambda t: t.number)
     effects, interactions = _effects(spec, configs)
     data, train, prov = _setup(complete)
+    if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
+        a = complete[0].user_attrs
+        spec = spec.bind(tuple(a.get("data_shape", (1, 28, 28))), int(a.get("classes", 10)))
     lenet = _model_of_arch(spec, configs, "lenet5")
     known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
     varying = tuple(a for a in axes.names if len({_fmt(c.params.get(a)) for c in configs}) > 1)

@@ -93,21 +93,24 @@ def _known_sentence(k: Known) -> str:
     text = (f"LeNet-5 with every regularizer off (`{k.label}`) reaches {k.mean:.2f}{std}% test accuracy "
             f"over {k.seeds} seed{'s' if k.seeds != 1 else ''} ({100 - k.mean:.2f}% error), "
             f"{abs(diff):.2f} points {'above' if diff > 0 else 'below'} the {k.reference:.2f}% "
-            f"({100 - k.reference:.2f}% error) of LeCun et al. 1998; the published figure lies "
+            f"({100 - k.reference:.2f}% error) of {k.reference_model} in {k.source}; the published figure lies "
             f"{within} the seed spread ({spread}).")
     if not k.full_data:
-        text += (" These trials did not use all 60,000 training and 10,000 test images, so the "
-                 "comparison with the published figure does not hold.")
+        text += (f" These trials did not use all of {k.dataset}'s official 60,000 training and 10,000 test "
+                 "images, so the comparison with the published figure does not hold.")
     return text
 
 
 def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
-    names = ["#", "model", *report.axes, "parameters", "seeds", "final test acc (%)", "best test acc (%)",
+    val = any(c.final_val for c in report.configs)
+    names = ["#", "model", *report.axes, "parameters", "seeds", *(["final val acc (%)"] if val else []),
+             "final test acc (%)", "best test acc (%)",
              "final test loss", "train − test (points)", "s / epoch", "peak MB"]
     rows = []
     for i, c in enumerate(report.configs, 1):
         rows.append([str(i), c.model, *(_fmt(c.params.get(a, "")) for a in report.axes),
-                     f"{c.param_count:,}", str(len(c.seeds)), _pm(c.final_acc), _pm(c.best_acc),
+                     f"{c.param_count:,}", str(len(c.seeds)), *([_pm(c.final_val)] if val else []),
+                     _pm(c.final_acc), _pm(c.best_acc),
                      _pm(c.final_loss, 4), _pm(c.gap),
                      "–" if c.seconds_per_epoch is None else f"{c.seconds_per_epoch:.1f}",
                      "–" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}"])
@@ -206,12 +209,15 @@ def render_markdown(report: Report) -> str:
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
                 f"{len(report.versus_best)} comparisons.", "", versus_best_table(report), ""]
     out += _curves_section(report)
-    out += ["## Known accuracy: LeNet-5 against LeCun et al. 1998", ""]
-    out += [_known_sentence(report.known) if report.known else
-            "No complete trials of LeNet-5 with every regularizer off: nothing to compare.", ""]
-    out += ["The 1998 network differs from this one in its details (scaled tanh units, trainable "
-            "subsampling, sparse C3 connections, an RBF output layer), so the comparison is a sanity "
-            "check, not a replication.", ""]
+    out += ["## Known accuracy: LeNet-5 against a published figure", ""]
+    if report.known:
+        out += [_known_sentence(report.known), "", report.known.note, ""]
+    else:
+        dataset = dict(report.data).get("dataset", "?")
+        why = ("the user's own data: no published figure applies" if dataset == "user" else
+               "either no complete LeNet-5 trial with every regularizer off, or no figure the runner knows of "
+               "for this dataset")
+        out += [f"Nothing is compared for `{dataset}` data: {why}.", ""]
     out += _effects_section(report)
     out += _excluded_section(report)
     return "\n".join(out).rstrip() + "\n"
@@ -307,6 +313,7 @@ def summary_json(report: Report) -> str:
                      "seeds": len(c.seeds), "final_mean": _r(_mean(c.final)), "final_std": _r(_std(c.final)),
                      "best_mean": _r(_mean(c.best_acc)), "final_test_loss": _r(_mean(c.final_loss)),
                      "gap_mean": _r(_mean(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
+                     "final_val_mean": _r(_mean(c.final_val)),
                      "peak_memory_mb": _r(c.peak_memory_mb)}
                     for c in report.configs],
         "effects": [effect(e) for e in report.effects],
