@@ -66,7 +66,7 @@ def cli() -> None:
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
               help="Take over a running trial whose worker sent no heartbeat for this long (another "
                    "machine died); a dead worker on this machine is noticed at once.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress lines; only the final summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry_failed: bool,
          stale_after: float, quiet: bool) -> None:
@@ -74,6 +74,11 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
 
     A point already complete in the storage is skipped, so running the same command again
     continues where it stopped, and adding a seed or a grid value runs only the new points.
+
+    Progress goes to stderr: on a terminal, a bar over the study's trial-epochs (all workers
+    together) with elapsed and remaining time, the remaining time estimated from the epochs
+    measured so far, and each trial's epochs printed above it; piped or redirected, one plain
+    line per epoch.
 
     \b
     Examples:
@@ -89,11 +94,13 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
     if dry_run:
         click.echo(points_table(spec))
         return
-    log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    from runner.progress import Progress
+
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     try:
-        result = run_grid(spec, storage, workers=workers, log=log, retry_failed=retry_failed,
-                          stale_after=stale_after)
+        with Progress(sys.stderr, quiet=quiet) as progress:
+            result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
+                              stale_after=stale_after, progress=progress)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: runner grid {spec_path}", err=True)

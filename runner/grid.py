@@ -31,6 +31,7 @@ from runner.train import (EpochMetrics, TrainingError, peak_memory_mb, reset_pea
 __all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt", "check_models", "point_table"]
 
 Log = Callable[[str], None]
+Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
 GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
 HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 
@@ -155,8 +156,8 @@ class _Worker:
     """Claims points one by one and trains them."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 retry_failed: bool, stale_after: float = GRACE_S):
-        self.spec, self.store, self.data, self.log, self.tag = spec, store, data, log, tag
+                 retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None):
+        self.spec, self.store, self.data, self.log, self.tag, self.tick = spec, store, data, log, tag, tick
         self.retry_failed, self.stale_after = retry_failed, stale_after
         self.checkpoints = Checkpoints(checkpoint_dir(store.url) / spec.study.name)
         self.name = worker_name()
@@ -195,6 +196,7 @@ class _Worker:
 
         def on_epoch(m: EpochMetrics) -> None:
             record(m)
+            self.tick(1)
             store.update_claim(spec.study.name, point.config_hash, self.name)
             val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
@@ -205,6 +207,7 @@ class _Worker:
         if resume is not None:
             for m in resume["history"]:  # the new trial carries the whole history
                 record(EpochMetrics(**m))
+            self.tick(len(resume["history"]))
             self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
         heartbeat = _Heartbeat(store, spec.study.name, point.config_hash, self.name)
         reset_peak_memory(self.device)
@@ -215,6 +218,7 @@ class _Worker:
             self._fail_trial(trial_id, str(e))
             store.update_claim(spec.study.name, point.config_hash, self.name, state="failed")
             self.failed += 1
+            self.tick(point.train.epochs - len(store.epochs([trial_id])[trial_id]))  # the epochs it will not run
             self.log(f"{self.tag}  trial {number} FAILED: {e}")
             return
         except BaseException:  # interrupted or crashed: nothing is marked complete, the point is given back
@@ -300,8 +304,16 @@ def _threads_per_worker(spec: Spec, workers: int) -> int:
 
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
-             retry_failed: bool = False, stale_after: float = GRACE_S) -> GridResult:
-    """Run every point of `spec` not yet complete in the storage at `url`."""
+             retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None) -> GridResult:
+    """Run every point of `spec` not yet complete in the storage at `url`.
+
+    Args:
+        log: called with each line of progress (ignored when `progress` is given).
+        progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
+    """
+    if progress is not None:
+        log = progress.log
+    tick: Tick = progress.advance if progress is not None else (lambda n: None)
     data = _load(spec)  # bad data fails here, before the storage is touched
     spec = spec.bind(data.shape, data.classes)  # and a model that does not fit it
     check_models(spec)
@@ -315,9 +327,11 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         + (f" on {workers} workers" if workers > 1 and todo else ""))
     if not todo:
         return GridResult(total, done, 0, 0)
+    if progress is not None:
+        progress.start(sum(p.train.epochs for p in todo))
     threads = _threads_per_worker(spec, workers)
     if workers == 1:
-        w = _Worker(spec, store, data, threads, log, "", retry_failed, stale_after)
+        w = _Worker(spec, store, data, threads, log, "", retry_failed, stale_after, tick)
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
@@ -336,6 +350,8 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
             kind, payload = queue.get()
             if kind == "log":
                 log(payload)
+            elif kind == "tick":
+                tick(payload)
             elif kind == "done":
                 ran, failed, finished = ran + payload[0], failed + payload[1], finished + 1
             elif kind == "error":
@@ -371,7 +387,8 @@ def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: b
     signal.signal(signal.SIGTERM, interrupt)
     try:
         store = Store(url)
-        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed, stale_after)
+        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed, stale_after,
+                    lambda n: queue.put(("tick", n)))
         todo, _ = pending(spec, store, retry_failed)
         w.run(todo)
         store.dispose()
