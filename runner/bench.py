@@ -6,8 +6,12 @@ One run, one process, the real data, in this order:
 2. a bare loop of the same model and batch over the same in-memory uint8 tensors (the floor);
 3. the same spec with `augment = "affine"`, against the runner's epoch without it;
 4. grid throughput: 4 points with `workers=1`, then with `workers=2`, each in a fresh storage;
-5. the per-sample pipeline of the course template: PNG files, a `Dataset` that opens one with PIL
-   per item, `ToTensor` + `Normalize`, a `DataLoader` at the runner's batch size.
+5. the course template's pipeline (runner/course_template.py: PNG files opened with PIL per item,
+   Grayscale, ToTensor, Normalize, a DataLoader at batch 64, a plain LeNet-5), as a whole process
+   against `runner grid` as a whole process on the same one-epoch spec, then training epoch
+   against training epoch in this process;
+6. time to 99% test accuracy (evaluation in the clock), the median over seeds, for the runner's
+   default recipe and the fastest recipe found among the spec's axes.
 Peak RSS is read from getrusage: the spawned workers' after step 4, before step 5 forks any
 DataLoader worker. This is a benchmark, not a test: it reports, it never fails on a figure.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -39,7 +44,7 @@ from runner.train import EVAL_BATCH, resolve_device
 
 __all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench", "write_json",
            "warn_if_busy",
-           "bare_epoch", "png_epoch", "write_pngs", "table_rows"]
+           "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "time_to_accuracy", "course_spec"]
 
 Log = Callable[[str], None]
 MEAN, STD = 0.1307, 0.3081  # the course template's Normalize((0.1307,), (0.3081,))
@@ -53,7 +58,9 @@ class BenchError(RunnerError):
 class BenchConfig:
     epochs: int = 2  # epochs of each timed trial and of each bare-loop run
     batch_size: int = 128  # the runner's default, used by every pipeline
-    png_images: int = 15_000  # training PNGs the per-sample pipeline is timed on, scaled to the split
+    png_images: int = 0  # training PNGs of the course pipeline; 0 = the whole training split, as a student has it
+    tta_seeds: int = 5  # seeds of each time-to-accuracy recipe (the median is reported)
+    tta_target: float = 99.0  # % test accuracy to reach
     workers_points: int = 4  # points of the throughput grid (seeds 0..n-1), run with 1 and 2 workers
     train_limit: int = 0  # 0 = all 60,000
     test_limit: int = 0  # 0 = all 10,000
@@ -62,7 +69,8 @@ class BenchConfig:
     @classmethod
     def quick_check(cls) -> BenchConfig:
         """Tiny subsets, one epoch: a smoke check in seconds."""
-        return cls(epochs=1, png_images=100, workers_points=2, train_limit=500, test_limit=250, quick=True)
+        return cls(epochs=1, png_images=100, workers_points=2, train_limit=500, test_limit=250, quick=True,
+                   tta_seeds=2, tta_target=50.0)
 
 
 @dataclass(frozen=True)
@@ -83,10 +91,18 @@ MEASUREMENTS = (
     Measurement("bare_contiguous_epoch_s", "bare loop epoch, contiguous", "s"),
     Measurement("runner_vs_bare", "runner (with bookkeeping) / bare loop", "x", "<= 1.15"),
     Measurement("runner_epoch_vs_bare", "runner epoch alone / bare loop", "x"),
-    Measurement("png_epoch_s", "PNG Dataset + DataLoader epoch, num_workers=0", "s"),
-    Measurement("png_workers2_epoch_s", "PNG Dataset + DataLoader epoch, num_workers=2", "s"),
-    Measurement("png_loading_s", "PNG loading alone per epoch (no model), num_workers=0", "s"),
-    Measurement("png_vs_runner", "faster PNG pipeline / runner (with bookkeeping)", "x", ">= 4"),
+    Measurement("course_process_s", "course template as a process: PNGs, batch 64, 1 epoch + test", "s"),
+    Measurement("runner_process_s", "`runner grid` as a process on the same one-epoch, batch-64 spec", "s"),
+    Measurement("course_whole_process_ratio", "course template process / runner process", "x"),
+    Measurement("course_train_epoch_s", "course template training epoch, in-process (PNG DataLoader)", "s"),
+    Measurement("runner_train_epoch_s", "runner training epoch at batch 64, in-process", "s"),
+    Measurement("course_epoch_ratio", "course training epoch / runner training epoch", "x"),
+    Measurement("time_to_99_s", "time to 99% test accuracy, the runner's default recipe (median)", "s"),
+    Measurement("time_to_99_missed", "  seeds of the default recipe that never reached it", "seeds"),
+    Measurement("time_to_99_final_acc", "  final test accuracy of the default recipe (mean)", "%"),
+    Measurement("time_to_99_fast_s", "time to 99% test accuracy, the fastest recipe found (median)", "s"),
+    Measurement("time_to_99_fast_missed", "  seeds of the fastest recipe that never reached it", "seeds"),
+    Measurement("time_to_99_fast_final_acc", "  final test accuracy of the fastest recipe (mean)", "%"),
     Measurement("declared_epoch_s", "runner epoch, LeNet-5 declared as a layer list in the spec", "s"),
     Measurement("declared_vs_preset", 'declared LeNet-5 / arch = "lenet5", runner epochs', "x", "<= 1.10"),
     Measurement("affine_epoch_s", 'runner epoch with augment = "affine"', "s"),
@@ -118,7 +134,7 @@ class BenchResult:
         """The table as JSON, with the settings and the machine."""
         rows = [{**asdict(m), "value": self.values[m.key], "pass": self.passed(m)} for m in MEASUREMENTS]
         c = self.config
-        options = "--quick" if c.quick else f"--epochs {c.epochs} --png-images {c.png_images}"
+        options = "--quick" if c.quick else f"--epochs {c.epochs}" + (f" --png-images {c.png_images}" if c.png_images else "")
         return {"command": f"runner bench {options}",
                 "quick": self.config.quick, "config": asdict(self.config), "machine": self.machine,
                 "measurements": rows, "notes": self.notes}
@@ -130,7 +146,16 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     for m in MEASUREMENTS:
         ok = result.passed(m)
         v = result.values[m.key]
-        value = f"{v:.2f}x" if m.unit == "x" else f"{v:,.0f} {m.unit}" if m.unit == "MB" else f"{v:.2f} {m.unit}"
+        if math.isinf(v):
+            value = "never reached"
+        elif m.unit == "x":
+            value = f"{v:.2f}x"
+        elif m.unit in ("MB", "seeds"):
+            value = f"{v:,.0f} {m.unit}"
+        elif m.unit == "%":
+            value = f"{v:.2f}%"
+        else:
+            value = f"{v:.2f} {m.unit}"
         rows.append([m.label, value, m.goal, "" if ok is None else "pass" if ok else "FAIL"])
     return ["measurement", "value", "goal", "result"], rows
 
@@ -151,8 +176,8 @@ def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -
         v.update(_epoch_figures(folder, data, config, device, threads, log, result.notes))
         v.update(_throughput_figures(folder, config, log))
         torch.set_num_threads(threads)
-        v.update(time_png_pipeline(folder, data, config, device, log, result.notes))
-    v["png_vs_runner"] = min(v["png_epoch_s"], v["png_workers2_epoch_s"]) / v["runner_bookkept_epoch_s"]
+        v.update(time_course_pipeline(folder, data, config, device, log, result.notes))
+        v.update(time_to_accuracy(data, config, device, log, result.notes))
     if config.quick:
         result.notes.insert(0, "quick: tiny subsets, the figures are not meaningful")
     result.machine["load_average_end"] = os.getloadavg()
@@ -418,62 +443,134 @@ def write_pngs(images: torch.Tensor, labels: torch.Tensor, folder: Path) -> None
         Image.fromarray(image).save(folder / f"{i}_{label}.png")
 
 
-class PngDigits(torch.utils.data.Dataset):
-    """The course template's Dataset: one PNG opened with PIL per item, label from the file name."""
+def time_course_pipeline(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, log: Log,
+                         notes: list[str]) -> dict[str, float]:
+    """The course template (runner/course_template.py) against the runner: whole processes, then epochs."""
+    import subprocess
+    import sys
 
-    def __init__(self, folder: Path, transform: Callable):
-        self.paths = sorted(folder.glob("*.png"))
-        self.transform = transform
+    from runner import course_template
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        path = self.paths[i]
-        image = Image.open(path)
-        label = int(path.stem.split("_")[1])
-        return self.transform(image), label
-
-
-def _png_loaders(root: Path, batch: int, workers: int) -> tuple[Any, Any]:
-    from torchvision import transforms
-
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
-    loader = torch.utils.data.DataLoader
-    return (loader(PngDigits(root / "train", transform), batch_size=batch, shuffle=True, num_workers=workers),
-            loader(PngDigits(root / "test", transform), batch_size=EVAL_BATCH, num_workers=workers))
-
-
-def png_epoch(root: Path, batch: int, device: torch.device, workers: int, train_model: bool = True,
-              seed: int = 0) -> dict[str, float]:
-    """Seconds of one epoch over root/train and root/test PNGs, as the course template writes it.
-
-    A plain (contiguous) LeNet-5 and SGD; with `train_model=False` the batches are only loaded.
-    """
-    torch.manual_seed(seed)
-    model, _ = _lenet5(device, channels_last=False)
-    train_s, test_s = _timed_epoch(model, _sgd(model), *_png_loaders(root, batch, workers), device,
-                                   learn=train_model)
-    return {"train_s": train_s, "test_s": test_s}
-
-
-def time_png_pipeline(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, log: Log,
-                      notes: list[str]) -> dict[str, float]:
-    """Per-epoch seconds of the PNG pipeline, its training part scaled from a subset to the split."""
-    n = min(config.png_images, len(data.train))
-    scale = len(data.train) / n
-    log(f"PNG pipeline: writing {n:,} training and {len(data.test):,} test PNGs")
-    root = folder / "png"
+    n = config.png_images or len(data.train)
+    log(f"course pipeline: writing {n:,} training and {len(data.test):,} test PNGs (an extracted train.tar)")
+    root = folder / "course"
     write_pngs(data.train.images[:n], data.train.labels[:n], root / "train")
     write_pngs(data.test.images, data.test.labels, root / "test")
+    log("course pipeline: the template as a process, then `runner grid` as a process")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "runner.course_template", str(root)], check=True, capture_output=True)
+    course_process = time.perf_counter() - start
+    spec = folder / "one-epoch.toml"
+    spec.write_text(course_spec(n, len(data.test)))
+    runner_cmd = [sys.executable, "-c", "from runner.cli import main; main()", "grid", str(spec), "-q",
+                  "--storage", f"sqlite:///{folder / 'one-epoch.sqlite'}"]
+    start = time.perf_counter()
+    subprocess.run(runner_cmd, check=True, capture_output=True)
+    runner_process = time.perf_counter() - start
+    log("course pipeline: training epochs in this process")
+    torch.manual_seed(0)
+    model = course_template.LeNet5()
+    train_loader, _ = course_template.loaders(root)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    course_template.train_epoch(model, train_loader, opt)
+    course_epoch = time.perf_counter() - start
+    runner_epoch = runner_train_epoch(data.train.head(n), course_template.BATCH, device)
+    notes.append(f"course pipeline: {n:,} training PNGs; the runner process reads its uint8 cache of the same "
+                 "images, as it always does; both train LeNet-5 at batch 64 for one epoch, then test")
+    return {"course_process_s": course_process, "runner_process_s": runner_process,
+            "course_whole_process_ratio": course_process / runner_process,
+            "course_train_epoch_s": course_epoch, "runner_train_epoch_s": runner_epoch,
+            "course_epoch_ratio": course_epoch / runner_epoch}
+
+
+def course_spec(train_images: int, test_images: int) -> str:
+    """The course template's protocol as a one-epoch spec (batch 64, SGD lr 0.01, momentum 0.9)."""
+    limit = lambda n, full: 0 if n >= full else n  # noqa: E731
+    return textwrap.dedent(f"""\
+        [study]
+        name = "course-one-epoch"
+        [data]
+        train_limit = {limit(train_images, 60_000)}
+        test_limit = {limit(test_images, 10_000)}
+        [train]
+        epochs = 1
+        batch_size = 64
+        lr = 0.01
+        momentum = 0.9
+        [models.lenet5]
+        arch = "lenet5"
+        [grid]
+        model = ["lenet5"]
+        """)
+
+
+def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
+    """Seconds of one training epoch through train.py's own loop (channels_last LeNet-5, SGD)."""
+    from runner.train import _Batches, _train_one_epoch
+
+    torch.manual_seed(0)
+    model, _ = _lenet5(device, channels_last=True)
+    batches = _Batches(split, device, MEAN, STD, channels_last=True)
+    g = torch.Generator(device=device).manual_seed(0)
+    n = len(batches)
+    steps = n // batch + (1 if n % batch > 1 else 0)
+    start = time.perf_counter()
+    _train_one_epoch(model, batches, _sgd(model), None, g, batch, steps, False, 0.0)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+# The recipes time_to_accuracy compares: the runner's default, and the fastest found among the
+# spec's axes (schedule, batch size, lr, batch norm); README "Speed" says how it was found.
+DEFAULT_RECIPE = {"epochs": 15}
+FAST_RECIPE = {"epochs": 4, "batch_size": 128, "lr": 0.05, "schedule": "onecycle", "batch_norm": True}
+
+
+def time_to_accuracy(data: MNIST, config: BenchConfig, device: torch.device, log: Log,
+                     notes: list[str]) -> dict[str, float]:
+    """Wall seconds for LeNet-5 to first reach the target test accuracy, evaluation in the clock.
+
+    As DAWNBench and MLPerf time training: from the start of a trial (model built, data on the
+    device) to the end of the first epoch whose test accuracy reaches the target; the median
+    over seeds that reached it, and how many never did. Each recipe runs its whole schedule, so
+    its final accuracy is known too.
+    """
     out = {}
-    for key, workers, train_model in (("png_epoch_s", 0, True), ("png_workers2_epoch_s", 2, True),
-                                      ("png_loading_s", 0, False)):
-        log(f"PNG pipeline: num_workers={workers}" + ("" if train_model else ", loading only"))
-        t = png_epoch(root, config.batch_size, device, workers, train_model)
-        out[key] = t["train_s"] * scale + t["test_s"]
-        notes.append(f"{key}: {t['train_s']:.2f} s train on {n:,} PNGs x {scale:.2f} (scaled to "
-                     f"{len(data.train):,}) + {t['test_s']:.2f} s test on {len(data.test):,}")
+    for key, recipe in (("time_to_99", DEFAULT_RECIPE), ("time_to_99_fast", FAST_RECIPE)):
+        times, finals = [], []
+        for seed in range(config.tta_seeds):
+            log(f"time to {config.tta_target:g}%: {key} seed {seed}")
+            reached, final = _time_to(data, recipe, seed, config, device)
+            times.append(reached)
+            finals.append(final)
+        hit = [t for t in times if t is not None]
+        out[f"{key}_s"] = statistics.median(hit) if hit else math.inf
+        out[f"{key}_missed"] = float(len(times) - len(hit))
+        out[f"{key}_final_acc"] = statistics.mean(finals)
+        notes.append(f"{key}: {recipe}, seeds 0-{config.tta_seeds - 1}: "
+                     + ", ".join("never" if t is None else f"{t:.1f} s" for t in times)
+                     + f"; final test accuracy {', '.join(f'{a:.2f}' for a in finals)}%")
     return out
+
+
+def _time_to(data: MNIST, recipe: dict[str, Any], seed: int, config: BenchConfig,
+             device: torch.device) -> tuple[float | None, float]:
+    from runner.spec import parse_spec
+    from runner.train import train_point
+
+    train = {k: v for k, v in recipe.items() if k != "batch_norm"}
+    raw = {"study": {"name": "tta", "seeds": [seed]},
+           "data": {"train_limit": config.train_limit, "test_limit": config.test_limit},
+           "train": train, "models": {"lenet5": {"arch": "lenet5", "batch_norm": recipe.get("batch_norm", False)}},
+           "runs": [{"model": "lenet5"}]}
+    point = parse_spec(raw, "time-to-accuracy").points()[0]
+    reached: list[float] = []
+    start = time.perf_counter()
+
+    def on_epoch(m: Any) -> None:
+        if not reached and m.test_acc >= config.tta_target:
+            reached.append(time.perf_counter() - start)
+
+    _, history = train_point(point, data, device, on_epoch)
+    return (reached[0] if reached else None), history[-1].test_acc

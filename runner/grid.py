@@ -190,8 +190,9 @@ class _Worker:
 
         def record(m: EpochMetrics) -> None:
             store.add_epoch(spec.study.name, trial_id, number, m)
-            # Optuna's per-epoch value: validation accuracy when the study ranks by a validation metric
-            per_epoch = m.val_acc if spec.study.metric.startswith("val_") else m.test_acc
+            # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
+            # accuracy, as always stored for test-ranked studies
+            per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
             store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch)
 
         def on_epoch(m: EpochMetrics) -> None:

@@ -375,7 +375,7 @@ class _Checker:
     def value(self, where: str, key: Key, v: Any) -> Any:
         if not key.accepts_type(v):
             raise self.fail(where, f"{_show(v)} is not {key.allowed}")
-        if key.kind is float:
+        if key.kind is float and not (key.auto and v == "auto"):
             try:
                 v = float(v)
             except OverflowError:  # an integer beyond any float

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from runner import data as data_module
+from runner.data import packaged as data_module
 from runner.data import OFFICIAL, MNIST, load_mnist, split_checksum
 from runner.errors import DataError
 
@@ -178,4 +178,4 @@ def test_a_corrupt_cache_is_rebuilt(tmp_path, monkeypatch, mnist):
     with pytest.warns(UserWarning, match="corrupt cache .*converting again"):
         rebuilt = load_mnist()
     assert rebuilt.official and torch.equal(rebuilt.test.images, mnist.test.images)
-    assert load_mnist().source.startswith("cache")  # and the cache is whole again
+    assert load_mnist().source.startswith("runner cache")  # and the cache is whole again

@@ -69,6 +69,10 @@ def load_data(dataset: str = "mnist", root: str = "", train_limit: int = 0, test
     std = (family.std if family and family.std is not None else "auto") if std is None else std
     if "auto" in (mean, std):
         m, s = pixel_stats(train)
+        if std == "auto" and not s > 0:  # (x - mean) / 0 would divide by zero in every batch
+            images = f"{len(train):,} training image{'s' if len(train) != 1 else ''}"
+            raise DataError(f'[data].std = "auto": the pixels of the {images} used have std {s} (4 decimals), '
+                            "every pixel (nearly) the same value; give std as a number > 0")
         mean, std = (m if mean == "auto" else mean), (s if std == "auto" else std)
     return Data(train, test, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
                 float(mean), float(std))
@@ -82,7 +86,8 @@ def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> Dat
 def pixel_stats(split: Split) -> tuple[float, float]:
     """Mean and std of the pixels in [0, 1], over every image and channel, rounded to 4 decimals."""
     x = split.images.to(torch.float64) / 255
-    return round(float(x.mean()), 4), round(float(x.std()), 4)
+    std = float(x.std()) if x.numel() > 1 else 0.0  # torch warns, and gives NaN, for a single pixel
+    return round(float(x.mean()), 4), round(std, 4)
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:

@@ -76,10 +76,12 @@ def _array(where: str, what: str, x: Any) -> np.ndarray:
 
 def _split(where: str, name: str, images: Any, labels: Any) -> Split:
     x, y = _array(where, f"{name} images", images), _array(where, f"{name} labels", labels)
-    if len(x) == 0 or len(y) == 0:
+    if (x.ndim and len(x) == 0) or (y.ndim and len(y) == 0):  # len() of a 0-d array (one number) raises
         raise DataError(f"{where}: the {name} split is empty")
     if x.ndim not in (3, 4):
         raise DataError(f"{where}: {name} images are shaped {x.shape}; expected (N, H, W) or (N, C, H, W)")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{where}: {name} images are shaped {x.shape}: each image is empty")
     if y.ndim != 1:
         raise DataError(f"{where}: {name} labels are shaped {y.shape}; expected (N,)")
     if len(x) != len(y):
@@ -88,8 +90,8 @@ def _split(where: str, name: str, images: Any, labels: Any) -> Split:
 
 
 def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
+    if x.dtype == np.uint8:  # a copy if read-only (np.load with mmap_mode="r"): torch warns of such an array
+        return np.ascontiguousarray(x) if x.flags.writeable else np.array(x, order="C")
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             bad = "NaN" if np.isnan(x).any() else "an infinite value"

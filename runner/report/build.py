@@ -215,7 +215,8 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     dataset = _dataset(complete)
     data = [("dataset", dataset),
             ("source", _distinct([_no_paths(a.get("data_source")) for a in attrs if "data_source" in a])),
-            ("official files", _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
+            ("official files", "not applicable (the user's own data)" if dataset == "user" else
+             _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
             ("checksum", _distinct([a.get("data_checksum") for a in attrs if "data_checksum" in a])),
             ("image shape (C, H, W)", _distinct([tuple(a["data_shape"]) for a in attrs if "data_shape" in a])),
             ("classes", _distinct([a.get("classes") for a in attrs if "classes" in a])),

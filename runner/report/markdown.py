@@ -14,7 +14,8 @@ from runner.spec import REGULARIZERS
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
            "render_markdown", "render_summary", "summary_json"]
 
-METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", "")}
+METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
+                "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
 
 
 # ---------------------------------------------------------------- Markdown
@@ -43,7 +44,7 @@ def _p(p: float | None) -> str:
 
 
 def _num(x: float, metric: str) -> str:
-    return f"{x:+.2f}" if metric == "test_acc" else f"{x:+.4f}"
+    return f"{x:+.2f}" if metric.endswith("_acc") else f"{x:+.4f}"
 
 
 def _ci(ci: tuple[float, float] | None, metric: str) -> str:
@@ -68,7 +69,7 @@ def effect_sentence(e: Effect, metric: str) -> str:
         return f"{what}: no detectable effect on {words} ({numbers}, {_p(e.p_value)})."
     if e.verdict == "hurts":
         return f"{what} hurts {words}: {numbers} ({_p(e.p_value)})."
-    digits = 2 if metric == "test_acc" else 4  # improves: the size of the gain and its interval
+    digits = 2 if metric.endswith("_acc") else 4  # improves: the size of the gain and its interval
     lo, hi = sorted(abs(x) for x in e.ci95) if e.ci95 else (math.nan, math.nan)
     return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
             f"[{lo:.{digits}f}, {hi:.{digits}f}] ({_p(e.p_value)}).")
@@ -142,7 +143,7 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
 def _answer(report: Report) -> list[str]:
     best = report.configs[0]
     words, _ = METRIC_WORDS[report.metric]
-    value = _pm(best.final, 2 if report.metric == "test_acc" else 4) + ("%" if report.metric == "test_acc" else "")
+    value = _pm(best.final, 2 if report.metric.endswith("_acc") else 4) + ("%" if report.metric.endswith("_acc") else "")
     lines = [f"- Best configuration: `{best.label}`, {value} final {words} "
              f"({len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}, {best.param_count:,} parameters)."]
     if report.known:
@@ -160,7 +161,7 @@ def _runner_up_sentence(report: Report) -> str:
     ahead = "ahead of" if (e.delta_mean < 0) == (report.direction == "maximize") else "behind"
     if e.verdict == "too few pairs":
         return f"The runner-up `{e.to}`: too few paired seeds ({e.n_pairs}) to tell the two apart."
-    digits = 2 if report.metric == "test_acc" else 4
+    digits = 2 if report.metric.endswith("_acc") else 4
     text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
             f"(runner-up minus best {_ci(e.ci95, report.metric)}, {_p(e.p_value)}, paired by seed)")
     return text + (": a real difference." if e.verdict == "worse" else ": the two cannot be told apart.")
