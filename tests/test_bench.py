@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 
+import torch
+
 import pytest
 from click.testing import CliRunner
 
@@ -26,7 +28,7 @@ def test_quick_bench_writes_every_measurement(tmp_path, monkeypatch):
     assert list(rows) == [m.key for m in MEASUREMENTS]
     for m in MEASUREMENTS:
         row = rows[m.key]
-        assert math.isfinite(row["value"]) and row["value"] > 0, row
+        assert math.isfinite(row["value"]) and (row["value"] > 0 or m.unit == "seeds" and row["value"] == 0), row
         assert (row["pass"] is None) == (not m.goal)  # a goal always gets a verdict
         assert m.label in result.output
     assert {"cpu_count", "threads", "torch"} <= set(report["machine"])
@@ -36,3 +38,38 @@ def test_quick_bench_writes_every_measurement(tmp_path, monkeypatch):
 def test_bench_help_has_examples():
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0 and "runner bench --quick" in result.output
+
+
+def test_the_course_template_is_the_template_as_written(tmp_path):
+    """The comparison's baseline: PIL per PNG, Grayscale, ToTensor, Normalize, batch 64, a plain LeNet-5."""
+    from torchvision import transforms
+
+    from runner import course_template as ct
+    from runner.bench import write_pngs
+    from runner.data import load_mnist
+
+    steps = [type(t) for t in ct.TRANSFORM.transforms]
+    assert steps == [transforms.Grayscale, transforms.ToTensor, transforms.Normalize]
+    assert sum(p.numel() for p in ct.LeNet5().parameters()) == 61_706
+    data = load_mnist(train_limit=128, test_limit=64)
+    write_pngs(data.train.images, data.train.labels, tmp_path / "train")
+    write_pngs(data.test.images, data.test.labels, tmp_path / "test")
+    train, test = ct.loaders(tmp_path)
+    assert (train.batch_size, train.num_workers, test.batch_size) == (64, 0, 64)
+    digits = ct.Digits(tmp_path / "test")
+    for i, path in enumerate(digits.paths[:10]):  # sorted by file name, as the template's glob gives them
+        index = int(path.stem.split("_")[0])
+        x, y = digits[i]
+        expected = (data.test.images[index].float() / 255 - 0.1307) / 0.3081
+        assert torch.allclose(x[0], expected, atol=1e-6) and y == int(data.test.labels[index])
+    out = ct.main([str(tmp_path)])
+    assert set(out) == {"train_s", "test_s", "train_loss", "test_acc"}
+
+
+def test_the_bench_json_names_the_course_and_time_to_accuracy_figures():
+    from runner.bench import MEASUREMENTS
+
+    keys = {m.key for m in MEASUREMENTS}
+    assert {"course_whole_process_ratio", "course_epoch_ratio", "time_to_99_s", "time_to_99_missed",
+            "time_to_99_fast_s", "time_to_99_fast_missed"} <= keys
+    assert not any(k.startswith("png_") for k in keys)  # the old imitation of the pipeline is gone
