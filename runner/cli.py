@@ -41,7 +41,10 @@ def user_errors(f: Callable) -> Callable:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="runner")
 def cli() -> None:
-    """Declarative ablation grids for PyTorch on MNIST, stored as Optuna studies.
+    """Declarative ablation grids for PyTorch image classifiers, stored as Optuna studies.
+
+    A TOML spec names the data (the MNIST family, or your own arrays), the models (presets,
+    layer lists, or your own nn.Module) and the grid; results go to SQLite or PostgreSQL.
 
     \b
     runner grid specs/smoke.toml            train every point of a spec (skips what is done)
@@ -51,7 +54,7 @@ def cli() -> None:
     runner studies                          every study in the storage
     runner trials --study regularization    its trials: --where, --sort, --group-by, --format
     runner show --study regularization 17   one trial: config, provenance, epochs
-    runner bench                            speed against a bare loop and the PNG pipeline
+    runner bench                            speed: bare loop, the course's pipeline, time to 99%
     runner bench floor | profile            what makes the step faster; where its time goes
     """
 
