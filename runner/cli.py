@@ -151,7 +151,8 @@ def models(spec_path: str, diagram: str | None) -> None:
     each variant of it that the grid or the runs make with a different count (batch_norm adds a
     scale and a shift per channel; a varied layer field changes the layers). Shapes come from a
     forward pass on two images of the data's shape, so a layer that does not fit fails here as it
-    would in a grid. A model with `target` is imported and run: this runs your code.
+    would in a grid. A model with `target` is imported and run, and so is a [data] target (to
+    learn the images' shape): this runs your code.
 
     \b
     Examples:
@@ -165,6 +166,11 @@ def models(spec_path: str, diagram: str | None) -> None:
     from runner.spec import dataset_shape, load_spec
 
     spec = load_spec(spec_path)
+    if dataset_shape(spec.data) is None:  # the user's data: its shape is known once it is loaded
+        from runner.data import load_data
+
+        data = load_data(**spec.data.load_args())
+        spec = spec.bind(data.shape, data.classes)
     check_models(spec)
     tables = parameter_tables(spec)
     for t in tables:
@@ -174,7 +180,7 @@ def models(spec_path: str, diagram: str | None) -> None:
 
         folder = Path(diagram)
         folder.mkdir(parents=True, exist_ok=True)
-        shape, _ = dataset_shape(spec.data)
+        shape, _ = dataset_shape(spec.data)  # type: ignore[misc]
         for t in tables:
             path = folder / diagram_file(t)
             path.write_bytes(diagram_png(t, shape))

@@ -361,3 +361,20 @@ def test_the_report_shows_each_batch_norm_variant_of_a_user_module_with_its_own_
     assert run("report", spec, "--out", tmp_path / "report").exit_code == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Total: **4,010** parameters" in md and "Total: **4,026** parameters" in md
+
+
+def test_runner_models_loads_the_users_data_to_learn_its_shape(tmp_path, monkeypatch):
+    """A spec with [data].target: `runner models` calls it once (the shape is the data's) and draws."""
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "d.py").write_text("import numpy as np\n"
+                               "def load():\n"
+                               "    x = np.random.default_rng(0).integers(0, 256, (20, 3, 12, 12), dtype=np.uint8); y = np.arange(20) % 4\n"
+                               "    return x, y, x[:8], y[:8]\n")
+    (proj / "spec.toml").write_text('[study]\nname = "s"\n[data]\ntarget = "d:load"\n'
+                                    '[models.m]\narch = "lenet5"\n[grid]\nmodel = ["m"]\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["models", str(proj / "spec.toml"), "--diagram", "pics"])
+    assert result.exit_code == 0, result.output
+    assert "(6, 12, 12)" in result.output and "(4,)" in result.output  # 3 channels in, 4 classes out
+    assert len(list((tmp_path / "pics").glob("*.png"))) == 1

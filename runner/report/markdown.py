@@ -215,9 +215,9 @@ def render_markdown(report: Report) -> str:
         out += [_known_sentence(report.known), "", report.known.note, ""]
     else:
         dataset = dict(report.data).get("dataset", "?")
-        why = ("the user's own data: no published figure applies" if dataset == "user" else
-               "either no complete LeNet-5 trial with every regularizer off, or no figure the runner knows of "
-               "for this dataset")
+        why = ("it is the user's own data, for which no published figure applies" if dataset == "user" else
+               "there is either no complete LeNet-5 trial with every regularizer off, or no figure the runner "
+               "knows of for this dataset")
         out += [f"Nothing is compared for `{dataset}` data: {why}.", ""]
     out += _effects_section(report)
     out += _excluded_section(report)
