@@ -48,6 +48,7 @@ def cli() -> None:
 
     \b
     runner grid specs/smoke.toml            train every point of a spec (skips what is done)
+    runner tune specs/tune_mlp.toml         search on a validation split, confirm the best on test
     runner models specs/course.toml         every layer: output shape, formula, count (--diagram DIR)
     runner schema                           the spec grammar as JSON Schema, for editors
     runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
@@ -185,6 +186,55 @@ def models(spec_path: str, diagram: str | None) -> None:
             path = folder / diagram_file(t)
             path.write_bytes(diagram_png(t, shape))
             click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local worker processes sharing the search; the cores are split between them.")
+@click.option("--no-confirm", is_flag=True, help="Search only: do not train the top configurations on test.")
+@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
+              help="Take over a trial whose worker sent no heartbeat for this long.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
+@user_errors
+def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, stale_after: float, quiet: bool) -> None:
+    """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
+
+    The search is the Optuna study <name>-search: each trial trains on the training images
+    without the validation split ([data].val_fraction), reports the validation metric after each
+    epoch (the pruner may stop it), and never sees the test split. [search].trials counts finished
+    trials (complete or pruned) over every worker and machine on the storage; a failed or killed
+    trial does not use up the budget. Then the [search].top configurations by validation metric
+    are trained with every seed of [study].seeds and evaluated on test, as the ordinary grid
+    study <name>: `runner report SPEC` and `runner trials --study NAME` read it. Running the same
+    command again continues the search, or only confirms what is missing.
+
+    \b
+    Examples:
+      runner tune specs/tune_mlp.toml --workers 2
+      runner tune specs/tune_lenet.toml --no-confirm
+      runner report specs/tune_mlp.toml
+    """
+    from runner.grid import interrupt
+    from runner.progress import Progress
+    from runner.spec import load_spec
+    from runner.tune import run_tune, search_name
+
+    spec = load_spec(spec_path)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with Progress(sys.stderr, quiet=quiet) as progress:
+            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
+                   f"run the same command again to continue: runner tune {spec_path}", err=True)
+        sys.exit(130)
+    click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
+               + (f", {result.failed} failed" if result.failed else ""))
+    if result.confirm is not None:
+        c = result.confirm
+        click.echo(f"{spec.study.name}: {c.done_before + c.ran} of {c.total} confirmation trials complete")
 
 
 @cli.command()

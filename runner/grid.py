@@ -338,16 +338,27 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
+    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after)
+                                               for i in range(workers)], log, tick)
+    return GridResult(total, done, ran, failed)
+
+
+def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick: Tick) -> tuple[int, int]:
+    """Run `target(*a, queue)` in one spawned process per `a`; relay their lines and ticks.
+
+    A worker puts ("log", line), ("tick", n), then ("done", (ran, failed)) or ("error", message) on
+    the queue. Ctrl-C is passed on to every worker, which gives its work back before it exits.
+    Returns (ran, failed) summed over the workers; raises the first worker's error.
+    """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(spec, store.url, threads, i, retry_failed, stale_after, queue))
-             for i in range(workers)]
+    procs = [ctx.Process(target=target, args=(*a, queue)) for a in args]
     for p in procs:
         p.start()
     ran = failed = finished = 0
     errors = []
     try:
-        while finished < workers:
+        while finished < len(procs):
             kind, payload = queue.get()
             if kind == "log":
                 log(payload)
@@ -358,7 +369,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
             elif kind == "error":
                 errors.append(payload)
                 finished += 1
-    except KeyboardInterrupt:  # pass it on: each worker gives its point back before it exits
+    except KeyboardInterrupt:
         for p in procs:
             if p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
@@ -369,7 +380,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         p.join()
     if errors:
         raise RunnerError(errors[0])
-    return GridResult(total, done, ran, failed)
+    return ran, failed
 
 
 def interrupt(signum: int, frame: Any) -> None:

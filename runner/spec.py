@@ -105,7 +105,20 @@ MODEL_KEYS: dict[str, Key] = {
 }
 ARCH_KEYS = ("arch", "layers", "target")  # a model gives exactly one of them
 
-SECTIONS = ("study", "data", "train", "models", "grid", "runs")
+SEARCH_KEYS: dict[str, Key] = {
+    "metric": Key(str, "val_acc", "what the search optimizes, on the validation split; never a test metric",
+                  choices=("val_acc", "val_loss")),
+    "trials": Key(int, 40, "finished trials (complete or pruned), across every worker and machine", ge=1),
+    "timeout": Key(str, "", 'a wall-clock cap: "90m", "2h", "45s" ("" = none)'),
+    "sampler": Key(str, "tpe", "Optuna's sampler, seeded: a search is repeatable on one worker",
+                   choices=("tpe", "random")),
+    "pruner": Key(str, "median", "stops trials early on the per-epoch validation metric",
+                  choices=("median", "hyperband", "none")),
+    "top": Key(int, 3, "configurations confirmed on the test split with [study].seeds", ge=1),
+    "seed": Key(int, 0, "the sampler's seed", ge=0),
+    "max_params": Key(int, 0, "refuse configurations with more parameters (0 = no cap)", ge=0),
+}
+SECTIONS = ("study", "data", "train", "models", "grid", "runs", "search")
 AXES = ("model", *REGULARIZERS, *(k for k in TRAIN_KEYS if k not in EXECUTION_KEYS))
 
 
@@ -267,6 +280,37 @@ def _fmt(v: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Dimension:
+    """One searched axis: a number range (inclusive bounds) or a list of choices."""
+
+    axis: str
+    kind: str  # float | int | categorical
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    metric: str  # val_acc | val_loss
+    trials: int  # finished trials, all workers together
+    timeout_s: float | None
+    sampler: str  # tpe | random
+    pruner: str  # median | hyperband | none
+    top: int  # configurations confirmed on test
+    seed: int
+    max_params: int  # 0 = no cap
+    space: tuple[Dimension, ...]
+
+    @property
+    def direction(self) -> str:
+        """Optuna's direction for `metric`."""
+        return METRICS[self.metric]
+
+
+@dataclass(frozen=True)
 class Spec:
     path: str
     study: StudySpec
@@ -276,6 +320,7 @@ class Spec:
     grid: tuple[tuple[str, tuple[Any, ...]], ...]  # axis -> values, in file order
     runs: tuple[tuple[tuple[str, Any], ...], ...]  # single points beside the grid
     axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
+    search: SearchSpec | None = None  # [search]: what `runner tune` searches
 
     def settings(self) -> list[dict[str, Any]]:
         """Every grid point and run, without seeds, in order, duplicates removed.
@@ -449,16 +494,93 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
     models = _models(c, raw.get("models"), data, folder)
     grid = _grid(c, raw.get("grid", {}), models)
     runs = _runs(c, raw.get("runs", []), models)
-    if not grid and not runs:
-        raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry")
+    search = _search(c, raw["search"], models, data) if "search" in raw else None
+    if not grid and not runs and search is None:
+        raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry, "
+                               "or a [search]")
     varied = {k for k, _ in grid} | {k for r in runs for k, _ in r}
+    varied |= {d.axis for d in search.space} if search else set()
     varied |= {k for m in models.values() for k, _ in m.defaults}
-    layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r)] if is_layer_axis(k)]
+    layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r),
+                              *(d.axis for d in (search.space if search else ()))] if is_layer_axis(k)]
     axis_names = tuple(a for a in AXES if a != "model" and (a in REGULARIZERS or a in varied))
     axis_names += tuple(dict.fromkeys(layer_axes))
-    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names)
+    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search)
     _check_points(c, spec)
     return spec
+
+
+# ---------------------------------------------------------------- search
+
+_DURATION = {"s": 1, "m": 60, "h": 3600}
+
+
+def _search(c: _Checker, raw: Any, models: dict[str, ModelSpec], data: DataSpec) -> SearchSpec:
+    values = c.table("[search]", raw, SEARCH_KEYS, extra=("space",))
+    if not data.val_fraction:
+        raise c.fail("[search]", "a search chooses on a validation split, never on test: set [data].val_fraction "
+                                 "(e.g. 0.1) to hold out part of the training images")
+    timeout = values.get("timeout", "")
+    seconds = None
+    if timeout:
+        number, unit = timeout[:-1], timeout[-1:]
+        if unit not in _DURATION or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+            raise c.fail("[search].timeout", f'{_show(timeout)} is not a duration like "90m", "2h" or "45s"')
+        seconds = float(number) * _DURATION[unit]
+    space = raw.get("space")
+    if not isinstance(space, dict) or not space:
+        raise c.fail("[search.space]", 'missing or empty: give each searched axis a range, e.g. '
+                                       'lr = { low = 0.005, high = 0.2, log = true }, or a list of choices')
+    dims = tuple(_dimension(c, f"[search.space].{axis}", axis, v, models) for axis, v in space.items())
+    return SearchSpec(values.get("metric", "val_acc"), values.get("trials", 40), seconds,
+                      values.get("sampler", "tpe"), values.get("pruner", "median"), values.get("top", 3),
+                      values.get("seed", 0), values.get("max_params", 0), dims)
+
+
+_RANGE_KEYS = {"low": Key(float, None), "high": Key(float, None), "log": Key(bool, False), "step": Key(float, None)}
+
+
+def _dimension(c: _Checker, where: str, axis: str, raw: Any, models: dict[str, ModelSpec]) -> Dimension:
+    _check_axis_name(c, "[search.space]", axis, models)
+    if isinstance(raw, list):  # a categorical dimension: each choice checked as the axis checks it
+        if not raw:
+            raise c.fail(where, "is an empty list: give the choices")
+        choices = tuple(_axis_value(c, where, axis, v, models) for v in raw)
+        if len(set(map(repr, choices))) != len(choices):
+            raise c.fail(where, f"{_show(raw)} repeats a choice")
+        return Dimension(axis, "categorical", choices=choices)
+    if not isinstance(raw, dict):
+        raise c.fail(where, f"{_show(raw)} is neither a range {{ low = ..., high = ... }} nor a list of choices")
+    key = _axis_key(axis, models)
+    if key is None or key.kind not in (int, float):
+        raise c.fail(where, f"{axis} takes no range (it is not a number): give a list of choices")
+    values = c.table(where, raw, _RANGE_KEYS)
+    for k in ("low", "high"):
+        if k not in values:
+            raise c.fail(where, f"missing {k}; a range is {{ low = ..., high = ... }} (bounds inclusive)")
+    kind = "int" if key.kind is int else "float"
+    low, high = (_axis_value(c, f"{where}.{k}", axis, raw[k], models) for k in ("low", "high"))
+    if low > high:
+        raise c.fail(where, f"low = {low} is above high = {high}")
+    log, step = values.get("log", False), raw.get("step")
+    if log and step is not None:
+        raise c.fail(where, "log and step exclude each other: a log range has no fixed step")
+    if log and low <= 0:
+        raise c.fail(where, f"log = true needs low > 0, not {low}")
+    if step is not None:
+        step = c.value(f"{where}.step", Key(key.kind, None, gt=0), step)
+    return Dimension(axis, kind, low, high, log, step)
+
+
+def _axis_key(axis: str, models: dict[str, ModelSpec]) -> Key | None:
+    if axis == "model":
+        return None
+    if is_layer_axis(axis):
+        model_name, layer_name, field_name = axis.split(".")
+        model = models[model_name]
+        layer = model.layers[_layer_index(model, layer_name)]
+        return LAYER_KEYS[layer.kind][field_name]
+    return REGULARIZERS.get(axis) or TRAIN_KEYS[axis]
 
 
 # ---------------------------------------------------------------- data

@@ -36,8 +36,8 @@ class EpochMetrics:
     epoch: int  # 1-based
     train_loss: float  # mean training objective over the epoch (with label smoothing, if any)
     train_acc: float  # percent, on the training batches as seen (augmented, in train mode)
-    test_loss: float  # mean cross-entropy on the test split
-    test_acc: float  # percent
+    test_loss: float | None  # mean cross-entropy on the test split (None in a search: never evaluated)
+    test_acc: float | None  # percent
     lr: float  # learning rate at the start of the epoch
     seconds: float  # wall time of the epoch, train + validation + test
     val_loss: float | None = None  # on the validation split held out of the training images, if any
@@ -170,13 +170,16 @@ def evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
 def train_point(point: Point, data: Data, device: torch.device,
                 on_epoch: Callable[[EpochMetrics], None] | None = None,
                 resume: dict[str, Any] | None = None,
-                save: Callable[[dict[str, Any]], None] | None = None) -> tuple[nn.Module, list[EpochMetrics]]:
+                save: Callable[[dict[str, Any]], None] | None = None,
+                evaluate_test: bool = True) -> tuple[nn.Module, list[EpochMetrics]]:
     """Train `point` on `data` and evaluate after every epoch; return the model and the metrics.
 
     Args:
         on_epoch: called with each epoch's metrics (after `save`).
         resume: a state from `save` to continue from; the result equals an uninterrupted run's.
         save: called after each epoch with the whole training state (a plain dict).
+        evaluate_test: False in a search: the test images are never moved to the device nor passed
+            through the model, and the test metrics are None.
     """
     t: TrainConfig = point.train
     torch.manual_seed(point.seed)  # weights and dropout
@@ -187,7 +190,7 @@ def train_point(point: Point, data: Data, device: torch.device,
     channels_last = cfg.has_conv and not cfg.target
     model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     train = _Batches(data.train, device, data.mean, data.std, channels_last, cfg.input)
-    test = _Batches(data.test, device, data.mean, data.std, channels_last, cfg.input)
+    test = _Batches(data.test, device, data.mean, data.std, channels_last, cfg.input) if evaluate_test else None
     val = _Batches(data.val, device, data.mean, data.std, channels_last, cfg.input) if data.val else None
     n, b = len(train), t.batch_size
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
@@ -213,7 +216,7 @@ def train_point(point: Point, data: Data, device: torch.device,
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
         val_loss, val_acc = evaluate(model, val) if val is not None else (None, None)
-        test_loss, test_acc = evaluate(model, test)
+        test_loss, test_acc = evaluate(model, test) if test is not None else (None, None)
         m = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - start,
                          val_loss, val_acc)
         history.append(m)

@@ -1,0 +1,316 @@
+"""`runner tune`: an Optuna search on the validation split, then the best configurations on test.
+
+The search is the Optuna study `<name>-search`. Each trial samples the spec's [search.space]
+(Optuna's TPE or random sampler, seeded), trains on the training images without the validation
+split, reports the validation metric after every epoch (Optuna's pruner may stop it there), and
+never sees the test split: its images are not even moved to the device. The budget of finished
+trials is global: it is `trials` slots in the same claims table that makes grid points run
+exactly once, so N workers or machines together finish exactly `trials`; a worker killed
+mid-trial leaves its trial FAIL and its slot to be taken over. Then the `top` configurations by
+validation metric are trained with every seed of [study].seeds and evaluated on test, as an
+ordinary grid study `<name>`, so `runner report` and `runner trials` read them unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from runner.data import Data, Split
+from runner.errors import RunnerError
+from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, interrupt, point_table, provenance,
+                         run_grid, run_processes, _threads_per_worker)
+from runner.spec import Point, SearchSpec, Spec, is_layer_axis
+from runner.store import Store, worker_name
+from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+
+__all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
+           "confirm_spec", "budget"]
+
+Log = Callable[[str], None]
+REFUSALS_MAX = 200  # sampled configurations over max_params in a row before the search gives up
+
+
+@dataclass
+class TuneResult:
+    trials: int  # the budget
+    finished: int  # complete or pruned, all workers
+    failed: int
+    confirm: GridResult | None  # None with --no-confirm
+
+
+def search_name(spec: Spec) -> str:
+    """The Optuna study of the search: `<name>-search`."""
+    return f"{spec.study.name}-search"
+
+
+def make_sampler(search: SearchSpec) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler, with every argument set (Optuna 5 changed TPE's defaults)."""
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=search.seed)
+    # constant_liar: a running trial counts as a bad result, so parallel workers do not all sample
+    # the same point; multivariate + group: layer fields exist only for their own model.
+    with warnings.catch_warnings():  # group is "experimental" in Optuna 4; it is what conditional spaces need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=10, n_ei_candidates=24,
+                                          multivariate=True, group=True, constant_liar=True)
+
+
+def make_pruner(search: SearchSpec, epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's pruner on the per-epoch validation metric, with every argument set."""
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2, interval_steps=1,
+                                           n_min_trials=1)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def suggest(trial: Trial, spec: Spec) -> dict[str, Any]:
+    """One configuration of the space: a model (if searched) first, then only that model's layer fields."""
+    search = spec.search
+    assert search is not None
+    setting: dict[str, Any] = {}
+    dims = {d.axis: d for d in search.space}
+    if "model" in dims:
+        setting["model"] = trial.suggest_categorical("model", list(dims["model"].choices))
+    model = setting.get("model", next(iter(spec.models)))
+    for d in search.space:
+        if d.axis == "model" or (is_layer_axis(d.axis) and d.axis.split(".")[0] != model):
+            continue
+        if d.kind == "categorical":
+            setting[d.axis] = trial.suggest_categorical(d.axis, list(d.choices))
+        elif d.kind == "int":
+            setting[d.axis] = trial.suggest_int(d.axis, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
+        else:
+            setting[d.axis] = trial.suggest_float(d.axis, float(d.low), float(d.high), step=d.step, log=d.log)
+    return setting
+
+
+def budget(study: optuna.Study) -> tuple[int, int]:
+    """(finished: complete or pruned, failed) trials of a search."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return (sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states),
+            sum(s == TrialState.FAIL for s in states))
+
+
+class _Pruned(Exception):
+    """Raised from the epoch callback when Optuna's pruner stops the trial."""
+
+
+class _SearchWorker:
+    """Takes budget slots one by one and runs a sampled trial in each."""
+
+    def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
+                 stale_after: float, tick: Callable[[int], None]):
+        self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
+        self.search = spec.search
+        empty = Split(data.test.images[:0], data.test.labels[:0])
+        self.data = replace(data, test=empty)  # the test split is not even kept
+        self.stale_after = stale_after
+        self.name = worker_name()
+        self.device = resolve_device(spec.train.device)
+        self.threads = set_threads(threads)
+        self.study = self._study()
+        self.prov = provenance(str(self.device), self.threads)
+        self.ran = self.failed = 0
+        self.start = time.monotonic()
+
+    def _study(self) -> optuna.Study:
+        name = search_name(self.spec)
+        self.store.open_study(name, self.search.direction)  # created here, direction checked
+        return optuna.load_study(study_name=name, storage=self.store.optuna, sampler=make_sampler(self.search),
+                                 pruner=make_pruner(self.search, self.spec.train.epochs))
+
+    def run(self) -> None:
+        refusals = 0
+        while True:
+            slot = self._next_slot()
+            if slot is None:
+                return
+            outcome = self._run_slot(slot)
+            refusals = refusals + 1 if outcome == "refused" else 0
+            if refusals >= REFUSALS_MAX:
+                raise RunnerError(f"[search].max_params: {REFUSALS_MAX} sampled configurations in a row have more "
+                                  f"than {self.search.max_params:,} parameters; narrow [search.space]")
+
+    def _next_slot(self) -> str | None:
+        """A budget slot to fill (taken atomically), or None when every slot is done or taken."""
+        if self.search.timeout_s is not None and time.monotonic() - self.start > self.search.timeout_s:
+            self.log(f"{self.tag}[search].timeout reached: no new trials")
+            return None
+        name = search_name(self.spec)
+        for k in range(self.search.trials):
+            slot = f"slot-{k:05d}"
+            claim = self.store.claim(name, slot, self.name, self.stale_after, retry_failed=True)
+            if claim is None:
+                continue
+            previous = getattr(claim, "previous_trial_id", None)
+            if previous is not None:
+                self._fail(previous, "taken over: its worker stopped (no heartbeat) or it failed")
+            return slot
+        return None
+
+    def _run_slot(self, slot: str) -> str:
+        name = search_name(self.spec)
+        trial = self.study.ask()
+        setting = suggest(trial, self.spec)
+        point = self.spec.point(setting, self.spec.study.seeds[0])
+        table = point_table(point)
+        attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
+                 "param_count": table.total, "layer_table": [r.to_json() for r in table.rows], "slot": slot,
+                 "data_checksum": self.data.checksum, "val_size": len(self.data.val or ()), "worker": self.name,
+                 **self.prov}
+        for k, v in attrs.items():
+            self.store.optuna.set_trial_user_attr(trial._trial_id, k, v)
+        self.store.update_claim(name, slot, self.name, trial_id=trial._trial_id)
+        cap = self.search.max_params
+        if cap and table.total > cap:
+            self._tell_fail(trial, f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
+            self.store.update_claim(name, slot, self.name, state="failed")
+            return "refused"
+        self.log(f"{self.tag}[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)")
+        epochs: list[dict[str, Any]] = []
+        metric = self.search.metric
+
+        def on_epoch(m: EpochMetrics) -> None:
+            epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
+            self.store.optuna.set_trial_user_attr(trial._trial_id, "epochs", epochs)
+            trial.report(getattr(m, metric), m.epoch)
+            self.store.update_claim(name, slot, self.name)
+            self.tick(1)
+            self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
+                     f"acc {m.train_acc:.2f}%  val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  ({m.seconds:.1f} s)")
+            if trial.should_prune():
+                raise _Pruned
+
+        heartbeat = _Heartbeat(self.store, name, slot, self.name)
+        try:
+            _, history = train_point(point, self.data, self.device, on_epoch, evaluate_test=False)
+        except _Pruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.store.update_claim(name, slot, self.name, state="complete")
+            self.tick(point.train.epochs - len(epochs))
+            self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
+            self.ran += 1
+            return "pruned"
+        except TrainingError as e:
+            self._tell_fail(trial, str(e))
+            self.store.update_claim(name, slot, self.name, state="failed")  # the slot is tried again
+            self.tick(point.train.epochs - len(epochs))
+            self.failed += 1
+            return "failed"
+        except BaseException:
+            self._tell_fail(trial, "interrupted")
+            self.store.release(name, slot, self.name)
+            raise
+        finally:
+            heartbeat.stop()
+        self.study.tell(trial, getattr(history[-1], metric))
+        self.store.update_claim(name, slot, self.name, state="complete")
+        self.ran += 1
+        return "complete"
+
+    def _tell_fail(self, trial: Trial, reason: str) -> None:
+        self.store.optuna.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def _fail(self, trial_id: int, reason: str) -> None:
+        try:
+            if self.store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
+                self.store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
+                self.store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
+        except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
+            pass
+
+
+def top_settings(spec: Spec, study: optuna.Study) -> list[dict[str, Any]]:
+    """The `top` distinct configurations of the search's complete trials, best validation metric first."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    maximize = spec.search.direction == "maximize"
+    complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
+    out, seen = [], set()
+    for t in complete:
+        setting = {k: v for k, v in t.params.items()}
+        key = t.user_attrs.get("config_hash")
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(setting)
+        if len(out) == spec.search.top:
+            break
+    return out
+
+
+def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
+    """The grid study `<name>`: each setting as a [[runs]] entry, every seed, evaluated on test."""
+    return dataclasses.replace(spec, grid=(), runs=tuple(tuple(s.items()) for s in settings), search=None)
+
+
+def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True, progress: Any = None,
+             stale_after: float = GRACE_S) -> TuneResult:
+    """Run the search until its budget is spent (or its timeout), then confirm the top configurations."""
+    search = spec.search
+    if search is None:
+        raise RunnerError(f"{spec.path}: no [search] section: `runner tune` needs one (see runner tune --help)")
+    log = progress.log if progress is not None else (lambda s: None)
+    tick = progress.advance if progress is not None else (lambda n: None)
+    data = _load(spec)  # bad data fails here, before the storage is touched
+    spec = spec.bind(data.shape, data.classes)
+    check_models(spec)
+    store = Store(url)
+    name = search_name(spec)
+    study = store.open_study(name, search.direction)
+    finished, failed = budget(study)
+    left = max(0, search.trials - finished)
+    log(f"{name}: {finished} of {search.trials} trials finished; {left} to run"
+        + (f" on {workers} workers" if workers > 1 and left else ""))
+    if left:
+        if progress is not None:
+            progress.start(left * spec.train.epochs)
+        threads = _threads_per_worker(spec, workers)
+        if workers == 1:
+            _SearchWorker(spec, store, data, threads, log, "", stale_after, tick).run()
+        else:
+            store.dispose()
+            run_processes(_search_worker_main, [(spec, store.url, threads, i, stale_after) for i in range(workers)],
+                          log, tick)
+        if progress is not None:
+            progress.close()
+    study = store.load_study(name)
+    finished, failed = budget(study)
+    log(f"{name}: {finished} of {search.trials} trials finished ({failed} failed)")
+    store.dispose()
+    result = TuneResult(search.trials, finished, failed, None)
+    if confirm and finished >= search.trials or confirm and search.timeout_s is not None:
+        settings = top_settings(spec, study)
+        if settings:
+            log(f"{spec.study.name}: confirming the top {len(settings)} on test with seeds "
+                f"{', '.join(map(str, spec.study.seeds))}")
+            result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress)
+    return result
+
+
+def _search_worker_main(spec: Spec, url: str, threads: int, index: int, stale_after: float, queue: Any) -> None:
+    """A search worker process: its own store and data; budget slots decide what it runs."""
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        store = Store(url)
+        w = _SearchWorker(spec, store, _load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
+                          stale_after, lambda n: queue.put(("tick", n)))
+        w.run()
+        store.dispose()
+        queue.put(("done", (w.ran, w.failed)))
+    except KeyboardInterrupt:
+        queue.put(("error", "interrupted"))
+    except RunnerError as e:
+        queue.put(("error", str(e)))
+    except Exception as e:  # noqa: BLE001 - the parent must hear of every way a worker ends
+        queue.put(("error", f"worker {index}: {type(e).__name__}: {e}"))
