@@ -51,15 +51,20 @@ def search_name(spec: Spec) -> str:
     return f"{spec.study.name}-search"
 
 
-def make_sampler(search: SearchSpec) -> optuna.samplers.BaseSampler:
-    """Optuna's sampler, with every argument set (Optuna 5 changed TPE's defaults)."""
+def make_sampler(search: SearchSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler, with every argument set (Optuna 5 changed TPE's defaults).
+
+    Worker k draws from seed + k: identical streams would make parallel workers sample the same
+    configurations (TPE's first trials are random draws); one worker is repeatable from the seed.
+    """
+    seed = search.seed + worker
     if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=search.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: a running trial counts as a bad result, so parallel workers do not all sample
     # the same point; multivariate + group: layer fields exist only for their own model.
     with warnings.catch_warnings():  # group is "experimental" in Optuna 4; it is what conditional spaces need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=10, n_ei_candidates=24,
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, n_ei_candidates=24,
                                           multivariate=True, group=True, constant_liar=True)
 
 
@@ -109,7 +114,8 @@ class _SearchWorker:
     """Takes budget slots one by one and runs a sampled trial in each."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 stale_after: float, tick: Callable[[int], None]):
+                 stale_after: float, tick: Callable[[int], None], index: int = 0):
+        self.index = index
         self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
         self.search = spec.search
         empty = Split(data.test.images[:0], data.test.labels[:0])
@@ -126,7 +132,7 @@ class _SearchWorker:
     def _study(self) -> optuna.Study:
         name = search_name(self.spec)
         self.store.open_study(name, self.search.direction)  # created here, direction checked
-        return optuna.load_study(study_name=name, storage=self.store.optuna, sampler=make_sampler(self.search),
+        return optuna.load_study(study_name=name, storage=self.store.optuna, sampler=make_sampler(self.search, self.index),
                                  pruner=make_pruner(self.search, self.spec.train.epochs))
 
     def run(self) -> None:
@@ -304,7 +310,7 @@ def _search_worker_main(spec: Spec, url: str, threads: int, index: int, stale_af
     try:
         store = Store(url)
         w = _SearchWorker(spec, store, _load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
-                          stale_after, lambda n: queue.put(("tick", n)))
+                          stale_after, lambda n: queue.put(("tick", n)), index)
         w.run()
         store.dispose()
         queue.put(("done", (w.ran, w.failed)))
