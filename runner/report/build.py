@@ -348,7 +348,15 @@ def build_report(spec: Spec, url: str | None) -> Report:
         if "layer_table" in t.user_attrs and key not in stored:
             stored[key] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
 
+    from runner.report.search import build_search
+
+    reader = Store(url, create=False)
+    try:
+        search = build_search(spec, reader, configs, epochs)
+    finally:
+        reader.dispose()
     return Report(
+        search=search,
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,

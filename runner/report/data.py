@@ -160,6 +160,7 @@ class Report:
     versus_best: list[Effect]  # every other configuration minus the best, paired by seed
     excluded: list[Excluded]
     figures: list[Figure]
+    search: Any = None  # runner.report.search.SearchSummary of a tuned spec, else None
 
     def config(self, key: str) -> Config:
         """The configuration with this key."""

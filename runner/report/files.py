@@ -32,6 +32,12 @@ def render_files(report: Report) -> dict[str, bytes]:
 
     for t in report.param_tables:
         files[diagram_file(t)] = diagram_png(t)
+    if report.search is not None:
+        from runner.report.search import curves_png as search_curves_png
+        from runner.report.search import history_png
+
+        files["search-history.png"] = history_png(report.search)
+        files["search-curves.png"] = search_curves_png(report.search)
     return files
 
 

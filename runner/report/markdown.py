@@ -209,6 +209,10 @@ def render_markdown(report: Report) -> str:
                 f"Each configuration's final {METRIC_WORDS[m][0]} minus the best's (`{report.configs[0].label}`), "
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
                 f"{len(report.versus_best)} comparisons.", "", versus_best_table(report), ""]
+    if report.search is not None:
+        from runner.report.search import search_markdown
+
+        out += search_markdown(report.search)
     out += _curves_section(report)
     out += ["## Known accuracy: LeNet-5 against a published figure", ""]
     if report.known:
@@ -296,6 +300,12 @@ def render_summary(report: Report, link: str) -> str:
 # ---------------------------------------------------------------- JSON
 
 
+def _search_json(s: Any) -> dict[str, Any]:
+    from runner.report.search import search_json
+
+    return search_json(s)
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
 
@@ -320,6 +330,7 @@ def summary_json(report: Report) -> str:
         "effects": [effect(e) for e in report.effects],
         "interactions": [effect(e) for e in report.interactions],
         "versus_best": [effect(e) for e in report.versus_best],
+        "search": None if report.search is None else _search_json(report.search),
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

@@ -1,0 +1,212 @@
+"""The search behind a tuned spec: history, per-epoch curves, importances, top configurations.
+
+Read from the Optuna study `<name>-search` (its trials, their per-epoch validation metric kept
+as a user attr, pruned trials included) and joined with the confirmation grid study `<name>`,
+whose trials give each top configuration's validation and test accuracy over seeds.
+"""
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from runner.report.data import Config
+
+__all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
+           "curves_png", "IMPORTANCE_MIN_TRIALS"]
+
+IMPORTANCE_MIN_TRIALS = 20  # below this many complete trials, importances are shown with a warning
+DPI = 100
+
+
+@dataclass(frozen=True)
+class TopConfig:
+    label: str
+    seeds: int
+    val: tuple[float, ...]  # final validation accuracy per seed (confirmation trials)
+    test: tuple[float, ...]  # final test accuracy per seed
+    param_count: int
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    study: str
+    metric: str  # val_acc | val_loss
+    direction: str
+    budget: int
+    counts: dict[str, int]  # complete, pruned, fail, running
+    history: tuple[tuple[int, float, float], ...]  # (trial number, value, best so far), complete trials
+    curves: tuple[tuple[int, str, tuple[float, ...]], ...]  # (number, state, per-epoch metric)
+    importances: dict[str, float]
+    importance_note: str
+    top: tuple[TopConfig, ...]
+    sampler: str
+    pruner: str
+
+
+def _ci(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
+    """(mean, low, high) of a 95% t-interval; None with fewer than 2 values."""
+    from scipy import stats
+
+    if len(xs) < 2:
+        return None
+    m, sd = float(np.mean(xs)), float(np.std(xs, ddof=1))
+    h = float(stats.t.ppf(0.975, len(xs) - 1)) * sd / math.sqrt(len(xs))
+    return m, m - h, m + h
+
+
+def build_search(spec: Any, storage: Any, configs: list[Config], epochs_of: Any) -> SearchSummary | None:
+    """The search's summary, or None when the spec has no [search] or the study is not there."""
+    search = spec.search
+    name = f"{spec.study.name}-search"
+    if search is None or name not in storage.study_names():
+        return None
+    study = storage.load_study(name)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    states = [t.state.name.lower() for t in trials]
+    counts = {s: states.count(s) for s in ("complete", "pruned", "fail", "running")}
+    maximize = search.direction == "maximize"
+    history, best = [], None
+    for t in trials:
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            best = t.value if best is None else (max if maximize else min)(best, t.value)
+            history.append((t.number, float(t.value), float(best)))
+    curves = tuple((t.number, t.state.name.lower(), tuple(float(v) for _, v in sorted(t.intermediate_values.items())))
+                   for t in trials if t.intermediate_values)
+    importances, note = _importances(study, counts["complete"])
+    top = tuple(_top(c, epochs_of) for c in configs)
+    return SearchSummary(name, search.metric, search.direction, search.trials, counts, tuple(history), curves,
+                         importances, note, top, search.sampler, search.pruner)
+
+
+def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], str]:
+    if complete < 2:
+        return {}, f"{complete} complete trial(s): too few to estimate importances."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (ValueError, RuntimeError) as e:
+        return {}, f"Optuna could not estimate importances: {e}"
+    note = ("" if complete >= IMPORTANCE_MIN_TRIALS else
+            f"Only {complete} complete trials: fANOVA importances from so few are rough; do not read much "
+            "into their order. ")
+    note += ("Importances are Optuna's fANOVA (optuna.importance), over the complete trials and the params "
+             "every complete trial has (a model's layer fields only count when every trial chose that model).")
+    return {k: float(v) for k, v in imp.items()}, note
+
+
+def _top(c: Config, epochs_of: Any) -> TopConfig:
+    val = tuple(float(v) for v in c.final_val)
+    return TopConfig(c.label, len(c.seeds), val, tuple(float(x) for x in c.final_acc), c.param_count)
+
+
+def _fmt_ci(xs: tuple[float, ...]) -> str:
+    ci = _ci(xs)
+    if ci is None:
+        return f"{xs[0]:.2f}" if xs else "–"
+    return f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
+
+
+def search_markdown(s: SearchSummary) -> list[str]:
+    """The report's section on the search."""
+    used = s.counts["complete"] + s.counts["pruned"]
+    out = ["## The search", "",
+           f"Optuna study `{s.study}`: {s.sampler} sampler, {s.pruner} pruner, on the validation split's "
+           f"{'accuracy' if s.metric == 'val_acc' else 'loss'} ({s.metric}); the test split was never evaluated "
+           f"during the search. Budget: {used} of {s.budget} finished trials ({s.counts['complete']} complete, "
+           f"{s.counts['pruned']} pruned), {s.counts['fail']} failed (not counted: refused over the parameter "
+           f"cap, a NaN loss, or interrupted), {s.counts['running']} running.", "",
+           "![Optimization history](search-history.png)", "",
+           "![Per-epoch validation metric of every trial; pruned trials dashed and marked where they stopped]"
+           "(search-curves.png)", ""]
+    out += ["### Parameter importances", ""]
+    if s.importances:
+        out += ["| param | importance |", "|---|---:|"]
+        out += [f"| `{k}` | {v:.3f} |" for k, v in s.importances.items()]
+        out += [""]
+    out += [s.importance_note, ""]
+    out += ["### The top configurations, confirmed on test", "",
+            "Each trained again with every seed of [study].seeds on the same training images (the validation "
+            "split still held out) and evaluated on test: mean [95% t-interval] over seeds.", "",
+            "| configuration | parameters | seeds | final val acc (%) | final test acc (%) |",
+            "|---|---:|---:|---:|---:|"]
+    out += [f"| `{t.label}` | {t.param_count:,} | {t.seeds} | {_fmt_ci(t.val)} | {_fmt_ci(t.test)} |" for t in s.top]
+    return out + [""]
+
+
+def search_json(s: SearchSummary) -> dict[str, Any]:
+    """The search part of summary.json."""
+    def ci(xs: tuple[float, ...]) -> Any:
+        c = _ci(xs)
+        return None if c is None else [round(v, 4) for v in c]
+
+    return {"study": s.study, "metric": s.metric, "budget": s.budget, "counts": s.counts,
+            "best_value": s.history[-1][2] if s.history else None,
+            "importances": {k: round(v, 4) for k, v in s.importances.items()},
+            "top": [{"label": t.label, "param_count": t.param_count, "seeds": t.seeds,
+                     "val_mean_ci95": ci(t.val), "test_mean_ci95": ci(t.test),
+                     "test_mean": round(float(np.mean(t.test)), 4) if t.test else None} for t in s.top]}
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def history_png(s: SearchSummary) -> bytes:
+    """Each complete trial's value and the best so far, against the trial number."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.style
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.subplots()
+        if s.history:
+            n, v, b = zip(*s.history)
+            ax.plot(n, v, "o", ms=4, alpha=0.6, label="complete trial")
+            ax.step(n, b, where="post", color="C3", label="best so far")
+        ax.set_xlabel("trial number")
+        ax.set_ylabel(s.metric.replace("_", " ") + (" (%)" if s.metric.endswith("acc") else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right" if s.direction == "maximize" else "upper right")
+        ax.set_title(f"{s.study}: optimization history")
+        return _png(fig)
+
+
+def curves_png(s: SearchSummary) -> bytes:
+    """The per-epoch validation metric of every trial; pruned ones dashed, an x where they stopped."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.style
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.subplots()
+        for number, state, values in s.curves:
+            epochs = range(1, len(values) + 1)
+            if state == "pruned":
+                ax.plot(epochs, values, "--", color="C7", lw=0.8, alpha=0.7)
+                ax.plot([len(values)], [values[-1]], "x", color="C3", ms=5)
+            else:
+                ax.plot(epochs, values, "-", color="C0", lw=1, alpha=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(s.metric.replace("_", " ") + (" (%)" if s.metric.endswith("acc") else ""))
+        if s.metric.endswith("acc") and s.curves:
+            finals = [v[-1] for _, st, v in s.curves if st == "complete" and v]
+            if finals:
+                ax.set_ylim(min(finals) - 2, min(100.0, max(finals) + 0.5))
+        ax.grid(True, alpha=0.3)
+        ax.set_title("every trial's validation metric per epoch (blue: complete; grey dashed: pruned, x = stopped)")
+        return _png(fig)
