@@ -1,0 +1,153 @@
+"""`runner tune`: the search space in the spec, a search that never sees test, a global budget,
+confirmation on test as a grid study, and the report's search section."""
+from __future__ import annotations
+
+import json
+import os
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+import runner.train as train_module
+from runner.cli import cli
+from runner.errors import SpecError
+from runner.spec import load_spec
+from runner.store import Store
+
+SPEC = """
+[study]
+name = "tu"
+seeds = [0, 1]
+[data]
+train_limit = 600
+test_limit = 200
+val_fraction = 0.2
+[train]
+epochs = 3
+batch_size = 100
+threads = 1
+[models.small]
+layers = [{ conv = 4, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10, name = "output" }]
+[search]
+trials = 6
+top = 2
+pruner = "median"
+[search.space]
+lr = { low = 0.01, high = 0.2, log = true }
+batch_norm = [false, true]
+"small.c1.conv" = { low = 2, high = 8, step = 2 }
+"""
+URL = "sqlite:///db/runner.sqlite"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.toml").write_text(SPEC)
+    return tmp_path
+
+
+def trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=URL).get_trials()
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('trials = 6', 'trials = 6\nmetric = "test_acc"', '[search].metric: "test_acc" is not "val_acc" | "val_loss"'),
+    ('val_fraction = 0.2\n', '', "[search]: a search chooses on a validation split, never on test"),
+    ('lr = { low', 'lrr = { low', '[search.space]: unknown key "lrr"; did you mean "lr"?'),
+    ('low = 0.01, high = 0.2', 'low = 0.2, high = 0.01', "[search.space].lr: low = 0.2 is above high = 0.01"),
+    ('log = true', 'log = true, step = 0.01', "log and step exclude each other"),
+    ('low = 0.01, high = 0.2, log = true', 'low = 0.0, high = 0.2, log = true', "[search.space].lr.low: 0.0 is not a number > 0"),
+    ('batch_norm = [false, true]', 'batch_norm = { low = 0, high = 1 }', "batch_norm takes no range"),
+    ('batch_norm = [false, true]', 'batch_norm = []', "[search.space].batch_norm: is an empty list"),
+    ('"small.c1.conv" = { low = 2', '"small.c9.conv" = { low = 2', 'small has no layer "c9"'),
+    ('high = 8, step = 2', 'high = 8.5, step = 2', "[search.space].small.c1.conv.high: 8.5 is not an integer >= 1"),
+    ('timeout', 'timeout', ''),
+])
+def test_a_bad_search_is_refused_in_one_line(tmp_path, old, new, message):
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.replace(old, new) if old != "timeout" else SPEC.replace("top = 2", 'top = 2\ntimeout = "soon"'))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    text = str(e.value)
+    assert "\n" not in text and (message or '[search].timeout: "soon" is not a duration') in text
+
+
+def test_the_search_never_evaluates_the_test_split_and_confirms_the_top_on_test(project, monkeypatch):
+    built = []  # every split the trainer turned into batches for a model, by its size
+    real = train_module._Batches.__init__
+
+    def spy(self, split, *args, **kwargs):
+        built.append(len(split))
+        real(self, split, *args, **kwargs)
+
+    monkeypatch.setattr(train_module._Batches, "__init__", spy)
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 0, result.output
+    assert "tu-search: 6 of 6 trials finished" in result.output
+    assert 200 not in built and sum(set(built)) == 600 and len(set(built)) == 2  # train and validation only; test has 200
+    search = trials("tu-search")
+    finished = [t for t in search if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6
+    for t in finished:
+        assert set(t.params) <= {"lr", "batch_norm", "small.c1.conv"} and "lr" in t.params
+        epochs = t.user_attrs["epochs"]
+        assert [e["val_acc"] for e in epochs] == [t.intermediate_values[e["epoch"]] for e in epochs]
+        assert not any(k.startswith("test_") for e in epochs for k in e)  # no test metric at all
+        if t.state == TrialState.PRUNED:
+            assert 0 < len(epochs) < 3  # stopped early, its epochs kept
+    assert "tu" not in [s.study_name for s in optuna.get_all_study_summaries(URL)]  # --no-confirm
+    built.clear()
+    again = CliRunner().invoke(cli, ["tune", "spec.toml"])  # the budget is spent: only the confirmation runs
+    assert again.exit_code == 0, again.output
+    assert "tu-search: 6 of 6 trials finished; 0 to run" in again.output
+    assert len(trials("tu-search")) == len(search)
+    confirm = trials("tu")
+    assert len(confirm) == 2 * 2 and all(t.state == TrialState.COMPLETE for t in confirm)  # top 2 x seeds 0, 1
+    best = sorted((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: -t.value)[0]
+    assert {k: v for k, v in best.params.items()}.items() <= confirm[0].params.items()
+    assert 200 in built  # the confirmation, and only it, evaluates on test
+
+
+def test_two_workers_finish_exactly_the_budget_and_a_dead_workers_slot_is_taken_over(project):
+    spec = (project / "spec.toml")
+    spec.write_text(SPEC.replace("trials = 6", "trials = 5"))
+    store = Store(URL)  # a worker that died mid-trial: its slot claimed, its trial RUNNING
+    study = store.open_study("tu-search", "maximize")
+    dead = study.ask()
+    store.claim("tu-search", "slot-00000", f"{os.uname().nodename}:999999", 300)
+    store.update_claim("tu-search", "slot-00000", f"{os.uname().nodename}:999999", trial_id=dead._trial_id)
+    store.dispose()
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    search = trials("tu-search")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in search) == 5  # exactly, not 6
+    taken = [t for t in search if t.number == dead.number][0]
+    assert taken.state == TrialState.FAIL and "taken over" in taken.user_attrs["fail_reason"]
+
+
+def test_a_configuration_over_the_parameter_cap_is_refused_not_trained(project):
+    (project / "spec.toml").write_text(SPEC.replace("top = 2", "top = 2\nmax_params = 4000").replace(
+        "trials = 6", "trials = 3"))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 0, result.output
+    search = trials("tu-search")
+    for t in search:
+        if t.state == TrialState.FAIL:
+            assert "[search].max_params 4,000: not trained" in t.user_attrs["fail_reason"] and "epochs" not in t.user_attrs
+        else:
+            assert t.user_attrs["param_count"] <= 4000
+
+
+def test_the_report_of_a_tuned_spec_shows_the_search(project):
+    assert CliRunner().invoke(cli, ["tune", "spec.toml"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["report", "spec.toml", "--out", "r"])
+    assert result.exit_code == 0, result.output
+    text = (project / "r" / "report.md").read_text()
+    assert "## The search" in text and "6 of 6 finished trials" in text and "### Parameter importances" in text
+    assert "too few" in text or "rough" in text  # 6 trials: the importances carry a warning
+    assert (project / "r" / "search-history.png").exists() and (project / "r" / "search-curves.png").exists()
+    summary = json.loads((project / "r" / "summary.json").read_text())
+    assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 2
