@@ -12,7 +12,8 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
-from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, STUDY_KEYS, TRAIN_KEYS, EXECUTION_KEYS)
+from runner.spec import (_RANGE_KEYS, AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
+                         TRAIN_KEYS, EXECUTION_KEYS)
 
 __all__ = ["json_schema", "schema_text", "key_tables", "LAYER_AXIS_PATTERN", "SCHEMA_FILE"]
 
@@ -77,9 +78,28 @@ def json_schema() -> dict[str, Any]:
                        "additionalProperties": {"$ref": "#/definitions/model"}},
             "grid": grid,
             "runs": {"type": "array", "items": run},
+            "search": _search_schema(),
         },
         "definitions": {"model": model, **layers},
     }
+
+
+def _search_schema() -> dict[str, Any]:
+    """[search] and its [search.space]: each axis a range { low, high, log, step } or a list of choices."""
+    out = _table(SEARCH_KEYS, description="what `runner tune` searches, on the validation split")
+    rng = {"type": "object", "required": ["low", "high"], "additionalProperties": False,
+           "description": "a number range, bounds inclusive; log and step exclude each other",
+           "properties": {"low": {"type": "number"}, "high": {"type": "number"},
+                          "log": {"type": "boolean", "default": False}, "step": {"type": "number", "exclusiveMinimum": 0}}}
+    choices = {"type": "array", "minItems": 1, "description": "the choices of a categorical axis"}
+    dimension = {"oneOf": [rng, choices]}
+    out["properties"]["space"] = {"type": "object", "minProperties": 1,
+                                  "description": "each searched axis, a layer field \"MODEL.LAYER.FIELD\" included",
+                                  "properties": {a: dimension for a in AXES},
+                                  "patternProperties": {LAYER_AXIS_PATTERN: dimension},
+                                  "additionalProperties": False}
+    out["required"] = ["space"]
+    return out
 
 
 def schema_text() -> str:
@@ -115,6 +135,9 @@ def key_tables() -> str:
     out += ["`input`: one of", "", *head, *_rows(INPUT_KEYS), ""]
     for kind, keys in LAYER_KEYS.items():
         out += [f"A `{kind}` layer, one inline table in `layers`:", "", *head, *_rows(keys), ""]
+    out += ["`[search]`: what `runner tune` searches (needs `[data].val_fraction`); `[search.space]` gives "
+            "each searched axis a range `{ low, high, log, step }` (bounds inclusive) or a list of choices.", "",
+            *head, *_rows(SEARCH_KEYS), ""]
     axes = [a for a in AXES if a not in EXECUTION_KEYS]
     out += ["`[grid]` lists and `[[runs]]` values may set: " + ", ".join(f"`{a}`" for a in axes)
             + ", and any named layer's field as `\"MODEL.LAYER.FIELD\"`."]
