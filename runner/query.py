@@ -136,18 +136,27 @@ def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], 
         axes += [k for k in t.params if k not in ("model", "seed") and k not in axes]
     records = []
     for t in trials:
-        rows = epochs[t._trial_id]
+        rows = epochs[t._trial_id] or _search_epochs(t)
         last = rows[-1] if rows else None
         record: dict[str, Any] = {"number": t.number, "state": t.state.name.lower(),
                                   "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
                                   "seed": t.params.get("seed"), "epochs": len(rows)}
         for m in ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss"):
             record[m] = getattr(last, m) if last else None
-        record["best_test_acc"] = max(r.test_acc for r in rows) if rows else None
-        record["seconds"] = sum(r.seconds for r in rows) if rows else None
+        tests = [r.test_acc for r in rows if r.test_acc is not None]
+        record["best_test_acc"] = max(tests) if tests else None
+        record["seconds"] = sum(r.seconds or 0.0 for r in rows) if rows else None
         record["fail_reason"] = t.user_attrs.get("fail_reason")
         records.append(record)
     return records, axes
+
+
+def _search_epochs(t: Any) -> list[Any]:
+    """A search trial's epochs, kept as its user attr (a search never writes test metrics)."""
+    from types import SimpleNamespace
+
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "seconds")
+    return [SimpleNamespace(**{k: e.get(k) for k in keys}) for e in t.user_attrs.get("epochs", [])]
 
 
 def select(records: list[dict[str, Any]], axes: list[str], where: str | None = None,

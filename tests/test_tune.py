@@ -151,3 +151,14 @@ def test_the_report_of_a_tuned_spec_shows_the_search(project):
     assert (project / "r" / "search-history.png").exists() and (project / "r" / "search-curves.png").exists()
     summary = json.loads((project / "r" / "summary.json").read_text())
     assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 2
+
+
+def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_metric(project):
+    assert CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["trials", "--study", "tu-search", "--sort", "-val_acc", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    finished = [r for r in rows if r["state"] in ("complete", "pruned")]
+    assert len(finished) == 6 and all(r["val_acc"] is not None and r["test_acc"] is None for r in finished)
+    vals = [r["val_acc"] for r in rows if r["val_acc"] is not None]
+    assert vals == sorted(vals, reverse=True)
