@@ -162,3 +162,26 @@ def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_me
     assert len(finished) == 6 and all(r["val_acc"] is not None and r["test_acc"] is None for r in finished)
     vals = [r["val_acc"] for r in rows if r["val_acc"] is not None]
     assert vals == sorted(vals, reverse=True)
+
+
+def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_continues(project, monkeypatch):
+    import runner.tune as tune_module
+
+    real, calls = tune_module.train_point, []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train_point", interrupted_second)
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 130 and "run the same command again to continue" in result.output
+    search = trials("tu-search")
+    assert [t.state for t in search] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert search[1].user_attrs["fail_reason"] == "interrupted"
+    monkeypatch.setattr(tune_module, "train_point", real)
+    again = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert again.exit_code == 0 and "tu-search: 1 of 6 trials finished; 5 to run" in again.output
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials("tu-search")) == 6
