@@ -36,6 +36,7 @@ __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner
 
 Log = Callable[[str], None]
 REFUSALS_MAX = 200  # sampled configurations over max_params in a row before the search gives up
+BUSY_WAIT_S = 2.0  # after sampling a configuration another worker is training
 
 
 @dataclass
@@ -142,6 +143,9 @@ class _SearchWorker:
             if slot is None:
                 return
             outcome = self._run_slot(slot)
+            if outcome == "busy":  # another worker trains this configuration: let the sampler move on
+                time.sleep(BUSY_WAIT_S)
+                continue
             refusals = refusals + 1 if outcome == "refused" else 0
             if refusals >= REFUSALS_MAX:
                 raise RunnerError(f"[search].max_params: {REFUSALS_MAX} sampled configurations in a row have more "
@@ -182,6 +186,10 @@ class _SearchWorker:
             self._tell_fail(trial, f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
             self.store.update_claim(name, slot, self.name, state="failed")
             return "refused"
+        config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
+        if self.store.claim(name, config, self.name, self.stale_after, retry_failed=True) is None:
+            return self._duplicate(trial, slot, config)
+        self.store.update_claim(name, config, self.name, trial_id=trial._trial_id)
         self.log(f"{self.tag}[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)")
         epochs: list[dict[str, Any]] = []
         metric = self.search.metric
@@ -203,6 +211,7 @@ class _SearchWorker:
         except _Pruned:
             self.study.tell(trial, state=TrialState.PRUNED)
             self.store.update_claim(name, slot, self.name, state="complete")
+            self.store.update_claim(name, config, self.name, state="complete")
             self.tick(point.train.epochs - len(epochs))
             self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
             self.ran += 1
@@ -210,19 +219,42 @@ class _SearchWorker:
         except TrainingError as e:
             self._tell_fail(trial, str(e))
             self.store.update_claim(name, slot, self.name, state="failed")  # the slot is tried again
+            self.store.update_claim(name, config, self.name, state="failed")
             self.tick(point.train.epochs - len(epochs))
             self.failed += 1
             return "failed"
         except BaseException:
             self._tell_fail(trial, "interrupted")
             self.store.release(name, slot, self.name)
+            self.store.release(name, config, self.name)
             raise
         finally:
             heartbeat.stop()
         self.study.tell(trial, getattr(history[-1], metric))
         self.store.update_claim(name, slot, self.name, state="complete")
+        self.store.update_claim(name, config, self.name, state="complete")
         self.ran += 1
         return "complete"
+
+    def _duplicate(self, trial: Trial, slot: str, config: str) -> str:
+        """A configuration already evaluated (or being evaluated): never trained twice."""
+        name = search_name(self.spec)
+        other = self.store.claims(name).get(config)
+        done = None if other is None or other.trial_id is None else self.store.optuna.get_trial(other.trial_id)
+        if other is not None and other.state == "complete" and done is not None:
+            # the same configuration and seed train to the same result: its outcome stands for this trial
+            self.store.optuna.set_trial_user_attr(trial._trial_id, "copy_of", done.number)
+            if done.state == TrialState.COMPLETE:
+                self.study.tell(trial, done.value)
+            else:
+                self.study.tell(trial, state=TrialState.PRUNED)
+            self.store.update_claim(name, slot, self.name, state="complete")
+            self.tick(self.spec.train.epochs)
+            return "copied"
+        who = f"trial {done.number}" if done is not None else "another worker"
+        self._tell_fail(trial, f"the same configuration as {who}, being evaluated now: not trained twice")
+        self.store.update_claim(name, slot, self.name, state="failed")
+        return "busy"
 
     def _tell_fail(self, trial: Trial, reason: str) -> None:
         self.store.optuna.set_trial_user_attr(trial._trial_id, "fail_reason", reason)

@@ -185,3 +185,19 @@ def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_
     again = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert again.exit_code == 0 and "tu-search: 1 of 6 trials finished; 5 to run" in again.output
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials("tu-search")) == 6
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_configuration_is_never_trained_twice(project, monkeypatch, workers):
+    """A space of one configuration: one trial trains it, the others take its result."""
+    (project / "spec.toml").write_text(SPEC.replace("trials = 6", "trials = 3").replace(
+        'lr = { low = 0.01, high = 0.2, log = true }\nbatch_norm = [false, true]\n"small.c1.conv" = { low = 2, high = 8, step = 2 }',
+        "batch_norm = [true]"))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm", "--workers", workers])
+    assert result.exit_code == 0, result.output
+    search = trials("tu-search")
+    trained = [t for t in search if "epochs" in t.user_attrs]
+    copies = [t for t in search if "copy_of" in t.user_attrs]
+    assert len(trained) == 1 and len(copies) == 2
+    assert all(t.state == trained[0].state and t.value == trained[0].value for t in copies)
+    assert all("being evaluated now" in t.user_attrs["fail_reason"] for t in search if t.state == TrialState.FAIL)
