@@ -70,7 +70,7 @@ class BenchConfig:
     def quick_check(cls) -> BenchConfig:
         """Tiny subsets, one epoch: a smoke check in seconds."""
         return cls(epochs=1, png_images=100, workers_points=2, train_limit=500, test_limit=250, quick=True,
-                   tta_seeds=2, tta_target=50.0)
+                   tta_seeds=2, tta_target=20.0)
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,17 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         """The table as JSON, with the settings and the machine."""
-        rows = [{**asdict(m), "value": self.values[m.key], "pass": self.passed(m)} for m in MEASUREMENTS]
+        rows = [{**asdict(m), "value": _finite(self.values[m.key]), "pass": self.passed(m)} for m in MEASUREMENTS]
         c = self.config
         options = "--quick" if c.quick else f"--epochs {c.epochs}" + (f" --png-images {c.png_images}" if c.png_images else "")
         return {"command": f"runner bench {options}",
                 "quick": self.config.quick, "config": asdict(self.config), "machine": self.machine,
                 "measurements": rows, "notes": self.notes}
+
+
+def _finite(v: float) -> float | None:
+    """A value for JSON: None where there is no finite one (a target never reached)."""
+    return v if math.isfinite(v) else None
 
 
 def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:

@@ -28,6 +28,9 @@ def test_quick_bench_writes_every_measurement(tmp_path, monkeypatch):
     assert list(rows) == [m.key for m in MEASUREMENTS]
     for m in MEASUREMENTS:
         row = rows[m.key]
+        if row["value"] is None:  # a time to accuracy whose every seed missed: null, and the misses say so
+            assert m.key.startswith("time_to_99") and rows[m.key.removesuffix("_s") + "_missed"]["value"] > 0
+            continue
         assert math.isfinite(row["value"]) and (row["value"] > 0 or m.unit == "seeds" and row["value"] == 0), row
         assert (row["pass"] is None) == (not m.goal)  # a goal always gets a verdict
         assert m.label in result.output

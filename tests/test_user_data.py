@@ -340,7 +340,7 @@ def test_the_report_names_the_user_data_compares_with_no_published_figure_and_ne
     x, y, xt, yt = proj.arrays()
     assert f"| checksum | {checksum(x, y, xt, yt)} |" in text
     assert "(auto: computed from the training images)" in text
-    assert "Nothing is compared for `user` data: the user's own data: no published figure applies." in text
+    assert "Nothing is compared for `user` data: it is the user's own data, for which no published figure applies." in text
     assert "LeCun" not in text.split("## Known accuracy")[1].split("\n## ")[0]
     assert json.loads((out / "summary.json").read_text())["known"] is None
     with sqlite3.connect(DB) as db:  # the report wrote nothing to the storage
