@@ -350,7 +350,7 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
       runner trials --study regularization --group-by batch_norm,augment
       runner trials --study regularization --format csv > trials.csv
     """
-    from runner.query import METRICS, QueryError, group, render, select, trial_records
+    from runner.query import QueryError, group, render, select, trial_records
 
     records, axes = trial_records(_reader(storage), study_name)
     rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit)

@@ -395,16 +395,23 @@ def _load(spec: Spec) -> Data:
 def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
                  queue: Any) -> None:
     """A worker process: its own store and data; claims decide which points it trains."""
-    log = lambda s: queue.put(("log", s))  # noqa: E731
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
+    def body() -> tuple[int, int]:
         store = Store(url)
-        w = _Worker(spec, store, _load(spec), threads, log, f"w{index} ", retry_failed, stale_after,
-                    lambda n: queue.put(("tick", n)))
+        w = _Worker(spec, store, _load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ", retry_failed,
+                    stale_after, lambda n: queue.put(("tick", n)))
         todo, _ = pending(spec, store, retry_failed)
         w.run(todo)
         store.dispose()
-        queue.put(("done", (w.ran, w.failed)))
+        return w.ran, w.failed
+
+    worker_process(index, queue, body)
+
+
+def worker_process(index: int, queue: Any, body: Callable[[], tuple[int, int]]) -> None:
+    """Run a worker's `body` in its process, telling the parent (run_processes) how it ended."""
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        queue.put(("done", body()))
     except KeyboardInterrupt:
         queue.put(("error", "interrupted"))
     except RunnerError as e:

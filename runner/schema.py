@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
-from runner.spec import (_RANGE_KEYS, AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
+from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
 __all__ = ["json_schema", "schema_text", "key_tables", "LAYER_AXIS_PATTERN", "SCHEMA_FILE"]

@@ -9,7 +9,6 @@ import difflib
 import hashlib
 import itertools
 import json
-import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace

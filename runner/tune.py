@@ -13,21 +13,19 @@ ordinary grid study `<name>`, so `runner report` and `runner trials` read them u
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
 from typing import Any, Callable
 
 import optuna
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import Trial, TrialState
 
 from runner.data import Data, Split
 from runner.errors import RunnerError
-from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, interrupt, point_table, provenance,
-                         run_grid, run_processes, _threads_per_worker)
-from runner.spec import Point, SearchSpec, Spec, is_layer_axis
+from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, point_table, provenance, run_grid,
+                         run_processes, worker_process, _threads_per_worker)
+from runner.spec import SearchSpec, Spec, is_layer_axis
 from runner.store import Store, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
 
@@ -338,17 +336,12 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
 
 def _search_worker_main(spec: Spec, url: str, threads: int, index: int, stale_after: float, queue: Any) -> None:
     """A search worker process: its own store and data; budget slots decide what it runs."""
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
+    def body() -> tuple[int, int]:
         store = Store(url)
         w = _SearchWorker(spec, store, _load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
                           stale_after, lambda n: queue.put(("tick", n)), index)
         w.run()
         store.dispose()
-        queue.put(("done", (w.ran, w.failed)))
-    except KeyboardInterrupt:
-        queue.put(("error", "interrupted"))
-    except RunnerError as e:
-        queue.put(("error", str(e)))
-    except Exception as e:  # noqa: BLE001 - the parent must hear of every way a worker ends
-        queue.put(("error", f"worker {index}: {type(e).__name__}: {e}"))
+        return w.ran, w.failed
+
+    worker_process(index, queue, body)

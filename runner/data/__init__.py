@@ -18,7 +18,7 @@ import torch
 
 from runner.data.base import Data, Raw, Split, cache_dir, combine, split_checksum
 from runner.data.course import has_course_split, load_course_split
-from runner.data.idx import FAMILY, Family, find_idx, load_idx, read_idx
+from runner.data.idx import FAMILY, find_idx, load_idx, read_idx
 from runner.data.packaged import OFFICIAL, load_packaged
 from runner.data.user import load_user
 from runner.errors import DataError

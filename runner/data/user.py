@@ -9,7 +9,6 @@ problem in one line. The function runs once per process (its result is kept for 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np

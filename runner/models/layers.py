@@ -12,7 +12,7 @@ layer gives the logits: an fc layer with as many outputs as the data has classes
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
