@@ -13,6 +13,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import numpy as np  # noqa: F401 - the user modules these tests write take their source from here
 import optuna
 import pytest
 import torch
