@@ -155,7 +155,7 @@ def _search_epochs(t: Any) -> list[Any]:
     """A search trial's epochs, kept as its user attr (a search never writes test metrics)."""
     from types import SimpleNamespace
 
-    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "seconds")
+    keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "lr", "seconds")
     return [SimpleNamespace(**{k: e.get(k) for k in keys}) for e in t.user_attrs.get("epochs", [])]
 
 
@@ -297,14 +297,15 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
     t = match[0]
     attrs = dict(t.user_attrs)
     config = attrs.pop("config", None)
-    epochs = store.epochs([t._trial_id])[t._trial_id]
+    epochs = store.epochs([t._trial_id])[t._trial_id] or _search_epochs(t)
+    attrs.pop("epochs", None)  # a search trial's epochs: shown below, not as provenance
     return {
         "study": study_name, "number": t.number, "state": t.state.name.lower(), "value": t.value,
         "params": t.params, "config": config, "provenance": attrs,
         "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
         "completed": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
-        "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "train_acc": e.train_acc,
+        "epochs": [{"epoch": getattr(e, "epoch", i), "train_loss": e.train_loss, "train_acc": e.train_acc,
                     "test_loss": e.test_loss, "test_acc": e.test_acc, "val_loss": e.val_loss, "val_acc": e.val_acc,
                     "lr": e.lr, "seconds": e.seconds}
-                   for e in epochs],
+                   for i, e in enumerate(epochs, 1)],
     }

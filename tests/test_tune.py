@@ -162,6 +162,9 @@ def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_me
     assert len(finished) == 6 and all(r["val_acc"] is not None and r["test_acc"] is None for r in finished)
     vals = [r["val_acc"] for r in rows if r["val_acc"] is not None]
     assert vals == sorted(vals, reverse=True)
+    shown = CliRunner().invoke(cli, ["show", "--study", "tu-search", str(finished[0]["number"]), "--format", "json"])
+    detail = json.loads(shown.output)
+    assert detail["epochs"] and all(e["val_acc"] is not None and e["test_acc"] is None for e in detail["epochs"])
 
 
 def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_continues(project, monkeypatch):
