@@ -8,6 +8,20 @@ import pytest
 
 from runner.data import MNIST, load_mnist
 
+OLD_DATABASE = Path(__file__).parent / "fixtures" / "v0" / "runner.sql"  # made by the code at f02d618
+
+
+@pytest.fixture
+def restore_old_database():
+    """Restore the database the code at f02d618 made (tests/fixtures/v0) from its SQL dump, at a path."""
+    import sqlite3
+
+    def restore(path: Path) -> Path:
+        with sqlite3.connect(path) as db:
+            db.executescript(OLD_DATABASE.read_text())
+        return path
+    return restore
+
 SMALL_SPEC = """
 [study]
 name = "{name}"

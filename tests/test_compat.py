@@ -17,11 +17,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "v0"
 
 
 @pytest.fixture
-def old_db(tmp_path, monkeypatch) -> tuple[Path, str]:
+def old_db(tmp_path, monkeypatch, restore_old_database) -> tuple[Path, str]:
     """A copy of the old database and its spec, in a folder of their own."""
     monkeypatch.chdir(tmp_path)
-    for name in ("spec.toml", "runner.sqlite"):
-        shutil.copy(FIXTURE / name, tmp_path / name)
+    shutil.copy(FIXTURE / "spec.toml", tmp_path / "spec.toml")
+    restore_old_database(tmp_path / "runner.sqlite")
     return tmp_path / "spec.toml", f"sqlite:///{tmp_path / 'runner.sqlite'}"
 
 

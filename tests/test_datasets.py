@@ -21,7 +21,6 @@ from runner.errors import DataError
 from runner.store import Store
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-FIXTURE = Path(__file__).parent / "fixtures" / "v0"
 
 
 def write_idx(folder: Path, names: tuple[str, str], images: np.ndarray, labels: np.ndarray, gz: bool) -> None:
@@ -190,9 +189,8 @@ model = ["lenet5"]
     assert "did not use all of Fashion-MNIST's official" in text  # a subset: the figure does not apply
 
 
-def test_an_old_database_gains_the_validation_columns_without_losing_a_row(tmp_path):
-    db = tmp_path / "runner.sqlite"
-    shutil.copy(FIXTURE / "runner.sqlite", db)
+def test_an_old_database_gains_the_validation_columns_without_losing_a_row(tmp_path, restore_old_database):
+    db = restore_old_database(tmp_path / "runner.sqlite")
     before = sqlite3.connect(db).execute("select trial_id, epoch, test_acc from runner_epochs order by 1, 2").fetchall()
     url = f"sqlite:///{db}"
     reader = Store(url, create=False)  # reading never writes: no migration on a read
