@@ -258,12 +258,17 @@ class _Worker:
                            system_attrs={}, intermediate_values={}, trial_id=0)
 
     def _fail_trial(self, trial_id: int, reason: str) -> None:
-        try:
-            if self.store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
-                self.store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
-                self.store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
-        except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
-            pass  # best effort on the way out; the claim decides what runs next
+        fail_trial(self.store, trial_id, reason)
+
+
+def fail_trial(store: Store, trial_id: int, reason: str) -> None:
+    """Mark a trial that is still RUNNING as FAIL with its reason (best effort: claims decide what runs)."""
+    try:
+        if store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
+            store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
+            store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
+    except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
+        pass  # best effort on the way out; the claim decides what runs next
 
 
 class _Heartbeat:

@@ -23,8 +23,8 @@ from optuna.trial import Trial, TrialState
 
 from runner.data import Data, Split
 from runner.errors import RunnerError
-from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, point_table, provenance, run_grid,
-                         run_processes, worker_process, _threads_per_worker)
+from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, fail_trial, point_table, provenance,
+                         run_grid, run_processes, worker_process, _threads_per_worker)
 from runner.spec import SearchSpec, Spec, is_layer_axis
 from runner.store import Store, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
@@ -162,7 +162,7 @@ class _SearchWorker:
                 continue
             previous = getattr(claim, "previous_trial_id", None)
             if previous is not None:
-                self._fail(previous, "taken over: its worker stopped (no heartbeat) or it failed")
+                fail_trial(self.store, previous, "taken over: its worker stopped (no heartbeat) or it failed")
             return slot
         return None
 
@@ -257,14 +257,6 @@ class _SearchWorker:
     def _tell_fail(self, trial: Trial, reason: str) -> None:
         self.store.optuna.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
         self.study.tell(trial, state=TrialState.FAIL)
-
-    def _fail(self, trial_id: int, reason: str) -> None:
-        try:
-            if self.store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
-                self.store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
-                self.store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
-        except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
-            pass
 
 
 def top_settings(spec: Spec, study: optuna.Study) -> list[dict[str, Any]]:
