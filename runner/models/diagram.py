@@ -5,13 +5,10 @@ the table stored with its trials, without importing it. Byte-identical for the s
 """
 from __future__ import annotations
 
-import io
-
 from runner.models.counts import LayerRow, ParamTable
 
 __all__ = ["diagram_png", "diagram_file"]
 
-DPI = 100
 # Box colour by the first word of a row's type.
 COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "fc": "#fce5cd", "batch": "#eeeeee"}
 INPUT_COLOR = "#ffffff"
@@ -46,16 +43,15 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
         input_shape: (C, H, W) of the data, drawn as the first box unless the table starts with
             its input row.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.style
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
+
+    from runner.plotting import png, style
 
     boxes = _boxes(table, input_shape)
     step = 1.0  # vertical distance between box centres, in data units
     height = 0.62
-    with matplotlib.style.context("default"):
+    with style():
         fig = Figure(figsize=(7.2, 0.9 + 0.62 * len(boxes)), layout="constrained")
         ax = fig.subplots()
         for i, (title, detail, color) in enumerate(boxes):
@@ -71,9 +67,7 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
         ax.set_ylim(-(len(boxes) - 1) * step - 0.5, 0.5)
         ax.axis("off")
         ax.set_title(f"{table.title}: {table.total:,} parameters", fontsize=11)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-        return buf.getvalue()
+        return png(fig)
 
 
 def diagram_file(table: ParamTable) -> str:

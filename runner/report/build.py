@@ -352,7 +352,7 @@ def build_report(spec: Spec, url: str | None) -> Report:
 
     reader = Store(url, create=False)
     try:
-        search = build_search(spec, reader, configs, epochs)
+        search = build_search(spec, reader, configs)
     finally:
         reader.dispose()
     return Report(

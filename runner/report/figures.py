@@ -1,29 +1,13 @@
 """The report's figures: learning curves and main effects, rendered to PNG bytes by matplotlib."""
 from __future__ import annotations
 
-import io
 from typing import Any
 
+from runner.plotting import DPI, png as _png, style as _style
 from runner.report.data import CURVES, Config, Figure, Report
 from runner.report.markdown import METRIC_WORDS, _change, _p
 
 __all__ = ["DPI", "curves_png", "effects_png"]
-
-DPI = 100  # fixed, so that figures are byte-identical from run to run
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _style() -> Any:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.style
-    return matplotlib.style.context("default")  # the same look whatever the user's matplotlibrc
-
 
 def curves_png(report: Report, figure: Figure) -> bytes:
     """Four panels (train/test x loss/accuracy), one line and band per configuration."""

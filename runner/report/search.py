@@ -6,8 +6,6 @@ whose trials give each top configuration's validation and test accuracy over see
 """
 from __future__ import annotations
 
-import io
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +14,14 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from runner.plotting import png, style
 from runner.report.data import Config
+from runner.report.stats import _paired_t
 
 __all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
            "curves_png", "IMPORTANCE_MIN_TRIALS"]
 
 IMPORTANCE_MIN_TRIALS = 20  # below this many complete trials, importances are shown with a warning
-DPI = 100
 
 
 @dataclass(frozen=True)
@@ -52,16 +51,11 @@ class SearchSummary:
 
 def _ci(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
     """(mean, low, high) of a 95% t-interval; None with fewer than 2 values."""
-    from scipy import stats
-
-    if len(xs) < 2:
-        return None
-    m, sd = float(np.mean(xs)), float(np.std(xs, ddof=1))
-    h = float(stats.t.ppf(0.975, len(xs) - 1)) * sd / math.sqrt(len(xs))
-    return m, m - h, m + h
+    mean, ci, _ = _paired_t(list(xs))  # the t-interval of values is that of their "differences" from 0
+    return None if ci is None else (mean, ci[0], ci[1])
 
 
-def build_search(spec: Any, storage: Any, configs: list[Config], epochs_of: Any) -> SearchSummary | None:
+def build_search(spec: Any, storage: Any, configs: list[Config]) -> SearchSummary | None:
     """The search's summary, or None when the spec has no [search] or the study is not there."""
     search = spec.search
     name = f"{spec.study.name}-search"
@@ -80,7 +74,7 @@ def build_search(spec: Any, storage: Any, configs: list[Config], epochs_of: Any)
     curves = tuple((t.number, t.state.name.lower(), tuple(float(v) for _, v in sorted(t.intermediate_values.items())))
                    for t in trials if t.intermediate_values)
     importances, note = _importances(study, counts["complete"])
-    top = tuple(_top(c, epochs_of) for c in configs)
+    top = tuple(_top(c) for c in configs)
     return SearchSummary(name, search.metric, search.direction, search.trials, counts, tuple(history), curves,
                          importances, note, top, search.sampler, search.pruner)
 
@@ -103,7 +97,7 @@ def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], 
     return {k: float(v) for k, v in imp.items()}, note
 
 
-def _top(c: Config, epochs_of: Any) -> TopConfig:
+def _top(c: Config) -> TopConfig:
     val = tuple(float(v) for v in c.final_val)
     return TopConfig(c.label, len(c.seeds), val, tuple(float(x) for x in c.final_acc), c.param_count)
 
@@ -156,20 +150,11 @@ def search_json(s: SearchSummary) -> dict[str, Any]:
                      "test_mean": round(float(np.mean(t.test)), 4) if t.test else None} for t in s.top]}
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
-
-
 def history_png(s: SearchSummary) -> bytes:
     """Each complete trial's value and the best so far, against the trial number."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.style
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context("default"):
+    with style():
         fig = Figure(figsize=(8, 4.5), layout="constrained")
         ax = fig.subplots()
         if s.history:
@@ -181,17 +166,14 @@ def history_png(s: SearchSummary) -> bytes:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right" if s.direction == "maximize" else "upper right")
         ax.set_title(f"{s.study}: optimization history")
-        return _png(fig)
+        return png(fig)
 
 
 def curves_png(s: SearchSummary) -> bytes:
     """The per-epoch validation metric of every trial; pruned ones dashed, an x where they stopped."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.style
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context("default"):
+    with style():
         fig = Figure(figsize=(8, 4.5), layout="constrained")
         ax = fig.subplots()
         for number, state, values in s.curves:
@@ -209,4 +191,4 @@ def curves_png(s: SearchSummary) -> bytes:
                 ax.set_ylim(min(finals) - 2, min(100.0, max(finals) + 0.5))
         ax.grid(True, alpha=0.3)
         ax.set_title("every trial's validation metric per epoch (blue: complete; grey dashed: pruned, x = stopped)")
-        return _png(fig)
+        return png(fig)
