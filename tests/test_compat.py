@@ -1,6 +1,7 @@
 """Databases made by earlier versions keep working (tests/fixtures/v0: made by the code at f02d618)."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.grid import run_grid
+from runner.tune import run_tune
 from runner.spec import load_spec
 from runner.store import Store
 
@@ -60,3 +62,73 @@ def test_read_commands_and_the_report_work_on_the_old_database(old_db, tmp_path)
     assert (tmp_path / "r" / "model-lenet5-lenet5.png").exists()
     result = runner.invoke(cli, ["trials", "--study", "v0", "--storage", url, "--format", "csv"])
     assert result.exit_code == 0 and result.output.count("\n") == 6  # header and 5 trials
+
+
+# ---------------------------------------------------------------- tests/fixtures/v1: made by the code at a1cb093
+
+V1 = Path(__file__).parent / "fixtures" / "v1"
+
+
+def _v1_make():
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("v1_make", V1 / "make.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shipped_spec_keeps_its_config_hashes():
+    pinned = json.loads((V1 / "config_hashes.json").read_text())
+    specs = sorted(Path(__file__).parent.parent.glob("specs/*.toml"))
+    assert sorted(p.name for p in specs) == sorted(pinned)
+    for path in specs:
+        spec = load_spec(path)
+        defaults = [spec.point({"model": m}, s).config_hash for s in spec.study.seeds for m in spec.models]
+        assert [p.config_hash for p in spec.points()] == pinned[path.name]["points"], path.name
+        assert defaults == pinned[path.name]["model_defaults"], path.name
+
+
+def _same(new, old, where=""):
+    """Equal, floats to within what another CPU's arithmetic may change."""
+    if isinstance(old, float) and isinstance(new, (int, float)):
+        assert new == pytest.approx(old, rel=1e-5, abs=1e-6), where
+    elif isinstance(old, dict):
+        assert isinstance(new, dict) and sorted(new) == sorted(old), (where, sorted(new), sorted(old))
+        for k in old:
+            _same(new[k], old[k], f"{where}.{k}")
+    elif isinstance(old, list):
+        assert isinstance(new, list) and len(new) == len(old), where
+        for i, (a, b) in enumerate(zip(new, old)):
+            _same(a, b, f"{where}[{i}]")
+    else:
+        assert new == old, where
+
+
+def test_a_small_grid_stores_what_the_code_before_stored(tmp_path):
+    make = _v1_make()
+    url = f"sqlite:///{tmp_path / 'grid.sqlite'}"
+    run_grid(load_spec(V1 / "grid.toml"), url)
+    _same(make.stored_values(url, "v1grid"), json.loads((V1 / "expected.json").read_text()))
+
+
+def test_an_unfinished_search_of_the_code_before_finishes_its_budget_and_retrains_nothing(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "search.sqlite"
+    with sqlite3.connect(db) as con:
+        con.executescript((V1 / "search.sql").read_text())
+    url = f"sqlite:///{db}"
+    before = optuna.load_study(study_name="v1tune-search", storage=url).get_trials()
+    finished = {t.user_attrs["config_hash"] for t in before if t.state.is_finished()}
+    assert len(before) == 3 and len(finished) >= 1
+    result = run_tune(load_spec(V1 / "search.toml"), url, confirm=False)
+    assert result.finished == 5 and result.failed == 0
+    after = optuna.load_study(study_name="v1tune-search", storage=url).get_trials()
+    assert [t.number for t in after[:3]] == [0, 1, 2]  # the old trials are kept as they were
+    store = Store(url, create=False)
+    for t in after[3:]:
+        trained = bool(store.epochs([t._trial_id])[t._trial_id]) or "epochs" in t.user_attrs
+        if t.user_attrs["config_hash"] in finished:  # a finished configuration is never trained again
+            assert not trained and "copy_of" in t.user_attrs, t.number
+    assert any("copy_of" in t.user_attrs for t in after[3:])  # the seeded sampler draws them again
