@@ -436,7 +436,7 @@ def bench(ctx: click.Context, out: str, epochs: int, png_images: int, quick: boo
     On the real data: the runner's LeNet-5 epoch (run_grid, with its database writes) against a
     bare in-memory loop of the same model and batch; a LeNet-5 declared as a layer list against
     the preset; the cost of augment = "affine"; grid throughput with 1 and 2 workers; a worker's
-    peak memory. Then the course template's pipeline (runner/course_template.py: each PNG opened
+    peak memory. Then the course template's pipeline (runner/bench/course_template.py: each PNG opened
     with PIL, Grayscale, ToTensor, Normalize, a DataLoader at batch 64, a plain LeNet-5), as a
     whole process against `runner grid` as a whole process on the same one-epoch spec (start-up
     included), and training epoch against training epoch in one process. Last, time to 99% test
@@ -463,7 +463,7 @@ def bench(ctx: click.Context, out: str, epochs: int, png_images: int, quick: boo
                                    f"`runner bench {ctx.invoked_subcommand}` go after it "
                                    f"(see runner bench {ctx.invoked_subcommand} --help)")
         return
-    from runner.bench import BenchConfig, run_bench, table_rows
+    from runner.bench.speed import BenchConfig, run_bench, table_rows
 
     config = BenchConfig.quick_check() if quick else BenchConfig(epochs=epochs, png_images=png_images)
     result = run_bench(config, out, log=lambda s: click.echo(s, err=True))
@@ -497,7 +497,7 @@ def floor(out: str, images: int, rounds: int) -> None:
       runner bench floor
       runner bench floor --images 60000 --rounds 10 --out /tmp/floor.json
     """
-    from runner.floor import run_floor
+    from runner.bench.floor import run_floor
 
     result = run_floor(images, rounds, out, log=lambda s: click.echo(s, err=True))
     rows = [[r["part"], r["label"], f"{r['best_s']:.2f} s", f"{r['median_s']:.2f} s", f"{r['vs_runner']:.2f}x"]
@@ -527,7 +527,7 @@ def profile(out: str, images: int, top: int) -> None:
       runner bench profile
       runner bench profile --images 60000 --top 20
     """
-    from runner.floor import run_profile
+    from runner.bench.profile import run_profile
 
     r = run_profile(images, out, top, log=lambda s: click.echo(s, err=True))
     stages = sum(r.stages.values())

@@ -24,7 +24,8 @@ from runner.models.layers import InputTransform
 from runner.spec import Point, TrainConfig
 
 __all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment",
-           "train_point", "evaluate", "stage", "OPTIMIZERS", "reset_peak_memory", "peak_memory_mb"]
+           "train_point", "evaluate", "stage", "OPTIMIZERS", "reset_peak_memory", "peak_memory_mb",
+           "Batches", "train_one_epoch"]
 
 
 class TrainingError(RunnerError):
@@ -128,7 +129,7 @@ def affine_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class _Batches:
+class Batches:
     """Normalized batches of a split already on the device."""
 
     def __init__(self, split: Split, device: torch.device, mean: float, std: float, channels_last: bool,
@@ -152,7 +153,7 @@ class _Batches:
         return x, self.labels[idx]
 
 
-def evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: Batches) -> tuple[float, float]:
     """(mean cross-entropy, accuracy in percent) over a whole split."""
     model.eval()
     loss = torch.zeros((), device=data.labels.device)
@@ -189,9 +190,9 @@ def train_point(point: Point, data: Data, device: torch.device,
     # module: its own code may .view() a tensor that channels_last has made non-contiguous.
     channels_last = cfg.has_conv and not cfg.target
     model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    train = _Batches(data.train, device, data.mean, data.std, channels_last, cfg.input)
-    test = _Batches(data.test, device, data.mean, data.std, channels_last, cfg.input) if evaluate_test else None
-    val = _Batches(data.val, device, data.mean, data.std, channels_last, cfg.input) if data.val else None
+    train = Batches(data.train, device, data.mean, data.std, channels_last, cfg.input)
+    test = Batches(data.test, device, data.mean, data.std, channels_last, cfg.input) if evaluate_test else None
+    val = Batches(data.val, device, data.mean, data.std, channels_last, cfg.input) if data.val else None
     n, b = len(train), t.batch_size
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))
@@ -211,7 +212,7 @@ def train_point(point: Point, data: Data, device: torch.device,
         history = [EpochMetrics(**m) for m in resume["history"]]
     for epoch in range(len(history) + 1, t.epochs + 1):
         start, lr = time.perf_counter(), opt.param_groups[0]["lr"]
-        train_loss, train_acc = _train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
+        train_loss, train_acc = train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
                                                  augment, smoothing)
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
@@ -240,8 +241,9 @@ def _state(point: Point, model: nn.Module, opt, sched, g: torch.Generator,
     return state
 
 
-def _train_one_epoch(model, data: _Batches, opt, sched, g, b: int, steps: int,
-                     augment: bool, smoothing: float) -> tuple[float, float]:
+def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int,
+                    augment: bool, smoothing: float) -> tuple[float, float]:
+    """One training epoch of `steps` batches of `b` in a `g`-seeded order; (mean loss, accuracy in percent)."""
     model.train()
     perm = torch.randperm(len(data), generator=g, device=g.device)
     loss_sum = torch.zeros((), device=data.labels.device)

@@ -12,7 +12,7 @@ import torch
 import pytest
 from click.testing import CliRunner
 
-from runner.bench import MEASUREMENTS
+from runner.bench.speed import MEASUREMENTS
 from runner.cli import cli
 
 
@@ -47,8 +47,8 @@ def test_the_course_template_is_the_template_as_written(tmp_path):
     """The comparison's baseline: PIL per PNG, Grayscale, ToTensor, Normalize, batch 64, a plain LeNet-5."""
     from torchvision import transforms
 
-    from runner import course_template as ct
-    from runner.bench import write_pngs
+    from runner.bench import course_template as ct
+    from runner.bench.speed import write_pngs
     from runner.data import load_mnist
 
     steps = [type(t) for t in ct.TRANSFORM.transforms]
@@ -70,7 +70,7 @@ def test_the_course_template_is_the_template_as_written(tmp_path):
 
 
 def test_the_bench_json_names_the_course_and_time_to_accuracy_figures():
-    from runner.bench import MEASUREMENTS
+    from runner.bench.speed import MEASUREMENTS
 
     keys = {m.key for m in MEASUREMENTS}
     assert {"course_whole_process_ratio", "course_epoch_ratio", "time_to_99_s", "time_to_99_missed",

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from runner.bench import MEAN, STD
+from runner.bench.common import MEAN, STD
+from runner.bench.floor import EVAL_VARIANTS, TRAIN_VARIANTS, FoldedNormLeNet5, pool_first, run_floor
+from runner.bench.profile import OP_FAMILIES, STAGES
 from runner.cli import cli
-from runner.floor import (EVAL_VARIANTS, OP_FAMILIES, STAGES, TRAIN_VARIANTS, FoldedNormLeNet5, pool_first,
-                          run_floor)
 from runner.models import build_model
 from runner.models.presets import preset_config
 

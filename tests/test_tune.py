@@ -77,13 +77,13 @@ def test_a_bad_search_is_refused_in_one_line(tmp_path, old, new, message):
 
 def test_the_search_never_evaluates_the_test_split_and_confirms_the_top_on_test(project, monkeypatch):
     built = []  # every split the trainer turned into batches for a model, by its size
-    real = train_module._Batches.__init__
+    real = train_module.Batches.__init__
 
     def spy(self, split, *args, **kwargs):
         built.append(len(split))
         real(self, split, *args, **kwargs)
 
-    monkeypatch.setattr(train_module._Batches, "__init__", spy)
+    monkeypatch.setattr(train_module.Batches, "__init__", spy)
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert result.exit_code == 0, result.output
     assert "tu-search: 6 of 6 trials finished" in result.output

@@ -6,7 +6,7 @@ One run, one process, the real data, in this order:
 2. a bare loop of the same model and batch over the same in-memory uint8 tensors (the floor);
 3. the same spec with `augment = "affine"`, against the runner's epoch without it;
 4. grid throughput: 4 points with `workers=1`, then with `workers=2`, each in a fresh storage;
-5. the course template's pipeline (runner/course_template.py: PNG files opened with PIL per item,
+5. the course template's pipeline (runner/bench/course_template.py: PNG files opened with PIL per item,
    Grayscale, ToTensor, Normalize, a DataLoader at batch 64, a plain LeNet-5), as a whole process
    against `runner grid` as a whole process on the same one-epoch spec, then training epoch
    against training epoch in this process;
@@ -18,59 +18,39 @@ DataLoader worker. This is a benchmark, not a test: it reports, it never fails o
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import platform
 import resource
 import statistics
 import tempfile
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner.bench import course_template
+from runner.bench.common import (MEAN, STD, BenchConfig, Log, bench_spec, lenet5, normalized, sgd, sync, warn_if_busy,
+                                 write_json)
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError
-from runner.models import build_model
-from runner.models.presets import preset_config
-from runner.train import EVAL_BATCH, resolve_device
+from runner.spec import load_spec, parse_spec
+from runner.store import EpochRow, Store
+from runner.train import EVAL_BATCH, Batches, resolve_device, train_one_epoch, train_point
+from runner.grid import run_grid
+from runner.trials.provenance import machine_info
 
-__all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench", "write_json",
-           "warn_if_busy",
-           "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "time_to_accuracy", "course_spec"]
-
-Log = Callable[[str], None]
-MEAN, STD = 0.1307, 0.3081  # the course template's Normalize((0.1307,), (0.3081,))
+__all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",
+           "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "time_to_accuracy", "course_spec",
+           "time_runner", "time_grid_throughput", "runner_train_epoch"]
 
 
 class BenchError(RunnerError):
     """A benchmark that could not measure what it set out to (a timed trial failed)."""
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    epochs: int = 2  # epochs of each timed trial and of each bare-loop run
-    batch_size: int = 128  # the runner's default, used by every pipeline
-    png_images: int = 0  # training PNGs of the course pipeline; 0 = the whole training split, as a student has it
-    tta_seeds: int = 5  # seeds of each time-to-accuracy recipe (the median is reported)
-    tta_target: float = 99.0  # % test accuracy to reach
-    workers_points: int = 4  # points of the throughput grid (seeds 0..n-1), run with 1 and 2 workers
-    train_limit: int = 0  # 0 = all 60,000
-    test_limit: int = 0  # 0 = all 10,000
-    quick: bool = False  # tiny subsets: checks that the bench runs; its figures mean nothing
-
-    @classmethod
-    def quick_check(cls) -> BenchConfig:
-        """Tiny subsets, one epoch: a smoke check in seconds."""
-        return cls(epochs=1, png_images=100, workers_points=2, train_limit=500, test_limit=250, quick=True,
-                   tta_seeds=2, tta_target=20.0)
 
 
 @dataclass(frozen=True)
@@ -172,7 +152,7 @@ def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -
     """Run every measurement, write the JSON to `out`, return the result."""
     device = resolve_device("auto")
     threads = len(os.sched_getaffinity(0))
-    result = BenchResult(config, machine_info(device, threads))
+    result = BenchResult(config, machine_info(str(device), threads))
     warn_if_busy(threads, log)
     data = load_mnist("", config.train_limit, config.test_limit)
     v = result.values
@@ -233,40 +213,6 @@ def _throughput_figures(folder: Path, config: BenchConfig, log: Log) -> dict[str
     return out
 
 
-def write_json(doc: dict[str, Any], out: str | Path) -> Path:
-    """Write a benchmark's figures as JSON (folders created)."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
-
-
-def warn_if_busy(threads: int, log: Log) -> None:
-    """Say so when other work is running: it would skew every figure."""
-    if os.getloadavg()[0] > 0.5 * threads:
-        log(f"warning: load average {os.getloadavg()[0]:.1f} on {threads} cores: other work will skew the figures")
-
-
-def machine_info(device: torch.device, threads: int) -> dict[str, Any]:
-    """What the figures were measured on."""
-    from runner.grid import code_version
-
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(device),
-            "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cores_usable": threads, "threads": threads,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "code_version": code_version(), "load_average_start": os.getloadavg()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
@@ -274,43 +220,8 @@ def _peak_rss_mb(who: int) -> float:
 # ---------------------------------------------------------------- the runner
 
 
-# LeNet-5 written out in the layer language: the same modules as arch = "lenet5".
-DECLARED_LENET5 = ('layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 2 }, { conv = 16, k = 5 }, '
-                   '{ pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]')
-
-
-def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False) -> str:
-    """The TOML of a LeNet-5 spec timed by the bench (the preset, or declared as a layer list)."""
-    model = DECLARED_LENET5 if declared else 'arch = "lenet5"'
-    return textwrap.dedent(f"""\
-        [study]
-        name = "{name}"
-        seeds = {seeds}
-
-        [data]
-        train_limit = {config.train_limit}
-        test_limit = {config.test_limit}
-
-        [train]
-        epochs = {config.epochs}
-        batch_size = {config.batch_size}
-        lr = 0.01
-        schedule = "constant"
-
-        [models.lenet5]
-        {model}
-
-        [grid]
-        model = ["lenet5"]
-        augment = ["{augment}"]
-        """)
-
-
 def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, str, float]:
     """Write a spec, run it in a fresh storage; (spec, url, wall seconds)."""
-    from runner.grid import run_grid
-    from runner.spec import load_spec
-
     spec_path = folder / f"{name}.toml"
     spec_path.write_text(text)
     spec = load_spec(spec_path)
@@ -327,8 +238,6 @@ def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, st
 def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool = False) -> dict[str, Any]:
     """Time one in-process trial of `run_grid`: its epochs as stored, and its whole wall time."""
     import sqlalchemy as sa
-
-    from runner.store import EpochRow, Store
 
     start = time.perf_counter()
     load_mnist("", config.train_limit, config.test_limit)  # what run_grid spends before training
@@ -358,25 +267,6 @@ def time_grid_throughput(folder: Path, config: BenchConfig, workers: int) -> flo
 # ---------------------------------------------------------------- the bare loop
 
 
-def _normalized(images: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    x = images.unsqueeze(1).float().mul_(1 / (255 * STD)).sub_(MEAN / STD)  # (B, 1, 28, 28)
-    return x.contiguous(memory_format=memory_format)
-
-
-def _lenet5(device: torch.device, channels_last: bool) -> tuple[nn.Module, torch.memory_format]:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return build_model(preset_config("lenet5")).to(device, memory_format=fmt), fmt
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _sgd(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # the course template's
-
-
 def _timed_epoch(model: nn.Module, opt: torch.optim.Optimizer, train_batches: Iterable, test_batches: Iterable,
                  device: torch.device, learn: bool = True) -> tuple[float, float]:
     """(train, test) seconds of one pass: an SGD step per training batch, then test predictions.
@@ -392,14 +282,14 @@ def _timed_epoch(model: nn.Module, opt: torch.optim.Optimizer, train_batches: It
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    _sync(device)
+    sync(device)
     middle = time.perf_counter()
     model.eval()
     with torch.inference_mode():
         for x, _y in test_batches:
             if learn:
                 model(x.to(device)).argmax(1)
-    _sync(device)
+    sync(device)
     return middle - start, time.perf_counter() - middle
 
 
@@ -407,18 +297,18 @@ def bare_epoch(data: MNIST, batch: int, device: torch.device, channels_last: boo
                epochs: int = 1, seed: int = 0) -> dict[str, float]:
     """Mean seconds per epoch of the simplest loop: index-sliced batches, SGD, then a test pass."""
     torch.manual_seed(seed)
-    model, fmt = _lenet5(device, channels_last)
-    opt = _sgd(model)
+    model, fmt = lenet5(device, channels_last)
+    opt = sgd(model)
     x_train, y_train = data.train.images.to(device), data.train.labels.to(device)
     x_test, y_test = data.test.images.to(device), data.test.labels.to(device)
 
     def train_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in torch.randperm(len(y_train), device=device).split(batch):
-            yield _normalized(x_train[idx], fmt), y_train[idx]
+            yield normalized(x_train[idx], fmt), y_train[idx]
 
     def test_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in range(0, len(y_test), EVAL_BATCH):
-            yield _normalized(x_test[i:i + EVAL_BATCH], fmt), y_test[i:i + EVAL_BATCH]
+            yield normalized(x_test[i:i + EVAL_BATCH], fmt), y_test[i:i + EVAL_BATCH]
 
     train_s, test_s = [], []
     for _ in range(epochs):
@@ -450,11 +340,9 @@ def write_pngs(images: torch.Tensor, labels: torch.Tensor, folder: Path) -> None
 
 def time_course_pipeline(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, log: Log,
                          notes: list[str]) -> dict[str, float]:
-    """The course template (runner/course_template.py) against the runner: whole processes, then epochs."""
+    """The course template (runner/bench/course_template.py) against the runner: whole processes, then epochs."""
     import subprocess
     import sys
-
-    from runner import course_template
 
     n = config.png_images or len(data.train)
     log(f"course pipeline: writing {n:,} training and {len(data.test):,} test PNGs (an extracted train.tar)")
@@ -463,7 +351,7 @@ def time_course_pipeline(folder: Path, data: MNIST, config: BenchConfig, device:
     write_pngs(data.test.images, data.test.labels, root / "test")
     log("course pipeline: the template as a process, then `runner grid` as a process")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "runner.course_template", str(root)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "runner.bench.course_template", str(root)], check=True, capture_output=True)
     course_process = time.perf_counter() - start
     spec = folder / "one-epoch.toml"
     spec.write_text(course_spec(n, len(data.test)))
@@ -512,17 +400,15 @@ def course_spec(train_images: int, test_images: int) -> str:
 
 def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
     """Seconds of one training epoch through train.py's own loop (channels_last LeNet-5, SGD)."""
-    from runner.train import _Batches, _train_one_epoch
-
     torch.manual_seed(0)
-    model, _ = _lenet5(device, channels_last=True)
-    batches = _Batches(split, device, MEAN, STD, channels_last=True)
+    model, _ = lenet5(device, channels_last=True)
+    batches = Batches(split, device, MEAN, STD, channels_last=True)
     g = torch.Generator(device=device).manual_seed(0)
     n = len(batches)
     steps = n // batch + (1 if n % batch > 1 else 0)
     start = time.perf_counter()
-    _train_one_epoch(model, batches, _sgd(model), None, g, batch, steps, False, 0.0)
-    _sync(device)
+    train_one_epoch(model, batches, sgd(model), None, g, batch, steps, False, 0.0)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -563,9 +449,6 @@ def time_to_accuracy(data: MNIST, config: BenchConfig, device: torch.device, log
 
 def _time_to(data: MNIST, recipe: dict[str, Any], seed: int, config: BenchConfig,
              device: torch.device) -> tuple[float | None, float]:
-    from runner.spec import parse_spec
-    from runner.train import train_point
-
     train = {k: v for k, v in recipe.items() if k != "batch_norm"}
     raw = {"study": {"name": "tta", "seeds": [seed]},
            "data": {"train_limit": config.train_limit, "test_limit": config.test_limit},

@@ -1,6 +1,6 @@
 """The course template's pipeline, as students wrote it: the baseline `runner bench` compares with.
 
-    python -m runner.course_template ROOT     # ROOT/train/ and ROOT/test/ of {index}_{label}.png
+    python -m runner.bench.course_template ROOT     # ROOT/train/ and ROOT/test/ of {index}_{label}.png
 
 A `Dataset` that opens each PNG with PIL, `Grayscale`, `ToTensor`, `Normalize(0.1307, 0.3081)`,
 a shuffling `DataLoader` at batch 64 with `num_workers=0`, a plain contiguous LeNet-5 written out

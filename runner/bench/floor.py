@@ -1,4 +1,4 @@
-"""Going after the floor: where a LeNet-5 epoch's time goes, and what makes the step faster.
+"""Going after the floor: what makes a LeNet-5 training step and evaluation faster.
 
 `runner bench floor` times the runner's training step (batch 128, channels_last, all cores, the
 normalization as one multiply-subtract on the uint8 batch) against one change at a time: other
@@ -9,40 +9,33 @@ rounds, one after another, so that a change in the machine's load hits them alik
 each round; the fastest round is reported (the usual estimate of what the code costs, the rest
 being interference).
 
-`runner bench profile` runs the runner's own `train_point` for one epoch on a subset under the
-PyTorch profiler and reports the time of each stage of the step (labelled in train.py) and of
-each operator family.
+`runner bench profile` (runner/bench/profile.py) sees where the runner's own step spends its time.
 """
 from __future__ import annotations
-
-from collections import OrderedDict
 
 import os
 import random
 import statistics
-import tempfile
 import time
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.bench import (MEAN, STD, BenchConfig, _normalized, _sgd, _sync, bench_spec, machine_info, warn_if_busy,
-                          write_json)
+from runner.bench.common import MEAN, STD, Log, normalized, sgd, sync, warn_if_busy, write_json
 from runner.data import MNIST, load_mnist
 from runner.models import LayerNet, build_model
 from runner.models.presets import preset_config
-from runner.train import resolve_device, set_threads, train_point
+from runner.train import resolve_device, set_threads
+from runner.trials.provenance import machine_info
 
 __all__ = ["Variant", "TRAIN_VARIANTS", "EVAL_VARIANTS", "pool_first", "FoldedNormLeNet5",
-           "FloorResult", "run_floor", "time_train", "time_eval", "ProfileResult", "run_profile",
-           "OP_FAMILIES"]
+           "FloorResult", "run_floor", "time_train", "time_eval"]
 
-Log = Callable[[str], None]
 FULL_TRAIN, FULL_TEST = 60_000, 10_000  # figures are scaled to a full epoch
 
 
@@ -138,14 +131,14 @@ def _batch(images: torch.Tensor, fold_norm: bool, fmt: Any) -> torch.Tensor:
     """(B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalized as train.py does unless folded."""
     if fold_norm:
         return images.unsqueeze(1).float().contiguous(memory_format=fmt)
-    return _normalized(images, fmt)
+    return normalized(images, fmt)
 
 
 def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmup: int = 3) -> float:
     """Seconds per full training epoch (60,000 images) of `v`, timed on the first `images`."""
     set_threads(v.threads)
     model, fmt = _model(v, device)
-    opt = _sgd(model)
+    opt = sgd(model)
     x_all = data.train.images[:images].to(device)
     y_all = data.train.labels[:images].to(device)
     perm = torch.randperm(len(y_all), device=device)
@@ -162,11 +155,11 @@ def time_train(data: MNIST, v: Variant, images: int, device: torch.device, warmu
     model.train()
     for i in range(warmup):  # first calls allocate and pick kernels
         step(perm[i * v.batch:(i + 1) * v.batch])
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for i in range(0, len(perm), v.batch):
         step(perm[i:i + v.batch])
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) * FULL_TRAIN / len(perm)
 
 
@@ -225,7 +218,7 @@ def run_floor(images: int, rounds: int, out: str | Path, log: Log = lambda s: No
     device = resolve_device("auto")
     threads = len(os.sched_getaffinity(0))
     data = load_mnist("", images, test_images)
-    result = FloorResult(len(data.train), rounds, machine_info(device, threads))
+    result = FloorResult(len(data.train), rounds, machine_info(str(device), threads))
     warn_if_busy(threads, log)
     for r in range(1, rounds + 1):
         log(f"round {r}/{rounds}: {len(TRAIN_VARIANTS)} training variants on {len(data.train):,} images, "
@@ -239,89 +232,3 @@ def run_floor(images: int, rounds: int, out: str | Path, log: Log = lambda s: No
     result.machine["load_average_end"] = os.getloadavg()
     write_json(result.to_json(), out)
     return result
-
-
-# ---------------------------------------------------------------- the profile
-
-STAGES = ("batch", "forward", "backward", "optimizer", "metrics", "evaluate")  # train.stage labels
-
-# Operator families by aten name; self time, so nothing is counted twice. Copies and element-wise
-# ops serve several stages (the batch, SGD, the metrics): the stages tell those apart.
-OP_FAMILIES = {
-    "conv forward": ("mkldnn_convolution", "_convolution", "convolution", "conv2d"),
-    "conv backward": ("convolution_backward",),
-    "max pool forward": ("max_pool2d_with_indices", "max_pool2d"),
-    "max pool backward": ("max_pool2d_with_indices_backward",),
-    "ReLU forward and backward": ("relu_", "relu", "clamp_min_", "clamp_min", "threshold_backward"),
-    "fully connected forward and backward": ("addmm", "mm", "linear", "t", "transpose", "matmul"),
-    "loss forward and backward": ("cross_entropy_loss", "log_softmax", "_log_softmax", "nll_loss",
-                                  "_log_softmax_backward_data", "nll_loss_nd", "nll_loss_forward",
-                                  "nll_loss_backward"),
-    "copies and fills": ("copy_", "_to_copy", "to", "fill_", "zero_", "zeros", "clone", "contiguous"),
-    "element-wise (normalize, SGD, metrics)": ("mul_", "sub_", "add_", "mul", "sub", "add", "sum", "argmax",
-                                               "eq"),
-}
-_FAMILY_OF = {f"aten::{op}": family for family, ops in OP_FAMILIES.items() for op in ops}
-
-
-@dataclass
-class ProfileResult:
-    images: int
-    batch: int
-    wall_s: float  # the profiled epoch, profiler on
-    plain_wall_s: float  # the same epoch without the profiler
-    stages: dict[str, float]  # stage -> seconds (inclusive, as the main thread saw them)
-    families: dict[str, float]  # family -> self CPU seconds
-    top_ops: list[dict[str, Any]]  # name, calls, self seconds
-    machine: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"command": f"runner bench profile --images {self.images}", **asdict(self)}
-
-
-def run_profile(images: int, out: str | Path, top: int = 15, log: Log = lambda s: None) -> ProfileResult:
-    """Profile one epoch of the runner's `train_point` (LeNet-5, batch 128) on `images` images."""
-    from runner.spec import load_spec
-
-    device = resolve_device("auto")
-    config = BenchConfig(epochs=1, train_limit=images)
-    data = load_mnist("", images, 0)
-    with tempfile.TemporaryDirectory(prefix="runner-profile-") as tmp:
-        path = Path(tmp) / "profile.toml"
-        path.write_text(bench_spec("profile", config, [0], "none"))
-        point = load_spec(path).points()[0]
-    log(f"one epoch on {len(data.train):,} images without the profiler, then with it")
-    train_point(point, MNIST(data.train.head(4 * point.train.batch_size), data.test.head(2000), "warm-up",
-                             "", False), device)  # first calls allocate and pick kernels
-    start = time.perf_counter()
-    train_point(point, data, device)
-    plain = time.perf_counter() - start
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler library's own chatter: errors only
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
-        start = time.perf_counter()
-        train_point(point, data, device)
-        wall = time.perf_counter() - start
-    stages, families, ops = _summarize(prof.key_averages(), top)
-    result = ProfileResult(len(data.train), point.train.batch_size, wall, plain, stages, families, ops,
-                           machine_info(device, torch.get_num_threads()))
-    write_json(result.to_json(), out)
-    return result
-
-
-def _summarize(events: Any, top: int) -> tuple[dict[str, float], dict[str, float], list[dict[str, Any]]]:
-    """(stage seconds, family self seconds, the `top` operators by self time) of key_averages()."""
-    stages = {s: 0.0 for s in STAGES}
-    families: dict[str, float] = defaultdict(float)
-    ops = []
-    for e in events:
-        if e.key.startswith("runner."):
-            stages[e.key.removeprefix("runner.")] += e.cpu_time_total / 1e6
-        else:
-            families[_FAMILY_OF.get(e.key, "other")] += e.self_cpu_time_total / 1e6
-            ops.append({"name": e.key, "calls": e.count, "self_s": e.self_cpu_time_total / 1e6})
-    ops.sort(key=lambda o: -o["self_s"])
-    order = [*OP_FAMILIES, "other"]
-    return stages, {f: families[f] for f in order if f in families}, ops[:top]
