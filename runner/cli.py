@@ -11,6 +11,7 @@ import click
 
 from runner.errors import RunnerError
 from runner.store import DEFAULT_STORAGE
+from runner.text import text_table
 
 __all__ = ["cli", "main"]
 
@@ -124,20 +125,13 @@ def points_table(spec: Any) -> str:
             for i, p in enumerate(points, 1)]
     settings = len(spec.settings())
     footer = f"{len(points)} points: {settings} settings x {len(spec.study.seeds)} seeds"
-    return format_table(names, rows) + "\n" + footer
+    return text_table(names, rows) + "\n" + footer
 
 
 def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return str(v).lower()
     return str(v)
-
-
-def format_table(names: list[str], rows: list[list[str]]) -> str:
-    """A plain text table with aligned columns."""
-    widths = [max(len(n), *(len(r[i]) for r in rows)) if rows else len(n) for i, n in enumerate(names)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(names), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 @cli.command()
@@ -162,9 +156,9 @@ def models(spec_path: str, diagram: str | None) -> None:
     """
     from pathlib import Path
 
-    from runner.grid import check_models
-    from runner.models.counts import COLUMNS, parameter_tables
+    from runner.models.counts import COLUMNS
     from runner.spec import dataset_shape, load_spec
+    from runner.spec.tables import check_models, parameter_tables
 
     spec = load_spec(spec_path)
     if dataset_shape(spec.data) is None:  # the user's data: its shape is known once it is loaded
@@ -175,7 +169,7 @@ def models(spec_path: str, diagram: str | None) -> None:
     check_models(spec)
     tables = parameter_tables(spec)
     for t in tables:
-        click.echo(f"{t.title}\n{format_table(COLUMNS, t.cells())}\ntotal: {t.total:,} parameters\n")
+        click.echo(f"{t.title}\n{text_table(COLUMNS, t.cells())}\ntotal: {t.total:,} parameters\n")
     if diagram:
         from runner.models.diagram import diagram_file, diagram_png
 
@@ -467,7 +461,7 @@ def bench(ctx: click.Context, out: str, epochs: int, png_images: int, quick: boo
 
     config = BenchConfig.quick_check() if quick else BenchConfig(epochs=epochs, png_images=png_images)
     result = run_bench(config, out, log=lambda s: click.echo(s, err=True))
-    click.echo(format_table(*table_rows(result)))
+    click.echo(text_table(*table_rows(result)))
     click.echo("\n".join(result.notes))
     click.echo(f"wrote {out}")
 
@@ -502,7 +496,7 @@ def floor(out: str, images: int, rounds: int) -> None:
     result = run_floor(images, rounds, out, log=lambda s: click.echo(s, err=True))
     rows = [[r["part"], r["label"], f"{r['best_s']:.2f} s", f"{r['median_s']:.2f} s", f"{r['vs_runner']:.2f}x"]
             for r in result.rows()]
-    click.echo(format_table(["part", "variant", "best", "median", "best / runner"], rows))
+    click.echo(text_table(["part", "variant", "best", "median", "best / runner"], rows))
     click.echo(f"train: seconds per 60,000 images, timed on {result.images:,}; eval: per 10,000; "
                f"{result.rounds} rounds\nwrote {out}")
 
@@ -533,12 +527,12 @@ def profile(out: str, images: int, top: int) -> None:
     stages = sum(r.stages.values())
     click.echo(f"one epoch on {r.images:,} training + 10,000 test images, batch {r.batch}: {r.wall_s:.2f} s "
                f"profiled, {r.plain_wall_s:.2f} s without the profiler\n")
-    click.echo(format_table(["stage", "seconds", "share"],
+    click.echo(text_table(["stage", "seconds", "share"],
                             [[k, f"{v:.3f}", f"{v / stages:.1%}"] for k, v in r.stages.items()]))
     total = sum(r.families.values())
-    click.echo("\n" + format_table(["operator family (self time)", "seconds", "share"],
+    click.echo("\n" + text_table(["operator family (self time)", "seconds", "share"],
                                     [[k, f"{v:.3f}", f"{v / total:.1%}"] for k, v in r.families.items()]))
-    click.echo("\n" + format_table(["operator", "calls", "self seconds", "share"],
+    click.echo("\n" + text_table(["operator", "calls", "self seconds", "share"],
                                     [[o["name"], str(o["calls"]), f"{o['self_s']:.3f}", f"{o['self_s'] / total:.1%}"]
                                      for o in r.top_ops]))
     click.echo(f"wrote {out}")

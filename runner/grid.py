@@ -20,15 +20,15 @@ from optuna.trial import FrozenTrial, TrialState
 from runner.checkpoint import Checkpoints
 from runner.data import Data, load_data
 from runner.errors import RunnerError, StorageError
-from runner.models.counts import ParamTable, model_config, param_table
 from runner.models.layers import ACTIVATIONS, POOLS
-from runner.models.user import check_user_model
-from runner.spec import AUGMENTS, OPTIMIZERS, SCHEDULES, Point, Spec, is_layer_axis
+from runner.optim import OPTIMIZERS, SCHEDULES
+from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
+from runner.spec.tables import check_models, point_table
 from runner.store import Store, checkpoint_dir, worker_name
 from runner.train import (EpochMetrics, TrainingError, peak_memory_mb, reset_peak_memory, resolve_device,
                           set_threads, train_point)
 
-__all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt", "check_models", "point_table"]
+__all__ = ["GridResult", "run_grid", "distributions", "provenance", "interrupt"]
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
@@ -38,7 +38,7 @@ HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
 FIXED_CHOICES: dict[str, tuple[Any, ...]] = {
-    "batch_norm": (False, True), "augment": AUGMENTS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+    "batch_norm": (False, True), "augment": AUGMENTS, "optimizer": tuple(OPTIMIZERS), "schedule": tuple(SCHEDULES),
 }
 # The same for a layer field ("MODEL.LAYER.FIELD"), by field.
 FIELD_CHOICES: dict[str, tuple[Any, ...]] = {"act": tuple(ACTIVATIONS), "pool": tuple(POOLS), "bn": (False, True)}
@@ -107,29 +107,6 @@ def provenance(device: str, threads: int) -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                      "optuna": optuna.__version__, "sqlalchemy": sqlalchemy.__version__},
     }
-
-
-def point_table(point: Point) -> ParamTable:
-    """The layer table of the point's model (which imports a user's module)."""
-    return param_table(point.label(), point.model.name, model_config(point))
-
-
-def check_models(spec: Spec) -> None:
-    """Build every distinct model of the spec's points and run it on two images, before any trial.
-
-    A user's module is imported here, its args checked against its signature and its output
-    checked to be (2, classes) logits: each problem is one line naming the spec and the model.
-    """
-    seen = set()
-    for point in spec.points():
-        cfg = model_config(point)
-        if cfg in seen:
-            continue
-        seen.add(cfg)
-        if cfg.target:
-            check_user_model(cfg, f"{spec.path}: [models.{point.model.name}]")
-        else:
-            param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
 
 
 def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[str]:

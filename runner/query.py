@@ -16,7 +16,6 @@ import json
 import math
 import operator
 import re
-import shutil
 import statistics
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 from runner.errors import RunnerError
 from runner.store import Store
+from runner.text import text_table
 
 __all__ = ["QueryError", "Clause", "parse_filter", "trial_records", "select", "group", "render",
            "study_rows", "trial_detail", "METRICS", "FORMATS"]
@@ -251,24 +251,7 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: str, grouped: bo
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         return "\n".join(lines)
-    return _fit_terminal(columns, cells)
-
-
-def _fit_terminal(columns: list[str], cells: list[list[str]]) -> str:
-    """A text table; on a terminal, columns that do not fit its width are left out, and said so."""
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10**6
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    keep, used = 0, 0
-    while keep < len(columns) and used + widths[keep] + (2 if keep else 0) <= width:
-        used += widths[keep] + (2 if keep else 0)
-        keep += 1
-    keep = max(keep, 1)
-    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row[:keep], widths)).rstrip()  # noqa: E731
-    out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
-    if keep < len(columns):
-        out.append(f"({len(columns) - keep} columns do not fit: {', '.join(columns[keep:])}; "
-                   "choose with --columns or use --format csv)")
-    return "\n".join(out)
+    return text_table(columns, cells, fit=sys.stdout.isatty())
 
 
 def study_rows(store: Store) -> list[dict[str, Any]]:

@@ -19,12 +19,12 @@ from torch import nn
 from runner.data import Data, Split
 from runner.errors import RunnerError
 from runner.models import build_model
-from runner.models.counts import model_config
 from runner.models.layers import InputTransform
+from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import Point, TrainConfig
 
 __all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment",
-           "train_point", "evaluate", "stage", "OPTIMIZERS", "reset_peak_memory", "peak_memory_mb",
+           "train_point", "evaluate", "stage", "reset_peak_memory", "peak_memory_mb",
            "Batches", "train_one_epoch"]
 
 
@@ -44,18 +44,6 @@ class EpochMetrics:
     val_loss: float | None = None  # on the validation split held out of the training images, if any
     val_acc: float | None = None
 
-
-OPTIMIZERS = {
-    "sgd": lambda params, t, wd: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=wd),
-    "adam": lambda params, t, wd: torch.optim.Adam(params, lr=t.lr, betas=(t.momentum, 0.999), weight_decay=wd),
-    "adamw": lambda params, t, wd: torch.optim.AdamW(params, lr=t.lr, betas=(t.momentum, 0.999), weight_decay=wd),
-}
-
-SCHEDULES = {  # stepped once per batch
-    "constant": lambda opt, t, steps: None,
-    "cosine": lambda opt, t, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
-    "onecycle": lambda opt, t, steps: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=steps),
-}
 
 # Batch 128-1,000 evaluates slightly faster than 2,000 on 2 CPU cores (about 1% of an epoch,
 # README "Speed"); 2,000 is kept so that new trials are evaluated as the stored ones were.
@@ -185,7 +173,7 @@ def train_point(point: Point, data: Data, device: torch.device,
     t: TrainConfig = point.train
     torch.manual_seed(point.seed)  # weights and dropout
     g = torch.Generator(device=device).manual_seed(point.seed)  # shuffling and augmentation
-    cfg = model_config(point)
+    cfg = point.model_config()
     # channels_last: 5.6 s vs 7.3 s per LeNet-5 epoch on 2 CPU cores (batch 128). Not for a user's
     # module: its own code may .view() a tensor that channels_last has made non-contiguous.
     channels_last = cfg.has_conv and not cfg.target
@@ -213,7 +201,7 @@ def train_point(point: Point, data: Data, device: torch.device,
     for epoch in range(len(history) + 1, t.epochs + 1):
         start, lr = time.perf_counter(), opt.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
-                                                 augment, smoothing)
+                                                augment, smoothing)
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
         val_loss, val_acc = evaluate(model, val) if val is not None else (None, None)

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from runner.models import build_model
-from runner.models.counts import model_config, param_table, parameter_tables
+from runner.models.counts import param_table
+from runner.spec.tables import parameter_tables
 from runner.models.layers import InputTransform, Layer, build_layers
 from runner.models.presets import preset_config
 from runner.spec import load_spec
@@ -28,7 +29,7 @@ def test_lenet5_has_61706_parameters():
 def test_shipped_mlp_is_within_one_percent_of_lenet5():
     spec = load_spec("specs/regularization.toml")
     for point in spec.points():
-        assert abs(n_params(build_model(model_config(point))) - 61_706) / 61_706 < 0.01, point.label()
+        assert abs(n_params(build_model(point.model_config())) - 61_706) / 61_706 < 0.01, point.label()
 
 
 def test_the_course_designs_have_the_counts_their_submissions_state():
@@ -98,9 +99,9 @@ def test_a_declared_lenet5_is_the_preset_same_weights_for_the_same_seed(write_sp
         model = ["declared", "preset"]
         """))
     torch.manual_seed(0)
-    declared = build_model(model_config(spec.point({"model": "declared"}, 0)))
+    declared = build_model(spec.point({"model": "declared"}, 0).model_config())
     torch.manual_seed(0)
-    preset = build_model(model_config(spec.point({"model": "preset"}, 0)))
+    preset = build_model(spec.point({"model": "preset"}, 0).model_config())
     a, b = list(declared.state_dict().values()), list(preset.state_dict().values())
     assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
     x = torch.randn(4, 1, 28, 28)

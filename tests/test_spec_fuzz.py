@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from runner.errors import SpecError
 from runner.models.layers import INPUT_KEYS, LAYER_KEYS
-from runner.models.user import TARGET
+from runner.usercode import TARGET
 from runner.spec import AXES, DATA_KEYS, MODEL_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS, Spec, load_spec, parse_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

@@ -16,6 +16,7 @@ import torch
 
 from runner.data.base import Raw, Split, split_checksum
 from runner.errors import DataError, RunnerError
+from runner.usercode import load_target, locate
 
 __all__ = ["load_user"]
 
@@ -31,8 +32,6 @@ def load_user(target: str, args: dict[str, Any], folder: str, sha256: str = "") 
 
 
 def _call(target: str, args: dict[str, Any], folder: str) -> Raw:
-    from runner.models.user import load_target, locate
-
     where = f"[data].target {target}"
     try:
         function = load_target(target, folder)

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from runner.models.layers import InputTransform, Layer, build_layers
+from runner.models import user
 
 __all__ = ["ModelConfig", "build_model"]
 
@@ -40,7 +41,5 @@ class ModelConfig:
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The nn.Module of `cfg`: a LayerNet for declared layers, else the user's module."""
     if cfg.target:
-        from runner.models.user import build_user_model
-
-        return build_user_model(cfg)
+        return user.build_user_model(cfg)
     return build_layers(cfg.layers, cfg.model_shape, cfg.act, cfg.batch_norm, cfg.dropout)

@@ -1,23 +1,21 @@
 """Layer tables: each layer's output shape, the formula of its parameter count, and the count.
 
-One table per model and per variant with another count (batch norm, a varied layer field). The
-shapes come from a forward pass with hooks, so a user's module is described the same way as a
-declared one; the table is stored with every trial, so reading results never builds a model.
+The shapes come from a forward pass with hooks, so a user's module is described the same way as a
+declared one; the table is stored with every trial, so reading results never builds a model. A
+spec's tables (one per model and per variant with another count) are runner.spec.tables'.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from runner.models.build import ModelConfig, build_model
+from runner.text import format_shape
 
-if TYPE_CHECKING:
-    from runner.spec import Point, Spec
-
-__all__ = ["LayerRow", "ParamTable", "COLUMNS", "model_config", "layer_rows", "parameter_tables", "param_table"]
+__all__ = ["LayerRow", "ParamTable", "COLUMNS", "layer_rows", "param_table"]
 
 COLUMNS = ["layer", "type", "output shape", "formula", "parameters"]
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -34,7 +32,7 @@ class LayerRow:
 
     def cells(self) -> list[str]:
         """The row as table cells."""
-        return [self.name, self.kind, _shape(self.shape), self.formula or "–", f"{self.count:,}"]
+        return [self.name, self.kind, format_shape(self.shape), self.formula or "–", f"{self.count:,}"]
 
     def to_json(self) -> list[Any]:
         """A plain list, as stored with each trial."""
@@ -58,20 +56,6 @@ class ParamTable:
     def cells(self) -> list[list[str]]:
         """Every row as table cells."""
         return [r.cells() for r in self.rows]
-
-
-def _shape(s: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, s)) + (",)" if len(s) == 1 else ")")
-
-
-def model_config(point: Point) -> ModelConfig:
-    """What the point trains: its model's layers (or module) with the point's regularizers."""
-    from runner.spec import dataset_shape
-
-    m = point.model
-    in_shape, classes = dataset_shape(point.data)
-    return ModelConfig(m.layers, m.act, m.input, in_shape, classes, point.reg("dropout"), point.reg("batch_norm"),
-                       m.target, m.args, m.search_dir)
 
 
 def _describe(m: nn.Module) -> tuple[str, str]:
@@ -151,39 +135,3 @@ def param_table(title: str, model_name: str, cfg: ModelConfig, model: nn.Module 
     if counted != total:  # parameters outside any submodule's own: say so rather than hide them
         rows.append(LayerRow("(other)", "parameters of the model itself", (), str(total - counted), total - counted))
     return ParamTable(title, model_name, tuple(rows), total)
-
-
-def _title(point: Point, cfg: ModelConfig) -> str:
-    m = point.model
-    kind = m.arch if m.arch in ("lenet5", "mlp") else ("module " + m.target if m.target else "declared")
-    extras = [f"{a}={v}" for a, v in point.axes if "." in a]
-    extras += ["batch_norm"] if cfg.batch_norm else []
-    return f"{m.name} ({', '.join([kind, *extras])})"
-
-
-def parameter_tables(spec: Spec, stored: dict[tuple[str, bool], list[LayerRow]] | None = None) -> list[ParamTable]:
-    """Every model of the spec, and each variant of it with another count, in spec order.
-
-    Args:
-        stored: (model name, batch_norm) -> its layer table as stored with its trials. Used for a user's
-            module, so that reading results never imports its code; a user's module without a
-            stored table is left out.
-    """
-    variants: dict[tuple, tuple[Point, ModelConfig]] = {}
-    points = [spec.point({"model": name}, 0) for name in spec.models] + spec.points()
-    for point in points:
-        cfg = model_config(point)
-        key = (point.model.name, cfg.layers, cfg.batch_norm, cfg.args)  # dropout changes no count
-        variants.setdefault(key, (point, cfg))
-    out = []
-    for point, cfg in variants.values():
-        title = _title(point, cfg)
-        if cfg.target:
-            if stored is None:
-                out.append(param_table(title, point.model.name, cfg))
-            elif (point.model.name, cfg.batch_norm) in stored:
-                rows = tuple(stored[point.model.name, cfg.batch_norm])
-                out.append(ParamTable(title, point.model.name, rows, sum(r.count for r in rows)))
-            continue
-        out.append(param_table(title, point.model.name, cfg))
-    return out

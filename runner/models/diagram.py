@@ -6,6 +6,8 @@ the table stored with its trials, without importing it. Byte-identical for the s
 from __future__ import annotations
 
 from runner.models.counts import LayerRow, ParamTable
+from runner.plotting import png, style
+from runner.text import format_shape
 
 __all__ = ["diagram_png", "diagram_file"]
 
@@ -15,24 +17,20 @@ INPUT_COLOR = "#ffffff"
 OTHER_COLOR = "#ead1dc"
 
 
-def _shape(s: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, s)) + (",)" if len(s) == 1 else ")")
-
-
 def _boxes(table: ParamTable, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, str]]:
     """(title line, detail line, colour) per box, top to bottom."""
     rows: list[LayerRow] = list(table.rows)
     boxes = []
     if input_shape is not None and not (rows and rows[0].name == "input"):
-        boxes.append(("input", _shape(input_shape), INPUT_COLOR))
+        boxes.append(("input", format_shape(input_shape), INPUT_COLOR))
     for r in rows:
         if r.name == "input":
-            boxes.append((f"input{': ' + r.kind if r.kind else ''}", _shape(r.shape), INPUT_COLOR))
+            boxes.append((f"input{': ' + r.kind if r.kind else ''}", format_shape(r.shape), INPUT_COLOR))
             continue
         color = COLORS.get(r.kind.split(" ")[0], OTHER_COLOR)
         params = f"{r.count:,} parameters = {r.formula}" if r.count and r.formula else \
             f"{r.count:,} parameters" if r.count else "no parameters"
-        boxes.append((f"{r.name}: {r.kind}", f"out {_shape(r.shape)}   {params}", color))
+        boxes.append((f"{r.name}: {r.kind}", f"out {format_shape(r.shape)}   {params}", color))
     return boxes
 
 
@@ -45,8 +43,6 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
-
-    from runner.plotting import png, style
 
     boxes = _boxes(table, input_shape)
     step = 1.0  # vertical distance between box centres, in data units

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from runner.keys import Key
+from runner.text import format_shape
 
 __all__ = ["ACTIVATIONS", "POOLS", "KINDS", "LAYER_KEYS", "INPUT_KEYS", "AXIS_FIELDS", "Layer", "InputTransform",
            "LayerError", "infer_shapes", "LayerNet", "build_layers", "default_name"]
@@ -152,10 +153,6 @@ def default_name(kind: str, index: int) -> str:
     return f"{kind}{index + 1}"
 
 
-def _shape(s: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, s)) + ")"
-
-
 def infer_shapes(layers: tuple[Layer, ...], in_shape: tuple[int, int, int], classes: int) -> list[tuple[int, ...]]:
     """The output shape of every layer, or a LayerError naming the layer that does not fit."""
     if not layers:
@@ -185,19 +182,19 @@ def _next_shape(i: int, layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]
             n *= d
         return (layer.size,)
     if len(shape) != 3:
-        raise LayerError(i, f"a {layer.kind} after an fc layer: its input {_shape(shape)} is already flat")
+        raise LayerError(i, f"a {layer.kind} after an fc layer: its input {format_shape(shape)} is already flat")
     c, h, w = shape
     k = layer.get("k")
     if layer.kind == "conv":
         pad, stride = layer.get("pad"), layer.get("stride")
         if k > h + 2 * pad or k > w + 2 * pad:
             padded = f" (padded to {h + 2 * pad}x{w + 2 * pad})" if pad else ""
-            raise LayerError(i, f"a {k}x{k} kernel does not fit its input {_shape(shape)}{padded}")
+            raise LayerError(i, f"a {k}x{k} kernel does not fit its input {format_shape(shape)}{padded}")
         return layer.size, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     if h == 1 and w == 1:
-        raise LayerError(i, f"a pool on a 1x1 map: its input is {_shape(shape)}")
+        raise LayerError(i, f"a pool on a 1x1 map: its input is {format_shape(shape)}")
     if k > h or k > w:
-        raise LayerError(i, f"a {k}x{k} pool does not fit its input {_shape(shape)}")
+        raise LayerError(i, f"a {k}x{k} pool does not fit its input {format_shape(shape)}")
     stride = layer.get("stride") or k
     return c, (h - k) // stride + 1, (w - k) // stride + 1
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.models.build import ModelConfig
 from runner.models.layers import Layer
 
 __all__ = ["PRESETS", "preset_layers", "preset_config", "MLP_HIDDEN"]
@@ -48,8 +49,6 @@ def preset_layers(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int 
     return PRESETS[arch](classes, hidden)
 
 
-def preset_config(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10, **regularizers: Any) -> Any:
+def preset_config(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10, **regularizers: Any) -> ModelConfig:
     """The ModelConfig of a named architecture for MNIST-shaped data: preset_config("lenet5", batch_norm=True)."""
-    from runner.models.build import ModelConfig
-
     return ModelConfig(preset_layers(arch, hidden, classes), classes=classes, **regularizers)

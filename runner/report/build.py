@@ -340,7 +340,8 @@ def build_report(spec: Spec, url: str | None) -> Report:
     lenet = _model_of_arch(spec, configs, "lenet5")
     known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
     varying = tuple(a for a in axes.names if len({_fmt(c.params.get(a)) for c in configs}) > 1)
-    from runner.models.counts import LayerRow, parameter_tables
+    from runner.models.counts import LayerRow
+    from runner.spec.tables import parameter_tables
 
     stored = {}  # a user's module: its table as stored with a trial, so its code is never imported
     for t in complete:

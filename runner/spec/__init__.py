@@ -1,0 +1,22 @@
+"""A TOML experiment spec: read, checked and expanded into points, one trial each.
+
+- `grammar`: every section's keys, types, defaults and bounds (the registries).
+- `check`: validation against those keys, with one-line errors naming the file and the key.
+- `config`: the frozen dataclasses (`Spec`, `Point`, ...), grid expansion, config hashes.
+- `axes`: what a [grid], [[runs]] or [search.space] entry may vary.
+- `parse`: `load_spec` / `parse_spec`, section by section; `search`: the [search] section.
+- `tables`: the layer tables of a spec's models, and the forward check of each before any trial.
+"""
+from __future__ import annotations
+
+from runner.spec.config import (DataSpec, Dimension, ModelSpec, Point, SearchSpec, Spec, StudySpec, TrainConfig,
+                                dataset_shape, is_layer_axis)
+from runner.spec.grammar import (ARCHS, AUGMENTS, AXES, DATA_KEYS, DATASETS, EXECUTION_KEYS, METRICS, MODEL_KEYS,
+                                 REGULARIZERS, SEARCH_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.parse import load_spec, parse_spec
+
+__all__ = [
+    "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "MODEL_KEYS", "SEARCH_KEYS", "EXECUTION_KEYS", "SECTIONS",
+    "AXES", "ARCHS", "AUGMENTS", "METRICS", "DATASETS", "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point",
+    "Dimension", "SearchSpec", "Spec", "load_spec", "parse_spec", "dataset_shape", "is_layer_axis",
+]

@@ -1,0 +1,333 @@
+"""A spec as frozen dataclasses, and its expansion into points: one trial each, resolved and hashed."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from runner.models.build import ModelConfig
+from runner.models.layers import InputTransform, Layer, LayerError, default_name, infer_shapes
+from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
+from runner.spec.check import Checker, show_value
+from runner.spec.grammar import DATASETS, EXECUTION_KEYS, METRICS, REGULARIZERS, TRAIN_KEYS
+
+__all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
+           "dataset_shape", "is_layer_axis", "layer_index", "layer_name", "check_shapes", "check_points"]
+
+
+def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int] | None:
+    """((C, H, W), classes) of the spec's data; None for user data not loaded yet (see Spec.bind)."""
+    if data.bound is not None:
+        return data.bound
+    if data.target:
+        return None
+    shape, classes, _, _ = DATASETS[data.dataset]
+    return shape, classes
+
+
+def is_layer_axis(axis: str) -> bool:
+    """Whether an axis names a layer field, "MODEL.LAYER.FIELD"."""
+    return axis.count(".") == 2
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    description: str  # shown at the top of the report
+    seeds: tuple[int, ...]  # every point runs once per seed
+    metric: str  # test_acc | test_loss: what reports rank by (final epoch)
+
+    @property
+    def direction(self) -> str:
+        """Optuna's direction for `metric`."""
+        return METRICS[self.metric]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str = "mnist"  # a name of the MNIST family; "user" when target is set
+    root: str = ""  # "" = the copy on this machine; else a folder (see DATA_KEYS)
+    train_limit: int = 0  # 0 = all; N = the first N images
+    test_limit: int = 0  # 0 = all
+    mean: float | str = 0.1307  # normalization, applied per batch; "auto": computed from the training images
+    std: float | str = 0.3081
+    val_fraction: float = 0.0  # held out of the training images, stratified; 0 = no validation split
+    val_seed: int = 0
+    target: str = ""  # "module:function" of the user's data
+    args: tuple[tuple[str, Any], ...] = ()
+    folder: str = ""  # the spec's folder, searched first for target's module
+    source_sha256: str = ""  # of target's module: changed code, new data
+    bound: tuple[tuple[int, int, int], int] | None = None  # ((C, H, W), classes) once the data is loaded
+
+    def resolved(self) -> dict[str, Any]:
+        """The data part of a point's config: what was always stored, and any new setting that is not off."""
+        out: dict[str, Any] = {"dataset": self.dataset, "train_limit": self.train_limit,
+                               "test_limit": self.test_limit, "mean": self.mean, "std": self.std}
+        if self.val_fraction:
+            out.update(val_fraction=self.val_fraction, val_seed=self.val_seed)
+        if self.target:
+            out.update(target=self.target, args=dict(self.args), source_sha256=self.source_sha256)
+        return out
+
+    def load_args(self) -> dict[str, Any]:
+        """The keyword arguments of runner.data.load_data for this spec."""
+        return {"dataset": self.dataset, "root": self.root, "train_limit": self.train_limit,
+                "test_limit": self.test_limit, "val_fraction": self.val_fraction, "val_seed": self.val_seed,
+                "mean": self.mean, "std": self.std, "target": self.target, "args": dict(self.args),
+                "folder": self.folder, "sha256": self.source_sha256}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.01  # peak learning rate
+    momentum: float = 0.9  # SGD momentum; beta1 for adam/adamw
+    schedule: str = "constant"  # constant | cosine | onecycle, stepped per batch
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch intra-op threads; 0 = all cores
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    arch: str  # lenet5 | mlp (presets) | layers (declared in the spec) | target (a user's module)
+    hidden: tuple[int, ...] = MLP_HIDDEN  # mlp hidden widths
+    defaults: tuple[tuple[str, Any], ...] = ()  # this model's regularizer defaults
+    layers: tuple[Layer, ...] = ()  # the layer list (a preset's too); empty for a user's module
+    act: str = "relu"  # default activation of conv and hidden fc layers
+    input: InputTransform = InputTransform()
+    target: str = ""  # "module:attribute" of a user's nn.Module
+    args: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
+    search_dir: str = ""  # the spec's folder, searched first for target's module
+    source: str = ""  # target's source file, as found when the spec was read
+    source_sha256: str = ""  # its SHA-256: a changed file is a new configuration
+
+    @property
+    def is_preset_as_named(self) -> bool:
+        """A preset with its layers, activation and input as named (stored as before layer lists)."""
+        return (self.arch in PRESETS and self.act == "relu" and not self.input.to_dict()
+                and self.layers == preset_layers(self.arch, self.hidden, self.layers[-1].size))
+
+    def resolved(self) -> dict[str, Any]:
+        """The model part of a point's resolved config."""
+        if self.target:
+            return {"name": self.name, "target": self.target, "args": dict(self.args),
+                    "source_sha256": self.source_sha256}
+        out: dict[str, Any] = {"name": self.name, "arch": self.arch}
+        if self.is_preset_as_named:  # exactly as stored before layer lists: old trials keep their hash
+            if self.arch == "mlp":
+                out["hidden"] = list(self.hidden)
+            return out
+        out["act"] = self.act
+        if self.input.to_dict():
+            out["input"] = self.input.to_dict()
+        out["layers"] = [layer.to_dict() for layer in self.layers]
+        return out
+
+
+@dataclass(frozen=True)
+class Point:
+    """One trial to run: a model, every axis resolved, and a seed."""
+
+    model: ModelSpec  # with the point's layer-field axes applied
+    axes: tuple[tuple[str, Any], ...]  # every regularizer, every train key and layer field varied in the spec
+    regularizers: tuple[tuple[str, Any], ...]  # all of REGULARIZERS, resolved
+    train: TrainConfig
+    data: DataSpec
+    seed: int
+
+    def reg(self, name: str) -> Any:
+        """The resolved value of one regularizer."""
+        return dict(self.regularizers)[name]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Optuna trial params: model, every axis, seed."""
+        return {"model": self.model.name, **dict(self.axes), "seed": self.seed}
+
+    def resolved(self) -> dict[str, Any]:
+        """The whole config that determines the result, as plain JSON-able values."""
+        train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
+        return {"model": self.model.resolved(), "regularizers": dict(self.regularizers), "train": train,
+                "data": self.data.resolved(), "seed": self.seed}
+
+    @property
+    def config_hash(self) -> str:
+        """A stable identity of the point: same config and seed, same hash."""
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def model_config(self) -> ModelConfig:
+        """What the point trains: its model's layers (or module) with the point's regularizers."""
+        m = self.model
+        in_shape, classes = dataset_shape(self.data)
+        return ModelConfig(m.layers, m.act, m.input, in_shape, classes, self.reg("dropout"), self.reg("batch_norm"),
+                           m.target, m.args, m.search_dir)
+
+    def label(self) -> str:
+        """A short human label: model and the axes that are not off, without the seed."""
+        parts = [self.model.name]
+        parts += [f"{k}={_fmt(v)}" for k, v in self.axes]
+        return " ".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched axis: a number range (inclusive bounds) or a list of choices."""
+
+    axis: str
+    kind: str  # float | int | categorical
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    metric: str  # val_acc | val_loss
+    trials: int  # finished trials, all workers together
+    timeout_s: float | None
+    sampler: str  # tpe | random
+    pruner: str  # median | hyperband | none
+    top: int  # configurations confirmed on test
+    seed: int
+    max_params: int  # 0 = no cap
+    space: tuple[Dimension, ...]
+
+    @property
+    def direction(self) -> str:
+        """Optuna's direction for `metric`."""
+        return METRICS[self.metric]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    study: StudySpec
+    data: DataSpec
+    train: TrainConfig
+    models: dict[str, ModelSpec]
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]  # axis -> values, in file order
+    runs: tuple[tuple[tuple[str, Any], ...], ...]  # single points beside the grid
+    axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
+    search: SearchSpec | None = None  # [search]: what `runner tune` searches
+
+    def settings(self) -> list[dict[str, Any]]:
+        """Every grid point and run, without seeds, in order, duplicates removed.
+
+        A layer-field axis applies to its own model only: for another model's points it is dropped.
+        """
+        out: list[dict[str, Any]] = []
+        if self.grid:
+            names = [k for k, _ in self.grid]
+            for values in itertools.product(*(v for _, v in self.grid)):
+                out.append(dict(zip(names, values)))
+        out += [dict(r) for r in self.runs]
+        seen, unique = set(), []
+        first = next(iter(self.models))
+        for s in out:
+            model = s.get("model", first)
+            s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == model}
+            key = json.dumps(s, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                unique.append(s)
+        return unique
+
+    def points(self) -> list[Point]:
+        """Every (setting, seed), seed-major so that a partial run covers every setting once."""
+        settings = self.settings()
+        return [self.point(s, seed) for seed in self.study.seeds for s in settings]
+
+    def point(self, setting: dict[str, Any], seed: int) -> Point:
+        """Resolve one setting: setting > model defaults > registry defaults."""
+        name = setting.get("model") or next(iter(self.models))
+        model = self.models[name]
+        regs = {k: key.default for k, key in REGULARIZERS.items()}
+        regs.update(dict(model.defaults))
+        regs.update({k: v for k, v in setting.items() if k in REGULARIZERS})
+        train = TrainConfig(**{**asdict(self.train), **{k: v for k, v in setting.items() if k in TRAIN_KEYS}})
+        layers = list(model.layers)
+        axes = []
+        for a in self.axis_names:
+            if a in REGULARIZERS:
+                axes.append((a, regs[a]))
+            elif a in TRAIN_KEYS:
+                axes.append((a, getattr(train, a)))
+            elif a.split(".")[0] == name:  # a layer field of this point's model
+                _, name_of_layer, key = a.split(".")
+                i = layer_index(model, name_of_layer)
+                value = setting.get(a, layers[i].get(key))
+                layers[i] = layers[i].with_field(key, value)
+                axes.append((a, value))
+        if layers != list(model.layers):
+            model = replace(model, layers=tuple(layers))
+        return Point(model, tuple(axes), tuple(regs.items()), train, self.data, seed)
+
+    @property
+    def folder(self) -> str:
+        """The spec's folder (searched first for a user's modules)."""
+        return str(Path(self.path).resolve().parent)
+
+    def bind(self, shape: tuple[int, int, int], classes: int) -> Spec:
+        """The spec for data of this shape and class count: presets end in `classes` outputs, and
+        every model's layers are checked against the shape (a SpecError, as when the spec is read)."""
+        data = replace(self.data, bound=(tuple(shape), classes))
+        models = {n: replace(m, layers=preset_layers(m.arch, m.hidden, classes)) if m.arch in PRESETS else m
+                  for n, m in self.models.items()}
+        spec = replace(self, data=data, models=models)
+        check_points(Checker(self.path), spec)
+        return spec
+
+
+def layer_index(model: ModelSpec, name: str) -> int:
+    """The position of the model's layer called `name`."""
+    return next(i for i, layer in enumerate(model.layers) if layer_name(layer, i) == name)
+
+
+def layer_name(layer: Layer, i: int) -> str:
+    """A layer's name: its own, or its kind and position (conv1)."""
+    return layer.name or default_name(layer.kind, i)
+
+
+def check_shapes(c: Checker, where: str, model: ModelSpec, shape: tuple, classes: int, context: str = "") -> None:
+    """The model's layers fit images of `shape` and end in `classes` outputs; else a SpecError naming the layer."""
+    in_shape = model.input.shape(shape)
+    try:
+        infer_shapes(model.layers, in_shape, classes)
+    except LayerError as e:
+        if e.index < 0:
+            raise c.fail(f"{where}.layers", f"{e}{context}") from None
+        layer = model.layers[e.index]
+        raise c.fail(f"{where}.layers[{e.index}] ({layer_name(layer, e.index)})", f"{e}{context}") from None
+
+
+def check_points(c: Checker, spec: Spec) -> None:
+    """Every point's layers fit the data, with its layer-field axes applied."""
+    known = dataset_shape(spec.data)
+    if known is None:  # user data: Spec.bind checks once it is loaded
+        return
+    shape, classes = known
+    if spec.data.bound is not None:  # every model's own layers too: the data's shape is new to them
+        for name, model in spec.models.items():
+            if model.layers:
+                check_shapes(c, f"[models.{name}]", model, shape, classes, f" (the data's images are {shape})")
+    for setting in spec.settings():
+        point = spec.point(setting, spec.study.seeds[0])
+        changed = [f"{a} = {show_value(v)}" for a, v in point.axes if is_layer_axis(a)]
+        if changed:
+            check_shapes(c, f"[models.{point.model.name}]", point.model, shape, classes,
+                          f" (with {', '.join(changed)})")

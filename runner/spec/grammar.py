@@ -1,0 +1,103 @@
+"""The grammar of a spec: every section's keys, their types, defaults and allowed ranges.
+
+These registries are the one place each key is defined: the validator, the trainer, the report,
+the JSON Schema (`runner schema`) and the README's key tables all read them.
+"""
+from __future__ import annotations
+
+from runner.data.idx import FAMILY
+from runner.keys import Key
+from runner.models.layers import ACTIVATIONS
+from runner.models.presets import MLP_HIDDEN
+from runner.optim import OPTIMIZERS, SCHEDULES
+
+__all__ = ["ARCHS", "METRICS", "AUGMENTS", "REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS", "DATASETS", "DATA_KEYS",
+           "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "SECTIONS", "AXES"]
+
+
+ARCHS = ("lenet5", "mlp")
+METRICS = {"test_acc": "maximize", "test_loss": "minimize", "val_acc": "maximize", "val_loss": "minimize"}
+AUGMENTS = ("none", "affine")
+
+# Regularizers: a [grid] list, a [[runs]] value, or a [models.X] default. Defaults are "off".
+REGULARIZERS: dict[str, Key] = {
+    "dropout": Key(float, 0.0, "dropout on the output of each hidden fc layer", ge=0, lt=1),
+    "batch_norm": Key(bool, False, "batch norm after each conv and hidden fc layer, before the activation"),
+    "weight_decay": Key(float, 0.0, "L2 penalty, the optimizer's weight decay", ge=0),
+    "augment": Key(str, "none", "affine: rotation up to 10 degrees, shift up to 2 px, scale 0.9-1.1, an "
+                   "independent draw per image, training batches only", choices=AUGMENTS),
+    "label_smoothing": Key(float, 0.0, "cross-entropy label smoothing", ge=0, lt=1),
+}
+
+TRAIN_KEYS: dict[str, Key] = {
+    "epochs": Key(int, 15, "epochs of training", ge=1),
+    "batch_size": Key(int, 128, "training batch size", ge=1),
+    "optimizer": Key(str, "sgd", "momentum is beta1 for adam and adamw", choices=tuple(OPTIMIZERS)),
+    "lr": Key(float, 0.01, "peak learning rate", gt=0),
+    "momentum": Key(float, 0.9, "SGD momentum; beta1 for adam/adamw", ge=0, lt=1),
+    "schedule": Key(str, "constant", "learning-rate schedule, stepped per batch", choices=tuple(SCHEDULES)),
+    "device": Key(str, "auto", "auto: cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
+    "threads": Key(int, 0, "torch threads per process", ge=0, note="(0 = decide from the cores)"),
+}
+# Execution settings: they choose where a trial runs, not what it computes, so they are not axes
+# of the config hash.
+EXECUTION_KEYS = ("device", "threads")
+
+# The named datasets: (C, H, W) of an image, number of classes, default normalization (None: "auto").
+DATASETS = {name: ((1, 28, 28), f.classes, f.mean, f.std) for name, f in FAMILY.items()}
+
+DATA_KEYS: dict[str, Key] = {
+    "dataset": Key(str, "mnist", "which dataset; a spec with target reads the user's own instead",
+                   choices=tuple(DATASETS)),
+    "root": Key(str, "", "mnist: a folder of the course's train.tar/test.tar, their PNG folders or the IDX files; "
+                         "the others: a folder of their IDX files, flat or as torchvision keeps them "
+                         "(<root>/<ClassName>/raw/); \"\" = the packaged MNIST, Debian's Fashion-MNIST",
+                text='a folder path, or "" for the copy on this machine'),
+    "target": Key(str, None, "the user's data: a function returning (train_images, train_labels, test_images, "
+                             "test_labels); the spec's folder is searched first", text='"module:function"'),
+    "args": Key(dict, None, "keyword arguments of target"),
+    "train_limit": Key(int, 0, "the first N training images", ge=0, note="(0 = all)"),
+    "test_limit": Key(int, 0, "the first N test images", ge=0, note="(0 = all)"),
+    "val_fraction": Key(float, 0.0, "a stratified validation split held out of the training images "
+                                    "(0 = none)", ge=0, lt=1),
+    "val_seed": Key(int, 0, "the seed that draws the validation split", ge=0),
+    "mean": Key(float, None, "normalization (x - mean) / std, pixels in [0, 1]; auto: computed from the "
+                             "training images used (default: the dataset's own, auto for user data)", auto=True),
+    "std": Key(float, None, "normalization std", gt=0, auto=True),
+}
+
+STUDY_KEYS: dict[str, Key] = {
+    "name": Key(str, None, "the Optuna study's name, unique within a storage", nonempty=True, text="a non-empty name"),
+    "description": Key(str, "", "shown at the top of the report"),
+    "seeds": Key(list, [0], "every point runs once per seed", item=int, item_ge=0, nonempty=True),
+    "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),
+}
+
+MODEL_KEYS: dict[str, Key] = {
+    "arch": Key(str, None, "a named architecture", choices=ARCHS),
+    "hidden": Key(list, list(MLP_HIDDEN), "hidden widths (mlp only)", item=int, item_ge=1, nonempty=True),
+    "layers": Key(list, None, "the layers in order, one inline table each", text="a list of layer tables"),
+    "act": Key(str, "relu", "default activation of conv and hidden fc layers", choices=tuple(ACTIVATIONS)),
+    "input": Key(dict, None, "what is done to each image first: { pad = N } or { resize = N }"),
+    "target": Key(str, None, "a user's nn.Module, module:attribute; the spec's folder is searched first",
+                  text='"module:attribute", e.g. "mynet:Net"'),
+    "args": Key(dict, None, "keyword arguments of target's constructor"),
+    **REGULARIZERS,
+}
+ARCH_KEYS = ("arch", "layers", "target")  # a model gives exactly one of them
+
+SEARCH_KEYS: dict[str, Key] = {
+    "metric": Key(str, "val_acc", "what the search optimizes, on the validation split; never a test metric",
+                  choices=("val_acc", "val_loss")),
+    "trials": Key(int, 40, "finished trials (complete or pruned), across every worker and machine", ge=1),
+    "timeout": Key(str, "", 'a wall-clock cap: "90m", "2h", "45s" ("" = none)'),
+    "sampler": Key(str, "tpe", "Optuna's sampler, seeded: a search is repeatable on one worker",
+                   choices=("tpe", "random")),
+    "pruner": Key(str, "median", "stops trials early on the per-epoch validation metric",
+                  choices=("median", "hyperband", "none")),
+    "top": Key(int, 3, "configurations confirmed on the test split with [study].seeds", ge=1),
+    "seed": Key(int, 0, "the sampler's seed", ge=0),
+    "max_params": Key(int, 0, "refuse configurations with more parameters (0 = no cap)", ge=0),
+}
+SECTIONS = ("study", "data", "train", "models", "grid", "runs", "search")
+AXES = ("model", *REGULARIZERS, *(k for k in TRAIN_KEYS if k not in EXECUTION_KEYS))

@@ -1,0 +1,272 @@
+"""Read a TOML spec and check every section: load_spec and parse_spec, with one-line errors.
+
+Each problem is a SpecError naming the file, the key, the value and what is allowed, raised
+before anything runs and before the storage is touched.
+"""
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+
+from runner.errors import SpecError, read_text
+from runner.keys import choices_text
+from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform, Layer
+from runner.models.presets import MLP_HIDDEN, preset_layers
+from runner.spec.axes import axis_value, check_axis_name
+from runner.spec.check import Checker, show_value
+from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfig, check_points, check_shapes,
+                                dataset_shape, is_layer_axis, layer_name)
+from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, MODEL_KEYS, REGULARIZERS, SECTIONS,
+                                 STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.search import parse_search
+from runner.usercode import TARGET, locate, source_sha256
+
+__all__ = ["load_spec", "parse_spec"]
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise SpecError with one line on any problem."""
+    path = Path(path)
+    try:
+        text = read_text(path, SpecError, "spec file")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: TOML syntax error: {e}") from None
+    except ValueError as e:  # tomllib lets int()'s own error through: an integer of more than 4300 digits
+        raise SpecError(f"{path}: TOML syntax error: {str(e).split(';')[0]}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: TOML syntax error: arrays or inline tables nested too deeply") from None
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
+    """Validate an already-parsed TOML document."""
+    c = Checker(path)
+    for k in raw:
+        if k not in SECTIONS:
+            raise c.unknown("top level", k, list(SECTIONS))
+    if "study" not in raw:
+        raise c.fail("[study]", "missing; it needs at least name = \"...\"")
+    study = c.table("[study]", raw["study"], STUDY_KEYS)
+    if "name" not in study:
+        raise c.fail("[study].name", "missing; give the study a name")
+    seeds = study.get("seeds", STUDY_KEYS["seeds"].default)
+    if len(set(seeds)) != len(seeds):
+        raise c.fail("[study].seeds", f"{seeds} repeats a seed")
+    study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
+                           study.get("metric", "test_acc"))
+    train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
+    folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
+    data = _data(c, raw.get("data", {}), folder)
+    if study_spec.metric.startswith("val_") and not data.val_fraction:
+        raise c.fail("[study].metric", f'"{study_spec.metric}" needs a validation split: set [data].val_fraction '
+                                       "(e.g. 0.1) to hold out part of the training images")
+    models = _models(c, raw.get("models"), data, folder)
+    grid = _grid(c, raw.get("grid", {}), models)
+    runs = _runs(c, raw.get("runs", []), models)
+    search = parse_search(c, raw["search"], models, data) if "search" in raw else None
+    if not grid and not runs and search is None:
+        raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry, "
+                               "or a [search]")
+    varied = {k for k, _ in grid} | {k for r in runs for k, _ in r}
+    varied |= {d.axis for d in search.space} if search else set()
+    varied |= {k for m in models.values() for k, _ in m.defaults}
+    layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r),
+                              *(d.axis for d in (search.space if search else ()))] if is_layer_axis(k)]
+    axis_names = tuple(a for a in AXES if a != "model" and (a in REGULARIZERS or a in varied))
+    axis_names += tuple(dict.fromkeys(layer_axes))
+    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search)
+    check_points(c, spec)
+    return spec
+
+
+def _data(c: Checker, raw: Any, folder: str) -> DataSpec:
+    values = c.table("[data]", raw, DATA_KEYS)
+    if "target" in values:
+        if "dataset" in values or "root" in values:
+            given = "dataset" if "dataset" in values else "root"
+            raise c.fail(f"[data].{given}", "a spec with [data].target reads the user's own data: "
+                                            f"leave {given} out, pass what the function needs in args")
+        path = _locate(c, "[data].target", values["target"], folder)
+        args = values.get("args", {})
+        _plain(c, "[data].args", args)
+        return DataSpec("user", "", values.get("train_limit", 0), values.get("test_limit", 0),
+                        values.get("mean", "auto"), values.get("std", "auto"), values.get("val_fraction", 0.0),
+                        values.get("val_seed", 0), values["target"], tuple(args.items()), folder,
+                        source_sha256(path))
+    if "args" in values:
+        raise c.fail("[data].args", "only [data].target takes args")
+    dataset = values.get("dataset", "mnist")
+    _, _, mean, std = DATASETS[dataset]
+    return DataSpec(dataset, values.get("root", ""), values.get("train_limit", 0), values.get("test_limit", 0),
+                    values.get("mean", "auto" if mean is None else mean), values.get("std", "auto" if std is None else std),
+                    values.get("val_fraction", 0.0), values.get("val_seed", 0))
+
+
+def _models(c: Checker, raw: Any, data: DataSpec, folder: str) -> dict[str, ModelSpec]:
+    if raw is None or raw == {}:
+        raise c.fail("[models]", 'missing; define at least one, e.g. [models.lenet5] arch = "lenet5"')
+    if not isinstance(raw, dict):
+        raise c.fail("[models]", "must be a table of named models")
+    return {name: _model(c, name, table, data, folder) for name, table in raw.items()}
+
+
+def _model(c: Checker, name: str, table: Any, data: DataSpec, folder: str) -> ModelSpec:
+    where = f"[models.{name}]"
+    if "." in name:
+        raise c.fail(where, "a model's name cannot hold a dot (grid axes write MODEL.LAYER.FIELD)")
+    values = c.table(where, table, MODEL_KEYS)
+    given = [k for k in ARCH_KEYS if k in values]
+    if len(given) != 1:
+        what = "missing" if not given else f"gives {' and '.join(given)}"
+        raise c.fail(where, f"{what}; give exactly one of arch = {choices_text(ARCHS)}, "
+                            "layers = [...] or target = \"module:attribute\"")
+    defaults = tuple((k, v) for k, v in values.items() if k in REGULARIZERS)
+    known = dataset_shape(data)  # None for user data: checked once it is loaded (Spec.bind)
+    shape, classes = known or ((1, 28, 28), 10)
+    if "target" in values:
+        return _target_model(c, where, name, values, defaults, folder)
+    for k in ("args",):
+        if k in values:
+            raise c.fail(f"{where}.{k}", "only a model with target = \"module:attribute\" takes args")
+    if "hidden" in values and values.get("arch") != "mlp":
+        raise c.fail(f"{where}.hidden", f'only an "mlp" has hidden widths, this is '
+                                        f'{show_value(values.get("arch", "a layer list"))}')
+    hidden = tuple(values.get("hidden", MLP_HIDDEN))
+    act = values.get("act", "relu")
+    inp = _input(c, f"{where}.input", values.get("input"))
+    if "arch" in values:
+        arch, layers = values["arch"], preset_layers(values["arch"], hidden, classes)
+    else:
+        arch, layers = "layers", _layers(c, f"{where}.layers", values["layers"])
+    model = ModelSpec(name, arch, hidden, defaults, layers, act, inp)
+    if known:
+        check_shapes(c, where, model, shape, classes)
+    return model
+
+
+def _locate(c: Checker, where: str, target: str, folder: str) -> Path:
+    """The source file of a "module:attribute" target, found without running it."""
+    if not TARGET.fullmatch(target):  # match would take a trailing newline
+        raise c.fail(where, f'{show_value(target)} is not "module:attribute", e.g. "mynet:Net"')
+    try:
+        path = locate(target, folder)
+    except OSError as e:  # e.g. a module name longer than a file name may be
+        raise c.fail(where, f"{show_value(target)}: cannot look for its module: {e.strerror}") from None
+    if path is None:
+        module = target.partition(":")[0]
+        raise c.fail(where, f"no module {module} in {folder or 'the current folder'} nor on the "
+                            f"Python path: put {module.replace('.', '/')}.py beside the spec")
+    return path
+
+
+def _plain(c: Checker, where: str, args: dict) -> None:
+    """Keyword arguments must be plain values (they are hashed as JSON)."""
+    for k, v in args.items():
+        if not isinstance(v, (bool, int, float, str, list)):
+            raise c.fail(f"{where}.{k}", f"{show_value(v)} is not a plain value (number, string, boolean, list)")
+        items = [v]
+        while items:  # a date or time in a list cannot be hashed (JSON) either; walked without recursion
+            x = items.pop()
+            if isinstance(x, (date, time)):  # datetime is a date
+                raise c.fail(f"{where}.{k}", f"{show_value(x)} in a list is not a plain value (number, string, "
+                                             "boolean, list)")
+            items += x if isinstance(x, list) else x.values() if isinstance(x, dict) else ()
+
+
+def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tuple, folder: str) -> ModelSpec:
+    for k in ("hidden", "act", "input"):
+        if k in values:
+            raise c.fail(f"{where}.{k}", f"a model with target = {show_value(values['target'])} takes no {k}; "
+                                         "pass settings of your module in args")
+    target = values["target"]
+    path = _locate(c, f"{where}.target", target, folder)
+    args = values.get("args", {})
+    _plain(c, f"{where}.args", args)
+    return ModelSpec(name, "target", MLP_HIDDEN, defaults, target=target, args=tuple(args.items()),
+                     search_dir=folder, source=str(path), source_sha256=source_sha256(path))
+
+
+def _input(c: Checker, where: str, raw: Any) -> InputTransform:
+    if raw is None:
+        return InputTransform()
+    values = c.table(where, raw, INPUT_KEYS)
+    if len(values) != 1:
+        raise c.fail(where, "give one of { pad = N } or { resize = N }")
+    return InputTransform(**values)
+
+
+def _layers(c: Checker, where: str, raw: list) -> tuple[Layer, ...]:
+    if not raw:
+        raise c.fail(where, "is empty; a model needs at least its output layer, e.g. { fc = 10 }")
+    layers, names = [], set()
+    all_keys = list(dict.fromkeys(k for keys in LAYER_KEYS.values() for k in keys))
+    for i, table in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict):
+            raise c.fail(at, f"{show_value(table)} is not a layer table, e.g. {{ conv = 6, k = 5 }}")
+        kinds = [k for k in KINDS if k in table]
+        if len(kinds) != 1:
+            for k in table:
+                if k not in all_keys:
+                    raise c.unknown(at, k, all_keys)
+            what = "no kind" if not kinds else f"two kinds ({' and '.join(kinds)})"
+            raise c.fail(at, f"has {what}; a layer is one of {{ conv = N, k = K }}, "
+                             f"{{ pool = {choices_text(tuple(LAYER_KEYS['pool']['pool'].choices))}, k = K }}, {{ fc = N }}")
+        kind = kinds[0]
+        values = c.table(at, table, LAYER_KEYS[kind])
+        for k in REQUIRED[kind]:
+            if k not in values:
+                raise c.fail(at, f"a {kind} layer needs {k} (e.g. {{ {kind} = {show_value(values[kind])}, {k} = 5 }})")
+        layer = Layer.of(kind, **values)
+        name = layer_name(layer, i)
+        if name in names:
+            raise c.fail(f"{at}.name", f"{show_value(name)} names two layers")
+        names.add(name)
+        layers.append(layer)
+    return tuple(layers)
+
+
+def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
+    if not isinstance(raw, dict):
+        raise c.fail("[grid]", "must be a table of axis = [values]")
+    grid = []
+    for axis, values in raw.items():
+        where = f"[grid].{axis}"
+        check_axis_name(c, "[grid]", axis, models)
+        if not isinstance(values, list):
+            raise c.fail(where, f"{show_value(values)} is not a list; write {axis} = [{show_value(values)}]")
+        if not values:
+            raise c.fail(where, "is an empty list: the grid would have no points")
+        checked = tuple(axis_value(c, where, axis, v, models) for v in values)
+        if len(set(map(repr, checked))) != len(checked):
+            raise c.fail(where, f"{show_value(values)} repeats a value")
+        grid.append((axis, checked))
+    if grid and "model" not in raw and len(models) > 1:
+        raise c.fail("[grid].model", f"missing; which of {', '.join(models)}?")
+    return tuple(grid)
+
+
+def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
+    if not isinstance(raw, list):
+        raise c.fail("[[runs]]", "must be an array of tables: write [[runs]]")
+    runs = []
+    for i, run in enumerate(raw):
+        where = f"[[runs]] #{i + 1}"
+        if not isinstance(run, dict):
+            raise c.fail(where, "must be a table")
+        for k in run:
+            check_axis_name(c, where, k, models)
+        if "model" not in run and len(models) > 1:
+            raise c.fail(f"{where}.model", f"missing; which of {', '.join(models)}?")
+        model = run.get("model", next(iter(models)))
+        for k in run:
+            if is_layer_axis(k) and k.split(".")[0] != model:
+                raise c.fail(f"{where}.{k}", f"names a layer of {k.split('.')[0]}, but this run trains {model}")
+        runs.append(tuple((k, axis_value(c, f"{where}.{k}", k, v, models)) for k, v in run.items()))
+    return tuple(runs)

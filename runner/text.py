@@ -1,0 +1,42 @@
+"""Text for people, each kind written one way: the "did you mean" hint, a tensor shape, a plain table."""
+from __future__ import annotations
+
+import difflib
+import shutil
+from typing import Sequence
+
+__all__ = ["did_you_mean", "format_shape", "text_table"]
+
+
+def did_you_mean(word: object, valid: Sequence[str], otherwise: str = "") -> str:
+    """'; did you mean "x"?' for the nearest valid word, else `otherwise` (e.g. "; valid keys: a, b")."""
+    near = difflib.get_close_matches(str(word), list(valid), n=1)
+    return f'; did you mean "{near[0]}"?' if near else otherwise
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """A tensor shape as Python writes a tuple: (6, 28, 28), (120,), ()."""
+    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+
+
+def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]], fit: bool = False) -> str:
+    """A plain text table with aligned columns, a dashed rule under the header.
+
+    Args:
+        fit: on a terminal, leave out the columns that do not fit its width, and say so.
+    """
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    keep = len(columns)
+    if fit:
+        width = shutil.get_terminal_size().columns
+        keep, used = 0, 0
+        while keep < len(columns) and used + widths[keep] + (2 if keep else 0) <= width:
+            used += widths[keep] + (2 if keep else 0)
+            keep += 1
+        keep = max(keep, 1)
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells[:keep], widths)).rstrip()  # noqa: E731
+    out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    if keep < len(columns):
+        out.append(f"({len(columns) - keep} columns do not fit: {', '.join(columns[keep:])}; "
+                   "choose with --columns or use --format csv)")
+    return "\n".join(out)

@@ -1,0 +1,139 @@
+"""A user's own code, named "module:attribute" in a spec: found and hashed without running it, imported.
+
+Locating a target's source file and hashing it never runs its code (the spec and the read-only
+commands need only that). Importing runs exactly the bytes that were hashed. Used for a model's
+`target` (runner.models.user) and for the data's (runner.data.user).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from runner.errors import RunnerError
+
+__all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "load_target", "first_line"]
+
+TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class UserCodeError(RunnerError):
+    """A user's module that cannot be imported, or has no such attribute."""
+
+
+def _module_file(module: str, search_dir: str) -> Path | None:
+    """The source file of `module`: under the spec's folder first, else where Python finds it."""
+    parts = module.split(".")
+    if search_dir:
+        base = Path(search_dir).joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    if len(parts) == 1:  # find_spec of a dotted name would import its parents: only top-level here
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if spec is not None and spec.origin and spec.origin not in ("built-in", "frozen"):
+            return Path(spec.origin)
+    return None
+
+
+def locate(target: str, search_dir: str) -> Path | None:
+    """The source file of a target's module, found without running any of its code."""
+    return _module_file(target.partition(":")[0], search_dir)
+
+
+def source_sha256(path: Path) -> str:
+    """SHA-256 of a module's source file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """Runs exactly the bytes it was given (those hashed), compiled here: never from __pycache__,
+    whose check (the source's mtime and size) misses an edit that keeps both."""
+
+    def __init__(self, fullname: str, path: str, source: bytes):
+        super().__init__(fullname, path)
+        self.source = source
+
+    def get_code(self, fullname: str) -> Any:
+        return self.source_to_code(self.source, self.path)
+
+
+# module name -> (the module, its file, the SHA-256 of the source it ran): what this process loaded
+_loaded: dict[str, tuple[ModuleType, str, str]] = {}
+
+
+def _import(module_name: str, path: Path | None) -> ModuleType:
+    """The module from `path`, run afresh unless this process already ran this very file's bytes.
+
+    A module of the same name imported before (from another spec's folder, or an earlier version
+    of this file) is never taken for it: the code that runs is the code whose hash is stored.
+    """
+    if path is None or path.suffix != ".py":  # not a source file found beforehand: let Python look
+        return importlib.import_module(module_name)
+    source = path.read_bytes()
+    key = (str(path.resolve()), hashlib.sha256(source).hexdigest())
+    known = _loaded.get(module_name)
+    if known is not None and sys.modules.get(module_name) is known[0] and known[1:] == key:
+        return known[0]
+    parent, _, child = module_name.rpartition(".")
+    if parent:
+        importlib.import_module(parent)
+    loader = _SourceLoader(module_name, str(path), source)
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, loader=loader,
+        submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        _loaded.pop(module_name, None)
+        raise
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    _loaded[module_name] = (module, *key)
+    return module
+
+
+def load_target(target: str, search_dir: str) -> Callable[..., Any]:
+    """Import the target's module (the spec's folder first on sys.path) and return the attribute.
+
+    The module is the file `locate` finds (and the spec hashed), run from its current source.
+    """
+    module_name, _, attr = target.partition(":")
+    added = bool(search_dir) and search_dir not in sys.path
+    if added:
+        sys.path.insert(0, search_dir)
+    try:
+        module = _import(module_name, _module_file(module_name, search_dir))
+    except Exception as e:  # noqa: BLE001 - any error in the user's module is theirs to see, in one line
+        raise UserCodeError(f"cannot import {module_name}: {type(e).__name__}: {first_line(e)}") from None
+    finally:
+        if added:
+            sys.path.remove(search_dir)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            found = [n for n in dir(module) if not n.startswith("_")]
+            raise UserCodeError(f"{module_name} has no attribute {part!r}; it has {', '.join(found[:12]) or 'nothing'}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserCodeError(f"{target} is a {type(obj).__name__}, not a class or function that makes an nn.Module")
+    return obj
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else ""
