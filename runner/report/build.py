@@ -11,14 +11,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from runner.data import FAMILY
 from runner.errors import StorageError
-from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report,
-                                ReportError, _fmt, _key)
-from runner.report.stats import _effects, _mean, _std, versus_best
+from runner.models.counts import LayerRow
+from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
+                                config_key, format_value)
+from runner.report.search import build_search
+from runner.report.stats import grid_effects, mean_of, std_of, versus_best
 from runner.spec import REGULARIZERS, Spec, dataset_shape
+from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Store
 
-__all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST"]
+__all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST", "strip_paths"]
 
 LECUN_1998_ACC = 99.05  # % test accuracy of LeNet-5 in LeCun et al. 1998 (0.95% error, no distortions)
 FULL_MNIST = (60_000, 10_000)  # train and test images of the published benchmark
@@ -59,7 +63,7 @@ class _Axes:
         return {a: trial.params[a] for a in self.names if a in trial.params}
 
     def label(self, model: str, params: dict[str, Any]) -> str:
-        changed = [f"{a}={_fmt(v)}" for a, v in params.items() if v != self.default(model, a)]
+        changed = [f"{a}={format_value(v)}" for a, v in params.items() if v != self.default(model, a)]
         return " ".join([model, *changed])
 
 
@@ -101,8 +105,9 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         final_loss=tuple(r[-1].test_loss for r in with_rows),
         final_val=tuple(r[-1].val_acc for r in with_rows if r[-1].val_acc is not None),
         gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
-        seconds_per_epoch=_mean(per_epoch_s),
-        peak_memory_mb=_mean([float(t.user_attrs["peak_memory_mb"]) for t in trials if "peak_memory_mb" in t.user_attrs]),
+        seconds_per_epoch=mean_of(per_epoch_s),
+        peak_memory_mb=mean_of([float(t.user_attrs["peak_memory_mb"]) for t in trials
+                                if "peak_memory_mb" in t.user_attrs]),
         curves=_curves(with_rows),
     )
 
@@ -166,7 +171,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         if stale:
             excluded.append(Excluded(t.number, "complete", label, seed, stale))
             continue
-        key = _key({"model": model, **params})
+        key = config_key({"model": model, **params})
         if (key, seed) in first:
             excluded.append(Excluded(t.number, "complete", label, seed,
                                      f"duplicate of trial {first[key, seed]} (same config and seed)"))
@@ -181,7 +186,7 @@ def _spec_order(spec: Spec) -> dict[str, int]:
     for setting in spec.settings():
         params = dict(spec.point(setting, 0).params)
         params.pop("seed")
-        keys.setdefault(_key(params), len(keys))
+        keys.setdefault(config_key(params), len(keys))
     return keys
 
 
@@ -205,7 +210,7 @@ _TRAIN_ORDER = {k: i for i, k in enumerate(("epochs", "batch_size", "optimizer",
 
 
 def _distinct(values: list[Any]) -> str:
-    shown = sorted({json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else _fmt(v) for v in values})
+    shown = sorted({json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else format_value(v) for v in values})
     return ", ".join(shown) if shown else "not recorded"
 
 
@@ -214,7 +219,7 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     cfg = [a.get("config", {}) for a in attrs]
     dataset = _dataset(complete)
     data = [("dataset", dataset),
-            ("source", _distinct([_no_paths(a.get("data_source")) for a in attrs if "data_source" in a])),
+            ("source", _distinct([strip_paths(a.get("data_source")) for a in attrs if "data_source" in a])),
             ("official files", "not applicable (the user's own data)" if dataset == "user" else
              _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
             ("checksum", _distinct([a.get("data_checksum") for a in attrs if "data_checksum" in a])),
@@ -245,7 +250,7 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     return data, train, prov
 
 
-def _no_paths(text: str | None) -> str | None:
+def strip_paths(text: str | None) -> str | None:
     """A stored source with any absolute path cut to its file name (a report names no home folder)."""
     return None if text is None else re.sub(r"(?:/[^\s/]+)+/([^\s/]+)", r"\1", text)
 
@@ -269,7 +274,7 @@ def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> 
     params.pop("seed")
     if regs_off:
         params.update({r: k.default for r, k in REGULARIZERS.items() if r in params})
-    return next((c for c in configs if c.key == _key(params)), None)
+    return next((c for c in configs if c.key == config_key(params)), None)
 
 
 def _dataset(complete: list[FrozenTrial]) -> str:
@@ -285,12 +290,10 @@ def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None
     ref = REFERENCES.get((dataset, "lenet5"))
     if baseline is None or not baseline.final_acc or ref is None:
         return None
-    from runner.data import FAMILY
-
     sizes = {(t.user_attrs.get("train_size"), t.user_attrs.get("test_size")) for t in complete}
     official = {t.user_attrs.get("data_official", True) for t in complete}
     return Known(baseline.label, len(baseline.final_acc), float(np.mean(baseline.final_acc)),
-                 _std(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
+                 std_of(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
                  ref.accuracy, sizes == {FULL_MNIST} and official == {True}, ref.source, ref.model, ref.note,
                  FAMILY[dataset].title)
 
@@ -332,24 +335,19 @@ def build_report(spec: Spec, url: str | None) -> Report:
     configs = _configs(spec, groups, epochs, axes)
     complete = [t for ts in groups.values() for t in ts]
     complete.sort(key=lambda t: t.number)
-    effects, interactions = _effects(spec, configs)
+    effects, interactions = grid_effects(spec, configs)
     data, train, prov = _setup(complete)
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
         a = complete[0].user_attrs
         spec = spec.bind(tuple(a.get("data_shape", (1, 28, 28))), int(a.get("classes", 10)))
     lenet = _model_of_arch(spec, configs, "lenet5")
     known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
-    varying = tuple(a for a in axes.names if len({_fmt(c.params.get(a)) for c in configs}) > 1)
-    from runner.models.counts import LayerRow
-    from runner.spec.tables import parameter_tables
-
+    varying = tuple(a for a in axes.names if len({format_value(c.params.get(a)) for c in configs}) > 1)
     stored = {}  # a user's module: its table as stored with a trial, so its code is never imported
     for t in complete:
         key = (t.params.get("model"), bool(t.user_attrs.get("config", {}).get("regularizers", {}).get("batch_norm")))
         if "layer_table" in t.user_attrs and key not in stored:
             stored[key] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
-
-    from runner.report.search import build_search
 
     reader = Store(url, create=False)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 from runner.errors import RunnerError
 
 __all__ = ["ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report", "REPORT_FILE",
-           "SUMMARY_FILE", "CURVES"]
+           "SUMMARY_FILE", "CURVES", "format_value", "config_key"]
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -170,11 +170,13 @@ class Report:
 # ---------------------------------------------------------------- labels and keys
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A setting's value as the report writes it: str(v), with booleans lower-case ("true", "false")."""
     if isinstance(v, bool):
         return str(v).lower()
     return str(v)
 
 
-def _key(params: dict[str, Any]) -> str:
+def config_key(params: dict[str, Any]) -> str:
+    """The key naming a configuration: its parameters as JSON with sorted keys."""
     return json.dumps(params, sort_keys=True)

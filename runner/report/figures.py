@@ -5,7 +5,7 @@ from typing import Any
 
 from runner.plotting import DPI, png as _png, style as _style
 from runner.report.data import CURVES, Config, Figure, Report
-from runner.report.markdown import METRIC_WORDS, _change, _p
+from runner.report.markdown import METRIC_WORDS, change_text, p_text
 
 __all__ = ["DPI", "curves_png", "effects_png"]
 
@@ -70,7 +70,7 @@ def effects_png(report: Report) -> bytes:
                         fmt="o", color=color, capsize=4)
         ax.axvline(0.0, color="black", linewidth=0.8)
         prefix = (lambda e: f"{e.model}: ") if several else (lambda e: "")
-        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({_change(e)})\n{e.verdict}, {_p(e.p_value)}"
+        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({change_text(e)})\n{e.verdict}, {p_text(e.p_value)}"
                            for e in effects], fontsize="small")
         ax.set_xlabel(f"change in final {words}{' (' + unit + ')' if unit else ''}, mean and 95% CI over paired seeds")
         ax.set_ylim(-0.7, len(effects) - 0.3)

@@ -5,10 +5,13 @@ import os
 from pathlib import Path
 
 from runner.errors import read_text
+from runner.models.diagram import diagram_file, diagram_png
 from runner.report.build import build_report
 from runner.report.data import REPORT_FILE, SUMMARY_FILE, Report, ReportError
 from runner.report.figures import curves_png, effects_png
 from runner.report.markdown import render_markdown, render_summary, summary_json
+from runner.report.search import curves_png as search_curves_png
+from runner.report.search import history_png
 from runner.spec import Spec
 
 __all__ = ["START_MARKER", "END_MARKER", "default_out_dir", "render_files", "write_report", "update_readme",
@@ -28,14 +31,9 @@ def render_files(report: Report) -> dict[str, bytes]:
     files = {REPORT_FILE: render_markdown(report).encode(), SUMMARY_FILE: summary_json(report).encode()}
     for f in report.figures:
         files[f.file] = curves_png(report, f) if f.kind == "curves" else effects_png(report)
-    from runner.models.diagram import diagram_file, diagram_png
-
     for t in report.param_tables:
         files[diagram_file(t)] = diagram_png(t)
     if report.search is not None:
-        from runner.report.search import curves_png as search_curves_png
-        from runner.report.search import history_png
-
         files["search-history.png"] = history_png(report.search)
         files["search-curves.png"] = search_curves_png(report.search)
     return files

@@ -7,12 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from runner.report.data import REPORT_FILE, Effect, Known, Report, _fmt
-from runner.report.stats import ALPHA, _mean, _std
+from runner.models.counts import COLUMNS
+from runner.models.diagram import diagram_file
+from runner.report.data import REPORT_FILE, Effect, Known, Report, format_value
+from runner.report.search import search_json, search_markdown
+from runner.report.stats import ALPHA, mean_of, std_of
 from runner.spec import REGULARIZERS
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
-           "render_markdown", "render_summary", "summary_json"]
+           "render_markdown", "render_summary", "summary_json", "p_text", "change_text"]
 
 METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
                 "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
@@ -37,7 +40,8 @@ def _pm(xs: tuple[float, ...], digits: int = 2) -> str:
     return f"{np.mean(xs):.{digits}f} ± {np.std(xs, ddof=1):.{digits}f}"
 
 
-def _p(p: float | None) -> str:
+def p_text(p: float | None) -> str:
+    """A p-value as the report writes it: "p = 0.012", "p < 0.001", or "–" when untested."""
     if p is None:
         return "–"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
@@ -51,28 +55,29 @@ def _ci(ci: tuple[float, float] | None, metric: str) -> str:
     return "–" if ci is None else f"[{_num(ci[0], metric)}, {_num(ci[1], metric)}]"
 
 
-def _change(e: Effect) -> str:
+def change_text(e: Effect) -> str:
+    """An effect's change of setting as text: "off → on", or "a0 → a1, b0 → b1" for an interaction."""
     if isinstance(e.from_, list):
-        return ", ".join(f"{_fmt(a)} → {_fmt(b)}" for a, b in zip(e.from_, e.to))
-    return f"{_fmt(e.from_)} → {_fmt(e.to)}"
+        return ", ".join(f"{format_value(a)} → {format_value(b)}" for a, b in zip(e.from_, e.to))
+    return f"{format_value(e.from_)} → {format_value(e.to)}"
 
 
 def effect_sentence(e: Effect, metric: str) -> str:
     """One plain sentence that says only what the numbers support."""
     words, unit = METRIC_WORDS[metric]
     unit = f" {unit}" if unit else ""
-    what = f"{e.factor} ({_change(e)})"
+    what = f"{e.factor} ({change_text(e)})"
     if e.verdict == "too few pairs":
         return f"{what}: too few paired trials ({e.n_pairs}) to tell."
     numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(e.ci95, metric)}"
     if e.verdict == "no detectable effect":
-        return f"{what}: no detectable effect on {words} ({numbers}, {_p(e.p_value)})."
+        return f"{what}: no detectable effect on {words} ({numbers}, {p_text(e.p_value)})."
     if e.verdict == "hurts":
-        return f"{what} hurts {words}: {numbers} ({_p(e.p_value)})."
+        return f"{what} hurts {words}: {numbers} ({p_text(e.p_value)})."
     digits = 2 if metric.endswith("_acc") else 4  # improves: the size of the gain and its interval
     lo, hi = sorted(abs(x) for x in e.ci95) if e.ci95 else (math.nan, math.nan)
     return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
-            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({_p(e.p_value)}).")
+            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(e.p_value)}).")
 
 
 def interaction_sentence(e: Effect, metric: str) -> str:
@@ -81,9 +86,10 @@ def interaction_sentence(e: Effect, metric: str) -> str:
     unit = f" {unit}" if unit else ""
     (a, b), (a0, b0), (a1, b1) = e.factor.split(" x "), e.from_, e.to
     more = "larger" if e.delta_mean > 0 else "smaller"
-    return (f"The change in {words} from {a} {_fmt(a0)} → {_fmt(a1)} is {abs(e.delta_mean):.{2 if unit else 4}f}"
-            f"{unit} {more} with {b}={_fmt(b1)} than with {b}={_fmt(b0)} "
-            f"{_ci(e.ci95, metric)} ({_p(e.p_value)}).")
+    return (f"The change in {words} from {a} {format_value(a0)} → {format_value(a1)} "
+            f"is {abs(e.delta_mean):.{2 if unit else 4}f}"
+            f"{unit} {more} with {b}={format_value(b1)} than with {b}={format_value(b0)} "
+            f"{_ci(e.ci95, metric)} ({p_text(e.p_value)}).")
 
 
 def _known_sentence(k: Known) -> str:
@@ -109,7 +115,7 @@ def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
              "final test loss", "train − test (points)", "s / epoch", "peak MB"]
     rows = []
     for i, c in enumerate(report.configs, 1):
-        rows.append([str(i), c.model, *(_fmt(c.params.get(a, "")) for a in report.axes),
+        rows.append([str(i), c.model, *(format_value(c.params.get(a, "")) for a in report.axes),
                      f"{c.param_count:,}", str(len(c.seeds)), *([_pm(c.final_val)] if val else []),
                      _pm(c.final_acc), _pm(c.best_acc),
                      _pm(c.final_loss, 4), _pm(c.gap),
@@ -132,8 +138,8 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
     model = ["model"] if len({e.model for e in effects}) > 1 else []
     names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
              "95% CI", "p (Holm)", "pairs", "verdict"]
-    rows = [[*([e.model] if model else []), e.factor, _change(e), _num(e.delta_mean, report.metric),
-             _ci(e.ci95, report.metric), _p(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs),
+    rows = [[*([e.model] if model else []), e.factor, change_text(e), _num(e.delta_mean, report.metric),
+             _ci(e.ci95, report.metric), p_text(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs),
              e.verdict]
             for e in effects]
     first = len(model) + 2  # the numeric columns: delta, CI, p, pairs
@@ -163,7 +169,7 @@ def _runner_up_sentence(report: Report) -> str:
         return f"The runner-up `{e.to}`: too few paired seeds ({e.n_pairs}) to tell the two apart."
     digits = 2 if report.metric.endswith("_acc") else 4
     text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
-            f"(runner-up minus best {_ci(e.ci95, report.metric)}, {_p(e.p_value)}, paired by seed)")
+            f"(runner-up minus best {_ci(e.ci95, report.metric)}, {p_text(e.p_value)}, paired by seed)")
     return text + (": a real difference." if e.verdict == "worse" else ": the two cannot be told apart.")
 
 
@@ -173,7 +179,7 @@ def versus_best_table(report: Report) -> str:
     names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", "95% CI", "p (Holm)",
              "pairs", "verdict"]
     rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), _ci(e.ci95, report.metric),
-             _p(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs), e.verdict]
+             p_text(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs), e.verdict]
             for e in report.versus_best]
     return _table(names, rows, {1, 2, 3, 4})
 
@@ -191,9 +197,6 @@ def render_markdown(report: Report) -> str:
             f"runs once per seed.", ""]
     out += ["### Provenance", "", _table(["item", "value"], [list(r) for r in report.provenance]), ""]
     out += ["## Parameter counts", ""]
-    from runner.models.counts import COLUMNS
-    from runner.models.diagram import diagram_file
-
     out += ["Each layer's output shape is for one image; a formula counts weights then biases "
             "(`+1`); batch norm has a scale and a shift per channel.", ""]
     for t in report.param_tables:
@@ -210,8 +213,6 @@ def render_markdown(report: Report) -> str:
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
                 f"{len(report.versus_best)} comparisons.", "", versus_best_table(report), ""]
     if report.search is not None:
-        from runner.report.search import search_markdown
-
         out += search_markdown(report.search)
     out += _curves_section(report)
     out += ["## Known accuracy: LeNet-5 against a published figure", ""]
@@ -301,8 +302,6 @@ def render_summary(report: Report, link: str) -> str:
 
 
 def _search_json(s: Any) -> dict[str, Any]:
-    from runner.report.search import search_json
-
     return search_json(s)
 
 
@@ -321,10 +320,10 @@ def summary_json(report: Report) -> str:
     doc = {
         "study": report.study, "metric": report.metric, "direction": report.direction,
         "configs": [{"model": c.model, "params": c.params, "label": c.label, "param_count": c.param_count,
-                     "seeds": len(c.seeds), "final_mean": _r(_mean(c.final)), "final_std": _r(_std(c.final)),
-                     "best_mean": _r(_mean(c.best_acc)), "final_test_loss": _r(_mean(c.final_loss)),
-                     "gap_mean": _r(_mean(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
-                     "final_val_mean": _r(_mean(c.final_val)),
+                     "seeds": len(c.seeds), "final_mean": _r(mean_of(c.final)), "final_std": _r(std_of(c.final)),
+                     "best_mean": _r(mean_of(c.best_acc)), "final_test_loss": _r(mean_of(c.final_loss)),
+                     "gap_mean": _r(mean_of(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
+                     "final_val_mean": _r(mean_of(c.final_val)),
                      "peak_memory_mb": _r(c.peak_memory_mb)}
                     for c in report.configs],
         "effects": [effect(e) for e in report.effects],

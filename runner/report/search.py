@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from runner.plotting import png, style
 from runner.report.data import Config
-from runner.report.stats import _paired_t
+from runner.report.stats import paired_t
 
 __all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
            "curves_png", "IMPORTANCE_MIN_TRIALS"]
@@ -51,7 +51,7 @@ class SearchSummary:
 
 def _ci(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
     """(mean, low, high) of a 95% t-interval; None with fewer than 2 values."""
-    mean, ci, _ = _paired_t(list(xs))  # the t-interval of values is that of their "differences" from 0
+    mean, ci, _ = paired_t(list(xs))  # the t-interval of values is that of their "differences" from 0
     return None if ci is None else (mean, ci[0], ci[1])
 
 

@@ -8,10 +8,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runner.report.data import Config, Effect, _key
+from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "holm", "versus_best"]
+__all__ = ["ALPHA", "holm", "versus_best", "mean_of", "std_of", "paired_t", "grid_effects"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
 
@@ -19,15 +19,17 @@ ALPHA = 0.05  # significance level, after Holm's correction
 # ---------------------------------------------------------------- statistics
 
 
-def _mean(xs: tuple[float, ...] | list[float]) -> float | None:
+def mean_of(xs: tuple[float, ...] | list[float]) -> float | None:
+    """The mean of the values; None when there are none."""
     return float(np.mean(xs)) if len(xs) else None
 
 
-def _std(xs: tuple[float, ...] | list[float]) -> float | None:
+def std_of(xs: tuple[float, ...] | list[float]) -> float | None:
+    """The sample standard deviation (ddof=1) of the values; None with fewer than 2."""
     return float(np.std(xs, ddof=1)) if len(xs) > 1 else None
 
 
-def _paired_t(diffs: list[float]) -> tuple[float, tuple[float, float] | None, float | None]:
+def paired_t(diffs: list[float]) -> tuple[float, tuple[float, float] | None, float | None]:
     """(mean, 95% t-interval, two-sided p of the paired t-test) of paired differences."""
     from scipy import stats
 
@@ -94,12 +96,12 @@ def _grid_finals(spec: Spec, model: str, configs: list[Config]) -> dict[tuple[st
         if setting.get("model", model) == model:
             params = dict(spec.point(setting, 0).params)
             params.pop("seed")
-            keys.add(_key(params))
+            keys.add(config_key(params))
     out = {}
     for c in configs:
         if c.key in keys:
             for seed, value in zip(c.seeds, c.final):
-                out[_key(c.params), seed] = value
+                out[config_key(c.params), seed] = value
     return out
 
 
@@ -117,7 +119,7 @@ def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, An
             continue
         total = 0.0
         for corner, sign in signs.items():
-            value = finals.get((_key({**params, **dict(corner)}), seed))
+            value = finals.get((config_key({**params, **dict(corner)}), seed))
             if value is None:
                 break
             total += sign * value
@@ -140,7 +142,7 @@ def versus_best(configs: list[Config], direction: str) -> list[Effect]:
     return _tested(rows, verdict)
 
 
-def _effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effect]]:
+def grid_effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effect]]:
     """Main effects and two-way interactions of the grid's factors, Holm-corrected per family."""
     mains: list[tuple[str, str, Any, Any, list[float]]] = []
     inters: list[tuple[str, str, Any, Any, list[float]]] = []
@@ -166,7 +168,7 @@ def _effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effe
 
 def _tested(rows: list[tuple[str, str, Any, Any, list[float]]],
             verdict: Callable[[float, float | None], str]) -> list[Effect]:
-    tests = [_paired_t(diffs) for *_, diffs in rows]
+    tests = [paired_t(diffs) for *_, diffs in rows]
     corrected = holm([p for _, _, p in tests])
     return [Effect(model, factor, off, on, len(diffs), mean, ci, p, pc, verdict(mean, pc))
             for (model, factor, off, on, diffs), (mean, ci, p), pc in zip(rows, tests, corrected)]
