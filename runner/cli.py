@@ -92,7 +92,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
       runner grid specs/regularization.toml --workers 2
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
-    from runner.grid import interrupt, run_grid
+    from runner.trials.grid import run_grid
+    from runner.trials.pool import interrupt
     from runner.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -210,10 +211,10 @@ def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, st
       runner tune specs/tune_lenet.toml --no-confirm
       runner report specs/tune_mlp.toml
     """
-    from runner.grid import interrupt
     from runner.progress import Progress
     from runner.spec import load_spec
-    from runner.tune import run_tune, search_name
+    from runner.trials.pool import interrupt
+    from runner.trials.tune import run_tune, search_name
 
     spec = load_spec(spec_path)
     signal.signal(signal.SIGTERM, interrupt)

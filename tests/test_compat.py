@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.grid import run_grid
-from runner.tune import run_tune
+from runner.trials.grid import run_grid
+from runner.trials.tune import run_tune
 from runner.spec import load_spec
 from runner.store import Store
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
-import runner.grid as grid_module
+import runner.trials.lifecycle as lifecycle_module
 import runner.train as train_module
 from runner.cli import cli
 from runner.store import Store
@@ -54,8 +54,8 @@ def test_grid_stores_each_point_and_seed_as_a_complete_trial(run, write_spec):
 def test_running_again_trains_nothing_and_new_seeds_run_alone(run, write_spec, monkeypatch):
     assert run("grid", write_spec()).exit_code == 0
     calls = []
-    real = grid_module.train_point
-    monkeypatch.setattr(grid_module, "train_point", lambda p, *a, **k: calls.append(p.seed) or real(p, *a, **k))
+    real = lifecycle_module.train_point
+    monkeypatch.setattr(lifecycle_module, "train_point", lambda p, *a, **k: calls.append(p.seed) or real(p, *a, **k))
     again = run("grid", write_spec())
     assert again.exit_code == 0 and calls == []
     assert "t: 2 of 2 trials complete" in again.output
@@ -115,39 +115,39 @@ def test_a_study_with_another_direction_is_refused(run, write_spec):
 
 
 def test_a_failed_trial_is_marked_with_its_reason_and_the_grid_goes_on(run, write_spec, monkeypatch):
-    real = grid_module.train_point
+    real = lifecycle_module.train_point
 
     def flaky(point, *a, **k):
         if point.reg("batch_norm"):
             raise train_module.TrainingError("loss became nan in epoch 1; lower [train].lr")
         return real(point, *a, **k)
-    monkeypatch.setattr(grid_module, "train_point", flaky)
+    monkeypatch.setattr(lifecycle_module, "train_point", flaky)
     result = run("grid", write_spec())
     assert result.exit_code == 1
     assert "1 of 2 trials complete, 1 failed" in result.output
     states = {t.params["batch_norm"]: t for t in trials()}
     assert states[True].state == optuna.trial.TrialState.FAIL
     assert "nan" in states[True].user_attrs["fail_reason"]
-    monkeypatch.setattr(grid_module, "train_point", real)
+    monkeypatch.setattr(lifecycle_module, "train_point", real)
     assert "1 of 2 trials complete" in run("grid", write_spec()).output  # failed points wait for --retry-failed
     retried = run("grid", write_spec(), "--retry-failed")
     assert retried.exit_code == 0 and "2 of 2 trials complete" in retried.output
 
 
 def test_interrupt_exits_130_marks_nothing_complete_and_the_rerun_continues(run, write_spec, monkeypatch):
-    real = grid_module.train_point
+    real = lifecycle_module.train_point
 
     def interrupted(point, *a, **k):
         if point.reg("batch_norm"):
             raise KeyboardInterrupt
         return real(point, *a, **k)
-    monkeypatch.setattr(grid_module, "train_point", interrupted)
+    monkeypatch.setattr(lifecycle_module, "train_point", interrupted)
     result = run("grid", write_spec())
     assert result.exit_code == 130
     assert "run the same command again to continue" in result.output
     ts = trials()
     assert sorted(t.state.name for t in ts) == ["COMPLETE", "FAIL"]
-    monkeypatch.setattr(grid_module, "train_point", real)
+    monkeypatch.setattr(lifecycle_module, "train_point", real)
     again = run("grid", write_spec())
     assert again.exit_code == 0 and "2 of 2 trials complete" in again.output
 

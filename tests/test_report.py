@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from runner.cli import cli
-from runner.grid import distributions, point_table
+from runner.spec.tables import point_table
+from runner.trials.grid import distributions
 from runner.report import (END_MARKER, START_MARKER, Effect, build_report, effect_sentence, holm,
                            interaction_sentence, render_markdown)
 from runner.spec import Point, load_spec

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from runner.checkpoint import Checkpoints
+from runner.trials.checkpoints import Checkpoints
 from runner.cli import cli
 from runner.spec import load_spec
 from runner.store import ClaimRow, Store

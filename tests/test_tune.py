@@ -168,9 +168,9 @@ def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_me
 
 
 def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_continues(project, monkeypatch):
-    import runner.tune as tune_module
+    import runner.trials.lifecycle as lifecycle_module
 
-    real, calls = tune_module.train_point, []
+    real, calls = lifecycle_module.train_point, []
 
     def interrupted_second(*args, **kwargs):
         calls.append(1)
@@ -178,13 +178,13 @@ def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tune_module, "train_point", interrupted_second)
+    monkeypatch.setattr(lifecycle_module, "train_point", interrupted_second)
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert result.exit_code == 130 and "run the same command again to continue" in result.output
     search = trials("tu-search")
     assert [t.state for t in search] == [TrialState.COMPLETE, TrialState.FAIL]
     assert search[1].user_attrs["fail_reason"] == "interrupted"
-    monkeypatch.setattr(tune_module, "train_point", real)
+    monkeypatch.setattr(lifecycle_module, "train_point", real)
     again = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert again.exit_code == 0 and "tu-search: 1 of 6 trials finished; 5 to run" in again.output
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials("tu-search")) == 6
@@ -204,3 +204,21 @@ def test_a_configuration_is_never_trained_twice(project, monkeypatch, workers):
     assert len(trained) == 1 and len(copies) == 2
     assert all(t.state == trained[0].state and t.value == trained[0].value for t in copies)
     assert all("being evaluated now" in t.user_attrs["fail_reason"] for t in search if t.state == TrialState.FAIL)
+
+
+def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(project):
+    """The normalization numbers (not "auto"), the dataset, its source, the split sizes, the checksum."""
+    spec = SPEC.replace("val_fraction = 0.2", 'val_fraction = 0.2\nmean = "auto"\nstd = "auto"')
+    (project / "spec.toml").write_text(spec.replace("trials = 6", "trials = 1"))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--storage", URL])
+    assert result.exit_code == 0, result.output
+    search = trials("tu-search")[0].user_attrs
+    grid = trials("tu")[0].user_attrs  # a confirmation trial: a grid trial of the same data
+    for k in ("mean", "std"):
+        assert isinstance(search["config"]["data"][k], float)
+        assert search["config"]["data"][k] == grid["config"]["data"][k]
+    assert search["normalization_auto"] == ["mean", "std"]
+    for k in ("dataset", "data_source", "data_official", "data_shape", "classes", "data_checksum", "train_size",
+              "val_size"):
+        assert search[k] == grid[k], k
+    assert search["train_size"] + search["val_size"] == 600 and search["test_size"] == 0  # test never used

@@ -21,7 +21,7 @@ import torch
 from click.testing import CliRunner, Result
 
 import runner.data.user as user_data
-import runner.grid as grid_module
+import runner.trials.lifecycle as lifecycle_module
 from runner.cli import cli
 from runner.data import pixel_stats
 from runner.data.base import Split, combine, split_checksum
@@ -190,7 +190,7 @@ def assert_one_line_refusal(result: Result, *parts: str) -> None:
 def no_training(monkeypatch) -> None:
     def fail(*a, **k):
         raise AssertionError("trained, though the checks should have refused the spec")
-    monkeypatch.setattr(grid_module, "train_point", fail)
+    monkeypatch.setattr(lifecycle_module, "train_point", fail)
 
 
 # ---------------------------------------------------------------- 1. it trains, and what is stored

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from click.testing import CliRunner, Result
 
-import runner.grid as grid_module
+import runner.trials.lifecycle as lifecycle_module
 import runner.models.user as user_module
 from runner.cli import cli
 
@@ -121,7 +121,7 @@ def sha(path: Path) -> str:
 def no_training(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("trained, though the checks should have refused the spec")
-    monkeypatch.setattr(grid_module, "train_point", fail)
+    monkeypatch.setattr(lifecycle_module, "train_point", fail)
 
 
 def assert_one_line_refusal(result, *parts: str) -> None:
@@ -261,7 +261,7 @@ def test_a_changed_source_trains_again_and_the_report_leaves_the_old_trials_out(
     assert "Total: **8,010** parameters" in md and "4,010" not in md
 
     calls = []
-    monkeypatch.setattr(grid_module, "train_point", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(lifecycle_module, "train_point", lambda *a, **k: calls.append(a))
     third = run("grid", spec)
     assert third.exit_code == 0, third.output
     assert calls == [] and "t: 2 of 2 trials complete; 0 to run" in third.output

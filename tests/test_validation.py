@@ -20,7 +20,7 @@ import torch
 from click.testing import CliRunner, Result
 
 import runner.data.user as user_data
-import runner.grid as grid_module
+import runner.trials.lifecycle as lifecycle_module
 from runner.cli import cli
 from runner.data import load_data, pixel_stats, stratified_split
 from runner.data.base import Split
@@ -248,7 +248,7 @@ def test_the_report_of_a_study_ranked_by_val_acc(run, write, tmp_path):
 
 @pytest.mark.parametrize("metric", ["val_acc", "val_loss"])
 def test_a_validation_metric_without_val_fraction_is_refused_in_one_line(run, write, monkeypatch, metric):
-    monkeypatch.setattr(grid_module, "train_point", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(lifecycle_module, "train_point", lambda *a, **k: pytest.fail("trained"))
     result = run("grid", write(metric=metric))
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output

@@ -41,7 +41,7 @@ from runner.errors import RunnerError
 from runner.spec import load_spec, parse_spec
 from runner.store import EpochRow, Store
 from runner.train import EVAL_BATCH, Batches, resolve_device, train_one_epoch, train_point
-from runner.grid import run_grid
+from runner.trials.grid import run_grid
 from runner.trials.provenance import machine_info
 
 __all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",

@@ -16,23 +16,24 @@ import dataclasses
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import Trial, TrialState
 
 from runner.data import Data, Split
 from runner.errors import RunnerError
-from runner.grid import (GRACE_S, GridResult, _Heartbeat, _load, check_models, fail_trial, point_table, provenance,
-                         run_grid, run_processes, worker_process, _threads_per_worker)
 from runner.spec import SearchSpec, Spec, is_layer_axis
-from runner.store import Store, worker_name
-from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+from runner.spec.tables import point_table
+from runner.store import Store
+from runner.train import EpochMetrics
+from runner.trials.grid import GridResult, run_grid
+from runner.trials.lifecycle import GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, load, prepare
+from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
-           "confirm_spec", "budget"]
+           "confirm_spec", "budget", "SearchWorker"]
 
-Log = Callable[[str], None]
 REFUSALS_MAX = 200  # sampled configurations over max_params in a row before the search gives up
 BUSY_WAIT_S = 2.0  # after sampling a configuration another worker is training
 
@@ -105,27 +106,21 @@ def budget(study: optuna.Study) -> tuple[int, int]:
             sum(s == TrialState.FAIL for s in states))
 
 
-class _Pruned(Exception):
+class _Pruned(StopTrial):
     """Raised from the epoch callback when Optuna's pruner stops the trial."""
 
 
-class _SearchWorker:
+class SearchWorker(Worker):
     """Takes budget slots one by one and runs a sampled trial in each."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 stale_after: float, tick: Callable[[int], None], index: int = 0):
+                 stale_after: float, tick: Tick, index: int = 0):
+        super().__init__(spec, store, threads, log, tag, tick, stale_after)
         self.index = index
-        self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
         self.search = spec.search
         empty = Split(data.test.images[:0], data.test.labels[:0])
         self.data = replace(data, test=empty)  # the test split is not even kept
-        self.stale_after = stale_after
-        self.name = worker_name()
-        self.device = resolve_device(spec.train.device)
-        self.threads = set_threads(threads)
         self.study = self._study()
-        self.prov = provenance(str(self.device), self.threads)
-        self.ran = self.failed = 0
         self.start = time.monotonic()
 
     def _study(self) -> optuna.Study:
@@ -135,6 +130,7 @@ class _SearchWorker:
                                  pruner=make_pruner(self.search, self.spec.train.epochs))
 
     def run(self) -> None:
+        """Fill budget slots until every one is done or taken (or the timeout)."""
         refusals = 0
         while True:
             slot = self._next_slot()
@@ -154,16 +150,10 @@ class _SearchWorker:
         if self.search.timeout_s is not None and time.monotonic() - self.start > self.search.timeout_s:
             self.log(f"{self.tag}[search].timeout reached: no new trials")
             return None
-        name = search_name(self.spec)
         for k in range(self.search.trials):
             slot = f"slot-{k:05d}"
-            claim = self.store.claim(name, slot, self.name, self.stale_after, retry_failed=True)
-            if claim is None:
-                continue
-            previous = getattr(claim, "previous_trial_id", None)
-            if previous is not None:
-                fail_trial(self.store, previous, "taken over: its worker stopped (no heartbeat) or it failed")
-            return slot
+            if self.take(search_name(self.spec), slot, retry_failed=True) is not None:
+                return slot
         return None
 
     def _run_slot(self, slot: str) -> str:
@@ -172,22 +162,18 @@ class _SearchWorker:
         setting = suggest(trial, self.spec)
         point = self.spec.point(setting, self.spec.study.seeds[0])
         table = point_table(point)
-        attrs = {"config_hash": point.config_hash, "config": point.resolved(), "label": point.label(),
-                 "param_count": table.total, "layer_table": [r.to_json() for r in table.rows], "slot": slot,
-                 "data_checksum": self.data.checksum, "val_size": len(self.data.val or ()), "worker": self.name,
-                 **self.prov}
-        for k, v in attrs.items():
+        for k, v in self.record(point, self.data, table, slot=slot).items():
             self.store.optuna.set_trial_user_attr(trial._trial_id, k, v)
-        self.store.update_claim(name, slot, self.name, trial_id=trial._trial_id)
+        run = TrialRun(self.store, self.name, trial._trial_id, [(name, slot)],
+                       finish=lambda state, value: self.study.tell(trial, value, state=state))
         cap = self.search.max_params
         if cap and table.total > cap:
-            self._tell_fail(trial, f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
-            self.store.update_claim(name, slot, self.name, state="failed")
+            run.fail(f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
             return "refused"
         config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
-        if self.store.claim(name, config, self.name, self.stale_after, retry_failed=True) is None:
-            return self._duplicate(trial, slot, config)
-        self.store.update_claim(name, config, self.name, trial_id=trial._trial_id)
+        if self.take(name, config, retry_failed=True) is None:
+            return self._duplicate(run, trial, config)
+        run.hold(name, config)
         self.log(f"{self.tag}[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)")
         epochs: list[dict[str, Any]] = []
         metric = self.search.metric
@@ -196,45 +182,30 @@ class _SearchWorker:
             epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
             self.store.optuna.set_trial_user_attr(trial._trial_id, "epochs", epochs)
             trial.report(getattr(m, metric), m.epoch)
-            self.store.update_claim(name, slot, self.name)
+            run.beat()
             self.tick(1)
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
                      f"acc {m.train_acc:.2f}%  val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  ({m.seconds:.1f} s)")
             if trial.should_prune():
                 raise _Pruned
 
-        heartbeat = _Heartbeat(self.store, name, slot, self.name)
         try:
-            _, history = train_point(point, self.data, self.device, on_epoch, evaluate_test=False)
+            history = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
         except _Pruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self.store.update_claim(name, slot, self.name, state="complete")
-            self.store.update_claim(name, config, self.name, state="complete")
+            run.complete(None, TrialState.PRUNED)
             self.tick(point.train.epochs - len(epochs))
             self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
             self.ran += 1
             return "pruned"
-        except TrainingError as e:
-            self._tell_fail(trial, str(e))
-            self.store.update_claim(name, slot, self.name, state="failed")  # the slot is tried again
-            self.store.update_claim(name, config, self.name, state="failed")
+        if history is None:  # failed: its slot is tried again
             self.tick(point.train.epochs - len(epochs))
             self.failed += 1
             return "failed"
-        except BaseException:
-            self._tell_fail(trial, "interrupted")
-            self.store.release(name, slot, self.name)
-            self.store.release(name, config, self.name)
-            raise
-        finally:
-            heartbeat.stop()
-        self.study.tell(trial, getattr(history[-1], metric))
-        self.store.update_claim(name, slot, self.name, state="complete")
-        self.store.update_claim(name, config, self.name, state="complete")
+        run.complete(getattr(history[-1], metric))
         self.ran += 1
         return "complete"
 
-    def _duplicate(self, trial: Trial, slot: str, config: str) -> str:
+    def _duplicate(self, run: TrialRun, trial: Trial, config: str) -> str:
         """A configuration already evaluated (or being evaluated): never trained twice."""
         name = search_name(self.spec)
         other = self.store.claims(name).get(config)
@@ -243,20 +214,14 @@ class _SearchWorker:
             # the same configuration and seed train to the same result: its outcome stands for this trial
             self.store.optuna.set_trial_user_attr(trial._trial_id, "copy_of", done.number)
             if done.state == TrialState.COMPLETE:
-                self.study.tell(trial, done.value)
+                run.complete(done.value)
             else:
-                self.study.tell(trial, state=TrialState.PRUNED)
-            self.store.update_claim(name, slot, self.name, state="complete")
+                run.complete(None, TrialState.PRUNED)
             self.tick(self.spec.train.epochs)
             return "copied"
         who = f"trial {done.number}" if done is not None else "another worker"
-        self._tell_fail(trial, f"the same configuration as {who}, being evaluated now: not trained twice")
-        self.store.update_claim(name, slot, self.name, state="failed")
+        run.fail(f"the same configuration as {who}, being evaluated now: not trained twice")
         return "busy"
-
-    def _tell_fail(self, trial: Trial, reason: str) -> None:
-        self.store.optuna.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        self.study.tell(trial, state=TrialState.FAIL)
 
 
 def top_settings(spec: Spec, study: optuna.Study) -> list[dict[str, Any]]:
@@ -290,9 +255,7 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
         raise RunnerError(f"{spec.path}: no [search] section: `runner tune` needs one (see runner tune --help)")
     log = progress.log if progress is not None else (lambda s: None)
     tick = progress.advance if progress is not None else (lambda n: None)
-    data = _load(spec)  # bad data fails here, before the storage is touched
-    spec = spec.bind(data.shape, data.classes)
-    check_models(spec)
+    spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
@@ -303,9 +266,9 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     if left:
         if progress is not None:
             progress.start(left * spec.train.epochs)
-        threads = _threads_per_worker(spec, workers)
+        threads = threads_per_worker(spec, workers)
         if workers == 1:
-            _SearchWorker(spec, store, data, threads, log, "", stale_after, tick).run()
+            SearchWorker(spec, store, data, threads, log, "", stale_after, tick).run()
         else:
             store.dispose()
             run_processes(_search_worker_main, [(spec, store.url, threads, i, stale_after) for i in range(workers)],
@@ -330,8 +293,8 @@ def _search_worker_main(spec: Spec, url: str, threads: int, index: int, stale_af
     """A search worker process: its own store and data; budget slots decide what it runs."""
     def body() -> tuple[int, int]:
         store = Store(url)
-        w = _SearchWorker(spec, store, _load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
-                          stale_after, lambda n: queue.put(("tick", n)), index)
+        w = SearchWorker(spec, store, load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
+                         stale_after, lambda n: queue.put(("tick", n)), index)
         w.run()
         store.dispose()
         return w.ran, w.failed

@@ -1,0 +1,230 @@
+"""`runner grid`: a spec's points as Optuna trials, each claimed, trained and recorded exactly once.
+
+Every (setting, seed) of the spec is one point; a worker claims it, trains it through the trial
+lifecycle (runner.trials.lifecycle) with a checkpoint after every epoch, and stores it as a
+COMPLETE trial whose params are the model, every axis and the seed. Run again, it trains only what
+is missing; a dead worker's point is taken over and resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from runner.data import Data
+from runner.errors import StorageError
+from runner.models.layers import ACTIVATIONS, POOLS
+from runner.optim import OPTIMIZERS, SCHEDULES
+from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
+from runner.spec.tables import point_table
+from runner.store import Store, checkpoint_dir
+from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
+from runner.trials.checkpoints import Checkpoints
+from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, load, prepare
+from runner.trials.pool import run_processes, threads_per_worker, worker_process
+
+__all__ = ["GridResult", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
+
+# Categorical params need the same choices in every trial of a study (Optuna's rule), so each
+# categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
+FIXED_CHOICES: dict[str, tuple[Any, ...]] = {
+    "batch_norm": (False, True), "augment": AUGMENTS, "optimizer": tuple(OPTIMIZERS), "schedule": tuple(SCHEDULES),
+}
+# The same for a layer field ("MODEL.LAYER.FIELD"), by field.
+FIELD_CHOICES: dict[str, tuple[Any, ...]] = {"act": tuple(ACTIVATIONS), "pool": tuple(POOLS), "bn": (False, True)}
+
+
+@dataclass
+class GridResult:
+    total: int  # points in the spec
+    done_before: int  # complete before this run
+    ran: int  # completed by this run (all workers)
+    failed: int  # failed in this run
+
+
+def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, BaseDistribution]:
+    """The Optuna distribution of each of the point's params."""
+    out: dict[str, BaseDistribution] = {"model": CategoricalDistribution(model_choices)}
+    for name, value in point.params.items():
+        if name == "model":
+            continue
+        choices = FIELD_CHOICES.get(name.split(".")[2]) if is_layer_axis(name) else FIXED_CHOICES.get(name)
+        if choices is not None:
+            out[name] = CategoricalDistribution(choices)
+        elif isinstance(value, int):
+            out[name] = IntDistribution(value, value)
+        else:
+            out[name] = FloatDistribution(value, value)
+    return out
+
+
+def model_choices(spec: Spec, study: optuna.Study) -> tuple[str, ...]:
+    """The model param's choices: the study's, if it has trials, so that they never change."""
+    names = tuple(sorted(spec.models))
+    trials = study.get_trials(deepcopy=False)
+    if not trials or "model" not in trials[0].distributions:
+        return names
+    old = tuple(trials[0].distributions["model"].choices)
+    missing = [n for n in names if n not in old]
+    if missing:
+        raise StorageError(f"study {spec.study.name!r} was created with models {', '.join(old)}; "
+                           f"new model(s) {', '.join(missing)} need a new [study].name")
+    return old
+
+
+def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[str]:
+    """One line per user module whose source changed since complete trials of it were stored."""
+    lines = []
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for name, model in spec.models.items():
+        if not model.target:
+            continue
+        old = {}
+        for t in trials:
+            stored = t.user_attrs.get("config", {}).get("model", {})
+            if t.params.get("model") == name and stored.get("source_sha256") not in (None, model.source_sha256):
+                old[stored["source_sha256"]] = old.get(stored["source_sha256"], 0) + 1
+        for sha, n in old.items():
+            lines.append(f"{name}: {Path(model.source).name} changed since {n} complete trial{'s' if n > 1 else ''} "
+                         f"of it were stored (sha256 {sha[:12]} then, {model.source_sha256[:12]} now); they stay "
+                         "in the database as the old code's results and are not counted for this code"
+                         + ("; its points train again" if any(p.model.name == name for p in todo) else ""))
+    return lines
+
+
+def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[Point], int]:
+    """(points not yet complete, number complete)."""
+    claims = store.claims(spec.study.name)
+    points = spec.points()
+    done = sum(1 for p in points if (c := claims.get(p.config_hash)) and c.state == "complete")
+    todo = [p for p in points if not ((c := claims.get(p.config_hash)) and
+                                      (c.state == "complete" or (c.state == "failed" and not retry_failed)))]
+    return todo, done
+
+
+class GridWorker(Worker):
+    """Claims points one by one and trains each as one trial, checkpointed after every epoch."""
+
+    def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
+                 retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None):
+        super().__init__(spec, store, threads, log, tag, tick, stale_after)
+        self.data, self.retry_failed = data, retry_failed
+        self.checkpoints = Checkpoints(checkpoint_dir(store.url) / spec.study.name)
+        self.study = store.open_study(spec.study.name, spec.study.direction)
+        self.choices = model_choices(spec, self.study)
+
+    def run(self, points: list[Point]) -> None:
+        """Train every point of `points` that this worker manages to claim."""
+        for i, point in enumerate(points, 1):
+            if self.take(self.spec.study.name, point.config_hash, self.retry_failed) is not None:
+                self._run_point(point, f"[{i}/{len(points)}]")
+
+    def _run_point(self, point: Point, where: str) -> None:
+        spec, store = self.spec, self.store
+        trial_id = store.optuna.create_new_trial(self.study._study_id, self._template(point))
+        number = store.optuna.get_trial_number_from_id(trial_id)
+        run = TrialRun(store, self.name, trial_id, [(spec.study.name, point.config_hash)])
+        self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
+        start = time.perf_counter()
+
+        def record(m: EpochMetrics) -> None:
+            store.add_epoch(spec.study.name, trial_id, number, m)
+            # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
+            # accuracy, as always stored for test-ranked studies
+            per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
+            store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch)
+
+        def on_epoch(m: EpochMetrics) -> None:
+            record(m)
+            self.tick(1)
+            run.beat()
+            val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
+            self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
+                     f"acc {m.train_acc:.2f}%  {val}test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
+                     f"({m.seconds:.1f} s)")
+
+        resume = self.checkpoints.load(point.config_hash)
+        if resume is not None:
+            for m in resume["history"]:  # the new trial carries the whole history
+                record(EpochMetrics(**m))
+            self.tick(len(resume["history"]))
+            self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
+        reset_peak_memory(self.device)
+        history = run.train(point, self.data, self.device, on_epoch, resume=resume,
+                            save=lambda state: self.checkpoints.save(point.config_hash, state))
+        if history is None:
+            self.failed += 1
+            self.tick(point.train.epochs - len(store.epochs([trial_id])[trial_id]))  # the epochs it will not run
+            self.log(f"{self.tag}  trial {number} FAILED: {run.reason}")
+            return
+        store.optuna.set_trial_user_attr(trial_id, "wall_seconds", time.perf_counter() - start)
+        store.optuna.set_trial_user_attr(trial_id, "peak_memory_mb", round(peak_memory_mb(self.device), 1))
+        store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
+        run.complete(getattr(history[-1], spec.study.metric))
+        self.checkpoints.remove(point.config_hash)
+        self.ran += 1
+
+    def _template(self, point: Point) -> FrozenTrial:
+        return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                           datetime_complete=None, params=point.params,
+                           distributions=distributions(point, self.choices),
+                           user_attrs=self.record(point, self.data, point_table(point)),
+                           system_attrs={}, intermediate_values={}, trial_id=0)
+
+
+def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
+             retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None) -> GridResult:
+    """Run every point of `spec` not yet complete in the storage at `url`.
+
+    Args:
+        log: called with each line of progress (ignored when `progress` is given).
+        progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
+    """
+    if progress is not None:
+        log = progress.log
+    tick: Tick = progress.advance if progress is not None else (lambda n: None)
+    spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
+    store = Store(url)
+    study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
+    todo, done = pending(spec, store, retry_failed)
+    for line in stale_sources(spec, study, todo):
+        log(line)
+    total = len(spec.points())
+    log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
+        + (f" on {workers} workers" if workers > 1 and todo else ""))
+    if not todo:
+        return GridResult(total, done, 0, 0)
+    if progress is not None:
+        progress.start(sum(p.train.epochs for p in todo))
+    threads = threads_per_worker(spec, workers)
+    if workers == 1:
+        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick)
+        w.run(todo)
+        store.dispose()
+        return GridResult(total, done, w.ran, w.failed)
+    store.dispose()
+    del data  # each worker loads its own copy
+    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after)
+                                               for i in range(workers)], log, tick)
+    return GridResult(total, done, ran, failed)
+
+
+def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
+                 queue: Any) -> None:
+    """A worker process: its own store and data; claims decide which points it trains."""
+    def body() -> tuple[int, int]:
+        store = Store(url)
+        w = GridWorker(spec, store, load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
+                       retry_failed, stale_after, lambda n: queue.put(("tick", n)))
+        todo, _ = pending(spec, store, retry_failed)
+        w.run(todo)
+        store.dispose()
+        return w.ran, w.failed
+
+    worker_process(index, queue, body)

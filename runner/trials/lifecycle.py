@@ -1,0 +1,219 @@
+"""One trial's life, the same for grid, search and confirmation trials.
+
+    prepare (data loaded, spec bound to it, every model checked)  ->  take a claim
+    ->  store the trial's record (`trial_record`)  ->  train, with a heartbeat on the claim
+    ->  complete | fail (its reason stored, its claims failed: tried again) | interrupted (its
+        claims given back, so the next run takes them at once)
+
+A claim is a row of `runner_claims` (Store.claim): it makes every point, and every budget slot
+of a search, run exactly once however many workers share the storage.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from runner.data import Data, load_data
+from runner.errors import RunnerError
+from runner.models.counts import ParamTable
+from runner.spec import Point, Spec
+from runner.spec.tables import check_models
+from runner.store import ClaimRow, Store, worker_name
+from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+from runner.trials.provenance import provenance
+
+__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "load", "Worker", "take", "trial_record", "TrialRun",
+           "StopTrial", "Heartbeat", "fail_trial"]
+
+Log = Callable[[str], None]
+Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
+GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
+HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
+TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"
+
+
+def load(spec: Spec) -> Data:
+    """The spec's data, loaded (once per process: each worker process loads its own copy)."""
+    return load_data(**spec.data.load_args())
+
+
+def prepare(spec: Spec) -> tuple[Spec, Data]:
+    """Load the data, bind the spec to its shape and check every model, before the storage is touched.
+
+    Bad data, a model that does not fit it, or a user's module that cannot run is a one-line error here.
+    """
+    data = load(spec)
+    spec = spec.bind(data.shape, data.classes)
+    check_models(spec)
+    return spec, data
+
+
+class Worker:
+    """What every worker of a study has: its name in the claims, its device, its threads, its provenance."""
+
+    def __init__(self, spec: Spec, store: Store, threads: int, log: Log, tag: str, tick: Tick,
+                 stale_after: float = GRACE_S):
+        self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
+        self.stale_after = stale_after
+        self.name = worker_name()
+        self.device = resolve_device(spec.train.device)
+        self.threads = set_threads(threads)
+        self.prov = provenance(str(self.device), self.threads)
+        self.ran = self.failed = 0
+
+    def take(self, study: str, key: str, retry_failed: bool) -> ClaimRow | None:
+        """Claim `key` of `study` for this worker (see `take`)."""
+        return take(self.store, study, key, self.name, self.stale_after, retry_failed)
+
+    def record(self, point: Point, data: Data, table: ParamTable, **extra: Any) -> dict[str, Any]:
+        """This worker's record of a trial of `point` (see `trial_record`)."""
+        return trial_record(point, data, table, self.name, self.prov, **extra)
+
+
+def take(store: Store, study: str, key: str, worker: str, stale_after: float, retry_failed: bool) -> ClaimRow | None:
+    """Claim a point or slot atomically; the trial of a dead worker it takes over is failed with why."""
+    claim = store.claim(study, key, worker, stale_after, retry_failed)
+    previous = getattr(claim, "previous_trial_id", None)
+    if previous is not None:
+        fail_trial(store, previous, TAKEN_OVER)
+    return claim
+
+
+def trial_record(point: Point, data: Data, table: ParamTable, worker: str, prov: dict[str, Any],
+                 **extra: Any) -> dict[str, Any]:
+    """Everything a trial stores about what produced it (its user attrs), for grid and search trials alike.
+
+    The config is the point's resolved config with the normalization numbers actually used ("auto"
+    computed); the data's identity and split sizes are those the trial trains and evaluates on.
+
+    Args:
+        extra: attrs of one kind of trial (a search trial's budget slot).
+    """
+    config = point.resolved()
+    config["data"].update(mean=data.mean, std=data.std)  # the numbers used, "auto" computed
+    return {"config_hash": point.config_hash, "config": config, "label": point.label(),
+            "param_count": table.total, "layer_table": [r.to_json() for r in table.rows],
+            "data_checksum": data.checksum, "dataset": data.dataset, "data_source": data.source,
+            "data_official": data.official, "data_shape": list(data.shape), "classes": data.classes,
+            "normalization_auto": [k for k in ("mean", "std") if getattr(point.data, k) == "auto"],
+            "train_size": len(data.train), "test_size": len(data.test),
+            "val_size": len(data.val) if data.val is not None else 0,
+            "worker": worker, **prov, **extra}
+
+
+class StopTrial(Exception):
+    """Raised from an epoch callback to end a trial early on purpose (Optuna's pruner): not a failure."""
+
+
+Finish = Callable[[TrialState, "float | None"], None]  # sets the trial's final state (and value)
+
+
+class TrialRun:
+    """One trial of a worker's, from its stored record to its end; the claims it holds end with it.
+
+    Args:
+        claims: (study, key) of each claim the trial holds; the heartbeat refreshes the first.
+        finish: sets the trial's final state; by default through the storage (grid trials), a
+            search passes Optuna's `study.tell`.
+    """
+
+    def __init__(self, store: Store, worker: str, trial_id: int, claims: Sequence[tuple[str, str]],
+                 finish: Finish | None = None):
+        self.store, self.worker, self.trial_id, self.claims = store, worker, trial_id, tuple(claims)
+        self.finish = finish or self._finish_in_storage
+        for study, key in self.claims:
+            store.update_claim(study, key, worker, trial_id=trial_id)
+
+    def hold(self, study: str, key: str) -> None:
+        """Hold one more claim until the trial ends (a search's claim on its configuration)."""
+        self.store.update_claim(study, key, self.worker, trial_id=self.trial_id)
+        self.claims += ((study, key),)
+
+    def _finish_in_storage(self, state: TrialState, value: float | None) -> None:
+        self.store.optuna.set_trial_state_values(self.trial_id, state, None if value is None else [value])
+
+    def beat(self) -> None:
+        """Refresh the first claim's heartbeat now (after each epoch)."""
+        self.store.update_claim(*self.claims[0], self.worker)
+
+    def train(self, point: Point, data: Data, device: Any, on_epoch: Callable[[EpochMetrics], None],
+              **kwargs: Any) -> list[EpochMetrics] | None:
+        """Train the point with a heartbeat on the claim: its history, or None if the trial failed.
+
+        A TrainingError (a NaN loss) fails the trial with its reason and marks its claims failed.
+        An interrupt (Ctrl-C, SIGTERM, a crash) fails it "interrupted", gives its claims back and
+        goes on up. StopTrial goes on up too, the trial left to the caller to end.
+        """
+        heartbeat = Heartbeat(self.store, *self.claims[0], self.worker)
+        try:
+            _, history = train_point(point, data, device, on_epoch, **kwargs)
+            return history
+        except StopTrial:
+            raise
+        except TrainingError as e:
+            self.fail(str(e))
+            return None
+        except BaseException:  # interrupted or crashed: nothing is marked complete, the point is given back
+            self.interrupted()
+            raise
+        finally:
+            heartbeat.stop()
+
+    def complete(self, value: float | None, state: TrialState = TrialState.COMPLETE) -> None:
+        """End the trial COMPLETE with its value (or PRUNED); its claims are complete."""
+        self.finish(state, value)
+        for study, key in self.claims:
+            self.store.update_claim(study, key, self.worker, state="complete")
+
+    def fail(self, reason: str) -> None:
+        """End the trial FAIL with its reason; its claims are failed (a budget slot is tried again)."""
+        self.reason = reason
+        self.store.optuna.set_trial_user_attr(self.trial_id, "fail_reason", reason)
+        self.finish(TrialState.FAIL, None)
+        for study, key in self.claims:
+            self.store.update_claim(study, key, self.worker, state="failed")
+
+    def interrupted(self) -> None:
+        """Fail the trial "interrupted" (best effort, on the way out) and give its claims back."""
+        fail_trial(self.store, self.trial_id, "interrupted", self.finish)
+        for study, key in self.claims:
+            self.store.release(study, key, self.worker)
+
+
+def fail_trial(store: Store, trial_id: int, reason: str, finish: Finish | None = None) -> None:
+    """Mark a trial that is still RUNNING as FAIL with its reason (best effort: claims decide what runs)."""
+    try:
+        if store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
+            store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if finish is None:
+                store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
+            else:
+                finish(TrialState.FAIL, None)
+    except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
+        pass  # best effort on the way out; the claim decides what runs next
+
+
+class Heartbeat:
+    """Refreshes a claim's heartbeat every HEARTBEAT_S seconds from a thread, while a trial trains."""
+
+    def __init__(self, store: Store, study: str, key: str, worker: str):
+        self._stop = threading.Event()
+        self._args = (study, key, worker)
+        self._store = store
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._store.update_claim(*self._args)
+            except RunnerError:
+                pass  # a busy database now and then is fine: the grace period is many beats long
+
+    def stop(self) -> None:
+        """Stop beating (the trial has ended)."""
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,79 @@
+"""The house's arrows run one way: no module imports a layer above its own, nor another file's
+underscored name, and only the CLI imports the library lazily (to start without torch)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "runner"
+# Lower numbers sit lower in the house; a module may import only its own layer or those below.
+LAYERS = {
+    "errors": 0, "keys": 0, "text": 0, "optim": 0, "usercode": 0, "plotting": 0, "progress": 0, "store": 0,
+    "data": 1, "models": 1,
+    "spec": 2,
+    "train": 3, "schema": 3,
+    "trials": 4,
+    "report": 5, "query": 5, "bench": 5,
+    "cli": 6,
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _room(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> list[tuple[ast.ImportFrom | ast.Import, bool]]:
+    """Every import of the file, and whether it sits inside a function (lazy)."""
+    tree = ast.parse(path.read_text())
+    out = []
+
+    def walk(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                out.append((child, lazy))
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                raise AssertionError(f"{path}: a TYPE_CHECKING import is an arrow too")
+            walk(child, inner)
+    walk(tree, False)
+    return out
+
+
+def _targets(node: ast.ImportFrom | ast.Import) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if node.module == "runner":  # from runner import spec
+        return [f"runner.{a.name}" for a in node.names]
+    return [node.module or ""]
+
+
+def test_every_module_has_a_layer():
+    assert {_room(p) for p in _modules()} - {"__init__"} <= set(LAYERS)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_arrow_runs_back_up_and_no_private_name_crosses_a_file(path):
+    room = _room(path)
+    for node, lazy in _imports(path):
+        for target in _targets(node):
+            if not target.startswith("runner."):
+                continue
+            other = target.split(".")[1]
+            assert LAYERS[other] <= LAYERS[room], f"{path.name}: imports {target}, a layer above {room}"
+            assert not lazy or room == "cli", f"{path.name}:{node.lineno}: a lazy import of {target}"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runner"):
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{path.name}:{node.lineno}: imports {private} from {node.module}"
+
+
+def test_no_test_imports_a_private_name():
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node, _ in _imports(path):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runner"):
+                assert not [a.name for a in node.names if a.name.startswith("_")], f"{path.name}:{node.lineno}"
