@@ -16,6 +16,13 @@ from runner.text import text_table
 __all__ = ["cli", "main"]
 
 
+def artifacts_option(f: Callable) -> Callable:
+    """--artifacts, where the trials' weights go (grid and tune)."""
+    return click.option("--artifacts", metavar="DIR", type=click.Path(file_okay=False), default=None,
+                        help="Folder of the trials' weights (Optuna artifacts) [default: artifacts/ beside the "
+                             "SQLite file; for a server storage give every worker the same shared folder]")(f)
+
+
 def storage_option(f: Callable) -> Callable:
     """--storage, shared by every command that reads or writes results."""
     return click.option("--storage", metavar="URL", default=None,
@@ -72,9 +79,10 @@ def cli() -> None:
               help="Take over a running trial whose worker sent no heartbeat for this long (another "
                    "machine died); a dead worker on this machine is noticed at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
+@artifacts_option
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry_failed: bool,
-         stale_after: float, quiet: bool) -> None:
+         stale_after: float, quiet: bool, artifacts: str | None) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
     A point already complete in the storage is skipped, so running the same command again
@@ -106,7 +114,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
-                              stale_after=stale_after, progress=progress)
+                              stale_after=stale_after, progress=progress, artifacts=artifacts)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: runner grid {spec_path}", err=True)
@@ -192,8 +200,10 @@ def models(spec_path: str, diagram: str | None) -> None:
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
               help="Take over a trial whose worker sent no heartbeat for this long.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
+@artifacts_option
 @user_errors
-def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, stale_after: float, quiet: bool) -> None:
+def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, stale_after: float, quiet: bool,
+         artifacts: str | None) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
 
     The search is the Optuna study <name>-search: each trial trains on the training images
@@ -220,7 +230,7 @@ def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, st
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
-            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after)
+            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
                    f"run the same command again to continue: runner tune {spec_path}", err=True)

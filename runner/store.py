@@ -3,6 +3,8 @@
 - `runner_epochs`: one row per (trial, epoch) with every per-epoch metric.
 - `runner_claims`: one row per (study, point) that a worker has claimed; the primary key makes a
   claim atomic, so every point runs exactly once however many workers share the storage.
+- `runner_predictions`: one row per (trial, split): the predicted class of every image, in order,
+  its probability and the image's label, each as one compact array.
 
 Both live in the same database as Optuna's tables, so one URL holds everything.
 """
@@ -10,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import random
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import optuna
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -24,7 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from runner.errors import StorageError
 
-__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "Store", "checkpoint_dir", "worker_name"]
+__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "PredictionRow", "Predictions", "Store",
+           "checkpoint_dir", "artifacts_dir", "study_folder", "worker_name"]
 
 DEFAULT_STORAGE = "sqlite:///db/runner.sqlite"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # runner prints its own progress
@@ -78,6 +85,33 @@ class ClaimRow(Base):
     state: Mapped[str] = mapped_column(sa.String(16))  # running | complete | failed
     worker: Mapped[str] = mapped_column(sa.String(256))  # host:pid
     heartbeat: Mapped[dt.datetime]  # last sign of life, UTC
+
+
+class PredictionRow(Base):
+    """What one trial predicted for every image of one split, in the split's order."""
+
+    __tablename__ = "runner_predictions"
+    trial_id: Mapped[int] = mapped_column(primary_key=True)  # Optuna's trials.trial_id
+    split: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # test | val
+    study_name: Mapped[str] = mapped_column(sa.String(512), index=True)
+    images: Mapped[int]  # how many
+    predicted: Mapped[bytes] = mapped_column(sa.LargeBinary)  # int16 little-endian: the class of each image
+    labels: Mapped[bytes] = mapped_column(sa.LargeBinary)  # int16: each image's true class
+    confidence: Mapped[bytes] = mapped_column(sa.LargeBinary)  # float16: the predicted class's probability
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One split's predictions of one trial, as arrays."""
+
+    predicted: np.ndarray  # (N,) int16
+    labels: np.ndarray  # (N,) int16
+    confidence: np.ndarray  # (N,) float16
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N,) bool: which images the trial got right."""
+        return self.predicted == self.labels
 
 
 def _now() -> dt.datetime:
@@ -252,6 +286,26 @@ class Store:
             out[r.trial_id].append(r)
         return out
 
+    # ---------------------------------------------------------------- predictions
+
+    def add_predictions(self, study: str, trial_id: int, split: str, p: Predictions) -> None:
+        """Store one split's predictions of a trial."""
+        with self.session() as s:
+            s.merge(PredictionRow(trial_id=trial_id, split=split, study_name=study, images=len(p.predicted),
+                                  predicted=p.predicted.astype("<i2").tobytes(), labels=p.labels.astype("<i2").tobytes(),
+                                  confidence=p.confidence.astype("<f2").tobytes()))
+
+    def predictions(self, trial_ids: list[int], split: str = "test") -> dict[int, Predictions]:
+        """trial_id -> its predictions on `split`, for the trials that stored them (none in older databases)."""
+        if not trial_ids or not sa.inspect(self.engine).has_table(PredictionRow.__tablename__):
+            return {}
+        with self.session() as s:
+            rows = s.execute(sa.select(PredictionRow.trial_id, PredictionRow.predicted, PredictionRow.labels,
+                                       PredictionRow.confidence)
+                             .where(PredictionRow.trial_id.in_(trial_ids), PredictionRow.split == split)).all()
+        return {r.trial_id: Predictions(np.frombuffer(r.predicted, "<i2"), np.frombuffer(r.labels, "<i2"),
+                                        np.frombuffer(r.confidence, "<f2")) for r in rows}
+
     def dispose(self) -> None:
         """Close every pooled connection (before forking workers, and at the end)."""
         self.engine.dispose()
@@ -313,10 +367,33 @@ def _dead_here(worker: str) -> bool:
     return False
 
 
+def _beside(url: str, folder: str) -> Path:
+    path = _sqlite_path(url)
+    return (path.parent if path is not None else Path("db")) / folder
+
+
 def checkpoint_dir(url: str) -> Path:
     """Checkpoints sit beside a SQLite file (db/checkpoints/), else in db/checkpoints/ here."""
-    path = _sqlite_path(url)
-    return (path.parent if path is not None else Path("db")) / "checkpoints"
+    return _beside(url, "checkpoints")
+
+
+def artifacts_dir(url: str, given: str | None = None) -> Path:
+    """Where trials' weights are kept: `given` (--artifacts), else beside a SQLite file (db/artifacts/),
+    else db/artifacts/ here (for a server storage, pass a folder every worker shares)."""
+    return Path(given) if given else _beside(url, "artifacts")
+
+
+_NOT_IN_A_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")  # a separator, NUL or another control character
+NAME_MAX = 255  # bytes in one file name, on Linux's filesystems
+
+
+def study_folder(name: str) -> str:
+    """A study's folder name under db/checkpoints/ or reports/: the name itself when it is one plain
+    file name (every name that worked before keeps its folder), else "study-" and its hash, so that
+    no study name ("/srv/x", "../x", a line break, 300 characters) directs files outside those folders."""
+    if not _NOT_IN_A_NAME.search(name) and name.strip() not in ("", ".", "..") and len(name.encode()) <= NAME_MAX:
+        return name
+    return "study-" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def worker_name() -> str:

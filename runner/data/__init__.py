@@ -23,7 +23,7 @@ from runner.data.packaged import OFFICIAL, load_packaged
 from runner.data.user import load_user
 from runner.errors import DataError
 
-__all__ = ["Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source",
+__all__ = ["Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source", "class_names",
            "split_checksum", "cache_dir", "stratified_split", "pixel_stats"]
 
 MNIST = Data  # the name this class had when MNIST was the only dataset
@@ -76,6 +76,22 @@ def load_data(dataset: str = "mnist", root: str = "", train_limit: int = 0, test
         mean, std = (m if mean == "auto" else mean), (s if std == "auto" else std)
     return Data(train, test, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
                 float(mean), float(std))
+
+
+def class_names(dataset: str, classes: int) -> tuple[str, ...]:
+    """Each class's name as torchvision's dataset class gives it ("Sneaker"); the numbers 0..K-1 for
+    digits and for the user's own data."""
+    import torchvision.datasets as tv
+
+    if dataset == "fashion_mnist":
+        names = tv.FashionMNIST.classes
+    elif dataset == "kmnist":
+        names = tv.KMNIST.classes
+    elif dataset.startswith("emnist_"):
+        names = [n for n in tv.EMNIST.classes_split_dict[dataset.removeprefix("emnist_")] if n != "N/A"]
+    else:
+        names = [str(i) for i in range(classes)]
+    return tuple(names) if len(names) == classes else tuple(str(i) for i in range(classes))
 
 
 def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> Data:

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from runner.models.layers import InputTransform, Layer, build_layers
+from runner.models.layers import KINDS, InputTransform, Layer, build_layers
 from runner.models import user
 
 __all__ = ["ModelConfig", "build_model"]
@@ -26,6 +26,19 @@ class ModelConfig:
     target: str = ""  # "module:attribute" of a user's nn.Module (its constructor or factory)
     args: tuple[tuple[str, Any], ...] = ()  # keyword arguments of `target`
     search_dir: str = ""  # the spec's folder: searched first for `target`'s module
+
+    def to_dict(self) -> dict[str, Any]:
+        """What rebuilds the model without its spec, as plain values (stored with its weights)."""
+        return {"layers": [layer.to_dict() for layer in self.layers], "act": self.act, "input": self.input.to_dict(),
+                "in_shape": list(self.in_shape), "classes": self.classes, "dropout": self.dropout,
+                "batch_norm": self.batch_norm, "target": self.target, "args": dict(self.args)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], search_dir: str = "") -> ModelConfig:
+        """The config `to_dict` wrote; a user's module is looked for in `search_dir` first."""
+        layers = tuple(Layer.of(next(k for k in KINDS if k in t), **t) for t in d["layers"])
+        return cls(layers, d["act"], InputTransform(**d["input"]), tuple(d["in_shape"]), d["classes"], d["dropout"],
+                   d["batch_norm"], d["target"], tuple(d["args"].items()), search_dir)
 
     @property
     def model_shape(self) -> tuple[int, int, int]:

@@ -13,6 +13,7 @@ from runner.report.markdown import render_markdown, render_summary, summary_json
 from runner.report.search import curves_png as search_curves_png
 from runner.report.search import history_png
 from runner.spec import Spec
+from runner.store import study_folder
 
 __all__ = ["START_MARKER", "END_MARKER", "default_out_dir", "render_files", "write_report", "update_readme",
            "make_report"]
@@ -22,8 +23,8 @@ END_MARKER = "<!-- runner:report:end -->"
 
 
 def default_out_dir(study: str) -> Path:
-    """reports/<study name>/ under the current directory."""
-    return Path("reports") / study
+    """reports/<study name>/ under the current directory (a name that is no plain file name: its hash)."""
+    return Path("reports") / study_folder(study)
 
 
 def render_files(report: Report) -> dict[str, bytes]:

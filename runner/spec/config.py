@@ -39,6 +39,7 @@ class StudySpec:
     description: str  # shown at the top of the report
     seeds: tuple[int, ...]  # every point runs once per seed
     metric: str  # test_acc | test_loss: what reports rank by (final epoch)
+    keep: str = "all"  # all | none: whether complete trials keep their final weights
 
     @property
     def direction(self) -> str:

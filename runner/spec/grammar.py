@@ -11,13 +11,14 @@ from runner.models.layers import ACTIVATIONS
 from runner.models.presets import MLP_HIDDEN
 from runner.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["ARCHS", "METRICS", "AUGMENTS", "REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS", "DATASETS", "DATA_KEYS",
+__all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS", "DATASETS", "DATA_KEYS",
            "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "SECTIONS", "AXES"]
 
 
 ARCHS = ("lenet5", "mlp")
 METRICS = {"test_acc": "maximize", "test_loss": "minimize", "val_acc": "maximize", "val_loss": "minimize"}
 AUGMENTS = ("none", "affine")
+KEEP = ("all", "none")  # [study].keep: which trials' weights are kept
 
 # Regularizers: a [grid] list, a [[runs]] value, or a [models.X] default. Defaults are "off".
 REGULARIZERS: dict[str, Key] = {
@@ -71,6 +72,9 @@ STUDY_KEYS: dict[str, Key] = {
     "description": Key(str, "", "shown at the top of the report"),
     "seeds": Key(list, [0], "every point runs once per seed", item=int, item_ge=0, nonempty=True),
     "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),
+    "keep": Key(str, "all", "all: every complete trial's final weights are kept as an Optuna artifact "
+                            "(runner export, runner predict); none: only their metrics and predictions",
+                choices=KEEP),
 }
 
 MODEL_KEYS: dict[str, Key] = {

@@ -59,7 +59,7 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
     if len(set(seeds)) != len(seeds):
         raise c.fail("[study].seeds", f"{seeds} repeats a seed")
     study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
-                           study.get("metric", "test_acc"))
+                           study.get("metric", "test_acc"), study.get("keep", "all"))
     train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
     folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
     data = _data(c, raw.get("data", {}), folder)

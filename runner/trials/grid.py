@@ -23,10 +23,11 @@ from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
 from runner.spec.tables import point_table
-from runner.store import Store, checkpoint_dir
+from runner.store import Store, artifacts_dir, checkpoint_dir, study_folder
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, load, prepare
+from runner.trials.outputs import keep_outputs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
@@ -112,10 +113,12 @@ class GridWorker(Worker):
     """Claims points one by one and trains each as one trial, checkpointed after every epoch."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None):
+                 retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None,
+                 artifacts: Path | None = None):
         super().__init__(spec, store, threads, log, tag, tick, stale_after)
         self.data, self.retry_failed = data, retry_failed
-        self.checkpoints = Checkpoints(checkpoint_dir(store.url) / spec.study.name)
+        self.artifacts = artifacts  # where complete trials' weights go; None: kept nowhere
+        self.checkpoints = Checkpoints(checkpoint_dir(store.url) / study_folder(spec.study.name))
         self.study = store.open_study(spec.study.name, spec.study.direction)
         self.choices = model_choices(spec, self.study)
 
@@ -156,13 +159,15 @@ class GridWorker(Worker):
             self.tick(len(resume["history"]))
             self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
         reset_peak_memory(self.device)
-        history = run.train(point, self.data, self.device, on_epoch, resume=resume,
+        trained = run.train(point, self.data, self.device, on_epoch, resume=resume,
                             save=lambda state: self.checkpoints.save(point.config_hash, state))
-        if history is None:
+        if trained is None:
             self.failed += 1
             self.tick(point.train.epochs - len(store.epochs([trial_id])[trial_id]))  # the epochs it will not run
             self.log(f"{self.tag}  trial {number} FAILED: {run.reason}")
             return
+        model, history = trained
+        keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point, self.data, self.device)
         store.optuna.set_trial_user_attr(trial_id, "wall_seconds", time.perf_counter() - start)
         store.optuna.set_trial_user_attr(trial_id, "peak_memory_mb", round(peak_memory_mb(self.device), 1))
         store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
@@ -179,10 +184,12 @@ class GridWorker(Worker):
 
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
-             retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None) -> GridResult:
+             retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None,
+             artifacts: str | None = None) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`.
 
     Args:
+        artifacts: the folder of the trials' weights (default: beside the SQLite file, db/artifacts/).
         log: called with each line of progress (ignored when `progress` is given).
         progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
     """
@@ -203,25 +210,26 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     if progress is not None:
         progress.start(sum(p.train.epochs for p in todo))
     threads = threads_per_worker(spec, workers)
+    kept = artifacts_dir(store.url, artifacts) if spec.study.keep == "all" else None
     if workers == 1:
-        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick)
+        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept)
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
-    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after)
+    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept)
                                                for i in range(workers)], log, tick)
     return GridResult(total, done, ran, failed)
 
 
 def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
-                 queue: Any) -> None:
+                 artifacts: Path | None, queue: Any) -> None:
     """A worker process: its own store and data; claims decide which points it trains."""
     def body() -> tuple[int, int]:
         store = Store(url)
         w = GridWorker(spec, store, load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
-                       retry_failed, stale_after, lambda n: queue.put(("tick", n)))
+                       retry_failed, stale_after, lambda n: queue.put(("tick", n)), artifacts)
         todo, _ = pending(spec, store, retry_failed)
         w.run(todo)
         store.dispose()

@@ -140,8 +140,8 @@ class TrialRun:
         self.store.update_claim(*self.claims[0], self.worker)
 
     def train(self, point: Point, data: Data, device: Any, on_epoch: Callable[[EpochMetrics], None],
-              **kwargs: Any) -> list[EpochMetrics] | None:
-        """Train the point with a heartbeat on the claim: its history, or None if the trial failed.
+              **kwargs: Any) -> tuple[Any, list[EpochMetrics]] | None:
+        """Train the point with a heartbeat on the claim: (the model, its history), or None if it failed.
 
         A TrainingError (a NaN loss) fails the trial with its reason and marks its claims failed.
         An interrupt (Ctrl-C, SIGTERM, a crash) fails it "interrupted", gives its claims back and
@@ -149,8 +149,7 @@ class TrialRun:
         """
         heartbeat = Heartbeat(self.store, *self.claims[0], self.worker)
         try:
-            _, history = train_point(point, data, device, on_epoch, **kwargs)
-            return history
+            return train_point(point, data, device, on_epoch, **kwargs)
         except StopTrial:
             raise
         except TrainingError as e:

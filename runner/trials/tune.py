@@ -190,18 +190,18 @@ class SearchWorker(Worker):
                 raise _Pruned
 
         try:
-            history = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
+            trained = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
         except _Pruned:
             run.complete(None, TrialState.PRUNED)
             self.tick(point.train.epochs - len(epochs))
             self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
             self.ran += 1
             return "pruned"
-        if history is None:  # failed: its slot is tried again
+        if trained is None:  # failed: its slot is tried again
             self.tick(point.train.epochs - len(epochs))
             self.failed += 1
             return "failed"
-        run.complete(getattr(history[-1], metric))
+        run.complete(getattr(trained[1][-1], metric))
         self.ran += 1
         return "complete"
 
@@ -248,7 +248,7 @@ def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
 
 
 def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True, progress: Any = None,
-             stale_after: float = GRACE_S) -> TuneResult:
+             stale_after: float = GRACE_S, artifacts: str | None = None) -> TuneResult:
     """Run the search until its budget is spent (or its timeout), then confirm the top configurations."""
     search = spec.search
     if search is None:
@@ -285,7 +285,8 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
         if settings:
             log(f"{spec.study.name}: confirming the top {len(settings)} on test with seeds "
                 f"{', '.join(map(str, spec.study.seeds))}")
-            result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress)
+            result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress,
+                                      artifacts=artifacts)
     return result
 
 
