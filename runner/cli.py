@@ -63,6 +63,8 @@ def cli() -> None:
     runner studies                          every study in the storage
     runner trials --study regularization    its trials: --where, --sort, --group-by, --format
     runner show --study regularization 17   one trial: config, provenance, epochs
+    runner export --study regularization --best --out lenet5.pt   a trial's model, on its own
+    runner predict --study regularization --best my_digit.png    a trial's model on your images
     runner bench                            speed: bare loop, the course's pipeline, time to 99%
     runner bench floor | profile            what makes the step faster; where its time goes
     """
@@ -423,6 +425,107 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
                                                                                    for e in d["epochs"]) else []),
                "test_loss", "test_acc", "lr", "seconds"]
     click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
+
+
+def _trial_choice(number: int | None, best: bool) -> int | None:
+    if (number is None) == (not best):
+        raise click.UsageError("give a trial NUMBER or --best (the study's best trial by its metric), not both")
+    return number
+
+
+@cli.command(name="export")
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("number", type=int, required=False)
+@click.option("--best", is_flag=True, help="The study's best trial by its metric, instead of NUMBER.")
+@click.option("--out", metavar="FILE", type=click.Path(dir_okay=False), required=True, help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(["runner", "torchscript"]), default="runner", show_default=True,
+              help="runner: weights and what rebuilds the model (runner.load_model); torchscript: torch.jit.load.")
+@storage_option
+@artifacts_option
+@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
+              help="For a trial of your own module: the folder that holds its file (checked against its SHA-256).")
+@user_errors
+def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, storage: str | None,
+           artifacts: str | None, module_dir: str) -> None:
+    """Write a trial's trained model to one self-contained file.
+
+    The file holds the weights (a state_dict), the model's config, the normalization, the input
+    transform and the class count and names: `runner.load_model(FILE)` turns it back into an
+    nn.Module in eval mode, without the spec, that takes the dataset's images as uint8
+    (N, C, H, W) and returns logits. --format torchscript writes the same model, traced, for
+    `torch.jit.load` without runner. The weights are checked against the SHA-256 stored with the
+    trial; a trial of your own module needs that module's file, unchanged.
+
+    \b
+    Examples:
+      runner export --study regularization --best --out lenet5.pt
+      runner export --study regularization 17 --out t17.pt --format torchscript
+      python -c "import runner; print(runner.load_model('lenet5.pt'))"
+    """
+    from runner.kept import export_model
+
+    trial, path = export_model(_reader(storage), study_name, _trial_choice(number, best), out, fmt, artifacts,
+                               module_dir)
+    click.echo(f"wrote {path}: trial {trial.number} of {study_name} ({trial.user_attrs.get('label', '')}, "
+               f"seed {trial.params.get('seed')}, {trial.user_attrs.get('param_count', 0):,} parameters)")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("args", nargs=-1, required=True, metavar="(NUMBER | --best) INPUT...")
+@click.option("--best", is_flag=True, help="The study's best trial by its metric, instead of NUMBER.")
+@storage_option
+@artifacts_option
+@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
+              help="For a trial of your own module: the folder that holds its file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@user_errors
+def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | None, artifacts: str | None,
+            module_dir: str, fmt: str) -> None:
+    """What a trial's model predicts for your own images.
+
+    INPUT is a PNG or JPEG file, a folder of them, or a .npy array ((H, W), (N, H, W) or
+    (N, C, H, W), uint8 or floats in [0, 1]). Each image is prepared as the trial's data was:
+    greyscale, the dataset's size (another size is resized, with a note), a light digit on a dark
+    background (a light page is inverted, with a note), then the stored normalization and input
+    transform. One line per image: the input, the predicted class (with the dataset's class names,
+    Fashion-MNIST's "Sneaker") and its probability. An input that cannot be read is one line
+    saying so, and the others go on (the exit code is then 1).
+
+    \b
+    Examples:
+      runner predict --study regularization --best my_digit.png
+      runner predict --study regularization 17 digits/ --format csv
+      runner predict --study fashion_mnist --best shoes.npy --format json
+    """
+    import json
+
+    from runner.kept import predict_images, prediction_rows
+
+    if not best:
+        if not args or not args[0].isdigit():
+            raise click.UsageError("give a trial NUMBER first, or --best (the study's best trial), then INPUT...")
+        number, inputs = int(args[0]), list(args[1:])
+    else:
+        number, inputs = None, list(args)
+    if not inputs:
+        raise click.UsageError("give at least one INPUT: an image, a folder of images or a .npy array")
+    trial, predictions = predict_images(_reader(storage), study_name, number, inputs, artifacts, module_dir)
+    rows = prediction_rows(predictions)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        from runner.query import render
+
+        click.echo(render(rows, list(rows[0]), "csv"))
+    else:
+        click.echo(f"trial {trial.number} of {study_name}: {trial.user_attrs.get('label', '')} seed "
+                   f"{trial.params.get('seed')}", err=True)
+        click.echo(text_table(["input", "class", "probability", "note"],
+                              [[r["input"], r["class"] or "-", "-" if r["probability"] is None else
+                                f"{r['probability']:.3f}", r["note"]] for r in rows]))
+    if any(p.predicted is None for p in predictions):
+        sys.exit(1)
 
 
 @cli.group(invoke_without_command=True)
