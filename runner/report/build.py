@@ -1,6 +1,8 @@
 """Building the Report from storage: trials read, grouped into configurations, setup, known result, figures."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -16,11 +18,12 @@ from runner.errors import StorageError
 from runner.models.counts import LayerRow
 from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
                                 config_key, format_value)
+from runner.report.mistakes import build_mistakes
 from runner.report.search import build_search
-from runner.report.stats import grid_effects, mean_of, std_of, versus_best
+from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
 from runner.spec import REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
-from runner.store import EpochRow, Store
+from runner.store import EpochRow, Predictions, Store
 
 __all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST", "strip_paths"]
 
@@ -100,6 +103,7 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         params=params, label=label, slug=_slug(label),
         regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
         param_count=int(attrs.get("param_count", 0)), seeds=tuple(t.params["seed"] for t in trials),
+        trial_ids=tuple(t._trial_id for t in trials),
         final=tuple(float(t.value) for t in trials), final_acc=final_acc,
         best_acc=tuple(b for b in best_acc if not math.isnan(b)),
         final_loss=tuple(r[-1].test_loss for r in with_rows),
@@ -323,6 +327,66 @@ def _figures(spec: Spec, configs: list[Config], effects: list[Effect]) -> list[F
 # ---------------------------------------------------------------- build
 
 
+def _predictions(url: str | None, configs: list[Config], split: str) -> dict[int, Predictions]:
+    """trial_id -> its stored predictions on `split` (none for trials stored before runner kept them)."""
+    reader = Store(url, create=False)
+    try:
+        return reader.predictions([i for c in configs for i in c.trial_ids], split)
+    finally:
+        reader.dispose()
+
+
+def _correct(spec: Spec, url: str | None, configs: list[Config], test: dict[int, Predictions]) -> Correct | None:
+    """100 * (predicted == label) of every image, by (config key, seed), for an accuracy-ranked study; None
+    for a loss-ranked one (the report then has only the t-tests)."""
+    if spec.study.metric not in ("test_acc", "val_acc"):
+        return None
+    stored = test if spec.study.metric == "test_acc" else _predictions(url, configs, "val")
+    out = {(c.key, s): 100.0 * stored[i].correct for c in configs for s, i in zip(c.seeds, c.trial_ids) if i in stored}
+    return out or None
+
+
+_EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "seconds")
+
+
+def _csv(names: list[str], rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in r] for r in rows])
+    return buf.getvalue()
+
+
+def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], axes: _Axes) -> tuple[str, str]:
+    """trials.csv (one row per trial: params, seed, final metrics, seconds, parameter count) and epochs.csv
+    (one row per trial-epoch), so that a reader can recompute every figure without the database."""
+    rows, epoch_rows = [], []
+    for t in trials:
+        mine = epochs.get(t._trial_id, [])
+        last = mine[-1] if mine else None
+        rows.append([t.number, t.state.name.lower(), t.params.get("model"), *(t.params.get(a) for a in axes.names),
+                     t.params.get("seed"), t.user_attrs.get("param_count"),
+                     *(getattr(last, c) if last else None for c in _EPOCH_COLUMNS[:6]), t.user_attrs.get("best_test_acc"),
+                     sum(e.seconds for e in mine) if mine else None, t.user_attrs.get("wall_seconds"),
+                     t.user_attrs.get("config_hash"), t.user_attrs.get("label")])
+        epoch_rows += [[t.number, e.epoch, *(getattr(e, c) for c in _EPOCH_COLUMNS)] for e in mine]
+    names = ["number", "state", "model", *axes.names, "seed", "param_count", *_EPOCH_COLUMNS[:6], "best_test_acc",
+             "seconds", "wall_seconds", "config_hash", "label"]
+    return _csv(names, rows), _csv(["number", "epoch", *_EPOCH_COLUMNS], epoch_rows)
+
+
+def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], complete: list[FrozenTrial]) -> Any:
+    """The best configuration, plain LeNet-5 and the MLP, class by class, and the best's gallery of mistakes."""
+    roles = [("best", configs[0])]
+    for arch, role in (("lenet5", "LeNet-5, every regularizer off"), ("mlp", "MLP, every regularizer off")):
+        model = _model_of_arch(spec, configs, arch)
+        baseline = _baseline(spec, configs, model, regs_off=True) if model else None
+        if baseline is not None:
+            roles.append((role, baseline))
+    classes = int(complete[0].user_attrs.get("classes", 10))
+    return build_mistakes(spec, roles, test, _dataset(complete), classes)
+
+
 def build_report(spec: Spec, url: str | None) -> Report:
     """Every number of the report, from the trials stored for `spec`'s study at `url`."""
     storage, trials, epochs = _load_trials(spec, url)
@@ -335,7 +399,9 @@ def build_report(spec: Spec, url: str | None) -> Report:
     configs = _configs(spec, groups, epochs, axes)
     complete = [t for ts in groups.values() for t in ts]
     complete.sort(key=lambda t: t.number)
-    effects, interactions = grid_effects(spec, configs)
+    test = _predictions(url, configs, "test")
+    correct = _correct(spec, url, configs, test)
+    effects, interactions = grid_effects(spec, configs, correct)
     data, train, prov = _setup(complete)
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
         a = complete[0].user_attrs
@@ -355,13 +421,15 @@ def build_report(spec: Spec, url: str | None) -> Report:
     finally:
         reader.dispose()
     return Report(
-        search=search,
+        search=search, mistakes=_mistakes(spec, configs, test, complete),
+        raw=_raw_tables(trials, epochs, axes),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
         param_tables=parameter_tables(spec, stored), configs=configs, known=known, effects=effects,
-        interactions=interactions, versus_best=versus_best(configs, spec.study.direction), excluded=excluded, figures=_figures(spec, configs, effects),
+        interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
+        figures=_figures(spec, configs, effects),
     )
 
 

@@ -54,6 +54,7 @@ class Config:
     final_loss: tuple[float, ...]  # test loss at the final epoch
     final_val: tuple[float, ...]  # % validation accuracy at the final epoch (empty without a validation split)
     gap: tuple[float, ...]  # train minus test accuracy at the final epoch, points
+    trial_ids: tuple[int, ...]  # Optuna's trial_id of each seed's trial
     seconds_per_epoch: float | None
     peak_memory_mb: float | None  # mean over seeds of each trial's peak (RSS on CPU, allocated on CUDA)
     curves: dict[str, Curve]  # keys of CURVES
@@ -72,7 +73,16 @@ class Effect:
     ci95: tuple[float, float] | None  # t-interval; None with fewer than 2 pairs
     p_raw: float | None  # paired t-test
     p_value: float | None  # Holm-corrected
-    verdict: str  # improves | hurts | no detectable effect | too few pairs (interactions: interacts | ...)
+    verdict: str  # improves | hurts | no detectable effect | too few pairs (interactions: interacts | ...);
+    # from the bootstrap over seeds and test images where the trials stored their predictions, else the t-test
+    boot_ci95: tuple[float, float] | None = None  # 95% percentile interval, seeds and test images resampled
+    boot_p_raw: float | None = None  # two-sided bootstrap p
+    boot_p: float | None = None  # Holm-corrected
+
+    @property
+    def decisive(self) -> tuple[tuple[float, float] | None, float | None]:
+        """(interval, Holm p) of the test the verdict uses: the bootstrap where it exists, else the t-test."""
+        return (self.boot_ci95, self.boot_p) if self.boot_p is not None else (self.ci95, self.p_value)
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,8 @@ class Report:
     excluded: list[Excluded]
     figures: list[Figure]
     search: Any = None  # runner.report.search.SearchSummary of a tuned spec, else None
+    mistakes: Any = None  # runner.report.mistakes.Mistakes: where the models are wrong; None without predictions
+    raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
 
     def config(self, key: str) -> Config:
         """The configuration with this key."""

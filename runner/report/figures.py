@@ -58,7 +58,8 @@ def effects_png(report: Report) -> bytes:
     from matplotlib.figure import Figure as MplFigure
 
     words, unit = METRIC_WORDS[report.metric]
-    effects = [e for e in report.effects if e.ci95 is not None]
+    effects = [e for e in report.effects if e.decisive[0] is not None]  # the interval the verdict comes from
+    boot = any(e.boot_p is not None for e in effects)
     several = len({e.model for e in effects}) > 1
     with _style():
         fig = MplFigure(figsize=(9, 1.4 + 0.6 * len(effects)), layout="constrained")
@@ -66,13 +67,15 @@ def effects_png(report: Report) -> bytes:
         ys = list(range(len(effects)))[::-1]
         for y, e in zip(ys, effects):
             color = {"improves": "C2", "hurts": "C3"}.get(e.verdict, "C7")
-            ax.errorbar([e.delta_mean], [y], xerr=[[e.delta_mean - e.ci95[0]], [e.ci95[1] - e.delta_mean]],
+            (lo, hi), p = e.decisive
+            ax.errorbar([e.delta_mean], [y], xerr=[[e.delta_mean - lo], [hi - e.delta_mean]],
                         fmt="o", color=color, capsize=4)
         ax.axvline(0.0, color="black", linewidth=0.8)
         prefix = (lambda e: f"{e.model}: ") if several else (lambda e: "")
-        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({change_text(e)})\n{e.verdict}, {p_text(e.p_value)}"
+        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({change_text(e)})\n{e.verdict}, {p_text(e.decisive[1])}"
                            for e in effects], fontsize="small")
-        ax.set_xlabel(f"change in final {words}{' (' + unit + ')' if unit else ''}, mean and 95% CI over paired seeds")
+        over = "paired seeds and test images (bootstrap)" if boot else "paired seeds"
+        ax.set_xlabel(f"change in final {words}{' (' + unit + ')' if unit else ''}, mean and 95% CI over {over}")
         ax.set_ylim(-0.7, len(effects) - 0.3)
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_title("Main effects with 95% CI; p Holm-corrected\n"

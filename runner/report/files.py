@@ -10,6 +10,7 @@ from runner.report.build import build_report
 from runner.report.data import REPORT_FILE, SUMMARY_FILE, Report, ReportError
 from runner.report.figures import curves_png, effects_png
 from runner.report.markdown import render_markdown, render_summary, summary_json
+from runner.report.mistakes import confusion_png, gallery_png
 from runner.report.search import curves_png as search_curves_png
 from runner.report.search import history_png
 from runner.spec import Spec
@@ -29,11 +30,17 @@ def default_out_dir(study: str) -> Path:
 
 def render_files(report: Report) -> dict[str, bytes]:
     """Every file of the report folder, by name, rendered in memory."""
-    files = {REPORT_FILE: render_markdown(report).encode(), SUMMARY_FILE: summary_json(report).encode()}
+    files = {REPORT_FILE: render_markdown(report).encode(), SUMMARY_FILE: summary_json(report).encode(),
+             "trials.csv": report.raw[0].encode(), "epochs.csv": report.raw[1].encode()}
     for f in report.figures:
         files[f.file] = curves_png(report, f) if f.kind == "curves" else effects_png(report)
     for t in report.param_tables:
         files[diagram_file(t)] = diagram_png(t)
+    if report.mistakes is not None:
+        files["confusion.png"] = confusion_png(report.mistakes)
+        g = report.mistakes.gallery
+        if g is not None and g.images is not None and g.shown:
+            files["mistakes.png"] = gallery_png(g, report.mistakes.names)
     if report.search is not None:
         files["search-history.png"] = history_png(report.search)
         files["search-curves.png"] = search_curves_png(report.search)

@@ -10,8 +10,9 @@ import numpy as np
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
 from runner.report.data import REPORT_FILE, Effect, Known, Report, format_value
+from runner.report.mistakes import mistakes_markdown
 from runner.report.search import search_json, search_markdown
-from runner.report.stats import ALPHA, mean_of, std_of
+from runner.report.stats import ALPHA, BOOTSTRAP, mean_of, std_of
 from runner.spec import REGULARIZERS
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
@@ -69,15 +70,16 @@ def effect_sentence(e: Effect, metric: str) -> str:
     what = f"{e.factor} ({change_text(e)})"
     if e.verdict == "too few pairs":
         return f"{what}: too few paired trials ({e.n_pairs}) to tell."
-    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(e.ci95, metric)}"
+    ci, p = e.decisive  # the bootstrap over seeds and test images where it exists, else the t-test
+    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(ci, metric)}"
     if e.verdict == "no detectable effect":
-        return f"{what}: no detectable effect on {words} ({numbers}, {p_text(e.p_value)})."
+        return f"{what}: no detectable effect on {words} ({numbers}, {p_text(p)})."
     if e.verdict == "hurts":
-        return f"{what} hurts {words}: {numbers} ({p_text(e.p_value)})."
+        return f"{what} hurts {words}: {numbers} ({p_text(p)})."
     digits = 2 if metric.endswith("_acc") else 4  # improves: the size of the gain and its interval
-    lo, hi = sorted(abs(x) for x in e.ci95) if e.ci95 else (math.nan, math.nan)
+    lo, hi = sorted(abs(x) for x in ci) if ci else (math.nan, math.nan)
     return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
-            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(e.p_value)}).")
+            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(p)}).")
 
 
 def interaction_sentence(e: Effect, metric: str) -> str:
@@ -86,10 +88,11 @@ def interaction_sentence(e: Effect, metric: str) -> str:
     unit = f" {unit}" if unit else ""
     (a, b), (a0, b0), (a1, b1) = e.factor.split(" x "), e.from_, e.to
     more = "larger" if e.delta_mean > 0 else "smaller"
+    ci, p = e.decisive
     return (f"The change in {words} from {a} {format_value(a0)} → {format_value(a1)} "
             f"is {abs(e.delta_mean):.{2 if unit else 4}f}"
             f"{unit} {more} with {b}={format_value(b1)} than with {b}={format_value(b0)} "
-            f"{_ci(e.ci95, metric)} ({p_text(e.p_value)}).")
+            f"{_ci(ci, metric)} ({p_text(p)}).")
 
 
 def _known_sentence(k: Known) -> str:
@@ -136,14 +139,26 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
     effects = report.effects if effects is None else effects
     words, unit = METRIC_WORDS[report.metric]
     model = ["model"] if len({e.model for e in effects}) > 1 else []
+    boot = any(e.boot_p is not None for e in effects)
     names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
-             "95% CI", "p (Holm)", "pairs", "verdict"]
+             *_test_names(boot), "pairs", "verdict"]
     rows = [[*([e.model] if model else []), e.factor, change_text(e), _num(e.delta_mean, report.metric),
-             _ci(e.ci95, report.metric), p_text(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs),
-             e.verdict]
+             *_test_cells(e, report.metric, boot), str(e.n_pairs), e.verdict]
             for e in effects]
-    first = len(model) + 2  # the numeric columns: delta, CI, p, pairs
-    return _table(names, rows, {first, first + 1, first + 2, first + 3})
+    first = len(model) + 2  # the numeric columns: delta, the tests' CI and p, pairs
+    return _table(names, rows, set(range(first, first + len(_test_names(boot)) + 2)))
+
+
+def _test_names(boot: bool) -> list[str]:
+    if not boot:
+        return ["95% CI", "p (Holm)"]
+    return ["95% CI, seeds", "p (Holm), seeds", "95% CI, seeds + test images", "p (Holm), seeds + test images"]
+
+
+def _test_cells(e: Effect, metric: str, boot: bool) -> list[str]:
+    p = lambda x: p_text(x).removeprefix("p = ").removeprefix("p ")  # noqa: E731
+    cells = [_ci(e.ci95, metric), p(e.p_value)]
+    return cells + [_ci(e.boot_ci95, metric), p(e.boot_p)] if boot else cells
 
 
 def _answer(report: Report) -> list[str]:
@@ -168,20 +183,23 @@ def _runner_up_sentence(report: Report) -> str:
     if e.verdict == "too few pairs":
         return f"The runner-up `{e.to}`: too few paired seeds ({e.n_pairs}) to tell the two apart."
     digits = 2 if report.metric.endswith("_acc") else 4
+    ci, p = e.decisive
+    how = "paired by seed, seeds and test images resampled" if e.boot_p is not None else "paired by seed"
     text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
-            f"(runner-up minus best {_ci(e.ci95, report.metric)}, {p_text(e.p_value)}, paired by seed)")
+            f"(runner-up minus best {_ci(ci, report.metric)}, {p_text(p)}, {how})")
     return text + (": a real difference." if e.verdict == "worse" else ": the two cannot be told apart.")
 
 
 def versus_best_table(report: Report) -> str:
     """Each configuration minus the best, paired by seed."""
     words, unit = METRIC_WORDS[report.metric]
-    names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", "95% CI", "p (Holm)",
+    boot = any(e.boot_p is not None for e in report.versus_best)
+    names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", *_test_names(boot),
              "pairs", "verdict"]
-    rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), _ci(e.ci95, report.metric),
-             p_text(e.p_value).removeprefix("p = ").removeprefix("p "), str(e.n_pairs), e.verdict]
+    rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), *_test_cells(e, report.metric, boot), str(e.n_pairs),
+             e.verdict]
             for e in report.versus_best]
-    return _table(names, rows, {1, 2, 3, 4})
+    return _table(names, rows, set(range(1, len(_test_names(boot)) + 3)))
 
 
 def render_markdown(report: Report) -> str:
@@ -211,9 +229,12 @@ def render_markdown(report: Report) -> str:
         out += ["### Against the best configuration", "",
                 f"Each configuration's final {METRIC_WORDS[m][0]} minus the best's (`{report.configs[0].label}`), "
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
-                f"{len(report.versus_best)} comparisons.", "", versus_best_table(report), ""]
+                f"{len(report.versus_best)} comparisons." + (_BOOT_WORDS if any(
+                    e.boot_p is not None for e in report.versus_best) else ""), "", versus_best_table(report), ""]
     if report.search is not None:
         out += search_markdown(report.search)
+    out += mistakes_markdown(report.mistakes, "No trial of this study stored its predictions (they are kept "
+                             "since runner kept them): no confusion matrix, no gallery of mistakes.")
     out += _curves_section(report)
     out += ["## Known accuracy: LeNet-5 against a published figure", ""]
     if report.known:
@@ -243,6 +264,12 @@ def _curves_section(report: Report) -> list[str]:
     return out
 
 
+_BOOT_WORDS = (f" The t-test treats the test set as the whole world; beside it, a bootstrap ({BOOTSTRAP:,} "
+               "resamples) draws the seed pairs and the test images with replacement, from every trial's stored "
+               "predictions, so its interval also counts that the test images are a sample. The verdicts, and the "
+               "sentences below, use the bootstrap.")
+
+
 def _effects_section(report: Report) -> list[str]:
     words = METRIC_WORDS[report.metric][0]
     regularizers_only = all(e.factor in REGULARIZERS for e in report.effects)
@@ -254,7 +281,8 @@ def _effects_section(report: Report) -> list[str]:
             "settings: the mean of paired differences (each value minus the factor's first, same seed, "
             "every other param equal), "
             f"a 95% t-interval and a paired t-test, Holm-corrected over the {len(report.effects)} "
-            f"comparisons; verdicts at corrected p < {ALPHA}.", ""]
+            f"comparisons; verdicts at corrected p < {ALPHA}." + (_BOOT_WORDS if any(
+                e.boot_p is not None for e in report.effects) else ""), ""]
     out += [effects_table(report), ""]
     out += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
     out += [""]
@@ -263,7 +291,7 @@ def _effects_section(report: Report) -> list[str]:
     out += ["### Interactions", ""]
     if not report.interactions:
         return out + ["Fewer than two factors: no interactions to test.", ""]
-    shown = [e for e in report.interactions if e.p_value is not None and e.p_value < ALPHA]
+    shown = [e for e in report.interactions if e.decisive[1] is not None and e.decisive[1] < ALPHA]
     out += [f"Two-way interactions, (on, on) − (on, off) − (off, on) + (off, off) paired by seed and the "
             f"other params, Holm-corrected over the {len(report.interactions)} tested.", ""]
     if not shown:
@@ -314,7 +342,9 @@ def summary_json(report: Report) -> str:
     def effect(e: Effect) -> dict[str, Any]:
         return {"model": e.model, "factor": e.factor, "from": e.from_, "to": e.to, "n_pairs": e.n_pairs,
                 "delta_mean": _r(e.delta_mean), "ci95": None if e.ci95 is None else [_r(e.ci95[0]), _r(e.ci95[1])],
-                "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict}
+                "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict,
+                "bootstrap_ci95": None if e.boot_ci95 is None else [_r(e.boot_ci95[0]), _r(e.boot_ci95[1])],
+                "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p)}
 
     k = report.known
     doc = {

@@ -1,4 +1,11 @@
-"""The report's statistics: mean and std over seeds, paired t-tests, Holm's correction, the grid's effects."""
+"""The report's statistics: mean and std over seeds, paired t-tests, Holm's correction, the grid's effects.
+
+Two tests for every effect and every comparison with the best:
+- the paired t-test over seeds, which treats the test set as the whole world;
+- a bootstrap that resamples both the seeds (the pairs) and the test images, so that the interval
+  also counts that the 10,000 test images are a sample. It needs each trial's predictions (stored
+  since runner kept them); the verdict uses it where it exists.
+"""
 from __future__ import annotations
 
 import itertools
@@ -11,9 +18,14 @@ import numpy as np
 from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "holm", "versus_best", "mean_of", "std_of", "paired_t", "grid_effects"]
+__all__ = ["ALPHA", "BOOTSTRAP", "holm", "versus_best", "mean_of", "std_of", "paired_t", "grid_effects", "bootstrap",
+           "Correct"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
+BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
+_CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
+Correct = dict[tuple[str, int], np.ndarray]  # (config key, seed) -> 100 * (predicted == label) per test image
+Contrast = list[tuple[float, list[tuple[str, int, float]]]]  # per pair: its value, and its (key, seed, sign) corners
 
 
 # ---------------------------------------------------------------- statistics
@@ -44,6 +56,52 @@ def paired_t(diffs: list[float]) -> tuple[float, tuple[float, float] | None, flo
     q = float(stats.t.ppf(0.975, n - 1))
     p = float(2 * stats.t.sf(abs(mean / se), n - 1))
     return mean, (mean - q * se, mean + q * se), p
+
+
+def bootstrap(contrasts: list[np.ndarray | None], seed: int = 0) -> list[tuple[tuple[float, float], float] | None]:
+    """(95% percentile interval, two-sided p) of each contrast's mean, resampling pairs and test images.
+
+    A contrast is a (pairs, images) array: each row is one pair's per-image contribution (for a main
+    effect, on minus off, in points), so its mean over images is the pair's difference in accuracy.
+    One resample draws the test images with replacement (the same draw for every contrast: they share
+    one test set) and the pairs with replacement. p is twice the share of resampled means on the far
+    side of 0 (+1 smoothing), as a percentile bootstrap's test. None for a contrast without predictions.
+    """
+    rng = np.random.default_rng(seed)
+    todo = [i for i, c in enumerate(contrasts) if c is not None and c.shape[0] >= 2 and c.shape[1] > 0]
+    if not todo:
+        return [None] * len(contrasts)
+    n = contrasts[todo[0]].shape[1]
+    means = {i: np.empty(BOOTSTRAP) for i in todo}
+    for start in range(0, BOOTSTRAP, _CHUNK):
+        m = min(_CHUNK, BOOTSTRAP - start)
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=m).T.astype(np.float64) / n  # (images, m)
+        for i in todo:
+            c = contrasts[i]
+            pair_means = c @ weights  # (pairs, m): each pair's difference on the resampled images
+            picks = rng.integers(0, c.shape[0], size=(m, c.shape[0]))  # the pairs, resampled
+            means[i][start:start + m] = pair_means[picks, np.arange(m)[:, None]].mean(1)
+    out: list[tuple[tuple[float, float], float] | None] = [None] * len(contrasts)
+    for i in todo:
+        x = means[i]
+        lo, hi = np.percentile(x, [2.5, 97.5])
+        p = min(1.0, 2 * (min(int((x <= 0).sum()), int((x >= 0).sum())) + 1) / (BOOTSTRAP + 1))
+        out[i] = ((float(lo), float(hi)), p)
+    return out
+
+
+def _contrast(pairs: Contrast, correct: Correct | None) -> np.ndarray | None:
+    """The (pairs, images) array of a contrast, or None when a corner has no stored predictions."""
+    if correct is None or not pairs:
+        return None
+    rows = []
+    for _, corners in pairs:
+        if any((key, seed) not in correct for key, seed, _ in corners):
+            return None
+        rows.append(sum(sign * correct[key, seed] for key, seed, sign in corners))
+    if len({len(r) for r in rows}) != 1:
+        return None
+    return np.stack(rows)
 
 
 def holm(ps: list[float | None]) -> list[float | None]:
@@ -105,48 +163,64 @@ def _grid_finals(spec: Spec, model: str, configs: list[Config]) -> dict[tuple[st
     return out
 
 
-def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, Any], ...], float]) -> list[float]:
+def _grid_correct(correct: Correct | None, configs: list[Config]) -> Correct | None:
+    """The predictions keyed as _grid_finals keys the finals (the config key without the model)."""
+    if correct is None:
+        return None
+    return {(config_key(c.params), s): correct[c.key, s] for c in configs for s in c.seeds if (c.key, s) in correct}
+
+
+def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, Any], ...], float]) -> Contrast:
     """Contrasts over matched trials: sum of sign * final over the corners, for every base that has all.
 
-    `signs` maps a tuple of (axis, value) assignments (a corner) to its sign in the contrast.
+    `signs` maps a tuple of (axis, value) assignments (a corner) to its sign in the contrast. Each
+    pair comes with its corners as (config key, seed, sign), to find their predictions.
     """
     corners = list(signs)
     anchor = dict(corners[0])
-    diffs = []
+    out: Contrast = []
     for (key, seed), _ in sorted(finals.items()):
         params = json.loads(key)
         if any(params.get(a) != v for a, v in anchor.items()):
             continue
-        total = 0.0
+        total, found = 0.0, []
         for corner, sign in signs.items():
-            value = finals.get((config_key({**params, **dict(corner)}), seed))
+            other = config_key({**params, **dict(corner)})
+            value = finals.get((other, seed))
             if value is None:
                 break
             total += sign * value
+            found.append((other, seed, sign))
         else:
-            diffs.append(total)
-    return diffs
+            out.append((total, found))
+    return out
 
 
-def versus_best(configs: list[Config], direction: str) -> list[Effect]:
+def versus_best(configs: list[Config], direction: str, correct: Correct | None = None) -> list[Effect]:
     """Every other configuration against the best, paired by seed (other minus best), Holm-corrected."""
     best = configs[0]
     by_seed = dict(zip(best.seeds, best.final))
-    rows = [(c.model, "vs best", best.label, c.label, [v - by_seed[s] for s, v in zip(c.seeds, c.final) if s in by_seed])
+    rows = [(c.model, "vs best", best.label, c.label,
+             [(v - by_seed[s], [(c.key, s, 1.0), (best.key, s, -1.0)]) for s, v in zip(c.seeds, c.final) if s in by_seed])
             for c in configs[1:]]
 
     def verdict(delta: float, p: float | None) -> str:
         if p is None:
             return "too few pairs"
         return "worse" if p < ALPHA else "no detectable difference"
-    return _tested(rows, verdict)
+    return _tested(rows, verdict, correct)
 
 
-def grid_effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[Effect]]:
-    """Main effects and two-way interactions of the grid's factors, Holm-corrected per family."""
-    mains: list[tuple[str, str, Any, Any, list[float]]] = []
-    inters: list[tuple[str, str, Any, Any, list[float]]] = []
+def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Effect], list[Effect]]:
+    """Main effects and two-way interactions of the grid's factors, Holm-corrected per family.
+
+    Args:
+        correct: each trial's per-image correctness (by config key and seed), for the bootstrap.
+    """
+    mains: list[tuple[str, str, Any, Any, Contrast]] = []
+    inters: list[tuple[str, str, Any, Any, Contrast]] = []
     factors = _factors(spec)
+    by_grid_key = _grid_correct(correct, configs)
     for model in _grid_models(spec):
         finals = _grid_finals(spec, model, configs)
         mine = [f for f in factors if not is_layer_axis(f[0]) or f[0].split(".")[0] == model]  # not another's layer
@@ -160,15 +234,25 @@ def grid_effects(spec: Spec, configs: list[Config]) -> tuple[list[Effect], list[
                          ((a, a0), (b, b1)): -1.0, ((a, a0), (b, b0)): 1.0}
                 inters.append((model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs)))
     direction = spec.study.direction
-    effects = _tested(mains, lambda d, p: _verdict(d, p, direction))
+    effects = _tested(mains, lambda d, p: _verdict(d, p, direction), by_grid_key)
     interactions = _tested(inters, lambda d, p: "too few pairs" if p is None
-                           else "interacts" if p < ALPHA else "no detectable interaction")
+                           else "interacts" if p < ALPHA else "no detectable interaction", by_grid_key)
     return effects, interactions
 
 
-def _tested(rows: list[tuple[str, str, Any, Any, list[float]]],
-            verdict: Callable[[float, float | None], str]) -> list[Effect]:
-    tests = [paired_t(diffs) for *_, diffs in rows]
+def _tested(rows: list[tuple[str, str, Any, Any, Contrast]], verdict: Callable[[float, float | None], str],
+            correct: Correct | None = None) -> list[Effect]:
+    """Each row's t-test over seeds and bootstrap over seeds and test images, each Holm-corrected over the
+    rows; the verdict from the bootstrap where every row has one, else from the t-test."""
+    tests = [paired_t([d for d, _ in pairs]) for *_, pairs in rows]
     corrected = holm([p for _, _, p in tests])
-    return [Effect(model, factor, off, on, len(diffs), mean, ci, p, pc, verdict(mean, pc))
-            for (model, factor, off, on, diffs), (mean, ci, p), pc in zip(rows, tests, corrected)]
+    boots = bootstrap([_contrast(pairs, correct) for *_, pairs in rows])
+    boot_corrected = holm([b[1] if b else None for b in boots])
+    if not (any(boots) and all(b is not None or p is None for b, (_, _, p) in zip(boots, tests))):
+        boots, boot_corrected = [None] * len(rows), [None] * len(rows)  # one test decides a whole family
+    out = []
+    for (model, factor, off, on, pairs), (mean, ci, p), pc, b, bc in zip(rows, tests, corrected, boots, boot_corrected):
+        decisive = bc if b is not None else pc
+        out.append(Effect(model, factor, off, on, len(pairs), mean, ci, p, pc, verdict(mean, decisive),
+                          b[0] if b else None, b[1] if b else None, bc))
+    return out
