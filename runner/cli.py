@@ -421,6 +421,9 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
     click.echo("params:\n" + "\n".join(f"  {k} = {_cell(v)}" for k, v in d["params"].items()))
     click.echo("\nconfig:\n" + json.dumps(d["config"], indent=2))
     click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
+    if d["weights"]:
+        click.echo(f"\nweights: {d['weights']}" + (f" (runner export --study {study_name} {number} --out FILE)"
+                                                    if d["weights"].startswith("kept") else ""))
     columns = ["epoch", "train_loss", "train_acc", *(["val_loss", "val_acc"] if any(e["val_acc"] is not None
                                                                                    for e in d["epochs"]) else []),
                "test_loss", "test_acc", "lr", "seconds"]

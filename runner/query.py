@@ -282,7 +282,15 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
     config = attrs.pop("config", None)
     epochs = store.epochs([t._trial_id])[t._trial_id] or _search_epochs(t)
     attrs.pop("epochs", None)  # a search trial's epochs: shown below, not as provenance
+    weights = attrs.pop("weights", None)
+    if weights is not None:
+        kept = f"kept: artifact {weights['artifact_id']}, {weights['bytes']:,} bytes, sha256 {weights['sha256'][:16]}"
+    elif t.state.name == "COMPLETE" and "config_hash" in attrs and "slot" not in attrs:
+        kept = "not kept (stored before runner kept weights, or [study].keep = \"none\")"
+    else:
+        kept = None
     return {
+        "weights": kept,
         "study": study_name, "number": t.number, "state": t.state.name.lower(), "value": t.value,
         "params": t.params, "config": config, "provenance": attrs,
         "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
