@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import signal
 import sys
 import warnings
@@ -11,7 +12,7 @@ import click
 
 from runner.errors import RunnerError
 from runner.store import DEFAULT_STORAGE
-from runner.text import text_table
+from runner.text import plural, text_table
 
 __all__ = ["cli", "main"]
 
@@ -26,7 +27,7 @@ def artifacts_option(f: Callable) -> Callable:
 def storage_option(f: Callable) -> Callable:
     """--storage, shared by every command that reads or writes results."""
     return click.option("--storage", metavar="URL", default=None,
-                        help=f"SQLAlchemy URL of the results database [default: {DEFAULT_STORAGE}]")(f)
+                        help=f"The results database: a SQLAlchemy URL, or a SQLite file path (db/runner.sqlite) [default: {DEFAULT_STORAGE}]")(f)
 
 
 def user_errors(f: Callable) -> Callable:
@@ -119,13 +120,29 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
                               stale_after=stale_after, progress=progress, artifacts=artifacts)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
-                   f"again to continue: runner grid {spec_path}", err=True)
+                   f"again to continue: {as_typed(click.get_current_context())}", err=True)
         sys.exit(130)
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
     if result.failed:
         sys.exit(1)
+
+
+def as_typed(ctx: click.Context) -> str:
+    """The command as the user typed it: its arguments, then every option given on the command line."""
+    words, options = ["runner", ctx.info_name or ""], []
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[p.name]
+        if isinstance(p, click.Argument):
+            words += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
+        elif p.is_flag:
+            options.append(p.opts[-1] if value else (p.secondary_opts or p.opts)[-1])
+        else:
+            options += [p.opts[-1], str(value)]
+    return " ".join(shlex.quote(w) for w in [*words, *options])
 
 
 def points_table(spec: Any) -> str:
@@ -235,7 +252,7 @@ def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, st
             result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
-                   f"run the same command again to continue: runner tune {spec_path}", err=True)
+                   f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)
         sys.exit(130)
     click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
                + (f", {result.failed} failed" if result.failed else ""))
@@ -294,8 +311,9 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
 
     result, written = make_report(load_spec(spec_path), storage, out, readme)
     trials = sum(len(c.seeds) for c in result.configs)
-    left_out = f"; {len(result.excluded)} trials left out (see the report)" if result.excluded else ""
-    click.echo(f"{result.study}: {trials} trials in {len(result.configs)} configurations{left_out}")
+    left_out = f"; {plural(len(result.excluded), 'trial')} left out (see the report)" if result.excluded else ""
+    click.echo(f"{result.study}: {plural(trials, 'trial')} in {plural(len(result.configs), 'configuration')}"
+               f"{left_out}")
     for path in written:
         click.echo(f"wrote {path}")
 

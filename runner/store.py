@@ -39,9 +39,31 @@ SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before failin
 CREATE_ATTEMPTS = 5  # tries to create the tables of a new database that other workers create too
 
 
+STORAGE_FORMS = ("a SQLite file (db/runner.sqlite, sqlite:///db/runner.sqlite) or a server's SQLAlchemy URL "
+                 "(postgresql+psycopg://user@host:5432/db)")
+
+
 def storage_url(url: str | None) -> str:
-    """The storage URL to use: `url`, else the default under the current directory."""
-    return url or DEFAULT_STORAGE
+    """The storage URL to use: `url` (a plain file path is a SQLite file), else the default here."""
+    if not url:
+        return DEFAULT_STORAGE
+    if "://" not in url:
+        if ":" in url:  # "sqlite:x", "host:5432": neither a URL nor a path
+            raise StorageError(f"--storage {url!r}: not a SQLAlchemy URL nor a file path; give {STORAGE_FORMS}")
+        return f"sqlite:///{url}"  # what people type: db/runner.sqlite, ./x.sqlite, /abs/x.sqlite
+    try:
+        sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StorageError(f"--storage {url!r}: not a SQLAlchemy URL; give {STORAGE_FORMS}") from None
+    return url
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as messages show it: its password hidden."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -148,7 +170,8 @@ class Store:
                 if attempt + 1 < CREATE_ATTEMPTS and _is_creation_race(e):
                     time.sleep(random.uniform(0.1, 1.0))
                     continue
-                raise StorageError(f"{self.url}: cannot open storage: {_reason(e)}") from None
+                raise StorageError(f"{shown_url(self.url)}: cannot open storage: {_where(self.url, e)}"
+                                   f"{_reason(e)}") from None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -348,9 +371,32 @@ def _sqlite_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _reason(e: BaseException) -> str:
-    """The first line of a driver's message, without SQLAlchemy's background links."""
-    text = str(getattr(e, "orig", None) or e).strip().splitlines()
+    """The first line of the driver's own message, without SQLAlchemy's background links.
+
+    Optuna re-raises a failed commit as its own error ("An exception is raised during the commit..."):
+    the driver's reason is the innermost database error of the chain.
+    """
+    inner = next((x.orig for x in reversed(_chain(e)) if getattr(x, "orig", None) is not None), None)
+    text = str(inner or getattr(e, "orig", None) or e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+def _where(url: str, e: BaseException) -> str:
+    """"cannot reach HOST:PORT: " for a server that did not answer, else ""."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" or not any(isinstance(x, sa.exc.OperationalError) for x in _chain(e)):
+        return ""
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306}.get(parsed.get_backend_name(), "")
+    return f"cannot reach {parsed.host or 'localhost'}:{port}: "
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    x: BaseException | None = e
+    while x is not None and x not in out:
+        out.append(x)
+        x = x.__cause__ or x.__context__
+    return out
 
 
 def _dead_here(worker: str) -> bool:

@@ -5,7 +5,12 @@ import difflib
 import shutil
 from typing import Sequence
 
-__all__ = ["did_you_mean", "format_shape", "text_table"]
+__all__ = ["did_you_mean", "format_shape", "text_table", "plural"]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 trial', '2 trials' (`many` for a plural that is not word + s)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def did_you_mean(word: object, valid: Sequence[str], otherwise: str = "") -> str:

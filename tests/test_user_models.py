@@ -253,7 +253,7 @@ def test_a_changed_source_trains_again_and_the_report_leaves_the_old_trials_out(
     out = tmp_path / "report"
     report = run("report", spec, "--out", out)
     assert report.exit_code == 0, report.output
-    assert "t: 2 trials in 1 configurations; 2 trials left out" in report.output
+    assert "t: 2 trials in 1 configuration; 2 trials left out" in report.output
     md = (out / "report.md").read_text()
     left_out = md.split("## Trials left out", 1)[1]
     assert left_out.count("made by an earlier mynet.py") == 2
@@ -296,7 +296,7 @@ def test_the_report_leaves_out_trials_made_with_other_args(proj, tmp_path):
     out = tmp_path / "report"
     report = run("report", spec, "--out", out)
     assert report.exit_code == 0, report.output
-    assert "t: 1 trials in 1 configurations; 1 trials left out" in report.output
+    assert "t: 1 trial in 1 configuration; 1 trial left out" in report.output
     md = (out / "report.md").read_text()
     left_out = md.split("## Trials left out", 1)[1]
     assert '| 0 | complete | mine | 0 | made by mynet:Net with args {"width": 8}' in left_out

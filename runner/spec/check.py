@@ -44,7 +44,8 @@ class Checker:
                 if not item.accepts_type(x) or not item.check(x):
                     raise self.fail(where, f"{show_value(x)} is not {item.allowed}")
         if not key.check(v):
-            raise self.fail(where, f"{show_value(v)} is not {key.allowed}")
+            near = did_you_mean(v, [str(c) for c in key.choices]) if key.choices and isinstance(v, str) else ""
+            raise self.fail(where, f"{show_value(v)} is not {key.allowed}{near}")
         return v
 
     def table(self, where: str, raw: Any, keys: dict[str, Key], extra: tuple[str, ...] = ()) -> dict:
