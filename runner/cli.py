@@ -27,7 +27,8 @@ def artifacts_option(f: Callable) -> Callable:
 def storage_option(f: Callable) -> Callable:
     """--storage, shared by every command that reads or writes results."""
     return click.option("--storage", metavar="URL", default=None,
-                        help=f"The results database: a SQLAlchemy URL, or a SQLite file path (db/runner.sqlite) [default: {DEFAULT_STORAGE}]")(f)
+                        help="The results database: a SQLAlchemy URL, or a SQLite file path (db/runner.sqlite) "
+                             f"[default: {DEFAULT_STORAGE}]")(f)
 
 
 def user_errors(f: Callable) -> Callable:

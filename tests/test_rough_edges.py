@@ -77,3 +77,67 @@ def test_plurals_are_right(project):
     assert CliRunner().invoke(cli, ["grid", str(spec)]).exit_code == 0
     result = CliRunner().invoke(cli, ["report", str(spec), "--out", "r"])
     assert "t: 1 trial in 1 configuration" in result.output
+
+
+STUDENT = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(x.size(0), -1)
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return {last}
+"""
+STUDENT_SPEC = """
+[study]
+name = "student"
+[data]
+train_limit = 300
+test_limit = 100
+[train]
+epochs = 1
+threads = 1
+[models.lenet]
+target = "model:LeNet5"
+{input}
+[grid]
+model = ["lenet"]
+"""
+
+
+@pytest.mark.parametrize("last, warned", [("self.fc3(x)", None),
+                                          ("F.softmax(self.fc3(x), dim=1)", "returns probabilities"),
+                                          ("F.log_softmax(self.fc3(x), dim=1)", "returns log-probabilities")])
+def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warned_about(tmp_path, monkeypatch,
+                                                                                          last, warned):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last=last))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input=""))
+    refused = CliRunner().invoke(cli, ["grid", "spec.toml"])  # 28x28 into a 32x32 model: the check says so
+    assert refused.exit_code == 1 and "a forward pass on 2 images of shape (1, 28, 28)" in refused.output
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml"])
+    assert result.exit_code == 0, result.output
+    assert "student: 1 of 1 trials complete" in result.output
+    lines = [x for x in result.output.splitlines() if x.startswith("warning:")]
+    if warned is None:
+        assert not lines
+    else:
+        [line] = lines
+        assert "[models.lenet]: model:LeNet5 " + warned in line and "CrossEntropyLoss expects logits" in line
+    models = CliRunner().invoke(cli, ["models", "spec.toml"])
+    assert "input  pad 2       (1, 32, 32)" in models.output and "total: 61,706 parameters" in models.output

@@ -6,6 +6,7 @@ the arguments and the forward pass happen in `check_user_model`, before anything
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -72,11 +73,13 @@ def build_user_model(cfg: Any) -> nn.Module:
     return model
 
 
-def check_user_model(cfg: Any, where: str) -> nn.Module:
+def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, float] | None = None) -> nn.Module:
     """Import, check the arguments, build and run one forward pass on two images; one-line errors.
 
     Args:
         where: the spec's place of the model, e.g. "specs/x.toml: [models.mine]".
+        sample: (real images as uint8 (N, C, H, W), mean, std): the model's outputs on them, prepared as
+            training prepares them, are checked to be logits; a softmax at the end is warned about.
     """
     try:
         factory = load_target(cfg.target, cfg.search_dir)
@@ -115,4 +118,27 @@ def check_user_model(cfg: Any, where: str) -> nn.Module:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} must return "
                          f"(2, {cfg.classes}) logits; it returned {got}")
+    if sample is not None and len(sample[0]):
+        _warn_if_probabilities(model, cfg, where, sample)
     return model
+
+
+def _warn_if_probabilities(model: nn.Module, cfg: Any, where: str, sample: tuple[torch.Tensor, float, float]) -> None:
+    """One warning when the outputs on real images look like softmax (or log_softmax) outputs."""
+    images, mean, std = sample
+    try:
+        with torch.no_grad():
+            out = model((cfg.input.apply(images).float() / 255 - mean) / std).float()
+    except Exception:  # noqa: BLE001 - the two-image check passed; a batch problem is training's to report
+        return
+    if out.dim() != 2 or out.shape[1] < 2:
+        return
+    ones = torch.ones(out.shape[0])
+    if (out >= 0).all() and torch.allclose(out.sum(1), ones, atol=1e-3):
+        kind = "probabilities (every row non-negative and summing to 1: a softmax at the end)"
+    elif (out <= 0).all() and torch.allclose(out.exp().sum(1), ones, atol=1e-3):
+        kind = "log-probabilities (a log_softmax at the end)"
+    else:
+        return
+    warnings.warn(f"{where}: {cfg.target} returns {kind}; CrossEntropyLoss expects logits and applies "
+                  "log_softmax itself: return the last layer's output as it is", stacklevel=2)

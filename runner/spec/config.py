@@ -117,8 +117,10 @@ class ModelSpec:
     def resolved(self) -> dict[str, Any]:
         """The model part of a point's resolved config."""
         if self.target:
-            return {"name": self.name, "target": self.target, "args": dict(self.args),
-                    "source_sha256": self.source_sha256}
+            out = {"name": self.name, "target": self.target, "args": dict(self.args), "source_sha256": self.source_sha256}
+            if self.input.to_dict():  # added later: a module without one keeps its hash
+                out["input"] = self.input.to_dict()
+            return out
         out: dict[str, Any] = {"name": self.name, "arch": self.arch}
         if self.is_preset_as_named:  # exactly as stored before layer lists: old trials keep their hash
             if self.arch == "mlp":

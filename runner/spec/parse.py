@@ -180,7 +180,7 @@ def _plain(c: Checker, where: str, args: dict) -> None:
 
 
 def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tuple, folder: str) -> ModelSpec:
-    for k in ("hidden", "act", "input"):
+    for k in ("hidden", "act"):
         if k in values:
             raise c.fail(f"{where}.{k}", f"a model with target = {show_value(values['target'])} takes no {k}; "
                                          "pass settings of your module in args")
@@ -188,7 +188,8 @@ def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tup
     path = _locate(c, f"{where}.target", target, folder)
     args = values.get("args", {})
     _plain(c, f"{where}.args", args)
-    return ModelSpec(name, "target", MLP_HIDDEN, defaults, target=target, args=tuple(args.items()),
+    inp = _input(c, f"{where}.input", values.get("input"))  # a 32x32 LeNet5 of the user's: { pad = 2 }
+    return ModelSpec(name, "target", MLP_HIDDEN, defaults, input=inp, target=target, args=tuple(args.items()),
                      search_dir=folder, source=str(path), source_sha256=source_sha256(path))
 
 

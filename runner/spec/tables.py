@@ -2,6 +2,8 @@
 model builds and runs on the data before any trial (a user's module is imported here)."""
 from __future__ import annotations
 
+import torch
+
 from runner.models.build import ModelConfig
 from runner.models.counts import LayerRow, ParamTable, param_table
 from runner.models.user import check_user_model
@@ -15,11 +17,15 @@ def point_table(point: Point) -> ParamTable:
     return param_table(point.label(), point.model.name, point.model_config())
 
 
-def check_models(spec: Spec) -> None:
+def check_models(spec: Spec, sample: tuple[torch.Tensor, float, float] | None = None) -> None:
     """Build every distinct model of the spec's points and run it on two images, before any trial.
 
     A user's module is imported here, its args checked against its signature and its output
     checked to be (2, classes) logits: each problem is one line naming the spec and the model.
+
+    Args:
+        sample: (a few real training images as uint8 (N, C, H, W), the normalization's mean and std):
+            on them a user's module whose outputs look like probabilities is warned about.
     """
     seen = set()
     for point in spec.points():
@@ -28,7 +34,7 @@ def check_models(spec: Spec) -> None:
             continue
         seen.add(cfg)
         if cfg.target:
-            check_user_model(cfg, f"{spec.path}: [models.{point.model.name}]")
+            check_user_model(cfg, f"{spec.path}: [models.{point.model.name}]", sample)
         else:
             param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
 

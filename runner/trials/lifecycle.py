@@ -47,7 +47,8 @@ def prepare(spec: Spec) -> tuple[Spec, Data]:
     """
     data = load(spec)
     spec = spec.bind(data.shape, data.classes)
-    check_models(spec)
+    images = data.train.images[:16]
+    check_models(spec, (images.unsqueeze(1) if images.dim() == 3 else images, data.mean, data.std))
     return spec, data
 
 
