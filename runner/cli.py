@@ -75,7 +75,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @storage_option
-@click.option("--dry-run", is_flag=True, help="Print the points and their count; train nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the points and their count, and do every check that needs no "
+                                            "training (the data, your modules, every model's forward pass); train "
+                                            "nothing.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes; the cores are split between them.")
 @click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
@@ -110,7 +112,10 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
 
     spec = load_spec(spec_path)
     if dry_run:
+        from runner.trials.lifecycle import dry_run as checks
+
         click.echo(points_table(spec))
+        click.echo("\n".join(checks(spec)))
         return
     from runner.progress import Progress
 
@@ -217,13 +222,15 @@ def models(spec_path: str, diagram: str | None) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes sharing the search; the cores are split between them.")
 @click.option("--no-confirm", is_flag=True, help="Search only: do not train the top configurations on test.")
+@click.option("--dry-run", is_flag=True, help="Do every check that needs no training (the data, your modules, "
+                                            "each model's forward pass); search nothing.")
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
               help="Take over a trial whose worker sent no heartbeat for this long.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @artifacts_option
 @user_errors
-def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, stale_after: float, quiet: bool,
-         artifacts: str | None) -> None:
+def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, dry_run: bool, stale_after: float,
+         quiet: bool, artifacts: str | None) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
 
     The search is the Optuna study <name>-search: each trial trains on the training images
@@ -247,6 +254,15 @@ def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, st
     from runner.trials.tune import run_tune, search_name
 
     spec = load_spec(spec_path)
+    if dry_run:
+        from runner.trials.lifecycle import dry_run as checks
+
+        if spec.search is None:
+            raise click.ClickException(f"{spec_path}: no [search] section: `runner tune` needs one")
+        click.echo(f"{search_name(spec)}: {spec.search.trials} trials over {len(spec.search.space)} searched axes "
+                   f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
+        click.echo("\n".join(checks(spec)))
+        return
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:

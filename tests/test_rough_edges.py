@@ -141,3 +141,29 @@ def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warne
         assert "[models.lenet]: model:LeNet5 " + warned in line and "CrossEntropyLoss expects logits" in line
     models = CliRunner().invoke(cli, ["models", "spec.toml"])
     assert "input  pad 2       (1, 32, 32)" in models.output and "total: 61,706 parameters" in models.output
+
+
+@pytest.mark.parametrize("models, message", [
+    ('target = "model:LeNet5"\nargs = { widht = 8 }', "[models.lenet].args: got an unexpected keyword argument 'widht'"),
+    ('target = "model:LeNet6"', "model has no attribute 'LeNet6'"),
+    ('target = "model:LeNet5"\ninput = { pad = 2 }\ndropout = 0.5', "cannot take dropout = 0.5"),
+])
+def test_dry_run_does_every_check_that_needs_no_training(tmp_path, monkeypatch, models, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    spec = STUDENT_SPEC.format(input="").replace('target = "model:LeNet5"\n', models + "\n")
+    (tmp_path / "spec.toml").write_text(spec)
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "db").exists()  # nothing touched
+
+
+def test_dry_run_says_what_it_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "checked the data: mnist" in result.output and "300 training and 100 test images" in result.output
+    assert "your module lenet: imported, args against the signature" in result.output
+    assert not (tmp_path / "db").exists()

@@ -25,7 +25,7 @@ from runner.store import ClaimRow, Store, worker_name
 from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
 from runner.trials.provenance import provenance
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "load", "Worker", "take", "trial_record", "TrialRun",
+__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
            "StopTrial", "Heartbeat", "fail_trial"]
 
 Log = Callable[[str], None]
@@ -50,6 +50,24 @@ def prepare(spec: Spec) -> tuple[Spec, Data]:
     images = data.train.images[:16]
     check_models(spec, (images.unsqueeze(1) if images.dim() == 3 else images, data.mean, data.std))
     return spec, data
+
+
+def dry_run(spec: Spec) -> list[str]:
+    """Every check that needs no training (what `prepare` does), and one line on what each covered."""
+    bound, data = prepare(spec)
+    points = bound.points() or [bound.point({"model": m}, bound.study.seeds[0]) for m in bound.models]
+    configs = {p.model_config() for p in points}
+    mine = sorted({p.model.name for p in points if p.model.target})
+    val = f", {len(data.val):,} validation" if data.val is not None else ""
+    return [f"checked the data: {data.dataset} from {data.source}: {len(data.train):,} training{val} and "
+            f"{len(data.test):,} test images of shape {tuple(data.shape)}, {data.classes} classes, normalization "
+            f"{data.mean:.4f} / {data.std:.4f}",
+            f"checked {len(configs)} model configuration{'s' if len(configs) != 1 else ''} of "
+            f"{', '.join(sorted({p.model.name for p in points}))}: built with each point's regularizers and layer "
+            "fields, run on two images of the data's shape"
+            + (f"; your module{'s' if len(mine) > 1 else ''} {', '.join(mine)}: imported, args against the "
+               "signature, the regularizer axes it must take, outputs on 16 training images" if mine else ""),
+            "nothing was trained, and the storage was not touched"]
 
 
 class Worker:
