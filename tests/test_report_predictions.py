@@ -30,7 +30,7 @@ threads = 1
 arch = "lenet5"
 [models.mlp]
 arch = "mlp"
-hidden = [32]
+hidden = [2]  # a poor MLP, ranked below plain LeNet-5 (see the last test)
 [grid]
 model = ["lenet5"]
 batch_norm = [false, true]
@@ -121,3 +121,19 @@ def test_a_report_of_trials_without_predictions_says_so(tmp_path, monkeypatch, r
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r" / "report.md").read_text()
     assert "No trial of this study stored its predictions" in text and "seeds + test images" not in text
+
+
+def test_each_bootstrapped_contrast_is_made_of_its_own_models_trials(report, monkeypatch):
+    """The MLP run shares the LeNet-5 baseline's params (batch_norm false): its predictions must not stand
+    in for LeNet-5's. Each contrast handed to the bootstrap averages to its effect's own difference."""
+    import runner.report.stats as stats
+    from runner.report.build import build_report
+    from runner.spec import load_spec
+
+    seen = []
+    real = stats.bootstrap
+    monkeypatch.setattr(stats, "bootstrap", lambda contrasts, seed=0: seen.append(contrasts) or real(contrasts, seed))
+    r = build_report(load_spec(report / "spec.toml"), "sqlite:///" + str(report / "db" / "runner.sqlite"))
+    effects, versus = seen[0], seen[2]  # mains, interactions (none here), versus best
+    for e, c in [*zip(r.effects, effects), *zip(r.versus_best, versus)]:
+        assert c is not None and float(c.mean()) == pytest.approx(e.delta_mean, abs=1e-9), e.factor

@@ -68,7 +68,8 @@ def effects_png(report: Report) -> bytes:
         for y, e in zip(ys, effects):
             color = {"improves": "C2", "hurts": "C3"}.get(e.verdict, "C7")
             (lo, hi), p = e.decisive
-            ax.errorbar([e.delta_mean], [y], xerr=[[e.delta_mean - lo], [hi - e.delta_mean]],
+            # a percentile interval need not hold the estimate: never a negative bar
+            ax.errorbar([e.delta_mean], [y], xerr=[[max(0.0, e.delta_mean - lo)], [max(0.0, hi - e.delta_mean)]],
                         fmt="o", color=color, capsize=4)
         ax.axvline(0.0, color="black", linewidth=0.8)
         prefix = (lambda e: f"{e.model}: ") if several else (lambda e: "")

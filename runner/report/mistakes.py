@@ -7,6 +7,7 @@ out and says why.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,7 +150,8 @@ def confusion_png(m: Mistakes) -> bytes:
                 ax.set_yticks(ticks, m.names, fontsize="small")
             ax.set_xlabel("predicted class")
             ax.set_ylabel("true class")
-            ax.set_title(f"{v.role}\n{v.label}, {v.seeds} seed{'s' if v.seeds != 1 else ''}", fontsize="small")
+            label = "\n".join(textwrap.wrap(f"{v.label}, {v.seeds} seed{'s' if v.seeds != 1 else ''}", 55))
+            ax.set_title(f"{v.role}\n{label}", fontsize="small")
         return png(fig)
 
 
@@ -169,7 +171,8 @@ def gallery_png(g: Gallery, names: tuple[str, ...]) -> bytes:
             also = "" if mistake.baseline_wrong is None else (" *" if mistake.baseline_wrong else "")
             ax.set_title(f"{names[mistake.true]} → {names[mistake.predicted]}{also}\n{mistake.confidence:.2f}",
                          fontsize=8)
-        fig.suptitle(f"{g.label}, seed {g.seed}: true → predicted, the model's probability"
+        title = "\n".join(textwrap.wrap(f"{g.label}, seed {g.seed}", 110))  # a long label: on lines of its own
+        fig.suptitle(title + "\ntrue → predicted, the model's probability"
                      + ("; * the baseline gets it wrong too" if g.baseline else ""), fontsize="small")
         return png(fig)
 

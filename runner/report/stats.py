@@ -25,7 +25,7 @@ ALPHA = 0.05  # significance level, after Holm's correction
 BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
 _CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
 Correct = dict[tuple[str, int], np.ndarray]  # (config key, seed) -> 100 * (predicted == label) per test image
-Contrast = list[tuple[float, list[tuple[str, int, float]]]]  # per pair: its value, and its (key, seed, sign) corners
+Contrast = list[tuple[float, list[tuple[np.ndarray | None, float]]]]  # per pair: its value, its corners' (predictions, sign)
 
 
 # ---------------------------------------------------------------- statistics
@@ -90,15 +90,15 @@ def bootstrap(contrasts: list[np.ndarray | None], seed: int = 0) -> list[tuple[t
     return out
 
 
-def _contrast(pairs: Contrast, correct: Correct | None) -> np.ndarray | None:
+def _contrast(pairs: Contrast) -> np.ndarray | None:
     """The (pairs, images) array of a contrast, or None when a corner has no stored predictions."""
-    if correct is None or not pairs:
+    if not pairs:
         return None
     rows = []
     for _, corners in pairs:
-        if any((key, seed) not in correct for key, seed, _ in corners):
+        if any(c is None for c, _ in corners):
             return None
-        rows.append(sum(sign * correct[key, seed] for key, seed, sign in corners))
+        rows.append(sum(sign * c for c, sign in corners))
     if len({len(r) for r in rows}) != 1:
         return None
     return np.stack(rows)
@@ -144,8 +144,8 @@ def _grid_models(spec: Spec) -> list[str]:
     return list(grid.get("model", (next(iter(spec.models)),)))
 
 
-def _grid_finals(spec: Spec, model: str, configs: list[Config]) -> dict[tuple[str, int], float]:
-    """(key without model, seed) -> final metric, for the model's trials at grid settings only."""
+def _grid_configs(spec: Spec, model: str, configs: list[Config]) -> list[Config]:
+    """The model's configurations at grid settings."""
     grid = dict(spec.grid)
     names = list(grid)
     keys = set()
@@ -155,26 +155,23 @@ def _grid_finals(spec: Spec, model: str, configs: list[Config]) -> dict[tuple[st
             params = dict(spec.point(setting, 0).params)
             params.pop("seed")
             keys.add(config_key(params))
-    out = {}
-    for c in configs:
-        if c.key in keys:
-            for seed, value in zip(c.seeds, c.final):
-                out[config_key(c.params), seed] = value
-    return out
+    return [c for c in configs if c.key in keys]
 
 
-def _grid_correct(correct: Correct | None, configs: list[Config]) -> Correct | None:
-    """The predictions keyed as _grid_finals keys the finals (the config key without the model)."""
+def _grid_finals(mine: list[Config], correct: Correct | None) -> tuple[dict[tuple[str, int], float], Correct | None]:
+    """(key without model, seed) -> final metric, and -> predictions, for one model's grid configurations."""
+    finals = {(config_key(c.params), s): v for c in mine for s, v in zip(c.seeds, c.final)}
     if correct is None:
-        return None
-    return {(config_key(c.params), s): correct[c.key, s] for c in configs for s in c.seeds if (c.key, s) in correct}
+        return finals, None
+    return finals, {(config_key(c.params), s): correct[c.key, s] for c in mine for s in c.seeds if (c.key, s) in correct}
 
 
-def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, Any], ...], float]) -> Contrast:
+def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, Any], ...], float],
+           correct: Correct | None = None) -> Contrast:
     """Contrasts over matched trials: sum of sign * final over the corners, for every base that has all.
 
     `signs` maps a tuple of (axis, value) assignments (a corner) to its sign in the contrast. Each
-    pair comes with its corners as (config key, seed, sign), to find their predictions.
+    pair comes with its corners' predictions (from `correct`, keyed as `finals`; None where missing).
     """
     corners = list(signs)
     anchor = dict(corners[0])
@@ -190,7 +187,7 @@ def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, An
             if value is None:
                 break
             total += sign * value
-            found.append((other, seed, sign))
+            found.append((None if correct is None else correct.get((other, seed)), sign))
         else:
             out.append((total, found))
     return out
@@ -200,15 +197,17 @@ def versus_best(configs: list[Config], direction: str, correct: Correct | None =
     """Every other configuration against the best, paired by seed (other minus best), Holm-corrected."""
     best = configs[0]
     by_seed = dict(zip(best.seeds, best.final))
+    get = (lambda key, s: None) if correct is None else (lambda key, s: correct.get((key, s)))
     rows = [(c.model, "vs best", best.label, c.label,
-             [(v - by_seed[s], [(c.key, s, 1.0), (best.key, s, -1.0)]) for s, v in zip(c.seeds, c.final) if s in by_seed])
+             [(v - by_seed[s], [(get(c.key, s), 1.0), (get(best.key, s), -1.0)])
+              for s, v in zip(c.seeds, c.final) if s in by_seed])
             for c in configs[1:]]
 
     def verdict(delta: float, p: float | None) -> str:
         if p is None:
             return "too few pairs"
         return "worse" if p < ALPHA else "no detectable difference"
-    return _tested(rows, verdict, correct)
+    return _tested(rows, verdict)
 
 
 def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Effect], list[Effect]]:
@@ -220,33 +219,31 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     mains: list[tuple[str, str, Any, Any, Contrast]] = []
     inters: list[tuple[str, str, Any, Any, Contrast]] = []
     factors = _factors(spec)
-    by_grid_key = _grid_correct(correct, configs)
     for model in _grid_models(spec):
-        finals = _grid_finals(spec, model, configs)
+        finals, by_key = _grid_finals(_grid_configs(spec, model, configs), correct)  # this model's only
         mine = [f for f in factors if not is_layer_axis(f[0]) or f[0].split(".")[0] == model]  # not another's layer
         for axis, off, ons in mine:
             for on in ons:
-                diffs = _pairs(finals, {((axis, on),): 1.0, ((axis, off),): -1.0})
+                diffs = _pairs(finals, {((axis, on),): 1.0, ((axis, off),): -1.0}, by_key)
                 mains.append((model, axis, off, on, diffs))
         for (a, a0, a_ons), (b, b0, b_ons) in itertools.combinations(mine, 2):
             for a1, b1 in itertools.product(a_ons, b_ons):
                 signs = {((a, a1), (b, b1)): 1.0, ((a, a1), (b, b0)): -1.0,
                          ((a, a0), (b, b1)): -1.0, ((a, a0), (b, b0)): 1.0}
-                inters.append((model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs)))
+                inters.append((model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs, by_key)))
     direction = spec.study.direction
-    effects = _tested(mains, lambda d, p: _verdict(d, p, direction), by_grid_key)
+    effects = _tested(mains, lambda d, p: _verdict(d, p, direction))
     interactions = _tested(inters, lambda d, p: "too few pairs" if p is None
-                           else "interacts" if p < ALPHA else "no detectable interaction", by_grid_key)
+                           else "interacts" if p < ALPHA else "no detectable interaction")
     return effects, interactions
 
 
-def _tested(rows: list[tuple[str, str, Any, Any, Contrast]], verdict: Callable[[float, float | None], str],
-            correct: Correct | None = None) -> list[Effect]:
+def _tested(rows: list[tuple[str, str, Any, Any, Contrast]], verdict: Callable[[float, float | None], str]) -> list[Effect]:
     """Each row's t-test over seeds and bootstrap over seeds and test images, each Holm-corrected over the
     rows; the verdict from the bootstrap where every row has one, else from the t-test."""
     tests = [paired_t([d for d, _ in pairs]) for *_, pairs in rows]
     corrected = holm([p for _, _, p in tests])
-    boots = bootstrap([_contrast(pairs, correct) for *_, pairs in rows])
+    boots = bootstrap([_contrast(pairs) for *_, pairs in rows])
     boot_corrected = holm([b[1] if b else None for b in boots])
     if not (any(boots) and all(b is not None or p is None for b, (_, _, p) in zip(boots, tests))):
         boots, boot_corrected = [None] * len(rows), [None] * len(rows)  # one test decides a whole family
