@@ -45,7 +45,8 @@ def model_file(model: nn.Module, point: Point, data: Data, study: str, number: i
         "format": WEIGHTS_FORMAT,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "model": point.model_config().to_dict(),  # rebuilds it: runner.load_model
-        "module": {"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256} if m.target else None,
+        "module": ({"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256}
+                   if m.target else None),  # a user's module: found again by name, checked by its SHA-256
         "normalization": {"mean": data.mean, "std": data.std},  # x / 255 -> (x - mean) / std
         "input_shape": list(data.shape),  # (C, H, W) of the data's images, before the model's input transform
         "classes": data.classes, "class_names": list(class_names(data.dataset, data.classes)),
