@@ -326,7 +326,9 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
     from runner.report import make_report
     from runner.spec import load_spec
 
-    result, written = make_report(load_spec(spec_path), storage, out, readme)
+    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     trials = sum(len(c.seeds) for c in result.configs)
     left_out = f"; {plural(len(result.excluded), 'trial')} left out (see the report)" if result.excluded else ""
     click.echo(f"{result.study}: {plural(trials, 'trial')} in {plural(len(result.configs), 'configuration')}"

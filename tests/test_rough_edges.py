@@ -167,3 +167,29 @@ def test_dry_run_says_what_it_checked(tmp_path, monkeypatch):
     assert "checked the data: mnist" in result.output and "300 training and 100 test images" in result.output
     assert "your module lenet: imported, args against the signature" in result.output
     assert not (tmp_path / "db").exists()
+
+
+def test_a_report_covers_a_module_whose_file_is_gone_and_says_which_code_it_reports(tmp_path, monkeypatch):
+    """A TA with the database but not every student's file still gets the report (and the read commands)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    assert CliRunner().invoke(cli, ["grid", "spec.toml"]).exit_code == 0
+    import hashlib
+    import sys
+
+    sha = hashlib.sha256((tmp_path / "model.py").read_bytes()).hexdigest()
+    (tmp_path / "model.py").unlink()
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+    refused = CliRunner().invoke(cli, ["grid", "spec.toml"])  # training needs the code: one line
+    assert refused.exit_code == 1 and "no module model in" in refused.output
+    result = CliRunner().invoke(cli, ["report", "spec.toml", "--out", "r"])
+    assert result.exit_code == 0, result.output
+    assert "student: 1 trial in 1 configuration" in result.output
+    assert (f"note: [models.lenet].target model:LeNet5: its module's file was not found; this report covers the "
+            f"trials stored with code version sha256 {sha[:12]}") in result.output
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "> Note: [models.lenet].target model:LeNet5: its module's file was not found" in text
+    assert "Total: **61,706** parameters." in text  # the layer table as stored with the trial
+    for args in (["trials", "--study", "student"], ["show", "--study", "student", "0"], ["studies"]):
+        assert CliRunner().invoke(cli, args).exit_code == 0, args

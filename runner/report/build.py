@@ -6,6 +6,7 @@ import io
 import json
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,30 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
                                 if "peak_memory_mb" in t.user_attrs]),
         curves=_curves(with_rows),
     )
+
+
+def _stored_code(spec: Spec, trials: list[FrozenTrial]) -> tuple[Spec, list[str]]:
+    """The spec with each user file that was not found (load_spec(missing_code_ok=True)) given the code
+    version its latest complete trial stored, and one line per such file saying so."""
+    notes, models = [], dict(spec.models)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for name, m in spec.models.items():
+        if m.target and not m.source:
+            mine = [t for t in complete if t.params.get("model") == name]
+            sha = next((t.user_attrs.get("config", {}).get("model", {}).get("source_sha256") for t in reversed(mine)
+                        if t.user_attrs.get("config", {}).get("model", {}).get("source_sha256")), "")
+            models[name] = replace(m, source_sha256=sha)
+            notes.append(f"[models.{name}].target {m.target}: its module's file was not found; this report covers "
+                         + (f"the trials stored with code version sha256 {sha[:12]} (the latest stored), "
+                            "from what they stored" if sha else "none of its trials: none was stored"))
+    data = spec.data
+    if data.target and not data.source_sha256:
+        sha = next((t.user_attrs.get("config", {}).get("data", {}).get("source_sha256") for t in reversed(complete)
+                    if t.user_attrs.get("config", {}).get("data", {}).get("source_sha256")), "")
+        data = replace(data, source_sha256=sha)
+        notes.append(f"[data].target {data.target}: its module's file was not found; this report covers the trials "
+                     f"stored with code version sha256 {sha[:12]} (the latest stored), from what they stored")
+    return replace(spec, models=models, data=data), notes
 
 
 def _stale(spec: Spec, t: FrozenTrial) -> str | None:
@@ -390,6 +415,7 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
 def build_report(spec: Spec, url: str | None) -> Report:
     """Every number of the report, from the trials stored for `spec`'s study at `url`."""
     storage, trials, epochs = _load_trials(spec, url)
+    spec, notes = _stored_code(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
     if not groups:
@@ -421,7 +447,7 @@ def build_report(spec: Spec, url: str | None) -> Report:
     finally:
         reader.dispose()
     return Report(
-        search=search, mistakes=_mistakes(spec, configs, test, complete),
+        search=search, mistakes=_mistakes(spec, configs, test, complete), notes=tuple(notes),
         raw=_raw_tables(trials, epochs, axes),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,

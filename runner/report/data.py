@@ -172,6 +172,7 @@ class Report:
     figures: list[Figure]
     search: Any = None  # runner.report.search.SearchSummary of a tuned spec, else None
     mistakes: Any = None  # runner.report.mistakes.Mistakes: where the models are wrong; None without predictions
+    notes: tuple[str, ...] = ()  # what the report could not check (a user's file gone), one line each
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
 
     def config(self, key: str) -> Config:

@@ -18,8 +18,9 @@ LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.s
 class Checker:
     """Validates values against Keys, raising one-line SpecErrors that name file and key."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, missing_code_ok: bool = False):
         self.path = path
+        self.missing_code_ok = missing_code_ok  # a reader of stored results: a user's file may be gone
 
     def fail(self, where: str, message: str) -> SpecError:
         # Keys and names are the user's and may hold a line break: show it escaped, as TOML writes it

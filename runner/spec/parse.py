@@ -26,8 +26,13 @@ from runner.usercode import TARGET, locate, source_sha256
 __all__ = ["load_spec", "parse_spec"]
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec file; raise SpecError with one line on any problem."""
+def load_spec(path: str | Path, missing_code_ok: bool = False) -> Spec:
+    """Read and validate a spec file; raise SpecError with one line on any problem.
+
+    Args:
+        missing_code_ok: for commands that only read stored results (`runner report`): a user's
+            module or data file that is not found leaves its SHA-256 empty instead of failing.
+    """
     path = Path(path)
     try:
         text = read_text(path, SpecError, "spec file")
@@ -41,12 +46,12 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{path}: TOML syntax error: {str(e).split(';')[0]}") from None
     except RecursionError:
         raise SpecError(f"{path}: TOML syntax error: arrays or inline tables nested too deeply") from None
-    return parse_spec(raw, str(path))
+    return parse_spec(raw, str(path), missing_code_ok)
 
 
-def parse_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
+def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool = False) -> Spec:
     """Validate an already-parsed TOML document."""
-    c = Checker(path)
+    c = Checker(path, missing_code_ok)
     for k in raw:
         if k not in SECTIONS:
             raise c.unknown("top level", k, list(SECTIONS))
@@ -98,7 +103,7 @@ def _data(c: Checker, raw: Any, folder: str) -> DataSpec:
         return DataSpec("user", "", values.get("train_limit", 0), values.get("test_limit", 0),
                         values.get("mean", "auto"), values.get("std", "auto"), values.get("val_fraction", 0.0),
                         values.get("val_seed", 0), values["target"], tuple(args.items()), folder,
-                        source_sha256(path))
+                        source_sha256(path) if path else "")
     if "args" in values:
         raise c.fail("[data].args", "only [data].target takes args")
     dataset = values.get("dataset", "mnist")
@@ -150,14 +155,17 @@ def _model(c: Checker, name: str, table: Any, data: DataSpec, folder: str) -> Mo
     return model
 
 
-def _locate(c: Checker, where: str, target: str, folder: str) -> Path:
-    """The source file of a "module:attribute" target, found without running it."""
+def _locate(c: Checker, where: str, target: str, folder: str) -> Path | None:
+    """The source file of a "module:attribute" target, found without running it (None: not found, and
+    the caller only reads stored results)."""
     if not TARGET.fullmatch(target):  # match would take a trailing newline
         raise c.fail(where, f'{show_value(target)} is not "module:attribute", e.g. "mynet:Net"')
     try:
         path = locate(target, folder)
     except OSError as e:  # e.g. a module name longer than a file name may be
         raise c.fail(where, f"{show_value(target)}: cannot look for its module: {e.strerror}") from None
+    if path is None and c.missing_code_ok:
+        return None
     if path is None:
         module = target.partition(":")[0]
         raise c.fail(where, f"no module {module} in {folder or 'the current folder'} nor on the "
@@ -190,7 +198,8 @@ def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tup
     _plain(c, f"{where}.args", args)
     inp = _input(c, f"{where}.input", values.get("input"))  # a 32x32 LeNet5 of the user's: { pad = 2 }
     return ModelSpec(name, "target", MLP_HIDDEN, defaults, input=inp, target=target, args=tuple(args.items()),
-                     search_dir=folder, source=str(path), source_sha256=source_sha256(path))
+                     search_dir=folder, source=str(path) if path else "",
+                     source_sha256=source_sha256(path) if path else "")
 
 
 def _input(c: Checker, where: str, raw: Any) -> InputTransform:
