@@ -26,7 +26,7 @@ from runner.spec.tables import point_table
 from runner.store import Store, artifacts_dir, checkpoint_dir, study_folder
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
-from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, load, prepare
+from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
@@ -125,12 +125,19 @@ class GridWorker(Worker):
     def run(self, points: list[Point]) -> None:
         """Train every point of `points` that this worker manages to claim."""
         for i, point in enumerate(points, 1):
-            if self.take(self.spec.study.name, point.config_hash, self.retry_failed) is not None:
+            if self.take(self.spec.study.name, point.config_hash, self.retry_failed) is None:
+                continue
+            self.trial_id: int | None = None
+            try:
                 self._run_point(point, f"[{i}/{len(points)}]")
+            except BaseException:  # an interrupt at any moment: nothing left RUNNING, the point given back
+                give_back(self.store, [(self.spec.study.name, point.config_hash)], self.name, self.trial_id,
+                          point.config_hash)
+                raise
 
     def _run_point(self, point: Point, where: str) -> None:
         spec, store = self.spec, self.store
-        trial_id = store.optuna.create_new_trial(self.study._study_id, self._template(point))
+        trial_id = self.trial_id = store.optuna.create_new_trial(self.study._study_id, self._template(point))
         number = store.optuna.get_trial_number_from_id(trial_id)
         run = TrialRun(store, self.name, trial_id, [(spec.study.name, point.config_hash)])
         self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")

@@ -10,6 +10,7 @@ of a search, run exactly once however many workers share the storage.
 """
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any, Callable, Sequence
 
@@ -26,7 +27,7 @@ from runner.train import EpochMetrics, TrainingError, resolve_device, set_thread
 from runner.trials.provenance import provenance
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
-           "StopTrial", "Heartbeat", "fail_trial"]
+           "StopTrial", "Heartbeat", "fail_trial", "give_back"]
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
@@ -199,6 +200,50 @@ class TrialRun:
         fail_trial(self.store, self.trial_id, "interrupted", self.finish)
         for study, key in self.claims:
             self.store.release(study, key, self.worker)
+
+
+def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, trial_id: int | None,
+              config_hash: str = "") -> None:
+    """After an interrupt anywhere in a trial's life: nothing left RUNNING, no claim left held.
+
+    A trial that already ended COMPLETE keeps it, and its claims say complete; any other trial of
+    this worker's for the point is failed "interrupted" (found by its record when the interrupt came
+    before its id was known), and its claims are given back. Signals wait until this is done.
+    """
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        state = None
+        if trial_id is not None:
+            try:
+                state = store.optuna.get_trial(trial_id).state
+            except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
+                state = None
+        if state == TrialState.COMPLETE:
+            for study, key in claims:
+                store.update_claim(study, key, worker, state="complete")
+            return
+        if trial_id is not None:
+            fail_trial(store, trial_id, "interrupted")
+        elif config_hash:
+            for t in _running_of(store, claims[0][0], worker, config_hash):
+                fail_trial(store, t, "interrupted")
+        for study, key in claims:
+            store.release(study, key, worker)
+    except (RunnerError, optuna.exceptions.OptunaError):
+        pass  # best effort on the way out: a dead worker's claim is taken over anyway
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _running_of(store: Store, study: str, worker: str, config_hash: str) -> list[int]:
+    """trial_ids of `worker`'s RUNNING trials of a point (its record names the worker and the point)."""
+    try:
+        s = store.load_study(study)
+    except RunnerError:
+        return []
+    return [t._trial_id for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get("worker") == worker and t.user_attrs.get("config_hash") == config_hash]
 
 
 def fail_trial(store: Store, trial_id: int, reason: str, finish: Finish | None = None) -> None:

@@ -28,7 +28,7 @@ from runner.spec.tables import point_table
 from runner.store import Store
 from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
-from runner.trials.lifecycle import GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, load, prepare
+from runner.trials.lifecycle import GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, give_back, load, prepare
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
@@ -136,7 +136,13 @@ class SearchWorker(Worker):
             slot = self._next_slot()
             if slot is None:
                 return
-            outcome = self._run_slot(slot)
+            self.trial_id: int | None = None
+            self.held = [(search_name(self.spec), slot)]
+            try:
+                outcome = self._run_slot(slot)
+            except BaseException:  # an interrupt at any moment: nothing left RUNNING, the slot given back
+                give_back(self.store, self.held, self.name, self.trial_id)
+                raise
             if outcome == "busy":  # another worker trains this configuration: let the sampler move on
                 time.sleep(BUSY_WAIT_S)
                 continue
@@ -159,6 +165,7 @@ class SearchWorker(Worker):
     def _run_slot(self, slot: str) -> str:
         name = search_name(self.spec)
         trial = self.study.ask()
+        self.trial_id = trial._trial_id
         setting = suggest(trial, self.spec)
         point = self.spec.point(setting, self.spec.study.seeds[0])
         table = point_table(point)
@@ -173,6 +180,7 @@ class SearchWorker(Worker):
         config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
         if self.take(name, config, retry_failed=True) is None:
             return self._duplicate(run, trial, config)
+        self.held.append((name, config))
         run.hold(name, config)
         self.log(f"{self.tag}[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)")
         epochs: list[dict[str, Any]] = []
