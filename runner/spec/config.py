@@ -255,6 +255,11 @@ class Spec:
         settings = self.settings()
         return [self.point(s, seed) for seed in self.study.seeds for s in settings]
 
+    def model_points(self) -> list[Point]:
+        """The points that stand for the spec's models: its own, or for a search (which has none of its
+        own) each model's default, whose checks cover the configurations it samples."""
+        return self.points() or [self.point({"model": m}, self.study.seeds[0]) for m in self.models]
+
     def point(self, setting: dict[str, Any], seed: int) -> Point:
         """Resolve one setting: setting > model defaults > registry defaults."""
         name = setting.get("model") or next(iter(self.models))

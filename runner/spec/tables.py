@@ -28,9 +28,7 @@ def check_models(spec: Spec, sample: tuple[torch.Tensor, float, float] | None = 
             on them a user's module whose outputs look like probabilities is warned about.
     """
     seen = set()
-    # a search's spec has no points of its own: each model's default stands for the configurations it samples
-    points = spec.points() or [spec.point({"model": m}, spec.study.seeds[0]) for m in spec.models]
-    for point in points:
+    for point in spec.model_points():
         cfg = point.model_config()
         if cfg in seen:
             continue

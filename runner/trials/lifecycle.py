@@ -56,7 +56,7 @@ def prepare(spec: Spec) -> tuple[Spec, Data]:
 def dry_run(spec: Spec) -> list[str]:
     """Every check that needs no training (what `prepare` does), and one line on what each covered."""
     bound, data = prepare(spec)
-    points = bound.points() or [bound.point({"model": m}, bound.study.seeds[0]) for m in bound.models]
+    points = bound.model_points()
     configs = {p.model_config() for p in points}
     mine = sorted({p.model.name for p in points if p.model.target})
     val = f", {len(data.val):,} validation" if data.val is not None else ""
