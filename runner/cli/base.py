@@ -1,0 +1,114 @@
+"""The `runner` command line: the group, the options several commands share, and how a library error
+becomes one line. Each command parses, calls one library function, prints; the commands live in
+run.py (grid, tune, models, schema), results.py (report, studies, trials, show, export, predict) and
+bench.py. Commands import the library inside their body, so that `runner --help` and the query
+commands start without loading torch."""
+from __future__ import annotations
+
+import functools
+import shlex
+import warnings
+from typing import Any, Callable
+
+import click
+
+from runner.errors import RunnerError
+from runner.store import DEFAULT_STORAGE
+
+__all__ = ["cli", "main", "storage_option", "artifacts_option", "format_option", "user_errors", "as_typed", "cell",
+           "reader"]
+
+
+def artifacts_option(f: Callable) -> Callable:
+    """--artifacts, where the trials' weights go (grid and tune)."""
+    return click.option("--artifacts", metavar="DIR", type=click.Path(file_okay=False), default=None,
+                        help="Folder of the trials' weights (Optuna artifacts) [default: artifacts/ beside the "
+                             "SQLite file; for a server storage give every worker the same shared folder]")(f)
+
+
+def storage_option(f: Callable) -> Callable:
+    """--storage, shared by every command that reads or writes results."""
+    return click.option("--storage", metavar="URL", default=None,
+                        help="The results database: a SQLAlchemy URL, or a SQLite file path (db/runner.sqlite) "
+                             f"[default: {DEFAULT_STORAGE}]")(f)
+
+
+def format_option(f: Callable) -> Callable:
+    """--format, shared by the query commands."""
+    return click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+                        default="table", show_default=True, help="Output format.")(f)
+
+
+def user_errors(f: Callable) -> Callable:
+    """Turn RunnerErrors and warnings into one line each, without a traceback."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            click.echo(f"warning: {message}", err=True)
+        old = warnings.showwarning
+        warnings.showwarning = show
+        try:
+            return f(*args, **kwargs)
+        except RunnerError as e:
+            raise click.ClickException(str(e)) from None
+        finally:
+            warnings.showwarning = old
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="runner")
+def cli() -> None:
+    """Declarative ablation grids for PyTorch image classifiers, stored as Optuna studies.
+
+    A TOML spec names the data (the MNIST family, or your own arrays), the models (presets,
+    layer lists, or your own nn.Module) and the grid; results go to SQLite or PostgreSQL.
+
+    \b
+    runner grid specs/smoke.toml            train every point of a spec (skips what is done)
+    runner tune specs/tune_mlp.toml         search on a validation split, confirm the best on test
+    runner models specs/course.toml         every layer: output shape, formula, count (--diagram DIR)
+    runner schema                           the spec grammar as JSON Schema, for editors
+    runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
+    runner studies                          every study in the storage
+    runner trials --study regularization    its trials: --where, --sort, --group-by, --format
+    runner show --study regularization 17   one trial: config, provenance, epochs
+    runner export --study regularization --best --out lenet5.pt   a trial's model, on its own
+    runner predict --study regularization --best my_digit.png    a trial's model on your images
+    runner bench                            speed: bare loop, the course's pipeline, time to 99%
+    runner bench floor | profile            what makes the step faster; where its time goes
+    """
+
+
+def as_typed(ctx: click.Context) -> str:
+    """The command as the user typed it: its arguments, then every option given on the command line."""
+    words, options = ["runner", ctx.info_name or ""], []
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[p.name]
+        if isinstance(p, click.Argument):
+            words += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
+        elif p.is_flag:
+            options.append(p.opts[-1] if value else (p.secondary_opts or p.opts)[-1])
+        else:
+            options += [p.opts[-1], str(value)]
+    return " ".join(shlex.quote(w) for w in [*words, *options])
+
+
+def cell(v: Any) -> str:
+    """A value as a table cell: booleans lower-case, as TOML writes them."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def reader(storage: str | None) -> Any:
+    """The storage, opened to read: never created, never written."""
+    from runner.store import Store
+    return Store(storage, create=False)
+
+
+def main() -> None:
+    """Entry point of the `runner` script."""
+    cli()

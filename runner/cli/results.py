@@ -1,0 +1,270 @@
+"""`runner report`, `studies`, `trials`, `show`, `export`, `predict`: what reads stored results."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from runner.cli.base import artifacts_option, cell, cli, format_option, reader, storage_option, user_errors
+from runner.text import plural, text_table
+
+__all__ = ["report", "studies", "trials", "show", "export", "predict"]
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--out", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="Folder of the report [default: reports/<study name>/]")
+@click.option("--readme", metavar="FILE", type=click.Path(dir_okay=False), default=None,
+              help="Also refresh the results between this README's <!-- runner:report:start --> "
+                   "and <!-- runner:report:end --> lines.")
+@user_errors
+def report(spec_path: str, storage: str | None, out: str | None, readme: str | None) -> None:
+    """Write SPEC's study as a Markdown report, with figures and summary.json.
+
+    The report holds the setup, parameter counts, learning curves, a comparison of every
+    configuration, LeNet-5 against LeCun et al. 1998, and whether each regularizer helps.
+    It reads only the stored trials (it never trains): failed and running trials are listed and
+    left out of the statistics. The same trials give byte-identical files. Every input is checked
+    before any file is written.
+
+    \b
+    Examples:
+      runner report specs/regularization.toml                    # writes reports/regularization/
+      runner report specs/regularization.toml --readme README.md # also refreshes the README
+      runner report specs/smoke.toml --storage sqlite:///elsewhere.sqlite --out /tmp/smoke
+    """
+    from runner.report import make_report
+    from runner.spec import load_spec
+
+    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    trials = sum(len(c.seeds) for c in result.configs)
+    left_out = f"; {plural(len(result.excluded), 'trial')} left out (see the report)" if result.excluded else ""
+    click.echo(f"{result.study}: {plural(trials, 'trial')} in {plural(len(result.configs), 'configuration')}"
+               f"{left_out}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@storage_option
+@format_option
+@user_errors
+def studies(storage: str | None, fmt: str) -> None:
+    """Every study in the storage: its trials by state and its best value.
+
+    \b
+    Example:
+      runner studies
+      runner studies --storage sqlite:///db/other.sqlite --format json
+    """
+    from runner.query import render, study_rows
+
+    rows = study_rows(reader(storage))
+    columns = ["study", "direction", "trials", "complete", "running", "fail", "best_value"]
+    click.echo(render(rows, columns, fmt) if rows else "no studies in this storage")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name ([study].name of its spec).")
+@storage_option
+@click.option("--where", metavar="FILTER", help='e.g. "model = lenet5 and dropout > 0 and augment = affine"')
+@click.option("--sort", metavar="KEY", help="Sort by KEY ascending, -KEY descending (e.g. -test_acc).")
+@click.option("--limit", type=click.IntRange(0), help="Show at most N trials (after sorting).")
+@click.option("--columns", metavar="A,B,C", help="Columns to show, comma-separated.")
+@click.option("--group-by", metavar="A,B", help="Group complete trials by these keys: mean ± std and n over seeds.")
+@format_option
+@user_errors
+def trials(study_name: str, storage: str | None, where: str | None, sort: str | None, limit: int | None,
+           columns: str | None, group_by: str | None, fmt: str) -> None:
+    """A table of a study's trials: number, state, model, axes, seed, final metrics, seconds.
+
+    Accuracies are in percent, of the last stored epoch; best_test_acc is the best epoch's;
+    seconds is the training time summed over epochs. A filter is KEY OP VALUE clauses joined
+    by "and" / "or"; KEY is model, seed, state, number, an axis or a metric; OP is one of
+    = != < <= > >=. Reading never writes to the storage.
+
+    \b
+    Examples:
+      runner trials --study regularization
+      runner trials --study regularization --where "model = lenet5 and dropout > 0 and augment = affine" --sort -test_acc --limit 5
+      runner trials --study regularization --where "state != complete"
+      runner trials --study regularization --group-by batch_norm,augment
+      runner trials --study regularization --format csv > trials.csv
+    """
+    from runner.query import QueryError, group, render, select, trial_records
+
+    records, axes = trial_records(reader(storage), study_name)
+    rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit)
+    if group_by:
+        by = [k.strip() for k in group_by.split(",") if k.strip()]
+        rows = group(rows, axes, by)
+        if sort:
+            key = sort.lstrip("-")
+            rows = select([{**r, key: r.get(f"{key}_mean", r.get(key))} for r in rows], axes + ["n"], None, sort)
+        rows = rows[:limit] if limit is not None else rows
+        default = [*by, "n", *_shown_metrics(records)]
+    else:
+        varied = [a for a in axes if len({r[a] for r in records}) > 1]
+        default = ["number", "state", "model", *varied, "seed", "epochs", *_shown_metrics(records)]
+        default += ["fail_reason"] if any(r["fail_reason"] for r in rows) else []
+    if columns:
+        shown = [c.strip() for c in columns.split(",")]
+    elif fmt in ("json", "csv") and rows:  # for machines: every field
+        shown = [k.removesuffix("_mean") for k in rows[0] if not k.endswith("_std")]
+    else:
+        shown = default
+    known = set(default) | set(records[0] if records else ()) | {"n"}
+    unknown = [c for c in shown if c not in known]
+    if unknown:
+        raise QueryError(f"--columns: unknown column {unknown[0]!r}; columns: {', '.join(sorted(known))}")
+    click.echo(render(rows, shown, fmt, grouped=bool(group_by)) if rows else "no trials match")
+
+
+def _shown_metrics(records: list[dict[str, Any]]) -> list[str]:
+    from runner.query import METRICS, VAL_METRICS
+
+    has_val = any(r.get("val_acc") is not None for r in records)
+    return [m for m in METRICS if has_val or m not in VAL_METRICS]
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("number", type=int)
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@user_errors
+def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
+    """One trial NUMBER: its resolved config, provenance and per-epoch metrics.
+
+    \b
+    Example:
+      runner show --study regularization 17
+      runner show --study regularization 17 --format json
+    """
+    import json
+
+    from runner.query import render, trial_detail
+
+    d = trial_detail(reader(storage), study_name, number)
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2))
+        return
+    value = "" if d["value"] is None else f", value {d['value']:g}"
+    click.echo(f"trial {d['number']} of {d['study']}: {d['state']}{value}")
+    click.echo(f"started {d['started']}, completed {d['completed'] or '-'}\n")
+    click.echo("params:\n" + "\n".join(f"  {k} = {cell(v)}" for k, v in d["params"].items()))
+    click.echo("\nconfig:\n" + json.dumps(d["config"], indent=2))
+    click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
+    if d["weights"]:
+        click.echo(f"\nweights: {d['weights']}" + (f" (runner export --study {study_name} {number} --out FILE)"
+                                                    if d["weights"].startswith("kept") else ""))
+    columns = ["epoch", "train_loss", "train_acc", *(["val_loss", "val_acc"] if any(e["val_acc"] is not None
+                                                                                   for e in d["epochs"]) else []),
+               "test_loss", "test_acc", "lr", "seconds"]
+    click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
+
+
+def _trial_choice(number: int | None, best: bool) -> int | None:
+    if (number is None) == (not best):
+        raise click.UsageError("give a trial NUMBER or --best (the study's best trial by its metric), not both")
+    return number
+
+
+@cli.command(name="export")
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("number", type=int, required=False)
+@click.option("--best", is_flag=True, help="The study's best trial by its metric, instead of NUMBER.")
+@click.option("--out", metavar="FILE", type=click.Path(dir_okay=False), required=True, help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(["runner", "torchscript"]), default="runner", show_default=True,
+              help="runner: weights and what rebuilds the model (runner.load_model); torchscript: torch.jit.load.")
+@storage_option
+@artifacts_option
+@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
+              help="For a trial of your own module: the folder that holds its file (checked against its SHA-256).")
+@user_errors
+def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, storage: str | None,
+           artifacts: str | None, module_dir: str) -> None:
+    """Write a trial's trained model to one self-contained file.
+
+    The file holds the weights (a state_dict), the model's config, the normalization, the input
+    transform and the class count and names: `runner.load_model(FILE)` turns it back into an
+    nn.Module in eval mode, without the spec, that takes the dataset's images as uint8
+    (N, C, H, W) and returns logits. --format torchscript writes the same model, traced, for
+    `torch.jit.load` without runner. The weights are checked against the SHA-256 stored with the
+    trial; a trial of your own module needs that module's file, unchanged.
+
+    \b
+    Examples:
+      runner export --study regularization --best --out lenet5.pt
+      runner export --study regularization 17 --out t17.pt --format torchscript
+      python -c "import runner; print(runner.load_model('lenet5.pt'))"
+    """
+    from runner.kept import export_model
+
+    trial, path = export_model(reader(storage), study_name, _trial_choice(number, best), out, fmt, artifacts,
+                               module_dir)
+    click.echo(f"wrote {path}: trial {trial.number} of {study_name} ({trial.user_attrs.get('label', '')}, "
+               f"seed {trial.params.get('seed')}, {trial.user_attrs.get('param_count', 0):,} parameters)")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.argument("args", nargs=-1, required=True, metavar="(NUMBER | --best) INPUT...")
+@click.option("--best", is_flag=True, help="The study's best trial by its metric, instead of NUMBER.")
+@storage_option
+@artifacts_option
+@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
+              help="For a trial of your own module: the folder that holds its file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@user_errors
+def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | None, artifacts: str | None,
+            module_dir: str, fmt: str) -> None:
+    """What a trial's model predicts for your own images.
+
+    INPUT is a PNG or JPEG file, a folder of them, or a .npy array ((H, W), (N, H, W) or
+    (N, C, H, W), uint8 or floats in [0, 1]). Each image is prepared as the trial's data was:
+    greyscale, the dataset's size (another size is resized, with a note), a light digit on a dark
+    background (a light page is inverted, with a note), then the stored normalization and input
+    transform. One line per image: the input, the predicted class (with the dataset's class names,
+    Fashion-MNIST's "Sneaker") and its probability. An input that cannot be read is one line
+    saying so, and the others go on (the exit code is then 1).
+
+    \b
+    Examples:
+      runner predict --study regularization --best my_digit.png
+      runner predict --study regularization 17 digits/ --format csv
+      runner predict --study fashion_mnist --best shoes.npy --format json
+    """
+    import json
+
+    from runner.kept import predict_images, prediction_rows
+
+    if not best:
+        if not args or not args[0].isdigit():
+            raise click.UsageError("give a trial NUMBER first, or --best (the study's best trial), then INPUT...")
+        number, inputs = int(args[0]), list(args[1:])
+    else:
+        number, inputs = None, list(args)
+    if not inputs:
+        raise click.UsageError("give at least one INPUT: an image, a folder of images or a .npy array")
+    trial, predictions = predict_images(reader(storage), study_name, number, inputs, artifacts, module_dir)
+    rows = prediction_rows(predictions)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        from runner.query import render
+
+        click.echo(render(rows, list(rows[0]), "csv"))
+    else:
+        click.echo(f"trial {trial.number} of {study_name}: {trial.user_attrs.get('label', '')} seed "
+                   f"{trial.params.get('seed')}", err=True)
+        click.echo(text_table(["input", "class", "probability", "note"],
+                              [[r["input"], r["class"] or "-", "-" if r["probability"] is None else
+                                f"{r['probability']:.3f}", r["note"]] for r in rows]))
+    if any(p.predicted is None for p in predictions):
+        sys.exit(1)

@@ -1,0 +1,218 @@
+"""`runner grid`, `runner tune`, `runner models`, `runner schema`: what reads a spec and trains or checks it."""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from runner.cli.base import artifacts_option, as_typed, cell, cli, storage_option, user_errors
+from runner.text import text_table
+
+__all__ = ["grid", "tune", "models", "schema", "points_table"]
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--dry-run", is_flag=True, help="Print the points and their count, and do every check that needs no "
+                                            "training (the data, your modules, every model's forward pass); train "
+                                            "nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local worker processes; the cores are split between them.")
+@click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
+@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
+              help="Take over a running trial whose worker sent no heartbeat for this long (another "
+                   "machine died); a dead worker on this machine is noticed at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
+@artifacts_option
+@user_errors
+def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry_failed: bool,
+         stale_after: float, quiet: bool, artifacts: str | None) -> None:
+    """Train every point of SPEC's grid once per seed, as Optuna trials.
+
+    A point already complete in the storage is skipped, so running the same command again
+    continues where it stopped, and adding a seed or a grid value runs only the new points.
+
+    Progress goes to stderr: on a terminal, a bar over the study's trial-epochs (all workers
+    together) with elapsed and remaining time, the remaining time estimated from the epochs
+    measured so far, and each trial's epochs printed above it; piped or redirected, one plain
+    line per epoch.
+
+    \b
+    Examples:
+      runner grid specs/smoke.toml
+      runner grid specs/regularization.toml --dry-run
+      runner grid specs/regularization.toml --workers 2
+      runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
+    """
+    from runner.trials.grid import run_grid
+    from runner.trials.pool import interrupt
+    from runner.spec import load_spec
+
+    spec = load_spec(spec_path)
+    if dry_run:
+        from runner.trials.lifecycle import dry_run as checks
+
+        click.echo(points_table(spec))
+        click.echo("\n".join(checks(spec)))
+        return
+    from runner.progress import Progress
+
+    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
+    try:
+        with Progress(sys.stderr, quiet=quiet) as progress:
+            result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
+                              stale_after=stale_after, progress=progress, artifacts=artifacts)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
+                   f"again to continue: {as_typed(click.get_current_context())}", err=True)
+        sys.exit(130)
+    complete = result.done_before + result.ran
+    failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
+    click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
+    if result.failed:
+        sys.exit(1)
+
+
+def points_table(spec: Any) -> str:
+    """The spec's points as a text table, with their count."""
+    points = spec.points()
+    names = ["#", "model", *spec.axis_names, "seed", "config"]
+    rows = [[str(i), p.model.name, *(cell(v) for _, v in p.axes), str(p.seed), p.config_hash]
+            for i, p in enumerate(points, 1)]
+    settings = len(spec.settings())
+    footer = f"{len(points)} points: {settings} settings x {len(spec.study.seeds)} seeds"
+    return text_table(names, rows) + "\n" + footer
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--diagram", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="Also draw one PNG per table into DIR: the layers in order with shapes and counts.")
+@user_errors
+def models(spec_path: str, diagram: str | None) -> None:
+    """Every model of SPEC, layer by layer: output shape (C, H, W), formula of the count, count.
+
+    Every model in the spec is shown (a preset, a declared layer list or your own module), and
+    each variant of it that the grid or the runs make with a different count (batch_norm adds a
+    scale and a shift per channel; a varied layer field changes the layers). Shapes come from a
+    forward pass on two images of the data's shape, so a layer that does not fit fails here as it
+    would in a grid. A model with `target` is imported and run, and so is a [data] target (to
+    learn the images' shape): this runs your code.
+
+    \b
+    Examples:
+      runner models specs/regularization.toml
+      runner models specs/course.toml --diagram reports/course
+    """
+    from pathlib import Path
+
+    from runner.models.counts import COLUMNS
+    from runner.spec import dataset_shape, load_spec
+    from runner.spec.tables import check_models, parameter_tables
+
+    spec = load_spec(spec_path)
+    if dataset_shape(spec.data) is None:  # the user's data: its shape is known once it is loaded
+        from runner.data import load_data
+
+        data = load_data(**spec.data.load_args())
+        spec = spec.bind(data.shape, data.classes)
+    check_models(spec)
+    tables = parameter_tables(spec)
+    for t in tables:
+        click.echo(f"{t.title}\n{text_table(COLUMNS, t.cells())}\ntotal: {t.total:,} parameters\n")
+    if diagram:
+        from runner.models.diagram import diagram_file, diagram_png
+
+        folder = Path(diagram)
+        folder.mkdir(parents=True, exist_ok=True)
+        shape, _ = dataset_shape(spec.data)  # type: ignore[misc]
+        for t in tables:
+            path = folder / diagram_file(t)
+            path.write_bytes(diagram_png(t, shape))
+            click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local worker processes sharing the search; the cores are split between them.")
+@click.option("--no-confirm", is_flag=True, help="Search only: do not train the top configurations on test.")
+@click.option("--dry-run", is_flag=True, help="Do every check that needs no training (the data, your modules, "
+                                            "each model's forward pass); search nothing.")
+@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
+              help="Take over a trial whose worker sent no heartbeat for this long.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
+@artifacts_option
+@user_errors
+def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, dry_run: bool, stale_after: float,
+         quiet: bool, artifacts: str | None) -> None:
+    """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
+
+    The search is the Optuna study <name>-search: each trial trains on the training images
+    without the validation split ([data].val_fraction), reports the validation metric after each
+    epoch (the pruner may stop it), and never sees the test split. [search].trials counts finished
+    trials (complete or pruned) over every worker and machine on the storage; a failed or killed
+    trial does not use up the budget. Then the [search].top configurations by validation metric
+    are trained with every seed of [study].seeds and evaluated on test, as the ordinary grid
+    study <name>: `runner report SPEC` and `runner trials --study NAME` read it. Running the same
+    command again continues the search, or only confirms what is missing.
+
+    \b
+    Examples:
+      runner tune specs/tune_mlp.toml --workers 2
+      runner tune specs/tune_lenet.toml --no-confirm
+      runner report specs/tune_mlp.toml
+    """
+    from runner.progress import Progress
+    from runner.spec import load_spec
+    from runner.trials.pool import interrupt
+    from runner.trials.tune import run_tune, search_name
+
+    spec = load_spec(spec_path)
+    if dry_run:
+        from runner.trials.lifecycle import dry_run as checks
+
+        if spec.search is None:
+            raise click.ClickException(f"{spec_path}: no [search] section: `runner tune` needs one")
+        click.echo(f"{search_name(spec)}: {spec.search.trials} trials over {len(spec.search.space)} searched axes "
+                   f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
+        click.echo("\n".join(checks(spec)))
+        return
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with Progress(sys.stderr, quiet=quiet) as progress:
+            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
+                   f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)
+        sys.exit(130)
+    click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
+               + (f", {result.failed} failed" if result.failed else ""))
+    if result.confirm is not None:
+        c = result.confirm
+        click.echo(f"{spec.study.name}: {c.done_before + c.ran} of {c.total} confirmation trials complete")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
+              help="json: the JSON Schema of a spec; markdown: the tables of every key, as the README has them.")
+def schema(fmt: str) -> None:
+    """Print the spec's grammar: every section, key, type, bound and default.
+
+    The JSON Schema is what editors read to complete and check a spec as you type: Even Better
+    TOML (taplo) reads it from a spec's first line, `#:schema ./runner.schema.json`; the shipped
+    specs begin so, and specs/runner.schema.json is this command's output. The same definitions
+    make `runner grid`'s error messages, so the schema and the checks never disagree.
+
+    \b
+    Examples:
+      runner schema > my_specs/runner.schema.json
+      runner schema --format markdown
+    """
+    from runner.schema import key_tables, schema_text
+
+    click.echo(schema_text() if fmt == "json" else key_tables(), nl=False)
