@@ -37,11 +37,9 @@ def find_trial(store: Store, study: str, number: int | None) -> FrozenTrial:
     s = store.load_study(study)
     trials = s.get_trials(deepcopy=False)
     if number is None:
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if not complete:
+        if not any(t.state == TrialState.COMPLETE for t in trials):
             raise KeptError(f"study {study!r} has no complete trial")
-        maximize = s.direction == optuna.study.StudyDirection.MAXIMIZE
-        trial = sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))[0]
+        trial = s.best_trial  # Optuna's own: the best value in the study's direction
     else:
         found = [t for t in trials if t.number == number]
         if not found:
