@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from runner.errors import RunnerError
 
-__all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "load_target", "first_line"]
+__all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "declared_parameters", "load_target", "first_line"]
 
 TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -53,6 +53,37 @@ def locate(target: str, search_dir: str) -> Path | None:
 def source_sha256(path: Path) -> str:
     """SHA-256 of a module's source file."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def declared_parameters(path: Path, target: str) -> frozenset[str] | None:
+    """The parameter names of a target's constructor, read from its source without running it.
+
+    `class Net(nn.Module)` with its own `__init__`, or `def make_net(...)`, at the top of the module.
+    None when the source does not say: no such definition, an inherited `__init__`, a `**kwargs`, a
+    file that does not parse (the import then finds out what the constructor takes).
+    """
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    attribute = target.partition(":")[2]
+    found = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == attribute]
+    if len(found) != 1:  # none, or defined twice (the last one wins at import): not for a reader to guess
+        return None
+    node = found[0]
+    if isinstance(node, ast.ClassDef):
+        inits = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+        if len(inits) != 1 or node.decorator_list:
+            return None
+        fn, skip = inits[0], 1  # self
+    else:
+        fn, skip = node, 0
+    if fn.args.kwarg is not None or fn.decorator_list:
+        return None
+    names = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)][skip:] + [a.arg for a in fn.args.kwonlyargs]
+    return frozenset(names)
 
 
 class _SourceLoader(importlib.machinery.SourceFileLoader):

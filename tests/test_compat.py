@@ -114,6 +114,16 @@ def test_a_small_grid_stores_what_the_code_before_stored(tmp_path):
         added = set(t["user_attrs"]) - set(old["trials"].get(h, {}).get("user_attrs", {}))
         assert added == {"weights"}, added
         t["user_attrs"] = {k: v for k, v in t["user_attrs"].items() if k not in added}
+        # The layer table is drawn in execution order since issue 18: activations, flatten and dropout have
+        # rows of their own now. Every row the code before stored is still there, in the same order, with
+        # the same name, shape, formula and count; the type no longer names the activation that follows.
+        table, before = t["user_attrs"].pop("layer_table"), old["trials"][h]["user_attrs"].pop("layer_table")
+        names = [r[0] for r in table]
+        assert [r[0] for r in before] == [n for n in names if n in {r[0] for r in before}], (names, before)
+        rows = {r[0]: r for r in table}
+        assert [[r[0], r[2], r[3], r[4]] for r in before] == [[n, *rows[n][2:]] for n, *_ in before]
+        assert all(rows[r[0]][1] == r[1].removesuffix(", relu") for r in before)
+        assert sum(r[4] for r in table) == t["user_attrs"]["param_count"]
     _same(new, old)
 
 

@@ -207,9 +207,33 @@ def test_a_dropout_axis_reaches_a_constructor_that_takes_dropout(proj):
     assert by_dropout[0.0] != by_dropout[0.5]
 
 
-def test_a_batch_norm_axis_for_a_module_without_batch_norm_is_refused(proj, monkeypatch):
+def test_a_batch_norm_axis_is_the_modules_own_when_its_constructor_takes_none(proj, tmp_path):
+    """Net(width, dropout) has no batch_norm: the axis does not apply to it, as a layer field does not
+    apply to another model. One point, not two copies of it, and no label that says batch_norm=false."""
+    spec = proj.write(grid="batch_norm = [false, true]\ndropout = [0.0, 0.5]")
+    dry = run("grid", spec, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    rows = [line.split() for line in dry.output.splitlines() if line.split()[1:2] == ["mine"]]
+    assert len(rows) == 2 and "2 points: 2 settings x 1 seeds" in dry.output  # dropout, which it takes, varies
+    assert all(" ".join(r).count("the module's own") == 1 for r in rows), dry.output
+    assert run("grid", spec).exit_code == 0
+    ts = trials()
+    assert sorted(t.params["dropout"] for t in ts) == [0.0, 0.5]
+    assert all("batch_norm" not in t.params and "batch_norm" not in t.user_attrs["label"] for t in ts)
+    assert all(t.user_attrs["module_takes"] == ["dropout"] for t in ts)
+    # the hash is the one the code before gave the point with batch_norm off: stored trials keep matching
+    assert {t.user_attrs["config"]["regularizers"]["batch_norm"] for t in ts} == {False}
+    assert run("report", spec, "--out", tmp_path / "r").exit_code == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| batch_norm | the module's own |" in md and "| dropout | 0.0, 0.5 |" in md
+    assert "batch_norm (false → true)" not in md  # no effect to estimate of what the module does not take
+    assert "dropout (0.0 → 0.5)" in md
+
+
+def test_a_run_that_asks_a_module_for_batch_norm_it_cannot_take_is_refused(proj, monkeypatch):
     no_training(monkeypatch)
-    spec = proj.write(grid="batch_norm = [false, true]")
+    spec = proj.write()
+    spec.write_text(spec.read_text() + '\n[[runs]]\nmodel = "mine"\nbatch_norm = true\n')
     assert_one_line_refusal(run("grid", spec), "[models.mine]", "batch_norm")
 
 
@@ -378,3 +402,19 @@ def test_runner_models_loads_the_users_data_to_learn_its_shape(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "(6, 12, 12)" in result.output and "(4,)" in result.output  # 3 channels in, 4 classes out
     assert len(list((tmp_path / "pics").glob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("class Net:\n    def __init__(self, width=8, *, dropout=0.0):\n        pass\n", {"width", "dropout"}),
+    ("def Net(batch_norm=False):\n    pass\n", {"batch_norm"}),
+    ("class Net(Base):\n    pass\n", None),  # inherited: only the import can say
+    ("class Net:\n    def __init__(self, **kwargs):\n        pass\n", None),  # takes anything
+    ("Net = make()\n", None),
+    ("class Net:\n    def __init__(self:\n", None),  # does not parse
+])
+def test_a_constructors_parameters_are_read_from_its_source_without_running_it(tmp_path, source, expected):
+    from runner.usercode import declared_parameters
+
+    path = tmp_path / "m.py"
+    path.write_text("raise SystemExit('never run')\n" + source)
+    assert declared_parameters(path, "m:Net") == (None if expected is None else frozenset(expected))

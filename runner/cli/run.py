@@ -76,11 +76,20 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
         sys.exit(1)
 
 
+def axis_cell(point: Any, axis: str) -> str:
+    """A point's value of an axis; "the module's own" for a regularizer its module's constructor does not
+    take, "–" for another model's layer field."""
+    values = dict(point.axes)
+    if axis in values:
+        return cell(values[axis])
+    return "the module's own" if point.model.own(axis) else "–"
+
+
 def points_table(spec: Any) -> str:
     """The spec's points as a text table, with their count."""
     points = spec.points()
     names = ["#", "model", *spec.axis_names, "seed", "config"]
-    rows = [[str(i), p.model.name, *(cell(v) for _, v in p.axes), str(p.seed), p.config_hash]
+    rows = [[str(i), p.model.name, *(axis_cell(p, a) for a in spec.axis_names), str(p.seed), p.config_hash]
             for i, p in enumerate(points, 1)]
     settings = len(spec.settings())
     footer = f"{len(points)} points: {settings} settings x {len(spec.study.seeds)} seeds"
@@ -122,7 +131,8 @@ def models(spec_path: str, diagram: str | None) -> None:
     check_models(spec)
     tables = parameter_tables(spec)
     for t in tables:
-        click.echo(f"{t.title}\n{text_table(COLUMNS, t.cells())}\ntotal: {t.total:,} parameters\n")
+        unused = f"{t.unused_line()}\n" if t.unused_line() else ""
+        click.echo(f"{t.title}\n{text_table(COLUMNS, t.cells())}\n{unused}total: {t.total:,} parameters\n")
     if diagram:
         from runner.models.diagram import diagram_file, diagram_png
 

@@ -5,21 +5,24 @@ the table stored with its trials, without importing it. Byte-identical for the s
 """
 from __future__ import annotations
 
-from runner.models.counts import LayerRow, ParamTable
+from runner.models.counts import UNUSED, LayerRow, ParamTable
 from runner.plotting import png, style
-from runner.text import format_shape
+from runner.text import format_shape, plural
 
 __all__ = ["diagram_png", "diagram_file"]
 
 # Box colour by the first word of a row's type.
-COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "fc": "#fce5cd", "batch": "#eeeeee"}
+COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "adaptive": "#d9ead3", "fc": "#fce5cd",
+          "batch": "#eeeeee", "dropout": "#eeeeee", "flatten": "#ffffff", "softmax": "#f4cccc", "log": "#f4cccc",
+          **dict.fromkeys(("relu", "tanh", "sigmoid", "gelu", "leaky", "elu", "silu", "selu", "softplus", "hardtanh",
+                           "p"), "#fff2cc")}
 INPUT_COLOR = "#ffffff"
 OTHER_COLOR = "#ead1dc"
 
 
 def _boxes(table: ParamTable, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, str]]:
     """(title line, detail line, colour) per box, top to bottom."""
-    rows: list[LayerRow] = list(table.rows)
+    rows: list[LayerRow] = [r for r in table.rows if r.kind != UNUSED]
     boxes = []
     if input_shape is not None and not (rows and rows[0].name == "input"):
         boxes.append(("input", format_shape(input_shape), INPUT_COLOR))
@@ -28,9 +31,10 @@ def _boxes(table: ParamTable, input_shape: tuple[int, ...] | None) -> list[tuple
             boxes.append((f"input{': ' + r.kind if r.kind else ''}", format_shape(r.shape), INPUT_COLOR))
             continue
         color = COLORS.get(r.kind.split(" ")[0], OTHER_COLOR)
-        params = f"{r.count:,} parameters = {r.formula}" if r.count and r.formula else \
-            f"{r.count:,} parameters" if r.count else "no parameters"
-        boxes.append((f"{r.name}: {r.kind}", f"out {format_shape(r.shape)}   {params}", color))
+        params = plural(r.count, "parameter") if r.count else "no parameters"
+        params += f" = {r.formula}" if r.count and r.formula and r.formula != str(r.count) else ""
+        out = f"out {format_shape(r.shape)}   " if r.shape else ""
+        boxes.append((f"{r.name}: {r.kind}", out + params, color))
     return boxes
 
 
@@ -62,7 +66,8 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
         ax.set_xlim(0, 1)
         ax.set_ylim(-(len(boxes) - 1) * step - 0.5, 0.5)
         ax.axis("off")
-        ax.set_title(f"{table.title}: {table.total:,} parameters", fontsize=11)
+        unused = f"\n{table.unused_line()}" if table.unused_line() else ""
+        ax.set_title(f"{table.title}: {table.total:,} parameters{unused}", fontsize=11)
         return png(fig)
 
 

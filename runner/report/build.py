@@ -22,6 +22,7 @@ from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Exclu
 from runner.report.mistakes import build_mistakes
 from runner.report.search import build_search
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
+from runner.models.user import REGULARIZER_ARGS
 from runner.spec import REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
@@ -243,6 +244,16 @@ def _distinct(values: list[Any]) -> str:
     return ", ".join(shown) if shown else "not recorded"
 
 
+def _regularizer(attrs: list[dict[str, Any]], r: str) -> str:
+    """The values a regularizer took; "the module's own" for a user's module whose constructor has no
+    such argument (its batch norm or dropout, if any, are in its layer table)."""
+    own = [a for a in attrs if r in REGULARIZER_ARGS and r not in a.get("module_takes", (r,))]
+    values = [a["config"]["regularizers"][r] for a in attrs
+              if a not in own and r in a.get("config", {}).get("regularizers", {})]
+    shown = [_distinct(values)] if values or not own else []
+    return ", ".join(shown + (["the module's own"] if own else []))
+
+
 def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
     attrs = [t.user_attrs for t in complete]
     cfg = [a.get("config", {}) for a in attrs]
@@ -266,8 +277,7 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
                      + (" (auto: computed from the training images)" if auto else "")))
     train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
     train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
-    train += [(r, _distinct([c["regularizers"][r] for c in cfg if r in c.get("regularizers", {})]))
-              for r in REGULARIZERS]
+    train += [(r, _regularizer(attrs, r)) for r in REGULARIZERS]
     versions = sorted({lib for a in attrs for lib in a.get("versions", {})})
     wall = sum(a.get("wall_seconds", 0.0) for a in attrs)
     prov = [("code version", _distinct([a.get("code_version") for a in attrs if "code_version" in a]))]

@@ -219,8 +219,9 @@ def render_markdown(report: Report) -> str:
     out += ["Each layer's output shape is for one image; a formula counts weights then biases "
             "(`+1`); batch norm has a scale and a shift per channel.", ""]
     for t in report.param_tables:
-        out += [f"### {t.title}", "", _table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), "",
-                f"Total: **{t.total:,}** parameters.", "", f"![{t.title}]({diagram_file(t)})", ""]
+        out += [f"### {t.title}", "", _table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), ""]
+        out += [t.unused_line()[0].upper() + t.unused_line()[1:] + ".", ""] if t.unused_line() else []
+        out += [f"Total: **{t.total:,}** parameters.", "", f"![{t.title}]({diagram_file(t)})", ""]
     out += ["## Comparison", "",
             "Every configuration, best first; mean ± std over seeds. Train accuracy is the running "
             "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "

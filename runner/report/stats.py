@@ -221,7 +221,9 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     factors = _factors(spec)
     for model in _grid_models(spec):
         finals, by_key = _grid_finals(_grid_configs(spec, model, configs), correct)  # this model's only
-        mine = [f for f in factors if not is_layer_axis(f[0]) or f[0].split(".")[0] == model]  # not another's layer
+        own = spec.models[model].own if model in spec.models else (lambda axis: False)
+        mine = [f for f in factors if (not is_layer_axis(f[0]) or f[0].split(".")[0] == model)  # not another's layer
+                and not own(f[0])]  # nor a regularizer a user's module has built in or not
         for axis, off, ons in mine:
             for on in ons:
                 diffs = _pairs(finals, {((axis, on),): 1.0, ((axis, off),): -1.0}, by_key)

@@ -11,6 +11,7 @@ from typing import Any
 from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform, Layer, LayerError, default_name, infer_shapes
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
+from runner.models.user import REGULARIZER_ARGS
 from runner.spec.check import Checker, show_value
 from runner.spec.grammar import DATASETS, EXECUTION_KEYS, METRICS, REGULARIZERS, TRAIN_KEYS
 
@@ -107,6 +108,12 @@ class ModelSpec:
     search_dir: str = ""  # the spec's folder, searched first for target's module
     source: str = ""  # target's source file, as found when the spec was read
     source_sha256: str = ""  # its SHA-256: a changed file is a new configuration
+    takes: tuple[str, ...] | None = None  # the model regularizers its constructor takes; None: not known (all)
+
+    def own(self, regularizer: str) -> bool:
+        """Whether a regularizer is the module's own (its constructor takes no such argument): a grid
+        axis of it does not apply to this model, as a layer axis does not apply to another model."""
+        return self.takes is not None and regularizer in REGULARIZER_ARGS and regularizer not in self.takes
 
     @property
     def is_preset_as_named(self) -> bool:
@@ -234,13 +241,15 @@ class Spec:
         A layer-field axis applies to its own model only: for another model's points it is dropped.
         """
         out: list[dict[str, Any]] = []
+        first = next(iter(self.models))
         if self.grid:
             names = [k for k, _ in self.grid]
             for values in itertools.product(*(v for _, v in self.grid)):
-                out.append(dict(zip(names, values)))
-        out += [dict(r) for r in self.runs]
+                s = dict(zip(names, values))
+                model = self.models[s.get("model", first)]
+                out.append({k: v for k, v in s.items() if not model.own(k)})
+        out += [dict(r) for r in self.runs]  # a run asks for its values: a module that cannot take one is refused
         seen, unique = set(), []
-        first = next(iter(self.models))
         for s in out:
             model = s.get("model", first)
             s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == model}
@@ -272,7 +281,8 @@ class Spec:
         axes = []
         for a in self.axis_names:
             if a in REGULARIZERS:
-                axes.append((a, regs[a]))
+                if not (model.own(a) and regs[a] == REGULARIZERS[a].default):  # off, and not the module's to say
+                    axes.append((a, regs[a]))
             elif a in TRAIN_KEYS:
                 axes.append((a, getattr(train, a)))
             elif a.split(".")[0] == name:  # a layer field of this point's model

@@ -14,6 +14,7 @@ from runner.errors import SpecError, read_text
 from runner.keys import choices_text
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform, Layer
 from runner.models.presets import MLP_HIDDEN, preset_layers
+from runner.models.user import REGULARIZER_ARGS
 from runner.spec.axes import axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
 from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfig, check_points, check_shapes,
@@ -21,7 +22,7 @@ from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfi
 from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, MODEL_KEYS, REGULARIZERS, SECTIONS,
                                  STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.search import parse_search
-from runner.usercode import TARGET, locate, source_sha256
+from runner.usercode import TARGET, declared_parameters, locate, source_sha256
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -197,9 +198,11 @@ def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tup
     args = values.get("args", {})
     _plain(c, f"{where}.args", args)
     inp = _input(c, f"{where}.input", values.get("input"))  # a 32x32 LeNet5 of the user's: { pad = 2 }
+    declared = declared_parameters(path, target) if path else None
+    takes = None if declared is None else tuple(r for r in REGULARIZER_ARGS if r in declared)
     return ModelSpec(name, "target", MLP_HIDDEN, defaults, input=inp, target=target, args=tuple(args.items()),
                      search_dir=folder, source=str(path) if path else "",
-                     source_sha256=source_sha256(path) if path else "")
+                     source_sha256=source_sha256(path) if path else "", takes=takes)
 
 
 def _input(c: Checker, where: str, raw: Any) -> InputTransform:

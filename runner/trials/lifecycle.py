@@ -121,6 +121,7 @@ def trial_record(point: Point, data: Data, table: ParamTable, worker: str, prov:
             "normalization_auto": [k for k in ("mean", "std") if getattr(point.data, k) == "auto"],
             "train_size": len(data.train), "test_size": len(data.test),
             "val_size": len(data.val) if data.val is not None else 0,
+            **({"module_takes": list(point.model.takes)} if point.model.takes is not None else {}),
             "worker": worker, **prov, **extra}
 
 
