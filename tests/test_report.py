@@ -219,8 +219,23 @@ def test_failed_and_running_trials_are_listed_not_counted(written):
     md = (written / "report.md").read_text()
     section = md.split("## Trials left out")[1]
     assert "| fail | lenet5 | 7 | loss is NaN at epoch 2 |" in section
-    assert "| running | lenet5 | 8 |" in section
+    assert "| running | lenet5 | 8 | running by test:1 when the report was made, at epoch 1: not a result yet" in section
     assert "Seeds: 0, 1, 2 (3)" in md
+
+
+@pytest.mark.parametrize("state, attrs, steps, reason", [
+    (TrialState.PRUNED, {}, {1: 90.0, 2: 91.0}, "pruned after epoch 2 by the search's pruner"),
+    (TrialState.FAIL, {}, {}, "failed; no reason stored"),
+    (TrialState.FAIL, {"fail_reason": "loss is NaN"}, {1: 9.0}, "loss is NaN"),
+    (TrialState.WAITING, {}, {}, "enqueued, never started"),
+])
+def test_every_trial_left_out_has_a_reason(state, attrs, steps, reason):
+    from runner.report import build
+
+    trial = FrozenTrial(number=3, state=state, value=None, datetime_start=datetime(2024, 1, 1), datetime_complete=None,
+                        params={}, distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values=steps,
+                        trial_id=3)
+    assert build.why_not_complete(trial).startswith(reason)
 
 
 def test_known_accuracy_and_parameter_counts(written):

@@ -2,6 +2,7 @@
 the continue hint after Ctrl-C, a misspelt value, plurals."""
 from __future__ import annotations
 
+import optuna
 import pytest
 from click.testing import CliRunner
 
@@ -140,7 +141,8 @@ def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warne
         [line] = lines
         assert "[models.lenet]: model:LeNet5 " + warned in line and "CrossEntropyLoss expects logits" in line
     models = CliRunner().invoke(cli, ["models", "spec.toml"])
-    assert "input  pad 2       (1, 32, 32)" in models.output and "total: 61,706 parameters" in models.output
+    assert models.output.splitlines()[3].split() == ["input", "pad", "2", "(1,", "32,", "32)", "–", "0"]
+    assert "total: 61,706 parameters" in models.output
 
 
 @pytest.mark.parametrize("models, message", [
@@ -193,3 +195,29 @@ def test_a_report_covers_a_module_whose_file_is_gone_and_says_which_code_it_repo
     assert "Total: **61,706** parameters." in text  # the layer table as stored with the trial
     for args in (["trials", "--study", "student"], ["show", "--study", "student", "0"], ["studies"]):
         assert CliRunner().invoke(cli, args).exit_code == 0, args
+
+
+def test_a_students_layer_table_is_stored_and_reported_in_the_order_it_runs(tmp_path, monkeypatch):
+    """Batch norm defined after the output layer, one of them never called, one pool used twice: the stored
+    table (the report's, which never imports the module) shows what runs where, and says what never ran."""
+    monkeypatch.chdir(tmp_path)
+    source = STUDENT.format(last="self.fc3(x)").replace(
+        "self.fc3 = nn.Linear(84, 10)\n",
+        "self.fc3 = nn.Linear(84, 10)\n        self.bn1 = nn.BatchNorm2d(6)\n        self.bn2 = nn.BatchNorm2d(16)\n",
+    ).replace("self.pool(F.relu(self.conv1(x)))", "self.pool(F.relu(self.bn1(self.conv1(x))))")
+    (tmp_path / "model.py").write_text(source)
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    assert CliRunner().invoke(cli, ["grid", "spec.toml"]).exit_code == 0
+    [trial] = optuna.load_study(study_name="student", storage="sqlite:///db/runner.sqlite").get_trials()
+    names = [row[0] for row in trial.user_attrs["layer_table"]]
+    assert names == ["input", "conv1", "bn1", "relu()", "pool", "conv2", "relu()", "pool", "view()", "fc1", "relu()",
+                     "fc2", "relu()", "fc3", "bn2"]
+    assert trial.user_attrs["layer_table"][-1][1:] == ["defined but not used in forward", [], "32", 32]
+    assert sum(row[4] for row in trial.user_attrs["layer_table"]) == trial.user_attrs["param_count"] == 61_706 + 12 + 32
+    result = CliRunner().invoke(cli, ["report", "spec.toml", "--out", "r"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    table = md.split("### lenet")[1].split("Total:")[0]
+    assert table.index("| bn1 |") < table.index("| relu() |") < table.index("| fc3 |")
+    assert "max pool 2, shared (call 2 of 2)" in table and "| bn2 |" not in table
+    assert "Defined but not used in forward: bn2, 32 parameters." in table

@@ -183,6 +183,22 @@ def _changed(spec: Spec, t: FrozenTrial) -> str | None:
             f"(config {stored}, now {now.config_hash}): not this spec's result")
 
 
+def why_not_complete(t: FrozenTrial) -> str:
+    """A trial's reason for being left out: its stored one, else what its state says."""
+    if t.user_attrs.get("fail_reason"):
+        return str(t.user_attrs["fail_reason"])
+    worker = f" by {t.user_attrs['worker']}" if "worker" in t.user_attrs else ""
+    epochs = f" after epoch {max(t.intermediate_values)}" if t.intermediate_values else ""
+    if t.state == TrialState.RUNNING:
+        return (f"running{worker} when the report was made{epochs and ', at epoch ' + epochs.split()[-1]}: "
+                "not a result yet (a worker that stopped leaves it to be taken over by the next run)")
+    if t.state == TrialState.PRUNED:
+        return f"pruned{epochs} by the search's pruner: its validation curve trailed the others'"
+    if t.state == TrialState.WAITING:
+        return "enqueued, never started"
+    return f"failed{epochs}; no reason stored (the code that ran it kept none)"
+
+
 def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
     """Complete trials by configuration key (one per seed), and every trial left out."""
     groups: dict[str, list[FrozenTrial]] = {}
@@ -194,8 +210,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         label = axes.label(model, params)
         seed = t.params.get("seed")
         if t.state != TrialState.COMPLETE:
-            excluded.append(Excluded(t.number, t.state.name.lower(), label, seed,
-                                     str(t.user_attrs.get("fail_reason", ""))))
+            excluded.append(Excluded(t.number, t.state.name.lower(), label, seed, why_not_complete(t)))
             continue
         stale = _stale(axes.spec, t) or _changed(axes.spec, t)
         if stale:
