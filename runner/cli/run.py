@@ -21,6 +21,8 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
                                             "nothing.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes; the cores are split between them.")
+@click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
+              "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
 @click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
               help="Take over a running trial whose worker sent no heartbeat for this long (another "
@@ -28,7 +30,7 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @artifacts_option
 @user_errors
-def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry_failed: bool,
+def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus: str | None, retry_failed: bool,
          stale_after: float, quiet: bool, artifacts: str | None) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
@@ -64,7 +66,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, retry
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
-                              stale_after=stale_after, progress=progress, artifacts=artifacts)
+                              stale_after=stale_after, progress=progress, artifacts=artifacts, gpus=gpus)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: {as_typed(click.get_current_context())}", err=True)
@@ -150,6 +152,8 @@ def models(spec_path: str, diagram: str | None) -> None:
 @storage_option
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes sharing the search; the cores are split between them.")
+@click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
+              "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
 @click.option("--no-confirm", is_flag=True, help="Search only: do not train the top configurations on test.")
 @click.option("--dry-run", is_flag=True, help="Do every check that needs no training (the data, your modules, "
                                             "each model's forward pass); search nothing.")
@@ -158,8 +162,8 @@ def models(spec_path: str, diagram: str | None) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @artifacts_option
 @user_errors
-def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, dry_run: bool, stale_after: float,
-         quiet: bool, artifacts: str | None) -> None:
+def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no_confirm: bool, dry_run: bool,
+         stale_after: float, quiet: bool, artifacts: str | None) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
 
     The search is the Optuna study <name>-search: each trial trains on the training images
@@ -195,7 +199,7 @@ def tune(spec_path: str, storage: str | None, workers: int, no_confirm: bool, dr
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
-            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts)
+            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
                    f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)

@@ -28,6 +28,7 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
+from runner.trials.devices import on_gpus, place_workers, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
@@ -114,8 +115,8 @@ class GridWorker(Worker):
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
                  retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None,
-                 artifacts: Path | None = None):
-        super().__init__(spec, store, threads, log, tag, tick, stale_after)
+                 artifacts: Path | None = None, gpu: int | None = None):
+        super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
         self.data, self.retry_failed = data, retry_failed
         self.artifacts = artifacts  # where complete trials' weights go; None: kept nowhere
         self.checkpoints = Checkpoints(checkpoint_dir(store.url) / study_folder(spec.study.name))
@@ -192,10 +193,11 @@ class GridWorker(Worker):
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
              retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None,
-             artifacts: str | None = None) -> GridResult:
+             artifacts: str | None = None, gpus: str | None = None) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`.
 
     Args:
+        gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
         artifacts: the folder of the trials' weights (default: beside the SQLite file, db/artifacts/).
         log: called with each line of progress (ignored when `progress` is given).
         progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
@@ -203,6 +205,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     if progress is not None:
         log = progress.log
     tick: Tick = progress.advance if progress is not None else (lambda n: None)
+    placed = place_workers(workers, gpus, spec.train.device)
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
@@ -211,7 +214,7 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         log(line)
     total = len(spec.points())
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
-        + (f" on {workers} workers" if workers > 1 and todo else ""))
+        + (f" on {workers} workers" if workers > 1 and todo else "") + (on_gpus(placed) if todo else ""))
     if not todo:
         return GridResult(total, done, 0, 0)
     if progress is not None:
@@ -219,14 +222,14 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     threads = threads_per_worker(spec, workers)
     kept = artifacts_dir(store.url, artifacts) if spec.study.keep == "all" else None
     if workers == 1:
-        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept)
+        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept, placed[0])
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
     ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept)
-                                               for i in range(workers)], log, tick)
+                                               for i in range(workers)], log, tick, worker_envs(placed))
     return GridResult(total, done, ran, failed)
 
 

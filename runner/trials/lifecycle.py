@@ -23,7 +23,8 @@ from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
 from runner.spec.tables import check_models
 from runner.store import ClaimRow, Store, worker_name
-from runner.train import EpochMetrics, TrainingError, resolve_device, set_threads, train_point
+from runner.train import EpochMetrics, TrainingError, set_threads, train_point
+from runner.trials.devices import device_provenance, worker_device
 from runner.trials.provenance import provenance
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
@@ -75,13 +76,13 @@ class Worker:
     """What every worker of a study has: its name in the claims, its device, its threads, its provenance."""
 
     def __init__(self, spec: Spec, store: Store, threads: int, log: Log, tag: str, tick: Tick,
-                 stale_after: float = GRACE_S):
+                 stale_after: float = GRACE_S, gpu: int | None = None):
         self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
         self.stale_after = stale_after
         self.name = worker_name()
-        self.device = resolve_device(spec.train.device)
+        self.device, index = worker_device(spec.train.device, gpu)
         self.threads = set_threads(threads)
-        self.prov = provenance(str(self.device), self.threads)
+        self.prov = {**provenance(self.device.type, self.threads), **device_provenance(self.device, index)}
         self.ran = self.failed = 0
 
     def take(self, study: str, key: str, retry_failed: bool) -> ClaimRow | None:

@@ -24,8 +24,11 @@ def threads_per_worker(spec: Spec, workers: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
-def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick: Tick) -> tuple[int, int]:
+def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick: Tick,
+                  envs: list[dict[str, str]] | None = None) -> tuple[int, int]:
     """Run `target(*a, queue)` in one spawned process per `a`; relay their lines and ticks.
+
+    Each process starts with its entry of `envs` added to the environment (its GPU: devices.worker_envs).
 
     A worker puts ("log", line), ("tick", n), then ("done", (ran, failed)) or ("error", message) on
     the queue. Ctrl-C is passed on to every worker, which gives its work back before it exits.
@@ -34,8 +37,17 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*a, queue)) for a in args]
-    for p in procs:
-        p.start()
+    for p, env in zip(procs, envs or [{}] * len(procs)):
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # a spawned child starts with the parent's environment as it is now
+        try:
+            p.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     ran = failed = finished = 0
     errors = []
     try:

@@ -29,6 +29,7 @@ from runner.store import Store
 from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
 from runner.trials.lifecycle import GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, give_back, load, prepare
+from runner.trials.devices import on_gpus, place_workers, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
@@ -114,8 +115,8 @@ class SearchWorker(Worker):
     """Takes budget slots one by one and runs a sampled trial in each."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 stale_after: float, tick: Tick, index: int = 0):
-        super().__init__(spec, store, threads, log, tag, tick, stale_after)
+                 stale_after: float, tick: Tick, index: int = 0, gpu: int | None = None):
+        super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
         self.index = index
         self.search = spec.search
         empty = Split(data.test.images[:0], data.test.labels[:0])
@@ -256,13 +257,18 @@ def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
 
 
 def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True, progress: Any = None,
-             stale_after: float = GRACE_S, artifacts: str | None = None) -> TuneResult:
-    """Run the search until its budget is spent (or its timeout), then confirm the top configurations."""
+             stale_after: float = GRACE_S, artifacts: str | None = None, gpus: str | None = None) -> TuneResult:
+    """Run the search until its budget is spent (or its timeout), then confirm the top configurations.
+
+    Args:
+        gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
+    """
     search = spec.search
     if search is None:
         raise RunnerError(f"{spec.path}: no [search] section: `runner tune` needs one (see runner tune --help)")
     log = progress.log if progress is not None else (lambda s: None)
     tick = progress.advance if progress is not None else (lambda n: None)
+    placed = place_workers(workers, gpus, spec.train.device)
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
     store = Store(url)
     name = search_name(spec)
@@ -270,17 +276,17 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     finished, failed = budget(study)
     left = max(0, search.trials - finished)
     log(f"{name}: {finished} of {search.trials} trials finished; {left} to run"
-        + (f" on {workers} workers" if workers > 1 and left else ""))
+        + (f" on {workers} workers" if workers > 1 and left else "") + (on_gpus(placed) if left else ""))
     if left:
         if progress is not None:
             progress.start(left * spec.train.epochs)
         threads = threads_per_worker(spec, workers)
         if workers == 1:
-            SearchWorker(spec, store, data, threads, log, "", stale_after, tick).run()
+            SearchWorker(spec, store, data, threads, log, "", stale_after, tick, gpu=placed[0]).run()
         else:
             store.dispose()
             run_processes(_search_worker_main, [(spec, store.url, threads, i, stale_after) for i in range(workers)],
-                          log, tick)
+                          log, tick, worker_envs(placed))
         if progress is not None:
             progress.close()
     study = store.load_study(name)
@@ -294,7 +300,7 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
             log(f"{spec.study.name}: confirming the top {len(settings)} on test with seeds "
                 f"{', '.join(map(str, spec.study.seeds))}")
             result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress,
-                                      artifacts=artifacts)
+                                      artifacts=artifacts, gpus=gpus)
     return result
 
 
