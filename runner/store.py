@@ -95,6 +95,7 @@ class EpochRow(Base):
     seconds: Mapped[float]
     val_loss: Mapped[float | None]  # added later: NULL without a validation split, and in older rows
     val_acc: Mapped[float | None]
+    ended: Mapped[dt.datetime | None]  # added later (NULL in older rows): when the epoch was stored, UTC
 
 
 class ClaimRow(Base):
@@ -292,7 +293,8 @@ class Store:
             s.merge(EpochRow(trial_id=trial_id, epoch=m.epoch, study_name=study, trial_number=trial_number,
                              train_loss=m.train_loss, train_acc=m.train_acc, test_loss=m.test_loss,
                              test_acc=m.test_acc, lr=m.lr, seconds=m.seconds,
-                             val_loss=getattr(m, "val_loss", None), val_acc=getattr(m, "val_acc", None)))
+                             val_loss=getattr(m, "val_loss", None), val_acc=getattr(m, "val_acc", None),
+                             ended=_now()))
 
     def epochs(self, trial_ids: list[int]) -> dict[int, list[EpochRow]]:
         """trial_id -> its epochs in order."""
@@ -308,6 +310,16 @@ class Store:
         for r in rows:
             out[r.trial_id].append(r)
         return out
+
+    def epochs_since(self, study: str, since: dt.datetime) -> int | None:
+        """How many trial-epochs of the study were stored since `since` (UTC); None for a database whose
+        epochs have no time (made before they had one, and not opened to write since)."""
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(EpochRow.__tablename__)}
+        if "ended" not in present:
+            return None
+        with self.session() as s:
+            return int(s.execute(sa.select(sa.func.count()).select_from(EpochRow)
+                                 .where(EpochRow.study_name == study, EpochRow.ended >= since)).scalar_one())
 
     # ---------------------------------------------------------------- predictions
 
@@ -335,7 +347,7 @@ class Store:
         self.optuna.engine.dispose()
 
 
-NEW_COLUMNS = {"runner_epochs": ("val_loss", "val_acc")}  # added after databases were made without them
+NEW_COLUMNS = {"runner_epochs": ("val_loss", "val_acc", "ended")}  # added after databases were made without them
 
 
 def _add_new_columns(engine: sa.Engine) -> None:
@@ -418,9 +430,10 @@ def _beside(url: str, folder: str) -> Path:
     return (path.parent if path is not None else Path("db")) / folder
 
 
-def checkpoint_dir(url: str) -> Path:
-    """Checkpoints sit beside a SQLite file (db/checkpoints/), else in db/checkpoints/ here."""
-    return _beside(url, "checkpoints")
+def checkpoint_dir(url: str, given: str | None = None) -> Path:
+    """Where unfinished trials' epoch checkpoints go: `given` (--checkpoints), else beside a SQLite file
+    (db/checkpoints/), else db/checkpoints/ here (for workers on several machines, pass a shared folder)."""
+    return Path(given) if given else _beside(url, "checkpoints")
 
 
 def artifacts_dir(url: str, given: str | None = None) -> Path:

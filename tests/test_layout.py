@@ -15,7 +15,7 @@ LAYERS = {
     "spec": 2,
     "train": 3, "schema": 3,
     "trials": 4,
-    "report": 5, "query": 5, "bench": 5, "kept": 5,
+    "report": 5, "query": 5, "bench": 5, "kept": 5, "launch": 5, "watch": 5,
     "cli": 6, "__init__": 6,  # the package's own __init__: runner.load_model
 }
 # Lazy imports are for heavy libraries; of the runner's own modules, only where start-up must not load

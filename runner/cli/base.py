@@ -15,7 +15,7 @@ import click
 from runner.errors import RunnerError
 from runner.store import DEFAULT_STORAGE
 
-__all__ = ["cli", "main", "storage_option", "artifacts_option", "format_option", "user_errors", "as_typed", "cell",
+__all__ = ["cli", "main", "storage_option", "artifacts_option", "checkpoints_option", "format_option", "user_errors", "as_typed", "cell",
            "reader"]
 
 
@@ -24,6 +24,14 @@ def artifacts_option(f: Callable) -> Callable:
     return click.option("--artifacts", metavar="DIR", type=click.Path(file_okay=False), default=None,
                         help="Folder of the trials' weights (Optuna artifacts) [default: artifacts/ beside the "
                              "SQLite file; for a server storage give every worker the same shared folder]")(f)
+
+
+def checkpoints_option(f: Callable) -> Callable:
+    """--checkpoints, where unfinished trials' epoch checkpoints go (grid and tune)."""
+    return click.option("--checkpoints", metavar="DIR", type=click.Path(file_okay=False), default=None,
+                        help="Folder of unfinished trials' epoch checkpoints, from which a stopped point resumes "
+                             "[default: checkpoints/ beside the SQLite file; for workers on several machines give "
+                             "them one shared folder]")(f)
 
 
 def storage_option(f: Callable) -> Callable:

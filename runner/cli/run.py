@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from runner.cli.base import artifacts_option, as_typed, cell, cli, storage_option, user_errors
+from runner.cli.base import artifacts_option, checkpoints_option, as_typed, cell, cli, storage_option, user_errors
 from runner.text import text_table
 
 __all__ = ["grid", "tune", "models", "schema", "points_table"]
@@ -29,9 +29,10 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
                    "machine died); a dead worker on this machine is noticed at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @artifacts_option
+@checkpoints_option
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus: str | None, retry_failed: bool,
-         stale_after: float, quiet: bool, artifacts: str | None) -> None:
+         stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
     A point already complete in the storage is skipped, so running the same command again
@@ -66,7 +67,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
-                              stale_after=stale_after, progress=progress, artifacts=artifacts, gpus=gpus)
+                              stale_after=stale_after, progress=progress, artifacts=artifacts, gpus=gpus,
+                              checkpoints=checkpoints)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: {as_typed(click.get_current_context())}", err=True)
@@ -161,9 +163,10 @@ def models(spec_path: str, diagram: str | None) -> None:
               help="Take over a trial whose worker sent no heartbeat for this long.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
 @artifacts_option
+@checkpoints_option
 @user_errors
 def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no_confirm: bool, dry_run: bool,
-         stale_after: float, quiet: bool, artifacts: str | None) -> None:
+         stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
 
     The search is the Optuna study <name>-search: each trial trains on the training images
@@ -199,7 +202,8 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
-            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus)
+            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus,
+                              checkpoints)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
                    f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)

@@ -115,19 +115,31 @@ class GridWorker(Worker):
 
     def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
                  retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None,
-                 artifacts: Path | None = None, gpu: int | None = None):
+                 artifacts: Path | None = None, gpu: int | None = None, checkpoints: str | None = None):
         super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
         self.data, self.retry_failed = data, retry_failed
         self.artifacts = artifacts  # where complete trials' weights go; None: kept nowhere
-        self.checkpoints = Checkpoints(checkpoint_dir(store.url) / study_folder(spec.study.name))
+        self.checkpoints = Checkpoints(checkpoint_dir(store.url, checkpoints) / study_folder(spec.study.name))
         self.study = store.open_study(spec.study.name, spec.study.direction)
         self.choices = model_choices(spec, self.study)
 
     def run(self, points: list[Point]) -> None:
-        """Train every point of `points` that this worker manages to claim."""
+        """Train every point of `points` that this worker manages to claim; then, while it claimed any,
+        look again: a point another worker gave back meanwhile (it was stopped) is taken over here."""
+        tried: set[str] = set()
+        while points:
+            claimed = self._pass(points)
+            if not claimed:
+                return
+            tried |= claimed
+            points = [p for p in pending(self.spec, self.store, self.retry_failed)[0] if p.config_hash not in tried]
+
+    def _pass(self, points: list[Point]) -> set[str]:
+        claimed = set()
         for i, point in enumerate(points, 1):
             if self.take(self.spec.study.name, point.config_hash, self.retry_failed) is None:
                 continue
+            claimed.add(point.config_hash)
             self.trial_id: int | None = None
             try:
                 self._run_point(point, f"[{i}/{len(points)}]")
@@ -135,6 +147,7 @@ class GridWorker(Worker):
                 give_back(self.store, [(self.spec.study.name, point.config_hash)], self.name, self.trial_id,
                           point.config_hash)
                 raise
+        return claimed
 
     def _run_point(self, point: Point, where: str) -> None:
         spec, store = self.spec, self.store
@@ -193,12 +206,13 @@ class GridWorker(Worker):
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
              retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None,
-             artifacts: str | None = None, gpus: str | None = None) -> GridResult:
+             artifacts: str | None = None, gpus: str | None = None, checkpoints: str | None = None) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`.
 
     Args:
         gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
         artifacts: the folder of the trials' weights (default: beside the SQLite file, db/artifacts/).
+        checkpoints: the folder of unfinished trials' epoch checkpoints (default: beside the SQLite file).
         log: called with each line of progress (ignored when `progress` is given).
         progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
     """
@@ -222,24 +236,25 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     threads = threads_per_worker(spec, workers)
     kept = artifacts_dir(store.url, artifacts) if spec.study.keep == "all" else None
     if workers == 1:
-        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept, placed[0])
+        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept, placed[0],
+                       checkpoints)
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
-    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept)
-                                               for i in range(workers)], log, tick, worker_envs(placed))
+    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept,
+                                                checkpoints) for i in range(workers)], log, tick, worker_envs(placed))
     return GridResult(total, done, ran, failed)
 
 
 def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
-                 artifacts: Path | None, queue: Any) -> None:
+                 artifacts: Path | None, checkpoints: str | None, queue: Any) -> None:
     """A worker process: its own store and data; claims decide which points it trains."""
     def body() -> tuple[int, int]:
         store = Store(url)
         w = GridWorker(spec, store, load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
-                       retry_failed, stale_after, lambda n: queue.put(("tick", n)), artifacts)
+                       retry_failed, stale_after, lambda n: queue.put(("tick", n)), artifacts, checkpoints=checkpoints)
         todo, _ = pending(spec, store, retry_failed)
         w.run(todo)
         store.dispose()

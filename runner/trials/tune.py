@@ -257,11 +257,13 @@ def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
 
 
 def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True, progress: Any = None,
-             stale_after: float = GRACE_S, artifacts: str | None = None, gpus: str | None = None) -> TuneResult:
+             stale_after: float = GRACE_S, artifacts: str | None = None, gpus: str | None = None,
+             checkpoints: str | None = None) -> TuneResult:
     """Run the search until its budget is spent (or its timeout), then confirm the top configurations.
 
     Args:
         gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
+        checkpoints: the folder of the confirmation trials' epoch checkpoints (default: beside the SQLite file).
     """
     search = spec.search
     if search is None:
@@ -300,7 +302,7 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
             log(f"{spec.study.name}: confirming the top {len(settings)} on test with seeds "
                 f"{', '.join(map(str, spec.study.seeds))}")
             result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress,
-                                      artifacts=artifacts, gpus=gpus)
+                                      artifacts=artifacts, gpus=gpus, checkpoints=checkpoints)
     return result
 
 

@@ -1,0 +1,181 @@
+"""One view of a study's progress from the storage alone, wherever its workers run (`runner watch`).
+
+Everything comes from what the workers store anyway: the trials' states and user attrs (worker,
+device), their epochs (with the time each was stored) and the claims' heartbeats. Reading never
+writes: the storage is opened as a reader.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+from runner.errors import StorageError
+from runner.store import Store, shown_url, storage_url
+from runner.text import plural, text_table
+
+__all__ = ["Progress", "progress", "render", "snapshot"]
+
+STALE_S = 300  # a running trial whose heartbeat is older than this is shown as probably stopped
+
+
+@dataclass(frozen=True)
+class Running:
+    number: int
+    worker: str
+    host: str
+    device: str
+    epoch: int
+    epochs: int | None
+    metric: str  # "test acc 98.91%"
+    heartbeat_s: float | None  # seconds since its last sign of life
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A study's state at one moment."""
+
+    study: str
+    storage: str
+    complete: int  # points (a grid) or trials (a search) complete
+    running: tuple[Running, ...]
+    failed: int
+    pruned: int
+    total: int | None  # points of the spec, or a search's budget; None when only the study's name is known
+    epochs_per_trial: int | None
+    rate: float | None  # trial-epochs per minute over the window; None: not known (old database)
+    window_min: float
+    search: bool = False  # a search: its trials count, not its points
+
+    @property
+    def to_go(self) -> int | None:
+        """Trials not yet started (nor complete, running or failed)."""
+        if self.total is None:
+            return None
+        if self.search:  # its budget counts finished trials (complete or pruned); a failed one is tried again
+            return max(0, self.total - self.complete - self.pruned - len(self.running))
+        return max(0, self.total - self.complete - len(self.running) - self.failed)
+
+    @property
+    def epochs_left(self) -> int | None:
+        if self.to_go is None or self.epochs_per_trial is None:
+            return None
+        running = sum(max(0, (r.epochs or self.epochs_per_trial) - r.epoch) for r in self.running)
+        return self.to_go * self.epochs_per_trial + running
+
+
+def _epochs_of(t: FrozenTrial) -> int | None:
+    epochs = t.user_attrs.get("config", {}).get("train", {}).get("epochs")
+    return int(epochs) if epochs else None
+
+
+def _device(t: FrozenTrial) -> str:
+    a = t.user_attrs
+    if a.get("device") == "cuda" and a.get("device_index") is not None:
+        return f"cuda:{a['device_index']} {a.get('device_name', '')}".strip()
+    return str(a.get("device", "?"))
+
+
+def progress(storage: str | None, study: str, total: int | None = None, window_min: float = 10,
+             now: dt.datetime | None = None, search: bool | None = None) -> Progress:
+    """The study's progress, read from the storage.
+
+    Args:
+        total: the number of trials the study will have (a spec's points, a search's budget).
+        search: whether it is a search (whose trials count, not its points); default: by its name.
+        window_min: the rate counts the trial-epochs stored over this many last minutes.
+    """
+    store = Store(storage, create=False)
+    try:
+        if study not in store.study_names():
+            known = store.study_names()
+            raise StorageError(f"{shown_url(store.url)}: no study {study!r}"
+                               + (f"; it has {', '.join(known)}" if known else "; it has none"))
+        trials = store.optuna.get_all_trials(store.optuna.get_study_id_from_name(study), deepcopy=False)
+        now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        claims = {c.trial_id: c for c in store.claims(study).values() if c.trial_id is not None}
+        live = [t for t in trials if t.state == TrialState.RUNNING]
+        last = store.epochs([t._trial_id for t in live])
+        recent = store.epochs_since(study, now - dt.timedelta(minutes=window_min))
+    finally:
+        store.dispose()
+    search = study.endswith("-search") if search is None else search
+    states = Counter(t.state for t in trials)
+    if search:  # a search's budget counts finished trials: complete or pruned
+        complete, failed = states[TrialState.COMPLETE], states[TrialState.FAIL]
+    else:  # a grid's point is complete once, whatever trials it took; a failed one until it is retried
+        by_state = {s: {t.user_attrs.get("config_hash") for t in trials if t.state == s}
+                    for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
+        complete = len(by_state[TrialState.COMPLETE])
+        failed = len(by_state[TrialState.FAIL] - by_state[TrialState.COMPLETE] - by_state[TrialState.RUNNING])
+    running = []
+    for t in live:
+        rows = last.get(t._trial_id, [])
+        if rows:
+            r = rows[-1]
+            epoch = r.epoch
+            metric = f"val acc {r.val_acc:.2f}%" if r.val_acc is not None and not r.test_acc else \
+                f"test acc {r.test_acc:.2f}%"
+        elif t.intermediate_values:  # a trial that reports to Optuna only
+            epoch = max(t.intermediate_values)
+            metric = f"{t.intermediate_values[epoch]:.4g}"
+        else:
+            epoch, metric = 0, "–"
+        claim = claims.get(t._trial_id)
+        beat = (now - claim.heartbeat).total_seconds() if claim is not None else None
+        worker = str(t.user_attrs.get("worker", "?"))
+        running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
+                               epoch, _epochs_of(t), metric, beat))
+    known = [e for t in trials if (e := _epochs_of(t))]
+    per_trial = Counter(known).most_common(1)[0][0] if known else None
+    return Progress(study, shown_url(storage_url(storage)), complete,
+                    tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
+                    None if recent is None else recent / window_min, window_min, search)
+
+
+def _duration(minutes: float) -> str:
+    m = round(minutes)
+    if m < 1:
+        return "under a minute"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def render(p: Progress, now: dt.datetime | None = None) -> str:
+    """The view as plain text."""
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    of = f" of {p.total}" if p.total is not None else ""
+    go = f", {p.to_go} to go" if p.to_go is not None else ", to go: not known from the study's name alone (give SPEC)"
+    pruned = f", {p.pruned} pruned" if p.pruned else ""
+    lines = [f"{p.study} on {p.storage}, {now:%Y-%m-%d %H:%M:%S} UTC",
+             f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]
+    if p.rate is None:
+        lines.append("rate: not known (this database's epochs carry no time)")
+    else:
+        lines.append(f"{p.rate:.1f} trial-epochs per minute over the last {p.window_min:g} min")
+        left = p.epochs_left
+        if left is not None:
+            if left == 0:
+                lines.append("time left: none (every trial is complete or failed)")
+            elif p.rate > 0:
+                lines.append(f"time left: about {_duration(left / p.rate)} ({plural(left, 'trial-epoch')} at this rate)")
+            else:
+                lines.append(f"time left: not known ({plural(left, 'trial-epoch')} to go, none stored in the window)")
+    if p.running:
+        rows = []
+        for r in p.running:
+            beat = "–" if r.heartbeat_s is None else f"{r.heartbeat_s:.0f} s ago"
+            if r.heartbeat_s is not None and r.heartbeat_s > STALE_S:
+                beat += " (stopped? the next run takes it over)"
+            epoch = f"{r.epoch}/{r.epochs}" if r.epochs else str(r.epoch)
+            rows.append([str(r.number), r.worker, r.host, r.device, epoch, r.metric, beat])
+        lines += ["", text_table(["trial", "worker", "host", "device", "epoch", "last", "heartbeat"], rows)]
+    return "\n".join(lines)
+
+
+def snapshot(storage: str | None, study: str, total: int | None = None, window_min: float = 10,
+             search: bool | None = None) -> str:
+    """One rendering of the study's progress."""
+    return render(progress(storage, study, total, window_min, search=search))

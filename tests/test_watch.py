@@ -1,0 +1,73 @@
+"""`runner watch`: one view of a study from the storage alone; reading never writes."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+
+from runner.cli import cli
+from runner.store import ClaimRow, Store
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_watch_shows_counts_rate_time_left_and_each_running_trials_worker_and_device(write_spec, tmp_path):
+    spec = write_spec(seeds="[0, 1]")  # 4 points: 2 settings x 2 seeds, 1 epoch each
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["grid", str(spec), "--storage", url, "-q"]).exit_code == 0
+    # one trial left as a worker on another machine's GPU would leave it: running, its claim's heartbeat old
+    store = Store(url)
+    study = optuna.load_study(study_name="t", storage=url)
+    done = study.get_trials()[0]
+    trial = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=done.params,
+                                      distributions=done.distributions, intermediate_values={1: 97.5},
+                                      user_attrs={**done.user_attrs, "worker": "node7:4242", "device": "cuda",
+                                                  "device_index": 1, "device_name": "NVIDIA H200"})
+    study.add_trial(trial)
+    running = study.get_trials()[-1]
+    with store.session() as s:  # its point, as claimed by that worker 10 minutes ago
+        claim = s.get(ClaimRow, ("t", done.user_attrs["config_hash"]))
+        claim.state, claim.trial_id, claim.worker = "running", running._trial_id, "node7:4242"
+        claim.heartbeat = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=10)
+    store.dispose()
+    before = _digest(db)
+
+    result = runner.invoke(cli, ["watch", str(spec), "--storage", url, "--once"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"t on {url}")
+    assert lines[1] == "4 of 4 complete, 1 running, 0 failed, 0 to go"
+    assert lines[2].endswith("trial-epochs per minute over the last 10 min") and float(lines[2].split()[0]) > 0
+    [row] = [x for x in lines[3:] if x.split()[:1] == [str(running.number)]]
+    assert "node7:4242" in row and " node7 " in row and "cuda:1 NVIDIA H200" in row and "1/1" in row
+    assert "(stopped? the next run takes it over)" in row
+    assert _digest(db) == before  # reading never writes
+
+    by_name = runner.invoke(cli, ["watch", "--study", "t", "--storage", url])  # piped: one snapshot
+    assert by_name.exit_code == 0 and "to go: not known from the study's name alone (give SPEC)" in by_name.output
+
+
+def test_watch_of_a_study_not_there_is_one_line(write_spec, tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert CliRunner().invoke(cli, ["grid", str(write_spec()), "--storage", url, "-q"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["watch", "--study", "nope", "--storage", url])
+    assert result.exit_code == 1 and result.output == f"Error: {url}: no study 'nope'; it has t\n"
+    both = CliRunner().invoke(cli, ["watch", str(write_spec()), "--study", "t", "--storage", url])
+    assert both.exit_code == 2 and "give SPEC or --study NAME" in both.output
+
+
+def test_watch_reads_a_database_of_the_code_before_without_changing_it(tmp_path, restore_old_database):
+    db = restore_old_database(tmp_path / "runner.sqlite")  # made by the code at f02d618: epochs without a time
+    before = _digest(db)
+    result = CliRunner().invoke(cli, ["watch", "--study", "v0", "--storage", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "5 complete, 0 running, 0 failed" in result.output
+    assert "rate: not known (this database's epochs carry no time)" in result.output
+    assert _digest(db) == before
