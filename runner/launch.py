@@ -22,7 +22,7 @@ from runner.errors import RunnerError
 from runner.spec import Spec
 from runner.store import storage_url
 
-__all__ = ["SlurmJob", "slurm_time", "batch_script", "submit", "server_storage"]
+__all__ = ["SlurmJob", "slurm_time", "batch_script", "sbatch", "submit", "server_storage", "job_for"]
 
 REQUEUE_MARGIN_S = 120  # a task is told this long before its time limit (less for a short limit)
 
@@ -84,8 +84,7 @@ class SlurmJob:
     def command(self) -> list[str]:
         """The runner command each task runs (one worker per GPU of the task, else one)."""
         words = [sys.executable, "-m", "runner.cli", "tune" if self.tune else "grid", self.spec_path,
-                 "--storage", self.storage, "--checkpoints", self.checkpoints, "--artifacts", self.artifacts,
-                 "--quiet"]
+                 "--storage", self.storage, "--checkpoints", self.checkpoints, "--artifacts", self.artifacts]
         if self.gpus_per_job > 1:
             words += ["--workers", str(self.gpus_per_job)]
         return words
@@ -128,17 +127,23 @@ def batch_script(job: SlurmJob) -> str:
     return "\n".join(lines)
 
 
-def submit(job: SlurmJob) -> str:
-    """Submit the job array with sbatch; its job id. Slurm's refusal is one line, in its own words."""
-    sbatch = shutil.which("sbatch")
-    if sbatch is None:
+def sbatch() -> str:
+    """The path of Slurm's sbatch; not there is one line."""
+    found = shutil.which("sbatch")
+    if found is None:
         raise RunnerError("sbatch not found: `runner launch slurm` submits with Slurm's sbatch, which is not on "
                           "PATH here (run it on a login node; --dry-run prints the script)")
+    return found
+
+
+def submit(job: SlurmJob) -> str:
+    """Submit the job array with sbatch; its job id. Slurm's refusal is one line, in its own words."""
+    command = sbatch()
     Path(job.logs).mkdir(parents=True, exist_ok=True)
     script = Path(job.logs) / f"{job.name}.sbatch"
     script.write_text(batch_script(job))
     try:
-        done = subprocess.run([sbatch, "--parsable", str(script)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([command, "--parsable", str(script)], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         raise RunnerError("sbatch did not answer within 120 s: is slurmctld reachable? (nothing was submitted)") \
             from None

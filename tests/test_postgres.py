@@ -1,10 +1,6 @@
 """Exactly once on a real PostgreSQL server that the suite starts itself (127.0.0.1, a free port)."""
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -16,49 +12,6 @@ import pytest
 pytestmark = pytest.mark.postgres
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
-
-
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if found:
-        return Path(found[-1]).parent
-    which = shutil.which("pg_ctl")
-    return Path(which).parent if which else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory):
-    """Start a throwaway server; as root, its binaries run as the `postgres` user."""
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries not found; CI must run these tests")
-        pytest.skip("PostgreSQL server binaries not found")
-    data = tmp_path_factory.mktemp("pg") / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(data.parent, "postgres")
-        data.parent.chmod(0o755)
-        for parent in data.parents:  # the server must be able to reach its folder
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
-                parent.chmod(parent.stat().st_mode | 0o005)
-    port = _free_port()
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data.parent / "log"), "-w", "-o",
-        f"-h 127.0.0.1 -p {port} -k {data.parent} -c fsync=off", "start")
-    try:
-        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "runner")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/runner"
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
 
 
 def test_two_machines_share_a_postgres_study_and_run_each_point_once(postgres_url, write_spec, tmp_path):

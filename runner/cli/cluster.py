@@ -48,7 +48,7 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
           --jobs 16 --partition gpu --time 2h --gpus-per-job 1 --checkpoints /shared/ckpt --dry-run
       runner launch slurm specs/tune_lenet.toml --tune --storage postgresql+psycopg://me@head/runner --jobs 8
     """
-    from runner.launch import batch_script, job_for, server_storage, submit
+    from runner.launch import batch_script, job_for, sbatch, server_storage, submit
     from runner.spec import load_spec
     from runner.store import Store, shown_url
 
@@ -64,6 +64,7 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
     if dry_run:
         click.echo(script, nl=False)
         return
+    sbatch()  # not there: one line, before the storage is touched
     store = Store(url)  # its tables made once here, not by N tasks at once; an unreachable server is one line
     if not tune:
         store.open_study(spec.study.name, spec.study.direction)

@@ -63,7 +63,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
         return
     from runner.progress import Progress
 
-    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
@@ -73,6 +73,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: {as_typed(click.get_current_context())}", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
@@ -199,7 +201,7 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
                    f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
         click.echo("\n".join(checks(spec)))
         return
-    signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus,
@@ -208,6 +210,8 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
         click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
                    f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
                + (f", {result.failed} failed" if result.failed else ""))
     if result.confirm is not None:

@@ -77,7 +77,10 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
 
 
 def interrupt(signum: int, frame: Any) -> None:
-    """A signal handler that stops like Ctrl-C (SIGTERM included)."""
+    """A signal handler that stops like Ctrl-C (SIGTERM included). Once stopping, a second SIGTERM (a
+    scheduler signals every process of a job, and its script may pass the signal on too) is ignored, so
+    that it cannot cut short the giving back of the worker's claims."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
