@@ -85,6 +85,8 @@ def cli() -> None:
     runner predict --study regularization --best my_digit.png    a trial's model on your images
     runner bench                            speed: bare loop, the course's pipeline, time to 99%
     runner bench floor | profile            what makes the step faster; where its time goes
+    runner launch slurm SPEC --storage URL --jobs 16   a job array of workers on a Slurm cluster
+    runner watch SPEC --storage URL         one view of a study's progress, wherever its workers are
     """
 
 

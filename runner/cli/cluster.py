@@ -77,7 +77,7 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
 
 
 @cli.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False), required=False)
+@click.argument("spec_path", metavar="[SPEC]", type=click.Path(dir_okay=False), required=False)
 @click.option("--study", help="The study's name (instead of SPEC).")
 @storage_option
 @click.option("--once", is_flag=True, help="Print one snapshot and exit (the default when not on a terminal).")
@@ -89,8 +89,9 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
 def watch(spec_path: str | None, study: str | None, storage: str | None, once: bool, every: float,
           minutes: float) -> None:
     """One live view of a study from the storage alone, wherever its workers run: trials complete,
-    running, failed and to go; each running trial's worker, host, device, epoch and last metric; the
-    rate of trial-epochs per minute and the time left. Reading never writes.
+    running, failed and to go; each running trial's worker, host, device, epoch and last metric (its
+    test accuracy; a search trial's reported validation metric); the rate of trial-epochs per minute
+    and the time left. Reading never writes.
 
     \b
     Examples:
