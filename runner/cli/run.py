@@ -78,6 +78,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
+    for line in result.deaths:
+        click.echo(line, err=True)
     if result.failed:
         sys.exit(1)
 
@@ -217,6 +219,10 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
     if result.confirm is not None:
         c = result.confirm
         click.echo(f"{spec.study.name}: {c.done_before + c.ran} of {c.total} confirmation trials complete")
+    for line in result.deaths + (result.confirm.deaths if result.confirm is not None else ()):
+        click.echo(line, err=True)
+    if result.deaths or (result.confirm is not None and result.confirm.deaths):
+        sys.exit(1)
 
 
 @cli.command()

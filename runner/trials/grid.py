@@ -26,7 +26,7 @@ from runner.spec.tables import point_table
 from runner.store import Store, artifacts_dir, checkpoint_dir, study_folder
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
-from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, give_back, load, prepare
+from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, place_workers, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
@@ -48,6 +48,7 @@ class GridResult:
     done_before: int  # complete before this run
     ran: int  # completed by this run (all workers)
     failed: int  # failed in this run
+    deaths: tuple[str, ...] = ()  # workers that died (a line each); their points went to live workers
 
 
 def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, BaseDistribution]:
@@ -243,9 +244,10 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
-    ran, failed = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept,
-                                                checkpoints) for i in range(workers)], log, tick, worker_envs(placed))
-    return GridResult(total, done, ran, failed)
+    out = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept, checkpoints)
+                                       for i in range(workers)], log, tick, worker_envs(placed),
+                        lambda worker, reason: abandon(store.url, [spec.study.name], worker, reason))
+    return GridResult(total, done, out.ran, out.failed + len(out.deaths), tuple(out.deaths))
 
 
 def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,

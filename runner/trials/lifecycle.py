@@ -28,7 +28,7 @@ from runner.trials.devices import device_provenance, worker_device
 from runner.trials.provenance import provenance
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
-           "StopTrial", "Heartbeat", "fail_trial", "give_back"]
+           "StopTrial", "Heartbeat", "fail_trial", "give_back", "abandon"]
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
@@ -236,6 +236,26 @@ def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, tria
         pass  # best effort on the way out: a dead worker's claim is taken over anyway
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
+    """A dead worker's leftovers: its RUNNING trials failed with `reason`, its held claims given back, so
+    that a live worker takes its point at once (resuming from the point's checkpoint)."""
+    store = Store(url)
+    try:
+        for study in studies:
+            try:
+                s = store.load_study(study)
+            except RunnerError:
+                continue
+            for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if t.user_attrs.get("worker") == worker:
+                    fail_trial(store, t._trial_id, reason)
+            for key, claim in store.claims(study).items():
+                if claim.worker == worker and claim.state == "running":
+                    store.release(study, key, worker)
+    finally:
+        store.dispose()
 
 
 def _running_of(store: Store, study: str, worker: str, config_hash: str) -> list[int]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+from dataclasses import dataclass, field
+from queue import Empty
 from typing import Any, Callable
 
 from runner.errors import RunnerError
 from runner.spec import Spec
 from runner.trials.lifecycle import Log, Tick
 
-__all__ = ["threads_per_worker", "run_processes", "worker_process", "interrupt"]
+__all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt"]
 
 
 def threads_per_worker(spec: Spec, workers: int) -> int:
@@ -24,56 +26,119 @@ def threads_per_worker(spec: Spec, workers: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
+@dataclass
+class Outcome:
+    """How a run of worker processes went."""
+
+    ran: int = 0  # trials completed, all workers
+    failed: int = 0  # trials failed
+    deaths: list[str] = field(default_factory=list)  # "w1 (pid 123) was killed by SIGKILL (out of memory?)"
+
+
+def death(index: int, pid: int | None, exitcode: int) -> str:
+    """One line for a worker that ended without saying so: the signal that killed it, or its exit code."""
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == signal.SIGKILL else ""
+        return f"worker w{index} (pid {pid}) was killed by {name}{hint}"
+    return f"worker w{index} (pid {pid}) exited with code {exitcode} without finishing"
+
+
+def _start(ctx: Any, target: Callable[..., None], a: tuple, queue: Any, env: dict[str, str]) -> Any:
+    p = ctx.Process(target=target, args=(*a, queue))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # a spawned child starts with the parent's environment as it is now
+    try:
+        p.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return p
+
+
 def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick: Tick,
-                  envs: list[dict[str, str]] | None = None) -> tuple[int, int]:
+                  envs: list[dict[str, str]] | None = None,
+                  on_death: Callable[[str, str], None] | None = None) -> Outcome:
     """Run `target(*a, queue)` in one spawned process per `a`; relay their lines and ticks.
 
-    Each process starts with its entry of `envs` added to the environment (its GPU: devices.worker_envs).
-
-    A worker puts ("log", line), ("tick", n), then ("done", (ran, failed)) or ("error", message) on
-    the queue. Ctrl-C is passed on to every worker, which gives its work back before it exits.
-    Returns (ran, failed) summed over the workers; raises the first worker's error.
+    The i-th process is worker i (it says so in its messages). Each process starts with its entry of `envs` added to the
+    environment (its GPU: devices.worker_envs). A worker puts ("log", line), ("tick", n), then ("done",
+    (index, (ran, failed))) or ("error", (index, message)) on the queue. The parent also watches the
+    processes themselves: one that dies without a word (SIGKILL by the OOM killer) is reported in a
+    line, `on_death(its worker name, that line)` fails its trial and gives its point back, and a
+    replacement worker is started in its place (at most as many replacements as workers), so that
+    its point is trained in this run. Ctrl-C is passed on to every worker, which gives its work back
+    before it exits. Raises the first worker's error.
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*a, queue)) for a in args]
-    for p, env in zip(procs, envs or [{}] * len(procs)):
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # a spawned child starts with the parent's environment as it is now
-        try:
-            p.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    ran = failed = finished = 0
-    errors = []
+    envs = envs or [{} for _ in args]
+    procs = {i: _start(ctx, target, a, queue, envs[i]) for i, a in enumerate(args)}
+    out, errors = Outcome(), []
+    running = set(procs)  # indices that have not said how they ended
+    spare = len(args)  # replacements left
+
+    def handle(kind: str, payload: Any) -> None:
+        if kind == "log":
+            log(payload)
+        elif kind == "tick":
+            tick(payload)
+        elif kind == "done":
+            index, (ran, failed) = payload
+            out.ran, out.failed = out.ran + ran, out.failed + failed
+            running.discard(index)
+        elif kind == "error":
+            index, message = payload
+            errors.append(message)
+            running.discard(index)
+
     try:
-        while finished < len(procs):
-            kind, payload = queue.get()
-            if kind == "log":
-                log(payload)
-            elif kind == "tick":
-                tick(payload)
-            elif kind == "done":
-                ran, failed, finished = ran + payload[0], failed + payload[1], finished + 1
-            elif kind == "error":
-                errors.append(payload)
-                finished += 1
+        while running:
+            try:
+                handle(*queue.get(timeout=1.0))
+                continue
+            except Empty:
+                pass
+            for index in sorted(running):
+                p = procs[index]
+                if p.exitcode is None:  # still alive (polling reaps a dead one: no zombie lingers)
+                    continue
+                try:  # it may have said how it ended just before exiting
+                    while index in running:
+                        handle(*queue.get(timeout=0.5))
+                except Empty:
+                    pass
+                if index not in running:
+                    continue
+                line = death(index, p.pid, p.exitcode)
+                out.deaths.append(line)
+                log(f"{line}: its trial is marked failed with that reason and its point goes to a live worker")
+                if on_death is not None:
+                    on_death(f"{os.uname().nodename}:{p.pid}", line)
+                if spare:
+                    spare -= 1
+                    procs[index] = _start(ctx, target, args[index], queue, envs[index])
+                    log(f"worker w{index} started again (pid {procs[index].pid})")
+                else:
+                    running.discard(index)
     except KeyboardInterrupt:
-        for p in procs:
+        for p in procs.values():
             if p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
-        for p in procs:
+        for p in procs.values():
             p.join(timeout=120)
         raise
-    for p in procs:
+    for p in procs.values():
         p.join()
     if errors:
         raise RunnerError(errors[0])
-    return ran, failed
+    return out
 
 
 def interrupt(signum: int, frame: Any) -> None:
@@ -88,10 +153,10 @@ def worker_process(index: int, queue: Any, body: Callable[[], tuple[int, int]]) 
     """Run a worker's `body` in its process, telling the parent (run_processes) how it ended."""
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        queue.put(("done", body()))
+        queue.put(("done", (index, body())))
     except KeyboardInterrupt:
-        queue.put(("error", "interrupted"))
+        queue.put(("error", (index, "interrupted")))
     except RunnerError as e:
-        queue.put(("error", str(e)))
+        queue.put(("error", (index, str(e))))
     except Exception as e:  # noqa: BLE001 - the parent must hear of every way a worker ends
-        queue.put(("error", f"worker {index}: {type(e).__name__}: {e}"))
+        queue.put(("error", (index, f"worker {index}: {type(e).__name__}: {e}")))

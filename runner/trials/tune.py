@@ -28,7 +28,8 @@ from runner.spec.tables import point_table
 from runner.store import Store
 from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
-from runner.trials.lifecycle import GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, give_back, load, prepare
+from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, abandon, give_back, load,
+                                     prepare)
 from runner.trials.devices import on_gpus, place_workers, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
@@ -45,6 +46,7 @@ class TuneResult:
     finished: int  # complete or pruned, all workers
     failed: int
     confirm: GridResult | None  # None with --no-confirm
+    deaths: tuple[str, ...] = ()  # search workers that died (a line each); their slots went to live workers
 
 
 def search_name(spec: Spec) -> str:
@@ -279,6 +281,7 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     left = max(0, search.trials - finished)
     log(f"{name}: {finished} of {search.trials} trials finished; {left} to run"
         + (f" on {workers} workers" if workers > 1 and left else "") + (on_gpus(placed) if left else ""))
+    deaths: list[str] = []
     if left:
         if progress is not None:
             progress.start(left * spec.train.epochs)
@@ -287,15 +290,16 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
             SearchWorker(spec, store, data, threads, log, "", stale_after, tick, gpu=placed[0]).run()
         else:
             store.dispose()
-            run_processes(_search_worker_main, [(spec, store.url, threads, i, stale_after) for i in range(workers)],
-                          log, tick, worker_envs(placed))
+            deaths = run_processes(_search_worker_main, [(spec, store.url, threads, i, stale_after)
+                                                         for i in range(workers)], log, tick, worker_envs(placed),
+                                   lambda worker, reason: abandon(store.url, [name], worker, reason)).deaths
         if progress is not None:
             progress.close()
     study = store.load_study(name)
     finished, failed = budget(study)
     log(f"{name}: {finished} of {search.trials} trials finished ({failed} failed)")
     store.dispose()
-    result = TuneResult(search.trials, finished, failed, None)
+    result = TuneResult(search.trials, finished, failed, None, tuple(deaths))
     if confirm and finished >= search.trials or confirm and search.timeout_s is not None:
         settings = top_settings(spec, study)
         if settings:
