@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RunnerError", "SpecError", "DataError", "StorageError", "read_text"]
+__all__ = ["RunnerError", "SpecError", "DataError", "StorageError", "read_text", "out_of_memory"]
 
 
 class RunnerError(Exception):
@@ -30,3 +30,11 @@ def read_text(path: Path, error: type[RunnerError], what: str) -> str:
         raise error(f"{path}: no such {what}") from None
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror}") from None
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether an exception is an allocation that failed: torch's OutOfMemoryError (CUDA), or the CPU
+    allocator's "can't allocate memory", or a MemoryError."""
+    text = str(e)
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower())

@@ -45,6 +45,7 @@ class Key:
     item: type | None = None  # the type of a list's items (int)
     item_ge: int | None = None  # each list item >= item_ge
     nonempty: bool = False  # a str that is not blank, a list with an item
+    max_len: int | None = None  # the most characters of a str
     note: str = ""  # appended to what is allowed, e.g. "(0 = all 60,000)"
     text: str = ""  # what is allowed, when the constraints cannot say it
     auto: bool = False  # the string "auto" is allowed too (a number computed from the data)
@@ -102,6 +103,8 @@ class Key:
             return False
         if self.kind is str and self.nonempty and not v.strip():
             return False
+        if self.kind is str and self.max_len is not None and len(v) > self.max_len:
+            return False
         if self.kind is list:
             if self.nonempty and not v:
                 return False
@@ -136,6 +139,8 @@ class Key:
             out["exclusiveMaximum"] = self.lt
         if self.kind is str and self.nonempty:
             out["minLength"] = 1
+        if self.kind is str and self.max_len is not None:
+            out["maxLength"] = self.max_len
         if self.kind is list:
             if self.item is not None:
                 items = Key(self.item, None).schema()

@@ -214,7 +214,7 @@ def test_a_batch_norm_axis_is_the_modules_own_when_its_constructor_takes_none(pr
     dry = run("grid", spec, "--dry-run")
     assert dry.exit_code == 0, dry.output
     rows = [line.split() for line in dry.output.splitlines() if line.split()[1:2] == ["mine"]]
-    assert len(rows) == 2 and "2 points: 2 settings x 1 seeds" in dry.output  # dropout, which it takes, varies
+    assert len(rows) == 2 and "2 points: 2 settings x 1 seed (" in dry.output  # dropout, which it takes, varies
     assert all(" ".join(r).count("the module's own") == 1 for r in rows), dry.output
     assert run("grid", spec).exit_code == 0
     ts = trials()

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from runner.cli.base import artifacts_option, checkpoints_option, as_typed, cell, cli, storage_option, user_errors
-from runner.text import text_table
+from runner.text import plural, text_table
 
 __all__ = ["grid", "tune", "models", "schema", "points_table"]
 
@@ -24,6 +24,8 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
 @click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
               "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
 @click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
+@click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True, metavar="N",
+              help="Refuse a grid of more points than this (a mistyped axis can multiply it by thousands).")
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
               help="Take over a running trial whose worker sent no heartbeat for this long (another "
                    "machine died); a dead worker on this machine is noticed at once.")
@@ -32,7 +34,7 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
 @checkpoints_option
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus: str | None, retry_failed: bool,
-         stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
+         max_points: int, stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
     A point already complete in the storage is skipped, so running the same command again
@@ -59,7 +61,10 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
         from runner.trials.lifecycle import dry_run as checks
 
         click.echo(points_table(spec))
-        click.echo("\n".join(checks(spec)))
+        if spec.point_count() > max_points:
+            click.echo(f"runner grid would refuse it: more than {max_points:,} points (--max-points raises the limit)")
+            return
+        click.echo("\n".join(checks(spec, workers, gpus)))
         return
     from runner.progress import Progress
 
@@ -68,7 +73,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
         with Progress(sys.stderr, quiet=quiet) as progress:
             result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
                               stale_after=stale_after, progress=progress, artifacts=artifacts, gpus=gpus,
-                              checkpoints=checkpoints)
+                              checkpoints=checkpoints, max_points=max_points)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
                    f"again to continue: {as_typed(click.get_current_context())}", err=True)
@@ -93,15 +98,25 @@ def axis_cell(point: Any, axis: str) -> str:
     return "the module's own" if point.model.own(axis) else "–"
 
 
+SCREENFUL = 50  # points a dry run lists before "... and N more"
+
+
 def points_table(spec: Any) -> str:
-    """The spec's points as a text table, with their count."""
-    points = spec.points()
+    """The spec's first points as a text table, with their count (computed, not enumerated)."""
+    import itertools
+
+    settings = spec.setting_count()
+    total = settings * len(spec.study.seeds)
+    first = itertools.islice((spec.point(s, seed) for seed in spec.study.seeds for s in spec.iter_settings()),
+                             SCREENFUL)
     names = ["#", "model", *spec.axis_names, "seed", "config"]
     rows = [[str(i), p.model.name, *(axis_cell(p, a) for a in spec.axis_names), str(p.seed), p.config_hash]
-            for i, p in enumerate(points, 1)]
-    settings = len(spec.settings())
-    footer = f"{len(points)} points: {settings} settings x {len(spec.study.seeds)} seeds"
-    return text_table(names, rows) + "\n" + footer
+            for i, p in enumerate(first, 1)]
+    more = f"... and {total - len(rows):,} more\n" if total > len(rows) else ""
+    seeds = len(spec.study.seeds)
+    footer = f"{plural(total, 'point')}: {plural(settings, 'setting')} x {plural(seeds, 'seed')}"
+    footer += f" ({spec.grid_factors()})" if spec.grid_factors() != plural(seeds, "seed") else ""
+    return text_table(names, rows) + "\n" + more + footer
 
 
 @cli.command()
@@ -201,7 +216,7 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
             raise click.ClickException(f"{spec_path}: no [search] section: `runner tune` needs one")
         click.echo(f"{search_name(spec)}: {spec.search.trials} trials over {len(spec.search.space)} searched axes "
                    f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
-        click.echo("\n".join(checks(spec)))
+        click.echo("\n".join(checks(spec, workers, gpus)))
         return
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

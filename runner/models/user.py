@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, out_of_memory
 from runner.usercode import UserCodeError, first_line, load_target
 
 __all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_model", "accepted_regularizers"]
@@ -103,6 +103,9 @@ def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, fl
     try:
         model = factory(**kwargs)
     except Exception as e:  # noqa: BLE001
+        if out_of_memory(e):
+            raise ModelError(f"{where}: {cfg.target}(...) ran out of memory while building its weights "
+                             f"({first_line(e)})") from None
         raise ModelError(f"{where}: {cfg.target}(...) raised {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"{where}: {cfg.target}(...) returned a {type(model).__name__}, not an nn.Module")
@@ -112,6 +115,9 @@ def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, fl
         with torch.no_grad():
             out = model(torch.zeros(2, *shape))
     except Exception as e:  # noqa: BLE001
+        if out_of_memory(e):
+            raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} ran out of memory "
+                             f"({first_line(e)})") from None
         raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} raised "
                          f"{type(e).__name__}: {first_line(e)}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, cfg.classes):

@@ -63,4 +63,9 @@ def show_value(v: Any, depth: int = 0) -> str:
         if depth >= 8:  # tomllib nests arrays nearly as deep as the recursion limit: this would overflow it
             return "[...]"
         return "[" + ", ".join(show_value(x, depth + 1) for x in v) + "]"
+    if isinstance(v, str) and len(v) > SHOWN_MAX:  # a 600-character name: its start and its length
+        return show(v[:SHOWN_MAX - 20]) + f"... ({len(v):,} characters)"
     return show(v)
+
+
+SHOWN_MAX = 60  # characters of a string value shown in a message

@@ -6,13 +6,14 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform, Layer, LayerError, default_name, infer_shapes
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec.check import Checker, show_value
+from runner.text import plural
 from runner.spec.grammar import DATASETS, EXECUTION_KEYS, METRICS, REGULARIZERS, TRAIN_KEYS
 
 __all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
@@ -240,24 +241,79 @@ class Spec:
 
         A layer-field axis applies to its own model only: for another model's points it is dropped.
         """
-        out: list[dict[str, Any]] = []
+        return list(self.iter_settings())
+
+    def iter_settings(self, only: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        """The settings one by one, in order (see `settings`); with `only`, of those axes alone (and the
+        model): fewer settings, for checks that depend on those axes only."""
         first = next(iter(self.models))
-        if self.grid:
-            names = [k for k, _ in self.grid]
-            for values in itertools.product(*(v for _, v in self.grid)):
-                s = dict(zip(names, values))
-                model = self.models[s.get("model", first)]
-                out.append({k: v for k, v in s.items() if not model.own(k)})
-        out += [dict(r) for r in self.runs]  # a run asks for its values: a module that cannot take one is refused
-        seen, unique = set(), []
-        for s in out:
+        seen: set[str] = set()
+
+        def unique(s: dict[str, Any]) -> dict[str, Any] | None:
             model = s.get("model", first)
             s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == model}
             key = json.dumps(s, sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                unique.append(s)
-        return unique
+            if key in seen:
+                return None
+            seen.add(key)
+            return s
+
+        keep = lambda k: only is None or k == "model" or k in only  # noqa: E731
+        if self.grid:
+            grid = [(k, v) for k, v in self.grid if keep(k)]
+            names = [k for k, _ in grid]
+            for values in itertools.product(*(v for _, v in grid)):
+                s = dict(zip(names, values))
+                model = self.models[s.get("model", first)]
+                u = unique({k: v for k, v in s.items() if not model.own(k)})
+                if u is not None:
+                    yield u
+        for r in self.runs:  # a run asks for its values: a module that cannot take one is refused
+            u = unique({k: v for k, v in r if keep(k)})
+            if u is not None:
+                yield u
+
+    def setting_count(self) -> int:
+        """len(self.settings()), computed from the axes' lengths without enumerating them."""
+        first = next(iter(self.models))
+        grid = {k: list(dict.fromkeys(json.dumps(x, sort_keys=True) for x in v)) for k, v in self.grid}
+        models = [json.loads(m) for m in grid["model"]] if "model" in grid else [first]
+
+        def applies(model: str, axis: str) -> bool:
+            return not (is_layer_axis(axis) and axis.split(".")[0] != model) and not self.models[model].own(axis)
+
+        total = 0
+        if self.grid:
+            for m in models:
+                n = 1
+                for axis, values in grid.items():
+                    if axis != "model" and applies(m, axis):
+                        n *= len(values)
+                total += n
+        seen = set()
+        for r in self.runs:
+            s = dict(r)
+            m = s.get("model", first)
+            s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == m}
+            key = json.dumps(s, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            names = {a for a in grid if a == "model" or applies(m, a)}
+            in_grid = bool(self.grid) and m in models and set(s) == names and all(
+                json.dumps(v, sort_keys=True) in grid[a] for a, v in s.items())
+            total += not in_grid
+        return total
+
+    def point_count(self) -> int:
+        """len(self.points()), without enumerating them."""
+        return self.setting_count() * len(self.study.seeds)
+
+    def grid_factors(self) -> str:
+        """What multiplies a grid's point count: "lr 10 x dropout 10 x ... x 10 seeds"."""
+        parts = [f"{axis} {len(values)}" for axis, values in self.grid if len(values) > 1]
+        runs = f" + {plural(len(self.runs), 'run')}" if self.runs else ""
+        return " x ".join([*parts, plural(len(self.study.seeds), "seed")]) + runs
 
     def points(self) -> list[Point]:
         """Every (setting, seed), seed-major so that a partial run covers every setting once."""
@@ -265,9 +321,13 @@ class Spec:
         return [self.point(s, seed) for seed in self.study.seeds for s in settings]
 
     def model_points(self) -> list[Point]:
-        """The points that stand for the spec's models: its own, or for a search (which has none of its
-        own) each model's default, whose checks cover the configurations it samples."""
-        return self.points() or [self.point({"model": m}, self.study.seeds[0]) for m in self.models]
+        """The points that stand for the spec's models: one per setting of the axes that change a model (its
+        layer fields and regularizers), or for a search (which has none of its own) each model's default,
+        whose checks cover the configurations it samples."""
+        changing = {a for a in self.axis_names if is_layer_axis(a) or a in REGULARIZER_ARGS}
+        seed = self.study.seeds[0]
+        return [self.point(s, seed) for s in self.iter_settings(changing)] or \
+            [self.point({"model": m}, seed) for m in self.models]
 
     def point(self, setting: dict[str, Any], seed: int) -> Point:
         """Resolve one setting: setting > model defaults > registry defaults."""
@@ -343,7 +403,7 @@ def check_points(c: Checker, spec: Spec) -> None:
         for name, model in spec.models.items():
             if model.layers:
                 check_shapes(c, f"[models.{name}]", model, shape, classes, f" (the data's images are {shape})")
-    for setting in spec.settings():
+    for setting in spec.iter_settings({a for a in spec.axis_names if is_layer_axis(a)}):
         point = spec.point(setting, spec.study.seeds[0])
         changed = [f"{a} = {show_value(v)}" for a, v in point.axes if is_layer_axis(a)]
         if changed:

@@ -67,8 +67,11 @@ DATA_KEYS: dict[str, Key] = {
     "std": Key(float, None, "normalization std", gt=0, auto=True),
 }
 
+STUDY_NAME_MAX = 512 - len("-search")  # Optuna's studies.study_name is a VARCHAR(512)
 STUDY_KEYS: dict[str, Key] = {
-    "name": Key(str, None, "the Optuna study's name, unique within a storage", nonempty=True, text="a non-empty name"),
+    "name": Key(str, None, "the Optuna study's name, unique within a storage", nonempty=True, max_len=STUDY_NAME_MAX,
+                text=f"a non-empty name of at most {STUDY_NAME_MAX} characters (Optuna stores a study's name in 512, "
+                     "and a search's study adds \"-search\"; file names derived from a long name are hashed)"),
     "description": Key(str, "", "shown at the top of the report"),
     "seeds": Key(list, [0], "every point runs once per seed", item=int, item_ge=0, nonempty=True),
     "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),

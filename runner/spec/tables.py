@@ -6,10 +6,11 @@ import torch
 
 from runner.models.build import ModelConfig
 from runner.models.counts import LayerRow, ParamTable, param_table
-from runner.models.user import check_user_model
+from runner.models.memory import Footprint, available_bytes, footprint, mib
+from runner.models.user import ModelError, check_user_model
 from runner.spec.config import Point, Spec
 
-__all__ = ["point_table", "check_models", "parameter_tables"]
+__all__ = ["point_table", "check_models", "check_fits", "largest_batch", "training_device", "parameter_tables"]
 
 
 def point_table(point: Point) -> ParamTable:
@@ -36,7 +37,39 @@ def check_models(spec: Spec, sample: tuple[torch.Tensor, float, float] | None = 
         if cfg.target:
             check_user_model(cfg, f"{spec.path}: [models.{point.model.name}]", sample)
         else:
+            check_fits(spec, point, cfg)  # before any weight is allocated
             param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
+
+
+def largest_batch(spec: Spec) -> int:
+    """The largest batch size any point of the spec trains with."""
+    sizes = [spec.train.batch_size, *dict(spec.grid).get("batch_size", ()),
+             *(dict(r)["batch_size"] for r in spec.runs if "batch_size" in dict(r))]
+    if spec.search is not None:
+        sizes += [int(d.high if d.high is not None else max(d.choices)) for d in spec.search.space
+                  if d.axis == "batch_size"]
+    return max(sizes)
+
+
+def training_device(spec: Spec) -> str:
+    """"cuda:0" where the spec's training would run on a GPU, else "cpu"."""
+    if spec.train.device == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "cuda:0"
+
+
+def check_fits(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:
+    """A declared model's training memory at the spec's largest batch size, refused in one line (the model,
+    the layer that dominates, the count, the estimate, what is available) when it exceeds the memory there."""
+    batch = largest_batch(spec)
+    need = footprint(cfg, batch, point.train.optimizer, point.train.momentum)
+    device = training_device(spec)
+    have, where = available_bytes(device)
+    if need.total > have:
+        raise ModelError(f"{spec.path}: [models.{point.model.name}]: {need.params:,} parameters would need about "
+                         f"{mib(need.total)} to train at batch size {batch}, more than the {mib(have)} {where}; "
+                         f"most of it is layer {need.dominant}")
+    return need
 
 
 def _title(point: Point, cfg: ModelConfig) -> str:

@@ -12,10 +12,20 @@ from typing import Any
 
 import torch
 
+from dataclasses import dataclass
+
+from runner.data import Data
 from runner.errors import RunnerError
+from runner.models.memory import available_bytes, data_bytes, footprint, mib
+from runner.spec import Spec
+from runner.spec.tables import largest_batch
+from runner.text import plural
 from runner.train import resolve_device
 
-__all__ = ["GPU_ENV", "cuda_count", "place_workers", "on_gpus", "worker_envs", "worker_device", "device_provenance"]
+__all__ = ["GPU_ENV", "cuda_count", "place_workers", "on_gpus", "worker_envs", "worker_device", "device_provenance",
+           "rss_bytes", "WorkerFootprint", "worker_footprint", "check_workers"]
+
+CUDA_CONTEXT_BYTES = 500 * 2**20  # what a process's CUDA context takes on its GPU, before any tensor
 
 GPU_ENV = "RUNNER_GPU"  # a spawned worker's GPU, by its index among the parent's visible devices
 
@@ -87,3 +97,81 @@ def device_provenance(device: torch.device, index: int | None) -> dict[str, Any]
     if device.type != "cuda":
         return {"device": device.type}
     return {"device": "cuda", "device_index": index, "device_name": torch.cuda.get_device_name(device)}
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (what a spawned worker has once it has imported the same)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass(frozen=True)
+class WorkerFootprint:
+    """What one worker takes: its process, its copy of the data, training its largest model."""
+
+    process: int  # Python, torch and the runner imported
+    data: int  # the splits as uint8, and their transformed copy (pad, resize) if any
+    model: int  # training the largest declared model at the largest batch size (0: a user's module)
+    model_name: str
+    batch: int
+
+    @property
+    def total(self) -> int:
+        return self.process + self.data + self.model
+
+    def parts(self) -> str:
+        model = f", {mib(self.model)} to train {self.model_name} at batch {self.batch}" if self.model else ""
+        return f"{mib(self.process)} for Python and torch, {mib(self.data)} for its copy of the data{model}"
+
+
+def worker_footprint(spec: Spec, data: Data, process: int) -> WorkerFootprint:
+    """A worker's footprint for a spec bound to its data (see WorkerFootprint)."""
+    splits = [data.train, data.test] + ([data.val] if data.val is not None else [])
+    images = sum(len(s) for s in splits)
+    raw = data_bytes(images, data.shape)
+    batch = largest_batch(spec)
+    model, name, transformed = 0, "", 0
+    for point in spec.model_points():
+        cfg = point.model_config()
+        if cfg.model_shape != tuple(data.shape):
+            transformed = max(transformed, data_bytes(images, cfg.model_shape))
+        if not cfg.target:
+            need = footprint(cfg, batch, point.train.optimizer, point.train.momentum).total
+            if need > model:
+                model, name = need, point.model.name
+    return WorkerFootprint(process, raw + transformed, model, name, batch)
+
+
+def check_workers(spec: Spec, data: Data, workers: int, placed: list[int | None], process: int) -> list[str]:
+    """Refuse, in one line with the figures and the --workers that fits, `workers` workers whose footprints
+    together exceed the memory available: this machine's for the process and its data (and the model on
+    the CPU), each GPU's for the workers placed on it. Returns the check's lines, for a dry run."""
+    fp = worker_footprint(spec, data, process)
+    on_cpu = placed.count(None)
+    per_cpu = fp.total if on_cpu else fp.process + fp.data
+    have, _ = available_bytes("cpu")
+    if workers == 1:  # this process is the worker: its own memory is in use already, not to come
+        have += process
+    lines = [f"memory: each worker about {mib(per_cpu)} ({fp.parts()}); {plural(workers, 'worker')} need "
+             f"{mib(workers * per_cpu)} of the {mib(have)} available on this machine"]
+    if workers * per_cpu > have:
+        fit = have // per_cpu
+        hint = f"--workers {fit} fits" if fit >= 1 else "not even one worker fits: a smaller batch size or data"
+        raise RunnerError(f"--workers {workers}: each worker needs about {mib(per_cpu)} ({fp.parts()}); "
+                          f"{workers} need {mib(workers * per_cpu)}, more than the {mib(have)} available on this "
+                          f"machine: {hint}")
+    for gpu in sorted({g for g in placed if g is not None}):
+        n = placed.count(gpu)
+        per_gpu = fp.model + fp.data + CUDA_CONTEXT_BYTES
+        free, where = available_bytes(f"cuda:{gpu}")
+        lines.append(f"memory on GPU {gpu}: {plural(n, 'worker')} of about {mib(per_gpu)} each, "
+                     f"{mib(n * per_gpu)} of the {mib(free)} {where}")
+        if n * per_gpu > free:
+            fit = max(0, free // per_gpu)
+            raise RunnerError(f"--workers {workers}: {n} workers on GPU {gpu} need about {mib(n * per_gpu)} "
+                              f"({mib(per_gpu)} each: the CUDA context, the data, training {fp.model_name} at batch "
+                              f"{fp.batch}), more than the {mib(free)} {where}: {fit} per GPU fit")
+    return lines

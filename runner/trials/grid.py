@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.data import Data
-from runner.errors import StorageError
+from runner.errors import RunnerError, StorageError
 from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
@@ -28,10 +28,10 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
-from runner.trials.devices import on_gpus, place_workers, worker_envs
+from runner.trials.devices import check_workers, on_gpus, place_workers, rss_bytes, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
-__all__ = ["GridResult", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
+__all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -49,6 +49,17 @@ class GridResult:
     ran: int  # completed by this run (all workers)
     failed: int  # failed in this run
     deaths: tuple[str, ...] = ()  # workers that died (a line each); their points went to live workers
+
+
+MAX_POINTS = 100_000  # points `runner grid` runs at once unless --max-points raises it
+
+
+def check_size(spec: Spec, max_points: int = MAX_POINTS) -> None:
+    """Refuse a grid of more than `max_points` points, in one line with the count and what multiplies it."""
+    n = spec.point_count()
+    if n > max_points:
+        raise RunnerError(f"{spec.path}: {n:,} points ({spec.grid_factors()}), more than the {max_points:,} "
+                          f"runner grid runs at once: fewer values, or --max-points {n} to run them all")
 
 
 def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, BaseDistribution]:
@@ -207,27 +218,32 @@ class GridWorker(Worker):
 
 def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
              retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None,
-             artifacts: str | None = None, gpus: str | None = None, checkpoints: str | None = None) -> GridResult:
+             artifacts: str | None = None, gpus: str | None = None, checkpoints: str | None = None,
+             max_points: int = MAX_POINTS) -> GridResult:
     """Run every point of `spec` not yet complete in the storage at `url`.
 
     Args:
         gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
         artifacts: the folder of the trials' weights (default: beside the SQLite file, db/artifacts/).
         checkpoints: the folder of unfinished trials' epoch checkpoints (default: beside the SQLite file).
+        max_points: a grid of more points is refused before anything is touched (--max-points).
         log: called with each line of progress (ignored when `progress` is given).
         progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
     """
     if progress is not None:
         log = progress.log
     tick: Tick = progress.advance if progress is not None else (lambda n: None)
+    check_size(spec, max_points)
     placed = place_workers(workers, gpus, spec.train.device)
+    process = rss_bytes()
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
+    check_workers(spec, data, workers, placed, process)  # so do more workers than the memory holds
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     todo, done = pending(spec, store, retry_failed)
     for line in stale_sources(spec, study, todo):
         log(line)
-    total = len(spec.points())
+    total = spec.point_count()
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
         + (f" on {workers} workers" if workers > 1 and todo else "") + (on_gpus(placed) if todo else ""))
     if not todo:

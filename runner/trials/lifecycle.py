@@ -18,13 +18,14 @@ import optuna
 from optuna.trial import TrialState
 
 from runner.data import Data, load_data
-from runner.errors import RunnerError
+from runner.errors import RunnerError, out_of_memory
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
 from runner.spec.tables import check_models
 from runner.store import ClaimRow, Store, worker_name
+from runner.usercode import first_line
 from runner.train import EpochMetrics, TrainingError, set_threads, train_point
-from runner.trials.devices import device_provenance, worker_device
+from runner.trials.devices import check_workers, device_provenance, place_workers, rss_bytes, worker_device
 from runner.trials.provenance import provenance
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
@@ -54,9 +55,13 @@ def prepare(spec: Spec) -> tuple[Spec, Data]:
     return spec, data
 
 
-def dry_run(spec: Spec) -> list[str]:
-    """Every check that needs no training (what `prepare` does), and one line on what each covered."""
+def dry_run(spec: Spec, workers: int = 1, gpus: str | None = None) -> list[str]:
+    """Every check that needs no training (what `prepare` does, and whether `workers` fit in memory), and
+    one line on what each covered."""
+    placed = place_workers(workers, gpus, spec.train.device)
+    process = rss_bytes()
     bound, data = prepare(spec)
+    memory = check_workers(bound, data, workers, placed, process)
     points = bound.model_points()
     configs = {p.model_config() for p in points}
     mine = sorted({p.model.name for p in points if p.model.target})
@@ -69,6 +74,7 @@ def dry_run(spec: Spec) -> list[str]:
             "fields, run on two images of the data's shape"
             + (f"; your module{'s' if len(mine) > 1 else ''} {', '.join(mine)}: imported, args against the "
                "signature, the regularizer axes it must take, outputs on 16 training images" if mine else ""),
+            *memory,
             "nothing was trained, and the storage was not touched"]
 
 
@@ -176,6 +182,12 @@ class TrialRun:
             raise
         except TrainingError as e:
             self.fail(str(e))
+            return None
+        except Exception as e:  # noqa: BLE001 - an allocation that failed is the trial's, not the worker's
+            if not out_of_memory(e):
+                self.interrupted()
+                raise
+            self.fail(f"out of memory while training: {first_line(e)}")
             return None
         except BaseException:  # interrupted or crashed: nothing is marked complete, the point is given back
             self.interrupted()

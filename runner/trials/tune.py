@@ -30,7 +30,7 @@ from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
 from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, abandon, give_back, load,
                                      prepare)
-from runner.trials.devices import on_gpus, place_workers, worker_envs
+from runner.trials.devices import check_workers, on_gpus, place_workers, rss_bytes, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
@@ -273,7 +273,9 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     log = progress.log if progress is not None else (lambda s: None)
     tick = progress.advance if progress is not None else (lambda n: None)
     placed = place_workers(workers, gpus, spec.train.device)
+    process = rss_bytes()
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
+    check_workers(spec, data, workers, placed, process)  # so do more workers than the memory holds
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)

@@ -1,0 +1,141 @@
+"""What training a declared model will take, known before any weight is allocated.
+
+The model is built on PyTorch's meta device, where tensors have shapes and no storage, and one
+forward pass there gives every layer's output shape. The estimate of training memory at a batch
+size is arithmetic on those shapes (float32):
+
+    weights + gradients + optimizer state        4 bytes x parameters x (2 + 1 for SGD momentum, 2 for Adam)
+    activations kept for the backward pass       4 bytes x batch x each layer's output (+ max-pool indices,
+                                                 dropout masks; an in-place ReLU keeps none of its own)
+    the backward pass's working set              twice the largest activation (its gradient and the next)
+    the batch itself                             4 bytes x batch x input
+
+It is checked against measurements (peak RSS of a first epoch, tests/test_limits.py) to within a
+factor of 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from runner.models.build import ModelConfig
+from runner.models.layers import build_layers, default_name
+from runner.text import plural
+
+__all__ = ["Footprint", "footprint", "data_bytes", "available_bytes", "mib", "RUNTIME_BYTES"]
+
+FLOAT = 4  # bytes of a float32
+# What the training machinery itself adds to a process in its first epoch, whatever the model: the
+# kernels paged in, the autograd engine, the allocator's caches, the evaluation. Measured with the
+# RSS as tests/test_limits.py does: 162 MB for LeNet-5 at batch 128 once its arithmetic is taken away.
+RUNTIME_BYTES = 160 * 2**20
+OPTIMIZER_STATES = {"sgd": 1, "adam": 2, "adamw": 2}  # per parameter: momentum; exp_avg and exp_avg_sq
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A declared model's training memory at one batch size."""
+
+    params: int
+    weights_bytes: int  # weights, gradients and optimizer state
+    activation_bytes: int  # kept for backward, the backward's working set, the batch
+    dominant: str  # the layer that takes the most: "f5 (fc, 78,400,100,000 parameters)"
+
+    @property
+    def total(self) -> int:
+        """What training the model adds to a process: the arithmetic above and the runtime's own."""
+        return self.weights_bytes + self.activation_bytes + RUNTIME_BYTES
+
+
+def mib(n: float) -> str:
+    """Bytes as a person reads them: 1.2 GB, 340 MB."""
+    if n >= 2**30:
+        return f"{n / 2**30:,.1f} GB"
+    return f"{n / 2**20:,.0f} MB"
+
+
+def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentum: float = 0.9) -> Footprint:
+    """The training memory of a declared (or preset) model at `batch_size`, built on the meta device."""
+    with torch.device("meta"):
+        model = build_layers(cfg.layers, cfg.model_shape, cfg.act, cfg.batch_norm, cfg.dropout)
+    states = OPTIMIZER_STATES.get(optimizer, 2) if optimizer != "sgd" or momentum else 0
+    params = sum(p.numel() for p in model.parameters())
+    per_layer: dict[str, list[int]] = {}  # layer name -> [bytes of its weights and state, of its activations]
+    activations: list[int] = []
+
+    def hook(name: str, m: nn.Module):
+        def record(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            n = out.numel()  # batch x features
+            kept = 0 if getattr(module, "inplace", False) else FLOAT * n
+            if isinstance(module, nn.MaxPool2d):
+                kept += 8 * n  # the int64 indices of the maxima
+            if isinstance(module, nn.Dropout):
+                kept += n  # its mask
+            activations.append(FLOAT * n)
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            layer = name.split(".")[-1].removesuffix("_bn").removesuffix("_act").removesuffix("_drop")
+            entry = per_layer.setdefault(layer, [0, 0])
+            entry[0] += FLOAT * own * (2 + states)
+            entry[1] += kept
+        return record
+
+    hooks = [m.register_forward_hook(hook(name, m)) for name, m in model.named_modules()
+             if name and not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty(batch_size, *cfg.model_shape, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    batch = FLOAT * batch_size * _numel(cfg.model_shape)
+    act = sum(b for _, b in per_layer.values()) + 2 * max(activations, default=0) + batch
+    name, (w, a) = max(per_layer.items(), key=lambda kv: sum(kv[1]))
+    kinds = {layer.name or default_name(layer.kind, i): layer.kind for i, layer in enumerate(cfg.layers)}
+    kind = kinds.get(name, name)
+    count = sum(p.numel() for n, p in model.named_parameters() if n.split(".")[-2] == name)
+    what = f"{plural(count, 'parameter')}" if w >= a else f"{mib(a)} of activations at batch {batch_size}"
+    return Footprint(params, FLOAT * params * (2 + states), act, f"{name} ({kind}, {what})")
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def data_bytes(images: int, shape: tuple[int, int, int]) -> int:
+    """The bytes of `images` uint8 images of `shape` (C, H, W), as a worker keeps them."""
+    return images * _numel(shape) + 8 * images  # the pixels and an int64 label each
+
+
+def available_bytes(device: str = "cpu") -> tuple[int, str]:
+    """(bytes, where) this process may still use: MemAvailable of /proc/meminfo (the cgroup's limit if lower),
+    or the free memory of a CUDA device ("cuda:0")."""
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free), f"free on {device} ({torch.cuda.get_device_name(torch.device(device))})"
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if avail is None:
+        import os
+
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:  # a container's limit
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            avail = min(avail, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return int(avail), "available on this machine"
