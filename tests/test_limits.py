@@ -259,3 +259,55 @@ def test_the_estimate_is_within_a_factor_of_2_of_what_training_adds_to_the_rss(t
     point = load_spec(spec).points()[0]
     estimate = footprint(point.model_config(), batch, point.train.optimizer, point.train.momentum).total
     assert measured / 2 <= estimate <= measured * 2, (estimate, measured)
+
+
+def test_user_data_that_would_not_fit_once_converted_is_refused_in_one_line(here, monkeypatch):
+    import runner.data.user as user_data
+
+    (here / "d.py").write_text("import numpy as np\n\ndef load():\n    x = np.random.default_rng(0).random((64, 28, 28))\n"
+                               "    y = np.arange(64) % 10\n    return x, y, x[:16], y[:16]\n")
+    (here / "spec.toml").write_text(TYPO.replace('layers = [ { fc = 100000000 }, { fc = 10 } ]', 'arch = "mlp"')
+                                    .replace("train_limit = 300\ntest_limit = 100", 'target = "d:load"'))
+    monkeypatch.setattr(user_data, "available_bytes", lambda device="cpu": (50_000, "available on this machine"))
+    _refused(CliRunner().invoke(cli, ["grid", "spec.toml"]), "train images (64, 28, 28) (float64) would take about",
+             "once converted to uint8, more than the 0 MB available on this machine")
+    assert not (here / "db").exists()
+
+
+def test_float_images_are_converted_in_chunks_to_the_same_pixels():
+    import numpy as np
+
+    import runner.data.user as user_data
+
+    x = np.random.default_rng(1).random((user_data.CHUNK + 5, 4, 4))
+    out = user_data._pixels("w", "train", x)
+    assert out.dtype == np.uint8 and np.array_equal(out, np.rint(x * 255).astype(np.uint8))
+
+
+def test_a_refusal_leaves_an_existing_database_byte_identical(here, write_spec):
+    import hashlib
+
+    url = f"sqlite:///{here / 'db.sqlite'}"
+    assert CliRunner().invoke(cli, ["grid", str(write_spec()), "--storage", url, "-q"]).exit_code == 0
+    before = hashlib.sha256((here / "db.sqlite").read_bytes()).hexdigest()
+    (here / "typo.toml").write_text(TYPO)
+    (here / "huge.toml").write_text(HUGE)
+    for spec in ("typo.toml", "huge.toml"):
+        _refused(CliRunner().invoke(cli, ["grid", spec, "--storage", url]))
+    assert hashlib.sha256((here / "db.sqlite").read_bytes()).hexdigest() == before
+
+
+def test_workers_placed_on_a_gpu_are_checked_against_its_memory(monkeypatch, write_spec):
+    from runner.data import load_data
+    from runner.errors import RunnerError
+
+    spec = load_spec(write_spec())
+    data = load_data(**spec.data.load_args())
+    bound = spec.bind(data.shape, data.classes)
+    free = {"cpu": 64 * 2**30, "cuda:0": 3 * 2**30, "cuda:1": 3 * 2**30}
+    monkeypatch.setattr(devices, "available_bytes", lambda device="cpu": (free[device], f"free on {device} (faked)"))
+    lines = devices.check_workers(bound, data, 4, [0, 1, 0, 1], 600 * 2**20)  # 2 per GPU: fits in 3 GB
+    assert [x.split(":")[0] for x in lines] == ["memory", "memory on GPU 0", "memory on GPU 1"]
+    with pytest.raises(RunnerError) as e:  # 6 on one GPU: each ~0.7 GB (context, data, the model)
+        devices.check_workers(bound, data, 6, [0] * 6, 600 * 2**20)
+    assert str(e.value).startswith("--workers 6: 6 workers on GPU 0 need about") and "per GPU fit" in str(e.value)

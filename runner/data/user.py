@@ -16,6 +16,7 @@ import torch
 
 from runner.data.base import Raw, Split, split_checksum
 from runner.errors import DataError, RunnerError
+from runner.machine import available_bytes, mib
 from runner.usercode import load_target, locate
 
 __all__ = ["load_user"]
@@ -87,7 +88,16 @@ def _split(where: str, name: str, images: Any, labels: Any) -> Split:
     return Split(torch.from_numpy(_pixels(where, name, x)), torch.from_numpy(_labels(where, name, y)))
 
 
+CHUNK = 4096  # images converted at once: a float array becomes uint8 without a float64 copy of it all
+
+
 def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
+    in_place = x.dtype == np.uint8 and x.flags.writeable and x.flags.c_contiguous
+    need = 0 if in_place else x.size * (1 if x.dtype == np.uint8 else 2)  # the uint8 copy (and a float check's)
+    have, there = available_bytes()
+    if need > have:
+        raise DataError(f"{where}: {name} images {tuple(x.shape)} ({x.dtype}) would take about {mib(need)} once "
+                        f"converted to uint8, more than the {mib(have)} {there}")
     if x.dtype == np.uint8:  # a copy if read-only (np.load with mmap_mode="r"): torch warns of such an array
         return np.ascontiguousarray(x) if x.flags.writeable else np.array(x, order="C")
     if np.issubdtype(x.dtype, np.floating):
@@ -98,7 +108,10 @@ def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
         if lo < 0 or hi > 1:
             raise DataError(f"{where}: float {name} images must lie in [0, 1]; they span [{lo:g}, {hi:g}] "
                             "(give uint8 0..255 for raw pixels)")
-        return np.rint(x.astype(np.float64) * 255).astype(np.uint8)
+        out = np.empty(x.shape, np.uint8)
+        for i in range(0, len(x), CHUNK):
+            out[i:i + CHUNK] = np.rint(x[i:i + CHUNK].astype(np.float64) * 255)
+        return out
     raise DataError(f"{where}: {name} images are {x.dtype}; give uint8 in 0..255 or float in [0, 1]")
 
 

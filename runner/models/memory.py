@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from runner.machine import available_bytes, mib
 from runner.models.build import ModelConfig
 from runner.models.layers import build_layers, default_name
 from runner.text import plural
 
-__all__ = ["Footprint", "footprint", "data_bytes", "available_bytes", "mib", "RUNTIME_BYTES"]
+__all__ = ["Footprint", "footprint", "data_bytes", "RUNTIME_BYTES"]
 
 FLOAT = 4  # bytes of a float32
 # What the training machinery itself adds to a process in its first epoch, whatever the model: the
@@ -47,13 +48,6 @@ class Footprint:
     def total(self) -> int:
         """What training the model adds to a process: the arithmetic above and the runtime's own."""
         return self.weights_bytes + self.activation_bytes + RUNTIME_BYTES
-
-
-def mib(n: float) -> str:
-    """Bytes as a person reads them: 1.2 GB, 340 MB."""
-    if n >= 2**30:
-        return f"{n / 2**30:,.1f} GB"
-    return f"{n / 2**20:,.0f} MB"
 
 
 def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentum: float = 0.9) -> Footprint:
@@ -109,33 +103,3 @@ def _numel(shape: tuple[int, ...]) -> int:
 def data_bytes(images: int, shape: tuple[int, int, int]) -> int:
     """The bytes of `images` uint8 images of `shape` (C, H, W), as a worker keeps them."""
     return images * _numel(shape) + 8 * images  # the pixels and an int64 label each
-
-
-def available_bytes(device: str = "cpu") -> tuple[int, str]:
-    """(bytes, where) this process may still use: MemAvailable of /proc/meminfo (the cgroup's limit if lower),
-    or the free memory of a CUDA device ("cuda:0")."""
-    if device.startswith("cuda"):
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free), f"free on {device} ({torch.cuda.get_device_name(torch.device(device))})"
-    avail = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    if avail is None:
-        import os
-
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:  # a container's limit
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read().strip())
-        if limit != "max":
-            avail = min(avail, int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return int(avail), "available on this machine"

@@ -6,7 +6,8 @@ import torch
 
 from runner.models.build import ModelConfig
 from runner.models.counts import LayerRow, ParamTable, param_table
-from runner.models.memory import Footprint, available_bytes, footprint, mib
+from runner.machine import available_bytes, mib
+from runner.models.memory import Footprint, footprint
 from runner.models.user import ModelError, check_user_model
 from runner.spec.config import Point, Spec
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from runner.data import Data
 from runner.errors import RunnerError
-from runner.models.memory import available_bytes, data_bytes, footprint, mib
+from runner.machine import available_bytes, mib
+from runner.models.memory import data_bytes, footprint
 from runner.spec import Spec
 from runner.spec.tables import largest_batch
 from runner.text import plural
