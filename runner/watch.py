@@ -48,6 +48,7 @@ class Progress:
     rate: float | None  # trial-epochs per minute over the window; None: not known (old database)
     window_min: float
     search: bool = False  # a search: its trials count, not its points
+    rate_from: str = "epochs"  # "trials": counted from the trials that ended (older databases' epochs have no time)
 
     @property
     def to_go(self) -> int | None:
@@ -128,11 +129,17 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         worker = str(t.user_attrs.get("worker", "?"))
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
                                epoch, _epochs_of(t), metric, beat))
+    rate_from = "epochs"
+    if recent is None:  # a database whose epochs carry no time: the trials that ended in the window, whole
+        since = dt.datetime.now() - dt.timedelta(minutes=window_min)  # Optuna's times are local
+        ended = [t for t in trials if t.datetime_complete is not None and t.datetime_complete >= since]
+        recent = sum(len(t.intermediate_values) for t in ended) if ended else None
+        rate_from = "trials"
     known = [e for t in trials if (e := _epochs_of(t))]
     per_trial = Counter(known).most_common(1)[0][0] if known else None
     return Progress(study, shown_url(storage_url(storage)), complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
-                    None if recent is None else recent / window_min, window_min, search)
+                    None if recent is None else recent / window_min, window_min, search, rate_from)
 
 
 def _duration(minutes: float) -> str:
@@ -152,9 +159,11 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
     lines = [f"{p.study} on {p.storage}, {now:%Y-%m-%d %H:%M:%S} UTC",
              f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]
     if p.rate is None:
-        lines.append("rate: not known (this database's epochs carry no time)")
+        lines.append(f"rate: not known (this database's epochs carry no time, and no trial ended in the last "
+                     f"{p.window_min:g} min)")
     else:
-        lines.append(f"{p.rate:.1f} trial-epochs per minute over the last {p.window_min:g} min")
+        counted = " (from the trials that ended: this database's epochs carry no time)" if p.rate_from == "trials" else ""
+        lines.append(f"{p.rate:.1f} trial-epochs per minute over the last {p.window_min:g} min{counted}")
         left = p.epochs_left
         if left is not None:
             if left == 0:

@@ -69,5 +69,5 @@ def test_watch_reads_a_database_of_the_code_before_without_changing_it(tmp_path,
     result = CliRunner().invoke(cli, ["watch", "--study", "v0", "--storage", str(db)])
     assert result.exit_code == 0, result.output
     assert "5 complete, 0 running, 0 failed" in result.output
-    assert "rate: not known (this database's epochs carry no time)" in result.output
+    assert "rate: not known (this database's epochs carry no time, and no trial ended in the last 10 min)" in result.output
     assert _digest(db) == before
