@@ -41,21 +41,24 @@ def server_storage(storage: str | None) -> str:
 
 
 def slurm_time(text: str) -> tuple[str, int]:
-    """(Slurm's time limit, in seconds) of "2h", "90m", "1h30m", "45" (minutes, as Slurm reads it),
-    "1:30:00" or "1-12:00:00"."""
+    """(Slurm's time limit, in seconds) of "2h", "90m", "1h30m", "1d12h", or as Slurm reads a limit:
+    "45" (minutes), "45:30" (minutes:seconds), "1:30:00", "1-12" (days-hours), "1-12:30", "1-12:30:00"."""
     t = text.strip()
-    m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?:in)?)?", t)
-    if t and m and any(m.groups()):
-        d, h, mins = (int(x or 0) for x in m.groups())
+    units = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?:in)?)?", t)
+    slurm = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", t)
+    if t and units and any(units.groups()):
+        d, h, mins = (int(x or 0) for x in units.groups())
         seconds = ((d * 24 + h) * 60 + mins) * 60
-    elif re.fullmatch(r"\d+", t):
-        seconds = int(t) * 60
-    elif m2 := re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", t):
-        d, a, b, c = m2.groups()
-        seconds = int(d or 0) * 86400 + (int(a) * 3600 + int(b) * 60 + int(c) if c is not None
-                                         else int(a) * 60 + int(b))
+    elif slurm:
+        days, a, b, c = slurm.groups()
+        if days is not None:  # days-hours[:minutes[:seconds]]
+            seconds = int(days) * 86400 + int(a) * 3600 + int(b or 0) * 60 + int(c or 0)
+        elif c is not None:  # hours:minutes:seconds
+            seconds = int(a) * 3600 + int(b) * 60 + int(c)
+        else:  # minutes[:seconds]
+            seconds = int(a) * 60 + int(b or 0)
     else:
-        raise RunnerError(f"--time {text}: not a time limit; e.g. 2h, 90m, 1h30m, 45 (minutes) or 1:30:00")
+        raise RunnerError(f"--time {text}: not a time limit; e.g. 2h, 90m, 1h30m, 45 (minutes), 1:30:00 or 1-12")
     if seconds < 60:
         raise RunnerError(f"--time {text}: Slurm's limits are whole minutes; give at least 1m")
     days, rest = divmod(seconds, 86400)
@@ -79,6 +82,7 @@ class SlurmJob:
     gpus_per_job: int = 0
     cpus_per_job: int | None = None
     mem: str | None = None
+    max_points: int = 100_000
     name: str = "runner"
 
     def command(self) -> list[str]:
@@ -87,6 +91,8 @@ class SlurmJob:
                  "--storage", self.storage, "--checkpoints", self.checkpoints, "--artifacts", self.artifacts]
         if self.gpus_per_job > 1:
             words += ["--workers", str(self.gpus_per_job)]
+        if not self.tune and self.max_points != 100_000:
+            words += ["--max-points", str(self.max_points)]
         return words
 
 

@@ -1,7 +1,10 @@
 """What this machine has to give: memory available to this process (or on a GPU), and how to say it."""
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+import sys
 
 __all__ = ["available_bytes", "mib"]
 
@@ -17,10 +20,13 @@ def available_bytes(device: str = "cpu") -> tuple[int, str]:
     """(bytes, where) this process may still use: MemAvailable of /proc/meminfo (the cgroup's limit if lower),
     or the free memory of a CUDA device ("cuda:0")."""
     if device.startswith("cuda"):
-        import torch
-
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free), f"free on {device} ({torch.cuda.get_device_name(torch.device(device))})"
+        gpus = _gpus()
+        if device == "cuda":  # the roomiest of them
+            index = max(range(len(gpus)), key=lambda i: gpus[i][0])
+        else:
+            index = int(device.partition(":")[2] or 0)
+        free, name = gpus[index]
+        return free, f"free on cuda:{index} ({name})"
     avail = None
     try:
         with open("/proc/meminfo") as f:
@@ -41,3 +47,17 @@ def available_bytes(device: str = "cpu") -> tuple[int, str]:
     except (OSError, ValueError):
         pass
     return int(avail), "available on this machine"
+
+
+_GPU_QUERY = ("import torch\nfor i in range(torch.cuda.device_count()):\n"
+              "    print(torch.cuda.mem_get_info(i)[0], torch.cuda.get_device_name(i))")
+
+
+@functools.lru_cache(maxsize=1)
+def _gpus() -> list[tuple[int, str]]:
+    """(free bytes, name) of each visible CUDA device, asked of a short-lived process: a CUDA context opened
+    here would stay for the whole run (half a GB on each GPU, and a GPU in exclusive-process mode would then
+    refuse the workers' own)."""
+    done = subprocess.run([sys.executable, "-c", _GPU_QUERY], capture_output=True, text=True, timeout=120)
+    rows = [line.split(" ", 1) for line in done.stdout.splitlines() if line.strip()]
+    return [(int(free), name) for free, name in rows]

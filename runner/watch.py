@@ -130,7 +130,8 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
                                epoch, _epochs_of(t), metric, beat))
     rate_from = "epochs"
-    if recent is None:  # a database whose epochs carry no time: the trials that ended in the window, whole
+    if recent is None or search:  # epochs without a time (older databases), or a search's (reported to Optuna
+        # only): the trials that ended in the window, whole
         since = dt.datetime.now() - dt.timedelta(minutes=window_min)  # Optuna's times are local
         ended = [t for t in trials if t.datetime_complete is not None and t.datetime_complete >= since]
         recent = sum(len(t.intermediate_values) for t in ended) if ended else None
@@ -162,7 +163,8 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
         lines.append(f"rate: not known (this database's epochs carry no time, and no trial ended in the last "
                      f"{p.window_min:g} min)")
     else:
-        counted = " (from the trials that ended: this database's epochs carry no time)" if p.rate_from == "trials" else ""
+        counted = "" if p.rate_from == "epochs" else " (from the trials that ended)" if p.search else \
+            " (from the trials that ended: this database's epochs carry no time)"
         lines.append(f"{p.rate:.1f} trial-epochs per minute over the last {p.window_min:g} min{counted}")
         left = p.epochs_left
         if left is not None:

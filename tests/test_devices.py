@@ -48,7 +48,7 @@ def test_each_worker_sees_its_gpu_alone_through_the_parents_own_list(monkeypatch
 def _probe(index: int, queue) -> None:
     """A spawned worker that says what it sees."""
     queue.put(("log", f"{index} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')} {os.environ.get(GPU_ENV, '-')}"))
-    queue.put(("done", (0, 0)))
+    queue.put(("done", (index, (0, 0))))
 
 
 def test_spawned_workers_start_with_their_own_gpu_and_the_parent_keeps_its_environment(monkeypatch):

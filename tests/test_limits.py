@@ -13,8 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 import runner.trials.devices as devices
-import runner.trials.grid as grid
-import runner.trials.lifecycle as lifecycle
 from runner.cli import cli
 from runner.spec import load_spec
 
@@ -167,8 +165,7 @@ def test_the_shipped_specs_are_counted_as_enumerated():
 def test_more_workers_than_the_memory_holds_are_refused_with_the_number_that_fits(here, write_spec, monkeypatch):
     spec = write_spec()
     monkeypatch.setattr(devices, "available_bytes", lambda device="cpu": (2 * 2**30, "available on this machine"))
-    for module in (lifecycle, grid):  # this test process's own size varies as the suite goes: fix it
-        monkeypatch.setattr(module, "rss_bytes", lambda: 600 * 2**20)
+    monkeypatch.setattr(devices, "rss_bytes", lambda: 600 * 2**20)  # this test process's size varies: fix it
     dry = CliRunner().invoke(cli, ["grid", str(spec), "--dry-run", "--workers", "8"])
     line = _refused(dry, "--workers 8: each worker needs about", "for Python and torch", "for its copy of the data",
                     "to train lenet5 at batch 100", "8 need", "more than the 2.0 GB available on this machine",
@@ -279,7 +276,7 @@ def test_float_images_are_converted_in_chunks_to_the_same_pixels():
 
     import runner.data.user as user_data
 
-    x = np.random.default_rng(1).random((user_data.CHUNK + 5, 4, 4))
+    x = np.random.default_rng(1).random((user_data.CHUNK_BYTES // (8 * 16) + 5, 4, 4))  # one chunk and a few
     out = user_data._pixels("w", "train", x)
     assert out.dtype == np.uint8 and np.array_equal(out, np.rint(x * 255).astype(np.uint8))
 
@@ -306,8 +303,9 @@ def test_workers_placed_on_a_gpu_are_checked_against_its_memory(monkeypatch, wri
     bound = spec.bind(data.shape, data.classes)
     free = {"cpu": 64 * 2**30, "cuda:0": 3 * 2**30, "cuda:1": 3 * 2**30}
     monkeypatch.setattr(devices, "available_bytes", lambda device="cpu": (free[device], f"free on {device} (faked)"))
-    lines = devices.check_workers(bound, data, 4, [0, 1, 0, 1], 600 * 2**20)  # 2 per GPU: fits in 3 GB
+    before = (600 * 2**20, free["cpu"])
+    lines = devices.check_workers(bound, data, 4, [0, 1, 0, 1], before)  # 2 per GPU: fits in 3 GB
     assert [x.split(":")[0] for x in lines] == ["memory", "memory on GPU 0", "memory on GPU 1"]
     with pytest.raises(RunnerError) as e:  # 6 on one GPU: each ~0.7 GB (context, data, the model)
-        devices.check_workers(bound, data, 6, [0] * 6, 600 * 2**20)
+        devices.check_workers(bound, data, 6, [0] * 6, before)
     assert str(e.value).startswith("--workers 6: 6 workers on GPU 0 need about") and "per GPU fit" in str(e.value)

@@ -222,3 +222,27 @@ def test_diagram_is_a_png_and_byte_identical_for_the_same_table():
     png = diagram_png(table, (1, 28, 28))
     assert png.startswith(b"\x89PNG") and png == diagram_png(table, (1, 28, 28))
     assert re.fullmatch(r"model-[A-Za-z0-9._-]+\.png", diagram_file(table))
+
+
+def test_a_parameter_read_inside_a_list_counts_as_used():
+    from runner.models.build import ModelConfig
+
+    class Token(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 784))
+            self.head = nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.head(torch.cat([self.token, x.flatten(1)])[1:])  # the parameter only inside the list
+
+    table = param_table("t", "t", ModelConfig(target="x:Token"), Token())
+    assert table.unused_line() == "" and ("token", "parameters used directly in forward") in \
+        [(r.name, r.kind) for r in table.rows]
+
+
+def test_the_memory_estimate_takes_a_batch_of_one_with_batch_norm():
+    from runner.models.memory import footprint
+
+    cfg = preset_config("lenet5", batch_norm=True, dropout=0.5)
+    assert footprint(cfg, 1).params == sum(p.numel() for p in build_model(cfg).parameters())

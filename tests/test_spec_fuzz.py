@@ -354,7 +354,7 @@ def _set(doc: dict, path: tuple, value: Any) -> dict:
      "[models.m].layers[3].dropout: -1" + "0" * 309 + " is out of a float's range: it must be a number in [0, 1)"),
     # a module name longer than a file name may be: OSError (ENAMETOOLONG) from Path.is_file
     (_set(TARGET_DOC, ("models", "mine", "target"), "m" * 253 + ":X"),
-     '[models.mine].target: "' + "m" * 253 + ':X": cannot look for its module: File name too long'),
+     '[models.mine].target: "' + "m" * 40 + '"... (255 characters): cannot look for its module: File name too long'),
     # match() let a trailing newline through
     (_set(TARGET_DOC, ("models", "mine", "target"), "mynet:Net\n"),
      '[models.mine].target: "mynet:Net\\n" is not "module:attribute"'),

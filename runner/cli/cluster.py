@@ -29,11 +29,13 @@ def launch() -> None:
               help="A folder every node shares, for the trials' weights [default: db/artifacts here].")
 @click.option("--logs", metavar="DIR", type=click.Path(file_okay=False), default=None,
               help="Where the batch script and each task's output go [default: slurm/ here].")
+@click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True, metavar="N",
+              help="Refuse a grid of more points than this (passed on to every task).")
 @click.option("--dry-run", is_flag=True, help="Print the batch script; submit nothing.")
 @user_errors
 def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None, time_limit: str | None,
           gpus_per_job: int, cpus_per_job: int | None, mem: str | None, tune: bool, checkpoints: str | None,
-          artifacts: str | None, logs: str | None, dry_run: bool) -> None:
+          artifacts: str | None, logs: str | None, max_points: int, dry_run: bool) -> None:
     """Submit SPEC as one Slurm job array of --jobs tasks, each running `runner grid` (or `runner tune`)
     against the same --storage: a PostgreSQL server every node reaches.
 
@@ -56,10 +58,14 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
     spec = load_spec(spec_path)
     if tune and spec.search is None:
         raise click.ClickException(f"{spec_path}: --tune needs a [search] section (see runner tune --help)")
-    if not tune and not spec.points():
+    if not tune and not spec.point_count():
         raise click.ClickException(f"{spec_path}: no points to run (a spec of [search] only: add --tune)")
+    if not tune:
+        from runner.trials.grid import check_size
+
+        check_size(spec, max_points)  # every task would refuse it: say so here, and submit nothing
     job = job_for(spec, url, jobs, checkpoints, artifacts, logs, tune=tune, partition=partition, time=time_limit,
-                  gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem=mem)
+                  gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem=mem, max_points=max_points)
     script = batch_script(job)  # a wrong --time is one line before anything is touched
     if dry_run:
         click.echo(script, nl=False)
@@ -111,9 +117,9 @@ def watch(spec_path: str | None, study: str | None, storage: str | None, once: b
         from runner.trials.tune import search_name
 
         spec = load_spec(spec_path, missing_code_ok=True)
-        search = spec.search is not None and not spec.points()  # a tune spec: its search, by its budget
+        search = spec.search is not None and not spec.point_count()  # a tune spec: its search, by its budget
         study = search_name(spec) if search else spec.study.name
-        total = spec.search.trials if search else len(spec.points())  # type: ignore[union-attr]
+        total = spec.search.trials if search else spec.point_count()  # type: ignore[union-attr]
     live = not once and sys.stdout.isatty()
     while True:
         text = snapshot(storage, study, total, minutes, search)  # type: ignore[arg-type]

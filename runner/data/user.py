@@ -88,7 +88,7 @@ def _split(where: str, name: str, images: Any, labels: Any) -> Split:
     return Split(torch.from_numpy(_pixels(where, name, x)), torch.from_numpy(_labels(where, name, y)))
 
 
-CHUNK = 4096  # images converted at once: a float array becomes uint8 without a float64 copy of it all
+CHUNK_BYTES = 64 * 2**20  # converted at once: a float array becomes uint8 without a float64 copy of it all
 
 
 def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
@@ -109,8 +109,9 @@ def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
             raise DataError(f"{where}: float {name} images must lie in [0, 1]; they span [{lo:g}, {hi:g}] "
                             "(give uint8 0..255 for raw pixels)")
         out = np.empty(x.shape, np.uint8)
-        for i in range(0, len(x), CHUNK):
-            out[i:i + CHUNK] = np.rint(x[i:i + CHUNK].astype(np.float64) * 255)
+        step = max(1, CHUNK_BYTES // max(1, 8 * x[0].size))  # images per float64 chunk
+        for i in range(0, len(x), step):
+            out[i:i + step] = np.rint(x[i:i + step].astype(np.float64) * 255)
         return out
     raise DataError(f"{where}: {name} images are {x.dtype}; give uint8 in 0..255 or float in [0, 1]")
 

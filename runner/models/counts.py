@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from runner.models.build import ModelConfig, build_model
 from runner.text import format_shape, plural
@@ -179,7 +180,7 @@ class _Calls(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        for a in (*args, *kwargs.values()):
+        for a in tree_leaves((args, kwargs)):  # torch.cat([self.token, x]) reads a parameter inside a list
             if isinstance(a, torch.Tensor) and id(a) in self.params:
                 self.used.add(id(a))
         out = func(*args, **kwargs)

@@ -75,6 +75,7 @@ def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentu
             entry[1] += kept
         return record
 
+    model.eval()  # the same shapes; batch norm in training mode refuses a batch of one
     hooks = [m.register_forward_hook(hook(name, m)) for name, m in model.named_modules()
              if name and not list(m.children())]
     try:

@@ -269,9 +269,14 @@ class Spec:
                 if u is not None:
                     yield u
         for r in self.runs:  # a run asks for its values: a module that cannot take one is refused
-            u = unique({k: v for k, v in r if keep(k)})
+            u = unique(self._run_setting(dict(r), keep))
             if u is not None:
                 yield u
+
+    def _run_setting(self, run: dict[str, Any], keep: Any = lambda k: True) -> dict[str, Any]:
+        """A [[runs]] entry as a setting: a regularizer left off that its module cannot take says nothing."""
+        model = self.models[run.get("model", next(iter(self.models)))]
+        return {k: v for k, v in run.items() if keep(k) and not (model.own(k) and v == REGULARIZERS[k].default)}
 
     def setting_count(self) -> int:
         """len(self.settings()), computed from the axes' lengths without enumerating them."""
@@ -292,7 +297,7 @@ class Spec:
                 total += n
         seen = set()
         for r in self.runs:
-            s = dict(r)
+            s = self._run_setting(dict(r))
             m = s.get("model", first)
             s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == m}
             key = json.dumps(s, sort_keys=True)

@@ -53,17 +53,20 @@ def largest_batch(spec: Spec) -> int:
 
 
 def training_device(spec: Spec) -> str:
-    """"cuda:0" where the spec's training would run on a GPU, else "cpu"."""
+    """"cuda" where the spec's training would run on a GPU, else "cpu"."""
     if spec.train.device == "cpu" or not torch.cuda.is_available():
         return "cpu"
-    return "cuda:0"
+    return "cuda"
 
 
 def check_fits(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:
     """A declared model's training memory at the spec's largest batch size, refused in one line (the model,
     the layer that dominates, the count, the estimate, what is available) when it exceeds the memory there."""
     batch = largest_batch(spec)
-    need = footprint(cfg, batch, point.train.optimizer, point.train.momentum)
+    optimizers = {spec.train.optimizer, *dict(spec.grid).get("optimizer", ()),
+                  *(dict(r)["optimizer"] for r in spec.runs if "optimizer" in dict(r))}
+    optimizer = next((o for o in ("adam", "adamw") if o in optimizers), point.train.optimizer)  # the most state
+    need = footprint(cfg, batch, optimizer, point.train.momentum or 0.9)
     device = training_device(spec)
     have, where = available_bytes(device)
     if need.total > have:

@@ -24,7 +24,7 @@ from runner.text import plural
 from runner.train import resolve_device
 
 __all__ = ["GPU_ENV", "cuda_count", "place_workers", "on_gpus", "worker_envs", "worker_device", "device_provenance",
-           "rss_bytes", "WorkerFootprint", "worker_footprint", "check_workers"]
+           "rss_bytes", "before_data", "WorkerFootprint", "worker_footprint", "check_workers"]
 
 CUDA_CONTEXT_BYTES = 500 * 2**20  # what a process's CUDA context takes on its GPU, before any tensor
 
@@ -146,14 +146,24 @@ def worker_footprint(spec: Spec, data: Data, process: int) -> WorkerFootprint:
     return WorkerFootprint(process, raw + transformed, model, name, batch)
 
 
-def check_workers(spec: Spec, data: Data, workers: int, placed: list[int | None], process: int) -> list[str]:
+def before_data() -> tuple[int, int]:
+    """(this process's RSS, the memory available) now, before the data is loaded: what check_workers needs."""
+    return rss_bytes(), available_bytes("cpu")[0]
+
+
+def check_workers(spec: Spec, data: Data, workers: int, placed: list[int | None], before: tuple[int, int]) -> list[str]:
     """Refuse, in one line with the figures and the --workers that fits, `workers` workers whose footprints
     together exceed the memory available: this machine's for the process and its data (and the model on
-    the CPU), each GPU's for the workers placed on it. Returns the check's lines, for a dry run."""
+    the CPU), each GPU's for the workers placed on it. Returns the check's lines, for a dry run.
+
+    Args:
+        before: `before_data()`, taken before this process loaded the data (which each worker process
+            loads again; one worker is this process, whose own memory is in use already).
+    """
+    process, have = before
     fp = worker_footprint(spec, data, process)
     on_cpu = placed.count(None)
     per_cpu = fp.total if on_cpu else fp.process + fp.data
-    have, _ = available_bytes("cpu")
     if workers == 1:  # this process is the worker: its own memory is in use already, not to come
         have += process
     lines = [f"memory: each worker about {mib(per_cpu)} ({fp.parts()}); {plural(workers, 'worker')} need "

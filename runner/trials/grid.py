@@ -28,7 +28,7 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
-from runner.trials.devices import check_workers, on_gpus, place_workers, rss_bytes, worker_envs
+from runner.trials.devices import check_workers, on_gpus, place_workers, before_data, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
@@ -235,9 +235,9 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
     tick: Tick = progress.advance if progress is not None else (lambda n: None)
     check_size(spec, max_points)
     placed = place_workers(workers, gpus, spec.train.device)
-    process = rss_bytes()
+    before = before_data()
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
-    check_workers(spec, data, workers, placed, process)  # so do more workers than the memory holds
+    check_workers(spec, data, workers, placed, before)  # so do more workers than the memory holds
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     todo, done = pending(spec, store, retry_failed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -25,7 +26,7 @@ from runner.spec.tables import check_models
 from runner.store import ClaimRow, Store, worker_name
 from runner.usercode import first_line
 from runner.train import EpochMetrics, TrainingError, set_threads, train_point
-from runner.trials.devices import check_workers, device_provenance, place_workers, rss_bytes, worker_device
+from runner.trials.devices import check_workers, device_provenance, place_workers, before_data, worker_device
 from runner.trials.provenance import provenance
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
@@ -59,9 +60,9 @@ def dry_run(spec: Spec, workers: int = 1, gpus: str | None = None) -> list[str]:
     """Every check that needs no training (what `prepare` does, and whether `workers` fit in memory), and
     one line on what each covered."""
     placed = place_workers(workers, gpus, spec.train.device)
-    process = rss_bytes()
+    before = before_data()
     bound, data = prepare(spec)
-    memory = check_workers(bound, data, workers, placed, process)
+    memory = check_workers(bound, data, workers, placed, before)
     points = bound.model_points()
     configs = {p.model_config() for p in points}
     mine = sorted({p.model.name for p in points if p.model.target})
@@ -263,8 +264,14 @@ def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
             for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if t.user_attrs.get("worker") == worker:
                     fail_trial(store, t._trial_id, reason)
+            killed_before = Counter(t.user_attrs.get("config_hash") for t in s.get_trials(
+                deepcopy=False, states=(TrialState.FAIL,)) if "was killed by" in str(t.user_attrs.get("fail_reason", "")))
             for key, claim in store.claims(study).items():
-                if claim.worker == worker and claim.state == "running":
+                if claim.worker != worker or claim.state != "running":
+                    continue
+                if killed_before[key] >= 2:  # its point killed a worker twice: not again in this run
+                    store.update_claim(study, key, worker, state="failed")
+                else:
                     store.release(study, key, worker)
     finally:
         store.dispose()

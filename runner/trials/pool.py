@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from queue import Empty
 from typing import Any, Callable
@@ -16,7 +17,10 @@ from runner.errors import RunnerError
 from runner.spec import Spec
 from runner.trials.lifecycle import Log, Tick
 
-__all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt"]
+__all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt", "RESTART_ENV"]
+
+CHECK_S = 1.0  # how often the parent looks at its worker processes
+RESTART_ENV = "RUNNER_RESTART"  # a replacement worker's generation (1, 2, ...): its sampler draws its own stream
 
 
 def threads_per_worker(spec: Spec, workers: int) -> int:
@@ -98,20 +102,25 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
             errors.append(message)
             running.discard(index)
 
+    generation = 0
     try:
+        checked = time.monotonic()
         while running:
             try:
-                handle(*queue.get(timeout=1.0))
-                continue
+                handle(*queue.get(timeout=CHECK_S))
             except Empty:
                 pass
+            if time.monotonic() - checked < CHECK_S:  # however busy the queue, the processes are looked at
+                continue
+            checked = time.monotonic()
             for index in sorted(running):
                 p = procs[index]
                 if p.exitcode is None:  # still alive (polling reaps a dead one: no zombie lingers)
                     continue
-                try:  # it may have said how it ended just before exiting
-                    while index in running:
-                        handle(*queue.get(timeout=0.5))
+                until = time.monotonic() + CHECK_S  # it may have said how it ended just before exiting
+                try:
+                    while index in running and time.monotonic() < until:
+                        handle(*queue.get(timeout=CHECK_S / 4))
                 except Empty:
                     pass
                 if index not in running:
@@ -123,14 +132,15 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
                     on_death(f"{os.uname().nodename}:{p.pid}", line)
                 if spare:
                     spare -= 1
-                    procs[index] = _start(ctx, target, args[index], queue, envs[index])
+                    generation += 1  # a replacement's own sampler stream: not the dead worker's draws again
+                    procs[index] = _start(ctx, target, args[index], queue, {**envs[index], RESTART_ENV: str(generation)})
                     log(f"worker w{index} started again (pid {procs[index].pid})")
                 else:
                     running.discard(index)
     except KeyboardInterrupt:
         for p in procs.values():
             if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, signal.SIGTERM)  # handled as Ctrl-C; SIGINT may be ignored (a job started with &)
         for p in procs.values():
             p.join(timeout=120)
         raise
@@ -152,6 +162,7 @@ def interrupt(signum: int, frame: Any) -> None:
 def worker_process(index: int, queue: Any, body: Callable[[], tuple[int, int]]) -> None:
     """Run a worker's `body` in its process, telling the parent (run_processes) how it ended."""
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it, even when started ignoring SIGINT
     try:
         queue.put(("done", (index, body())))
     except KeyboardInterrupt:

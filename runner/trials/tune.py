@@ -13,6 +13,7 @@ ordinary grid study `<name>`, so `runner report` and `runner trials` read them u
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -30,8 +31,8 @@ from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
 from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, abandon, give_back, load,
                                      prepare)
-from runner.trials.devices import check_workers, on_gpus, place_workers, rss_bytes, worker_envs
-from runner.trials.pool import run_processes, threads_per_worker, worker_process
+from runner.trials.devices import check_workers, on_gpus, place_workers, before_data, worker_envs
+from runner.trials.pool import RESTART_ENV, run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
            "confirm_spec", "budget", "SearchWorker"]
@@ -54,13 +55,21 @@ def search_name(spec: Spec) -> str:
     return f"{spec.study.name}-search"
 
 
+SAMPLER_STREAMS = 64  # sampler seeds a task's workers use (--workers is at most 64)
+
+
 def make_sampler(search: SearchSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
     """Optuna's sampler, with every argument set (Optuna 5 changed TPE's defaults).
 
     Worker k draws from seed + k: identical streams would make parallel workers sample the same
     configurations (TPE's first trials are random draws); one worker is repeatable from the seed.
+    The workers of task t of a Slurm job array (SLURM_ARRAY_TASK_ID) draw from seed + 64 t + k, so
+    that the tasks of `runner launch slurm --tune` do not sample alike either; a worker started again
+    after one died (pool.RESTART_ENV) draws a stream of its own, not the dead one's draws again.
     """
-    seed = search.seed + worker
+    task, restart = os.environ.get("SLURM_ARRAY_TASK_ID", ""), os.environ.get(RESTART_ENV, "")
+    seed = search.seed + worker + (SAMPLER_STREAMS * int(task) if task.isdigit() else 0) \
+        + (SAMPLER_STREAMS * 10_000 * int(restart) if restart.isdigit() else 0)
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: a running trial counts as a bad result, so parallel workers do not all sample
@@ -273,9 +282,9 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     log = progress.log if progress is not None else (lambda s: None)
     tick = progress.advance if progress is not None else (lambda n: None)
     placed = place_workers(workers, gpus, spec.train.device)
-    process = rss_bytes()
+    before = before_data()
     spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
-    check_workers(spec, data, workers, placed, process)  # so do more workers than the memory holds
+    check_workers(spec, data, workers, placed, before)  # so do more workers than the memory holds
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
