@@ -166,7 +166,8 @@ def check_workers(spec: Spec, data: Data, workers: int, placed: list[int | None]
     per_cpu = fp.total if on_cpu else fp.process + fp.data
     if workers == 1:  # this process is the worker: its own memory is in use already, not to come
         have += process
-    lines = [f"memory: each worker about {mib(per_cpu)} ({fp.parts()}); {plural(workers, 'worker')} need "
+    lines = [f"memory: each worker about {mib(per_cpu)} ({fp.parts()}); {plural(workers, 'worker')} "
+             f"need{'s' if workers == 1 else ''} "
              f"{mib(workers * per_cpu)} of the {mib(have)} available on this machine"]
     if workers * per_cpu > have:
         fit = have // per_cpu
