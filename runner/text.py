@@ -1,11 +1,13 @@
 """Text for people, each kind written one way: the "did you mean" hint, a tensor shape, a plain table."""
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import shutil
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["did_you_mean", "format_shape", "text_table", "plural"]
+__all__ = ["did_you_mean", "format_shape", "text_table", "plural", "csv_text"]
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -45,3 +47,12 @@ def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]], fit: bool 
         out.append(f"({len(columns) - keep} columns do not fit: {', '.join(columns[keep:])}; "
                    "choose with --columns or use --format csv)")
     return "\n".join(out)
+
+
+def csv_text(names: list[str], rows: list[list[Any]]) -> str:
+    """A CSV file's text: a header, then one line per row (None empty, booleans as TOML writes them)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in r] for r in rows])
+    return buf.getvalue()

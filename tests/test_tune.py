@@ -151,6 +151,14 @@ def test_the_report_of_a_tuned_spec_shows_the_search(project):
     assert (project / "r" / "search-history.png").exists() and (project / "r" / "search-curves.png").exists()
     summary = json.loads((project / "r" / "summary.json").read_text())
     assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 2
+    import csv  # the search's own raw values travel with the report too
+
+    rows = list(csv.DictReader((project / "r" / "search_trials.csv").open()))
+    trials = optuna.load_study(study_name="tu-search", storage="sqlite:///db/runner.sqlite").get_trials()
+    assert [int(r["number"]) for r in rows] == [t.number for t in trials]
+    assert all(r["value"] == ("" if t.value is None else str(t.value)) for r, t in zip(rows, trials))
+    epochs = list(csv.DictReader((project / "r" / "search_epochs.csv").open()))
+    assert len(epochs) == sum(len(t.user_attrs.get("epochs", [])) for t in trials) > 0
 
 
 def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_metric(project):

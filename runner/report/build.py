@@ -1,8 +1,6 @@
 """Building the Report from storage: trials read, grouped into configurations, setup, known result, figures."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -26,6 +24,7 @@ from runner.models.user import REGULARIZER_ARGS
 from runner.spec import REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
+from runner.text import csv_text
 
 __all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST", "strip_paths"]
 
@@ -399,14 +398,6 @@ def _correct(spec: Spec, url: str | None, configs: list[Config], test: dict[int,
 _EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "seconds")
 
 
-def _csv(names: list[str], rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows([["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in r] for r in rows])
-    return buf.getvalue()
-
-
 def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], axes: _Axes) -> tuple[str, str]:
     """trials.csv (one row per trial: params, seed, final metrics, seconds, parameter count) and epochs.csv
     (one row per trial-epoch), so that a reader can recompute every figure without the database."""
@@ -422,7 +413,7 @@ def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], ax
         epoch_rows += [[t.number, e.epoch, *(getattr(e, c) for c in _EPOCH_COLUMNS)] for e in mine]
     names = ["number", "state", "model", *axes.names, "seed", "param_count", *_EPOCH_COLUMNS[:6], "best_test_acc",
              "seconds", "wall_seconds", "config_hash", "label"]
-    return _csv(names, rows), _csv(["number", "epoch", *_EPOCH_COLUMNS], epoch_rows)
+    return csv_text(names, rows), csv_text(["number", "epoch", *_EPOCH_COLUMNS], epoch_rows)
 
 
 def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], complete: list[FrozenTrial]) -> Any:

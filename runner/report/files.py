@@ -32,6 +32,8 @@ def render_files(report: Report) -> dict[str, bytes]:
     """Every file of the report folder, by name, rendered in memory."""
     files = {REPORT_FILE: render_markdown(report).encode(), SUMMARY_FILE: summary_json(report).encode(),
              "trials.csv": report.raw[0].encode(), "epochs.csv": report.raw[1].encode()}
+    if report.search is not None:  # the search's own trials, whose figures the report draws too
+        files["search_trials.csv"], files["search_epochs.csv"] = (x.encode() for x in report.search.raw)
     for f in report.figures:
         files[f.file] = curves_png(report, f) if f.kind == "curves" else effects_png(report)
     for t in report.param_tables:

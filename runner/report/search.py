@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from runner.plotting import png, style
 from runner.report.data import Config
 from runner.report.stats import paired_t
+from runner.text import csv_text
 
 __all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
            "curves_png", "IMPORTANCE_MIN_TRIALS"]
@@ -47,6 +48,24 @@ class SearchSummary:
     top: tuple[TopConfig, ...]
     sampler: str
     pruner: str
+    raw: tuple[str, str] = ("", "")  # search_trials.csv and search_epochs.csv: what its figures come from
+
+
+SEARCH_EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def _raw(trials: list[Any]) -> tuple[str, str]:
+    """search_trials.csv (one row per search trial: state, every param, value, count, why it failed) and
+    search_epochs.csv (one row per trial-epoch, as the trial reported them)."""
+    params = sorted({k for t in trials for k in t.params})
+    rows = [[t.number, t.state.name.lower(), *(t.params.get(k) for k in params), t.value,
+             t.user_attrs.get("param_count"), t.user_attrs.get("copy_of"), t.user_attrs.get("fail_reason"),
+             t.user_attrs.get("config_hash")] for t in trials]
+    epochs = [[t.number, e.get("epoch"), *(e.get(c) for c in SEARCH_EPOCH_COLUMNS)]
+              for t in trials for e in t.user_attrs.get("epochs", [])]
+    return (csv_text(["number", "state", *params, "value", "param_count", "copy_of", "fail_reason", "config_hash"],
+                     rows),
+            csv_text(["number", "epoch", *SEARCH_EPOCH_COLUMNS], epochs))
 
 
 def _ci(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
@@ -76,7 +95,7 @@ def build_search(spec: Any, storage: Any, configs: list[Config]) -> SearchSummar
     importances, note = _importances(study, counts["complete"])
     top = tuple(_top(c) for c in configs)
     return SearchSummary(name, search.metric, search.direction, search.trials, counts, tuple(history), curves,
-                         importances, note, top, search.sampler, search.pruner)
+                         importances, note, top, search.sampler, search.pruner, _raw(trials))
 
 
 def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], str]:
