@@ -51,6 +51,18 @@ def death(index: int, pid: int | None, exitcode: int) -> str:
     return f"worker w{index} (pid {pid}) exited with code {exitcode} without finishing"
 
 
+def _ended(p: Any) -> int | None:
+    """The exit code of a child process that has ended (negative: the signal), without reaping it: while it
+    is a zombie its pid still exists, so a live worker does not yet take its claim for a dead one's."""
+    try:
+        info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped already
+        return p.exitcode
+    if info is None:
+        return None
+    return -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
+
+
 def _start(ctx: Any, target: Callable[..., None], a: tuple, queue: Any, env: dict[str, str]) -> Any:
     p = ctx.Process(target=target, args=(*a, queue))
     saved = {k: os.environ.get(k) for k in env}
@@ -115,7 +127,8 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
             checked = time.monotonic()
             for index in sorted(running):
                 p = procs[index]
-                if p.exitcode is None:  # still alive (polling reaps a dead one: no zombie lingers)
+                code = _ended(p)
+                if code is None:  # still alive
                     continue
                 until = time.monotonic() + CHECK_S  # it may have said how it ended just before exiting
                 try:
@@ -125,11 +138,12 @@ def run_processes(target: Callable[..., None], args: list[tuple], log: Log, tick
                     pass
                 if index not in running:
                     continue
-                line = death(index, p.pid, p.exitcode)
+                line = death(index, p.pid, code)
                 out.deaths.append(line)
                 log(f"{line}: its trial is marked failed with that reason and its point goes to a live worker")
-                if on_death is not None:
+                if on_death is not None:  # before it is reaped: until then no live worker takes its point over
                     on_death(f"{os.uname().nodename}:{p.pid}", line)
+                p.join()
                 if spare:
                     spare -= 1
                     generation += 1  # a replacement's own sampler stream: not the dead worker's draws again
