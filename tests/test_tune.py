@@ -151,6 +151,18 @@ def test_the_report_of_a_tuned_spec_shows_the_search(project):
     assert (project / "r" / "search-history.png").exists() and (project / "r" / "search-curves.png").exists()
     summary = json.loads((project / "r" / "summary.json").read_text())
     assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 2
+    # a report that fits a search: the winner as a [[runs]] entry that parses and says what was confirmed,
+    # the layer tables of the confirmed configurations, no section that does not apply
+    import tomllib
+
+    snippet = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    entry = tomllib.loads(snippet)["runs"][0]
+    best = summary["configs"][0]
+    assert entry["model"] == best["model"] and all(entry[k] == v for k, v in best["params"].items() if v is not None)
+    assert "## Known accuracy" not in text and "## Do the regularizers help?" not in text
+    assert "Left out, as they do not apply to this search:" in text
+    counts = text.split("## Parameter counts", 1)[1].split("## Comparison", 1)[0]
+    assert {f"Total: **{c['param_count']:,}** parameters." for c in summary["configs"]} <= set(counts.splitlines())
     import csv  # the search's own raw values travel with the report too
 
     rows = list(csv.DictReader((project / "r" / "search_trials.csv").open()))

@@ -469,7 +469,8 @@ def build_report(spec: Spec, url: str | None) -> Report:
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
-        param_tables=parameter_tables(spec, stored), configs=configs, known=known, effects=effects,
+        param_tables=parameter_tables(spec, stored, [{"model": c.model, **c.params} for c in configs]
+                                      if search is not None else None), configs=configs, known=known, effects=effects,
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
         figures=_figures(spec, configs, effects),
     )

@@ -2,6 +2,8 @@
 model builds and runs on the data before any trial (a user's module is imported here)."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from runner.models.build import ModelConfig
@@ -84,16 +86,19 @@ def _title(point: Point, cfg: ModelConfig) -> str:
     return f"{m.name} ({', '.join([kind, *extras])})"
 
 
-def parameter_tables(spec: Spec, stored: dict[tuple[str, bool], list[LayerRow]] | None = None) -> list[ParamTable]:
+def parameter_tables(spec: Spec, stored: dict[tuple[str, bool], list[LayerRow]] | None = None,
+                     settings: list[dict[str, Any]] | None = None) -> list[ParamTable]:
     """Every model of the spec, and each variant of it with another count, in spec order.
 
     Args:
         stored: (model name, batch_norm) -> its layer table as stored with its trials. Used for a user's
             module, so that reading results never imports its code; a user's module without a
             stored table is left out.
+        settings: these configurations' models instead (a search's report: the ones it confirmed).
     """
     variants: dict[tuple, tuple[Point, ModelConfig]] = {}
-    points = [spec.point({"model": name}, 0) for name in spec.models] + spec.points()
+    points = [spec.point(s, 0) for s in settings] if settings is not None else \
+        [spec.point({"model": name}, 0) for name in spec.models] + spec.points()
     for point in points:
         cfg = point.model_config()
         key = (point.model.name, cfg.layers, cfg.batch_norm, cfg.args)  # dropout changes no count
