@@ -1,9 +1,10 @@
 """`runner grid`, `runner tune`, `runner models`, `runner schema`: what reads a spec and trains or checks it."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -53,7 +54,6 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
     from runner.trials.grid import run_grid
-    from runner.trials.pool import interrupt
     from runner.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -66,20 +66,10 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
             return
         click.echo("\n".join(checks(spec, workers, gpus)))
         return
-    from runner.progress import Progress
-
-    previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops as cleanly as Ctrl-C
-    try:
-        with Progress(sys.stderr, quiet=quiet) as progress:
-            result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed,
-                              stale_after=stale_after, progress=progress, artifacts=artifacts, gpus=gpus,
-                              checkpoints=checkpoints, max_points=max_points)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: nothing incomplete was marked complete; run the same command "
-                   f"again to continue: {as_typed(click.get_current_context())}", err=True)
-        sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
+        result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed, stale_after=stale_after,
+                          progress=progress, artifacts=artifacts, gpus=gpus, checkpoints=checkpoints,
+                          max_points=max_points)
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
@@ -87,6 +77,25 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
         click.echo(line, err=True)
     if result.failed:
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def stopping_cleanly(quiet: bool, kept: str) -> Iterator[Any]:
+    """Progress on stderr while a command trains; SIGTERM stops it as Ctrl-C does, and an interrupt ends in
+    one line saying what was `kept` and the command, as typed, that continues (exit 130)."""
+    from runner.progress import Progress
+    from runner.trials.pool import interrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with Progress(sys.stderr, quiet=quiet) as progress:
+            yield progress
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {kept}; run the same command again to continue: "
+                   f"{as_typed(click.get_current_context())}", err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def axis_cell(point: Any, axis: str) -> str:
@@ -203,9 +212,7 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
       runner tune specs/tune_lenet.toml --no-confirm
       runner report specs/tune_mlp.toml
     """
-    from runner.progress import Progress
     from runner.spec import load_spec
-    from runner.trials.pool import interrupt
     from runner.trials.tune import run_tune, search_name
 
     spec = load_spec(spec_path)
@@ -218,17 +225,8 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
                    f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
         click.echo("\n".join(checks(spec, workers, gpus)))
         return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        with Progress(sys.stderr, quiet=quiet) as progress:
-            result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus,
-                              checkpoints)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: the trial in progress was marked failed and its budget slot given back; "
-                   f"run the same command again to continue: {as_typed(click.get_current_context())}", err=True)
-        sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with stopping_cleanly(quiet, "the trial in progress was marked failed and its budget slot given back") as progress:
+        result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus, checkpoints)
     click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
                + (f", {result.failed} failed" if result.failed else ""))
     if result.confirm is not None:
