@@ -28,7 +28,7 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.outputs import keep_outputs
-from runner.trials.devices import check_workers, on_gpus, place_workers, before_data, worker_envs
+from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
@@ -234,10 +234,8 @@ def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s:
         log = progress.log
     tick: Tick = progress.advance if progress is not None else (lambda n: None)
     check_size(spec, max_points)
-    placed = place_workers(workers, gpus, spec.train.device)
-    before = before_data()
-    spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
-    check_workers(spec, data, workers, placed, before)  # so do more workers than the memory holds
+    ready = prepare(spec, workers, gpus)  # bad data, a model or workers that do not fit fail here, before the storage
+    spec, data, placed = ready.spec, ready.data, ready.placed
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     todo, done = pending(spec, store, retry_failed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -29,14 +30,15 @@ from runner.train import EpochMetrics, TrainingError, set_threads, train_point
 from runner.trials.devices import check_workers, device_provenance, place_workers, before_data, worker_device
 from runner.trials.provenance import provenance
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun",
-           "StopTrial", "Heartbeat", "fail_trial", "give_back", "abandon"]
+__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun", "Prepared",
+           "StopTrial", "Heartbeat", "fail_trial", "give_back", "abandon", "KILLED"]
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
 GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
 HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"
+KILLED = "was killed by"  # in the reason of a trial whose worker a signal killed (pool.death writes it)
 
 
 def load(spec: Spec) -> Data:
@@ -44,25 +46,36 @@ def load(spec: Spec) -> Data:
     return load_data(**spec.data.load_args())
 
 
-def prepare(spec: Spec) -> tuple[Spec, Data]:
-    """Load the data, bind the spec to its shape and check every model, before the storage is touched.
+@dataclass(frozen=True)
+class Prepared:
+    """A spec bound to its loaded data, every model checked, and where its workers go."""
 
-    Bad data, a model that does not fit it, or a user's module that cannot run is a one-line error here.
+    spec: Spec
+    data: Data
+    placed: list[int | None]  # each worker's GPU (None: the CPU)
+    memory: list[str]  # the memory check's lines, for a dry run
+
+
+def prepare(spec: Spec, workers: int = 1, gpus: str | None = None) -> Prepared:
+    """Place the workers, load the data, bind the spec to its shape, check every model and that `workers`
+    of them fit in memory, before the storage is touched.
+
+    Bad data, a model that does not fit it or the memory, a user's module that cannot run, or more workers
+    than the memory holds is a one-line error here.
     """
+    placed = place_workers(workers, gpus, spec.train.device)
+    before = before_data()
     data = load(spec)
     spec = spec.bind(data.shape, data.classes)
     images = data.train.images[:16]
     check_models(spec, (images.unsqueeze(1) if images.dim() == 3 else images, data.mean, data.std))
-    return spec, data
+    return Prepared(spec, data, placed, check_workers(spec, data, workers, placed, before))
 
 
 def dry_run(spec: Spec, workers: int = 1, gpus: str | None = None) -> list[str]:
-    """Every check that needs no training (what `prepare` does, and whether `workers` fit in memory), and
-    one line on what each covered."""
-    placed = place_workers(workers, gpus, spec.train.device)
-    before = before_data()
-    bound, data = prepare(spec)
-    memory = check_workers(bound, data, workers, placed, before)
+    """Every check that needs no training (what `prepare` does), and one line on what each covered."""
+    ready = prepare(spec, workers, gpus)
+    bound, data, memory = ready.spec, ready.data, ready.memory
     points = bound.model_points()
     configs = {p.model_config() for p in points}
     mine = sorted({p.model.name for p in points if p.model.target})
@@ -265,7 +278,7 @@ def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
                 if t.user_attrs.get("worker") == worker:
                     fail_trial(store, t._trial_id, reason)
             killed_before = Counter(t.user_attrs.get("config_hash") for t in s.get_trials(
-                deepcopy=False, states=(TrialState.FAIL,)) if "was killed by" in str(t.user_attrs.get("fail_reason", "")))
+                deepcopy=False, states=(TrialState.FAIL,)) if KILLED in str(t.user_attrs.get("fail_reason", "")))
             for key, claim in store.claims(study).items():
                 if claim.worker != worker or claim.state != "running":
                     continue

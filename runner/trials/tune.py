@@ -31,7 +31,7 @@ from runner.train import EpochMetrics
 from runner.trials.grid import GridResult, run_grid
 from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Worker, abandon, give_back, load,
                                      prepare)
-from runner.trials.devices import check_workers, on_gpus, place_workers, before_data, worker_envs
+from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import RESTART_ENV, run_processes, threads_per_worker, worker_process
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
@@ -281,10 +281,8 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
         raise RunnerError(f"{spec.path}: no [search] section: `runner tune` needs one (see runner tune --help)")
     log = progress.log if progress is not None else (lambda s: None)
     tick = progress.advance if progress is not None else (lambda n: None)
-    placed = place_workers(workers, gpus, spec.train.device)
-    before = before_data()
-    spec, data = prepare(spec)  # bad data or a model that does not fit fails here, before the storage
-    check_workers(spec, data, workers, placed, before)  # so do more workers than the memory holds
+    ready = prepare(spec, workers, gpus)  # bad data, a model or workers that do not fit fail here, before the storage
+    spec, data, placed = ready.spec, ready.data, ready.placed
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
