@@ -249,62 +249,62 @@ class Spec:
         first = next(iter(self.models))
         seen: set[str] = set()
 
-        def unique(s: dict[str, Any]) -> dict[str, Any] | None:
-            model = s.get("model", first)
-            s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == model}
+        def new(s: dict[str, Any]) -> bool:
             key = json.dumps(s, sort_keys=True)
             if key in seen:
-                return None
+                return False
             seen.add(key)
-            return s
+            return True
 
         keep = lambda k: only is None or k == "model" or k in only  # noqa: E731
         if self.grid:
             grid = [(k, v) for k, v in self.grid if keep(k)]
             names = [k for k, _ in grid]
             for values in itertools.product(*(v for _, v in grid)):
-                s = dict(zip(names, values))
-                model = self.models[s.get("model", first)]
-                u = unique({k: v for k, v in s.items() if not model.own(k)})
-                if u is not None:
-                    yield u
+                model = dict(zip(names, values)).get("model", first)
+                s = {k: v for k, v in zip(names, values) if self._applies(model, k)}
+                if new(s):
+                    yield s
         for r in self.runs:  # a run asks for its values: a module that cannot take one is refused
-            u = unique(self._run_setting(dict(r), keep))
-            if u is not None:
-                yield u
+            s = self._run_setting(dict(r), keep)
+            if new(s):
+                yield s
+
+    def _applies(self, model: str, axis: str) -> bool:
+        """Whether a grid axis applies to a model: not another model's layer field, nor a regularizer that is
+        the model's own (a user's module that takes no such argument)."""
+        return not (is_layer_axis(axis) and axis.split(".")[0] != model) and not self.models[model].own(axis)
 
     def _run_setting(self, run: dict[str, Any], keep: Any = lambda k: True) -> dict[str, Any]:
-        """A [[runs]] entry as a setting: a regularizer left off that its module cannot take says nothing."""
-        model = self.models[run.get("model", next(iter(self.models)))]
-        return {k: v for k, v in run.items() if keep(k) and not (model.own(k) and v == REGULARIZERS[k].default)}
+        """A [[runs]] entry as a setting: another model's layer fields dropped, and a regularizer left off that
+        its module cannot take (it says nothing)."""
+        name = run.get("model", next(iter(self.models)))
+        model = self.models[name]
+        return {k: v for k, v in run.items() if keep(k) and not (is_layer_axis(k) and k.split(".")[0] != name)
+                and not (model.own(k) and v == REGULARIZERS[k].default)}
 
     def setting_count(self) -> int:
         """len(self.settings()), computed from the axes' lengths without enumerating them."""
         first = next(iter(self.models))
         grid = {k: list(dict.fromkeys(json.dumps(x, sort_keys=True) for x in v)) for k, v in self.grid}
         models = [json.loads(m) for m in grid["model"]] if "model" in grid else [first]
-
-        def applies(model: str, axis: str) -> bool:
-            return not (is_layer_axis(axis) and axis.split(".")[0] != model) and not self.models[model].own(axis)
-
         total = 0
         if self.grid:
             for m in models:
                 n = 1
                 for axis, values in grid.items():
-                    if axis != "model" and applies(m, axis):
+                    if axis != "model" and self._applies(m, axis):
                         n *= len(values)
                 total += n
         seen = set()
         for r in self.runs:
             s = self._run_setting(dict(r))
-            m = s.get("model", first)
-            s = {k: v for k, v in s.items() if not is_layer_axis(k) or k.split(".")[0] == m}
             key = json.dumps(s, sort_keys=True)
             if key in seen:
                 continue
             seen.add(key)
-            names = {a for a in grid if a == "model" or applies(m, a)}
+            m = s.get("model", first)
+            names = {a for a in grid if self._applies(m, a)}
             in_grid = bool(self.grid) and m in models and set(s) == names and all(
                 json.dumps(v, sort_keys=True) in grid[a] for a, v in s.items())
             total += not in_grid

@@ -13,7 +13,8 @@ from runner.models.memory import Footprint, footprint
 from runner.models.user import ModelError, check_user_model
 from runner.spec.config import Point, Spec
 
-__all__ = ["point_table", "check_models", "check_fits", "largest_batch", "training_device", "parameter_tables"]
+__all__ = ["point_table", "check_models", "check_fits", "training_footprint", "train_values", "largest_batch",
+           "training_device", "parameter_tables"]
 
 
 def point_table(point: Point) -> ParamTable:
@@ -44,10 +45,14 @@ def check_models(spec: Spec, sample: tuple[torch.Tensor, float, float] | None = 
             param_table(point.label(), point.model.name, cfg)  # builds it and runs two images through
 
 
+def train_values(spec: Spec, key: str) -> list[Any]:
+    """Every value a [train] key takes in the spec: [train]'s own, the grid's and the runs'."""
+    return [getattr(spec.train, key), *dict(spec.grid).get(key, ()), *(dict(r)[key] for r in spec.runs if key in dict(r))]
+
+
 def largest_batch(spec: Spec) -> int:
     """The largest batch size any point of the spec trains with."""
-    sizes = [spec.train.batch_size, *dict(spec.grid).get("batch_size", ()),
-             *(dict(r)["batch_size"] for r in spec.runs if "batch_size" in dict(r))]
+    sizes = train_values(spec, "batch_size")
     if spec.search is not None:
         sizes += [int(d.high if d.high is not None else max(d.choices)) for d in spec.search.space
                   if d.axis == "batch_size"]
@@ -61,20 +66,23 @@ def training_device(spec: Spec) -> str:
     return "cuda"
 
 
+def training_footprint(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:
+    """A declared model's training memory at the spec's largest batch size, with the optimizer of the spec
+    that keeps the most state."""
+    optimizers = set(train_values(spec, "optimizer"))
+    optimizer = next((o for o in ("adam", "adamw") if o in optimizers), point.train.optimizer)
+    return footprint(cfg, largest_batch(spec), optimizer, point.train.momentum or 0.9)
+
+
 def check_fits(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:
-    """A declared model's training memory at the spec's largest batch size, refused in one line (the model,
-    the layer that dominates, the count, the estimate, what is available) when it exceeds the memory there."""
-    batch = largest_batch(spec)
-    optimizers = {spec.train.optimizer, *dict(spec.grid).get("optimizer", ()),
-                  *(dict(r)["optimizer"] for r in spec.runs if "optimizer" in dict(r))}
-    optimizer = next((o for o in ("adam", "adamw") if o in optimizers), point.train.optimizer)  # the most state
-    need = footprint(cfg, batch, optimizer, point.train.momentum or 0.9)
-    device = training_device(spec)
-    have, where = available_bytes(device)
+    """A declared model's training memory (`training_footprint`), refused in one line (the model, the layer
+    that dominates, the count, the estimate, what is available) when it exceeds the memory there."""
+    need = training_footprint(spec, point, cfg)
+    have, where = available_bytes(training_device(spec))
     if need.total > have:
         raise ModelError(f"{spec.path}: [models.{point.model.name}]: {need.params:,} parameters would need about "
-                         f"{mib(need.total)} to train at batch size {batch}, more than the {mib(have)} {where}; "
-                         f"most of it is layer {need.dominant}")
+                         f"{mib(need.total)} to train at batch size {largest_batch(spec)}, more than the "
+                         f"{mib(have)} {where}; most of it is layer {need.dominant}")
     return need
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from runner.data import Data
 from runner.errors import RunnerError
 from runner.machine import available_bytes, mib
-from runner.models.memory import data_bytes, footprint
+from runner.models.memory import data_bytes
 from runner.spec import Spec
-from runner.spec.tables import largest_batch
+from runner.spec.tables import largest_batch, training_footprint
 from runner.text import plural
 from runner.train import resolve_device
 
@@ -45,8 +45,6 @@ def place_workers(workers: int, gpus: str | None, device: str, count: int | None
         count: the number of visible CUDA devices (default: torch's count).
     """
     count = cuda_count() if count is None else count
-    have = f"this machine has {count} visible CUDA device{'s' if count != 1 else ''}" + \
-        (f" (0..{count - 1})" if count > 1 else " (0)" if count == 1 else "")
     if gpus is None:
         usable = list(range(count)) if device != "cpu" else []
     else:
@@ -55,7 +53,9 @@ def place_workers(workers: int, gpus: str | None, device: str, count: int | None
         except ValueError:
             raise RunnerError(f"--gpus {gpus}: not a list of GPU indices, e.g. --gpus 0,2") from None
         if any(not 0 <= i < count for i in usable):
-            raise RunnerError(f"--gpus {gpus}: {have}")
+            ids = f" (0..{count - 1})" if count > 1 else " (0)" if count == 1 else ""
+            raise RunnerError(f"--gpus {gpus}: this machine has {count} visible CUDA device{'s' if count != 1 else ''}"
+                              f"{ids}")
         if len(set(usable)) != len(usable):
             raise RunnerError(f"--gpus {gpus}: each GPU once; several workers share one when --workers is larger")
         if device == "cpu":
@@ -140,7 +140,7 @@ def worker_footprint(spec: Spec, data: Data, process: int) -> WorkerFootprint:
         if cfg.model_shape != tuple(data.shape):
             transformed = max(transformed, data_bytes(images, cfg.model_shape))
         if not cfg.target:
-            need = footprint(cfg, batch, point.train.optimizer, point.train.momentum).total
+            need = training_footprint(spec, point, cfg).total  # the estimate the model check made
             if need > model:
                 model, name = need, point.model.name
     return WorkerFootprint(process, raw + transformed, model, name, batch)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from runner.errors import RunnerError
 from runner.spec import Spec
-from runner.trials.lifecycle import Log, Tick
+from runner.trials.lifecycle import KILLED, Log, Tick
 
 __all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt", "RESTART_ENV"]
 
@@ -47,7 +47,7 @@ def death(index: int, pid: int | None, exitcode: int) -> str:
         except ValueError:
             name = f"signal {-exitcode}"
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == signal.SIGKILL else ""
-        return f"worker w{index} (pid {pid}) was killed by {name}{hint}"
+        return f"worker w{index} (pid {pid}) {KILLED} {name}{hint}"
     return f"worker w{index} (pid {pid}) exited with code {exitcode} without finishing"
 
 
