@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.errors import StorageError
-from runner.store import Store, shown_url, storage_url
+from runner.store import Store, shown_url
 from runner.text import plural, text_table
 
 __all__ = ["Progress", "progress", "render", "snapshot"]
@@ -88,21 +88,23 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         search: whether it is a search (whose trials count, not its points); default: by its name.
         window_min: the rate counts the trial-epochs stored over this many last minutes.
     """
+    search = study.endswith("-search") if search is None else search
     store = Store(storage, create=False)
+    shown = shown_url(store.url)
     try:
-        if study not in store.study_names():
-            known = store.study_names()
-            raise StorageError(f"{shown_url(store.url)}: no study {study!r}"
-                               + (f"; it has {', '.join(known)}" if known else "; it has none"))
+        known = store.study_names()
+        if study not in known:
+            raise StorageError(f"{shown}: no study {study!r}" + (f"; it has {', '.join(known)}" if known else
+                                                                 "; it has none"))
         trials = store.optuna.get_all_trials(store.optuna.get_study_id_from_name(study), deepcopy=False)
         now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         claims = {c.trial_id: c for c in store.claims(study).values() if c.trial_id is not None}
         live = [t for t in trials if t.state == TrialState.RUNNING]
         last = store.epochs([t._trial_id for t in live])
-        recent = store.epochs_since(study, now - dt.timedelta(minutes=window_min))
+        # a search reports its epochs to Optuna only: its rate comes from its trials (below)
+        recent = None if search else store.epochs_since(study, now - dt.timedelta(minutes=window_min))
     finally:
         store.dispose()
-    search = study.endswith("-search") if search is None else search
     states = Counter(t.state for t in trials)
     if search:  # a search's budget counts finished trials: complete or pruned
         complete, failed = states[TrialState.COMPLETE], states[TrialState.FAIL]
@@ -136,9 +138,9 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         ended = [t for t in trials if t.datetime_complete is not None and t.datetime_complete >= since]
         recent = sum(len(t.intermediate_values) for t in ended) if ended else None
         rate_from = "trials"
-    known = [e for t in trials if (e := _epochs_of(t))]
-    per_trial = Counter(known).most_common(1)[0][0] if known else None
-    return Progress(study, shown_url(storage_url(storage)), complete,
+    lengths = [e for t in trials if (e := _epochs_of(t))]
+    per_trial = Counter(lengths).most_common(1)[0][0] if lengths else None
+    return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
                     None if recent is None else recent / window_min, window_min, search, rate_from)
 

@@ -94,7 +94,7 @@ CHUNK_BYTES = 64 * 2**20  # converted at once: a float array becomes uint8 witho
 def _pixels(where: str, name: str, x: np.ndarray) -> np.ndarray:
     in_place = x.dtype == np.uint8 and x.flags.writeable and x.flags.c_contiguous
     need = 0 if in_place else x.size * (1 if x.dtype == np.uint8 else 2)  # the uint8 copy (and a float check's)
-    have, there = available_bytes()
+    have, there = available_bytes() if need else (0, "")  # no copy to make: nothing to ask the machine
     if need > have:
         raise DataError(f"{where}: {name} images {tuple(x.shape)} ({x.dtype}) would take about {mib(need)} once "
                         f"converted to uint8, more than the {mib(have)} {there}")

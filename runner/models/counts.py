@@ -117,6 +117,7 @@ _FUNCTION_ACTS = {"relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_", "gelu
 _FUNCTION_POOLS = {"max_pool2d", "avg_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d",
                    "adaptive_max_pool2d"}
 _FUNCTION_OTHER = {"dropout", "dropout2d", "softmax", "log_softmax", "flatten", "view", "reshape"}
+_FUNCTION_ROWS = _FUNCTION_ACTS | _FUNCTION_POOLS | _FUNCTION_OTHER  # looked up on every torch call of the pass
 
 
 def _arg(args: tuple, kwargs: dict, i: int, key: str, default: Any = None) -> Any:
@@ -186,7 +187,7 @@ class _Calls(TorchFunctionMode):
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
         t = _first_tensor(out)
-        if self.depth == 0 and t is not None and name in _FUNCTION_ACTS | _FUNCTION_POOLS | _FUNCTION_OTHER:
+        if self.depth == 0 and t is not None and name in _FUNCTION_ROWS:
             kind = _function_kind(name, args, kwargs, t)
             if kind is not None:
                 self.calls.append((f"{name.rstrip('_')}()", None, kind, tuple(t.shape[1:])))

@@ -15,12 +15,13 @@ factor of 2.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from runner.machine import available_bytes, mib
+from runner.machine import mib
 from runner.models.build import ModelConfig
 from runner.models.layers import build_layers, default_name
 from runner.text import plural
@@ -59,7 +60,7 @@ def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentu
     per_layer: dict[str, list[int]] = {}  # layer name -> [bytes of its weights and state, of its activations]
     activations: list[int] = []
 
-    def hook(name: str, m: nn.Module):
+    def hook(name: str):
         def record(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
             n = out.numel()  # batch x features
             kept = 0 if getattr(module, "inplace", False) else FLOAT * n
@@ -76,7 +77,7 @@ def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentu
         return record
 
     model.eval()  # the same shapes; batch norm in training mode refuses a batch of one
-    hooks = [m.register_forward_hook(hook(name, m)) for name, m in model.named_modules()
+    hooks = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()
              if name and not list(m.children())]
     try:
         with torch.no_grad():
@@ -84,7 +85,7 @@ def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentu
     finally:
         for h in hooks:
             h.remove()
-    batch = FLOAT * batch_size * _numel(cfg.model_shape)
+    batch = FLOAT * batch_size * math.prod(cfg.model_shape)
     act = sum(b for _, b in per_layer.values()) + 2 * max(activations, default=0) + batch
     name, (w, a) = max(per_layer.items(), key=lambda kv: sum(kv[1]))
     kinds = {layer.name or default_name(layer.kind, i): layer.kind for i, layer in enumerate(cfg.layers)}
@@ -94,13 +95,6 @@ def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentu
     return Footprint(params, FLOAT * params * (2 + states), act, f"{name} ({kind}, {what})")
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def data_bytes(images: int, shape: tuple[int, int, int]) -> int:
     """The bytes of `images` uint8 images of `shape` (C, H, W), as a worker keeps them."""
-    return images * _numel(shape) + 8 * images  # the pixels and an int64 label each
+    return images * math.prod(shape) + 8 * images  # the pixels and an int64 label each
