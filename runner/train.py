@@ -1,7 +1,9 @@
 """Train one point: the whole split in memory, index-sliced batches, batched augmentation.
 
 Nothing in the hot path touches PIL or a per-sample Dataset: the uint8 split is moved to the
-device once, a batch is `images[perm[i:i+B]]`, normalized (and augmented) as one tensor.
+device once, a batch is `images[perm[i:i+B]]`, normalized (and augmented) as one tensor. With
+`ema`, an exponential moving average of the weights is kept beside them (PyTorch's AveragedModel)
+and is what is evaluated and returned.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from runner.augment import AUGMENTATIONS, affine_augment, elastic_augment
 from runner.data import Data, Split
 from runner.errors import RunnerError
 from runner.models import build_model
@@ -24,8 +28,8 @@ from runner.models.layers import InputTransform
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import Point, TrainConfig
 
-__all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment",
-           "train_point", "evaluate", "stage", "reset_peak_memory", "peak_memory_mb",
+__all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment", "elastic_augment",
+           "train_point", "evaluate", "stage", "reset_peak_memory", "peak_memory_mb", "weight_average",
            "Batches", "train_one_epoch", "predict", "batches_for", "channels_last"]
 
 
@@ -101,23 +105,6 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def affine_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random rotation (<= 10 deg), shift (<= 2 px) and scale (0.9-1.1), one draw per image.
-
-    x: (B, C, H, W) float, background 0. One affine_grid + grid_sample for the whole batch.
-    """
-    b = x.shape[0]
-    u = torch.rand(b, 4, generator=g, device=x.device) * 2 - 1  # (B, 4) in [-1, 1)
-    angle = u[:, 0] * math.radians(10)
-    scale = 1 + 0.1 * u[:, 1]
-    shift = u[:, 2:] * (2 / (x.shape[-1] / 2))  # 2 px in grid units: W px span [-1, 1] (28 px: 2/14)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 class Batches:
     """Normalized batches of a split already on the device."""
 
@@ -132,10 +119,12 @@ class Batches:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch(self, idx: torch.Tensor | slice, g: torch.Generator | None = None):
-        x = self.images[idx].float()  # (B, C, H, W) in [0, 255]
-        if g is not None:
-            x = affine_augment(x, g)
+    def batch(self, idx: torch.Tensor | slice, g: torch.Generator | None = None, augment: str = "none"):
+        """(normalized images (B, C, H, W), labels (B,)); augmented first (AUGMENTATIONS, drawn from `g`)
+        unless `augment` is "none", as it is for every evaluation."""
+        x = self.images[idx].float()  # (B, C, H, W) in [0, 255], background 0
+        if augment != "none":
+            x = AUGMENTATIONS[augment](x, g)
         x = x.mul_(self.scale).sub_(self.shift)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -185,12 +174,25 @@ def batches_for(point: Point, split: Split, data: Data, device: torch.device) ->
     return Batches(split, device, data.mean, data.std, channels_last(cfg), cfg.input)
 
 
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """The exponential moving average of `model`'s weights and buffers (batch norm's running statistics
+    too), or None when `decay` is 0: avg = decay * avg + (1 - decay) * weights after every step, the
+    first step's weights as they are. Its copy keeps the model's device and memory format; its step
+    counter stays on the CPU (on CUDA each update copies it to the device, a wait for the queued step)."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def train_point(point: Point, data: Data, device: torch.device,
                 on_epoch: Callable[[EpochMetrics], None] | None = None,
                 resume: dict[str, Any] | None = None,
                 save: Callable[[dict[str, Any]], None] | None = None,
                 evaluate_test: bool = True) -> tuple[nn.Module, list[EpochMetrics]]:
     """Train `point` on `data` and evaluate after every epoch; return the model and the metrics.
+
+    With `ema`, the model evaluated and returned is the average of the weights (a plain nn.Module with
+    the raw model's state_dict keys); the training loss and accuracy are the raw model's as it trains.
 
     Args:
         on_epoch: called with each epoch's metrics (after `save`).
@@ -212,11 +214,14 @@ def train_point(point: Point, data: Data, device: torch.device,
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))
     sched = SCHEDULES[t.schedule](opt, t, steps_per_epoch * t.epochs)
-    augment = point.reg("augment") == "affine"
-    smoothing = point.reg("label_smoothing")
+    augment, smoothing = point.reg("augment"), point.reg("label_smoothing")
+    ema = weight_average(model, point.reg("ema"))
+    evaluated = ema.module if ema is not None else model
     history: list[EpochMetrics] = []
     if resume is not None:
         model.load_state_dict(resume["model"])
+        if ema is not None:
+            ema.load_state_dict(resume["ema"])
         opt.load_state_dict(resume["optimizer"])
         if sched is not None:
             sched.load_state_dict(resume["scheduler"])
@@ -228,37 +233,44 @@ def train_point(point: Point, data: Data, device: torch.device,
     for epoch in range(len(history) + 1, t.epochs + 1):
         start, lr = time.perf_counter(), opt.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
-                                                augment, smoothing)
+                                                augment, smoothing, ema)
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
-        val_loss, val_acc = evaluate(model, val) if val is not None else (None, None)
-        test_loss, test_acc = evaluate(model, test) if test is not None else (None, None)
+        val_loss, val_acc = evaluate(evaluated, val) if val is not None else (None, None)
+        test_loss, test_acc = evaluate(evaluated, test) if test is not None else (None, None)
         m = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - start,
                          val_loss, val_acc)
         history.append(m)
         if save:
-            save(_state(point, model, opt, sched, g, history))
+            save(_state(point, model, opt, sched, g, history, ema))
         if on_epoch:
             on_epoch(m)
-    return model, history
+    return evaluated, history
 
 
 def _state(point: Point, model: nn.Module, opt, sched, g: torch.Generator,
-           history: list[EpochMetrics]) -> dict[str, Any]:
-    """Everything needed to continue exactly: a plain dict of tensors and numbers."""
+           history: list[EpochMetrics], ema: AveragedModel | None = None) -> dict[str, Any]:
+    """Everything needed to continue exactly: a plain dict of tensors and numbers (the average's too)."""
     state = {"config_hash": point.config_hash, "epoch": len(history),
              "model": model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict() if sched is not None else {},
              "rng": torch.get_rng_state(), "generator": g.get_state(),
              "history": [asdict(m) for m in history]}
+    if ema is not None:
+        state["ema"] = ema.state_dict()  # its weights and n_averaged
     if g.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(g.device)
     return state
 
 
-def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int,
-                    augment: bool, smoothing: float) -> tuple[float, float]:
-    """One training epoch of `steps` batches of `b` in a `g`-seeded order; (mean loss, accuracy in percent)."""
+def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int, augment: str, smoothing: float,
+                    ema: AveragedModel | None = None) -> tuple[float, float]:
+    """One training epoch of `steps` batches of `b` in a `g`-seeded order; (mean loss, accuracy in percent).
+
+    Args:
+        augment: a name of AUGMENTATIONS, or "none".
+        ema: the weight average to update after every step, if any.
+    """
     model.train()
     perm = torch.randperm(len(data), generator=g, device=g.device)
     loss_sum = torch.zeros((), device=data.labels.device)
@@ -266,7 +278,7 @@ def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int,
     seen = 0
     for step in range(steps):
         with stage("batch"):
-            x, y = data.batch(perm[step * b:(step + 1) * b], g if augment else None)
+            x, y = data.batch(perm[step * b:(step + 1) * b], g, augment)
         with stage("forward"):
             out = model(x)
             loss = F.cross_entropy(out, y, label_smoothing=smoothing)
@@ -277,6 +289,8 @@ def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int,
             opt.step()
             if sched is not None:
                 sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
         with stage("metrics"):
             loss_sum += loss.detach() * len(y)  # no .item() per batch: no sync with the device
             correct += (out.detach().argmax(1) == y).sum()

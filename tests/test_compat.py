@@ -52,6 +52,25 @@ def test_the_presets_train_to_the_values_the_old_code_stored(old_db, tmp_path):
             assert getattr(e_new, m) == pytest.approx(getattr(e_old, m), rel=1e-5, abs=1e-6), (t.params, m)
 
 
+def test_an_old_study_keeps_its_augment_choices_and_refuses_one_it_cannot_hold(old_db):
+    """Optuna refuses a categorical param whose choices change within a study: a new point of a study stored
+    before augment = "elastic" existed is stored with the study's own choices, and "elastic" is refused."""
+    spec, url = old_db
+    more = spec.with_name("more.toml")  # a second seed: three new points
+    more.write_text(spec.read_text().replace("seeds = [0]", "seeds = [0, 1]").replace('["lenet5", "mlp"]', '["mlp"]'))
+    result = CliRunner().invoke(cli, ["grid", str(more), "--storage", url])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="v0", storage=url).get_trials()
+    assert len(trials) > 5 and {tuple(t.distributions["augment"].choices) for t in trials} == {("none", "affine")}
+    elastic = spec.with_name("elastic.toml")
+    elastic.write_text(spec.read_text().replace('augment = "affine"', 'augment = "elastic"'))
+    result = CliRunner().invoke(cli, ["grid", str(elastic), "--storage", url])
+    assert result.exit_code != 0
+    assert 'study \'v0\' was created with augment "none" | "affine"; augment = "elastic" needs a new [study].name' \
+        in result.output, result.output
+    assert len(optuna.load_study(study_name="v0", storage=url).get_trials()) == len(trials)
+
+
 def test_read_commands_and_the_report_work_on_the_old_database(old_db, tmp_path):
     spec, url = old_db
     runner = CliRunner()
@@ -124,6 +143,12 @@ def test_a_small_grid_stores_what_the_code_before_stored(tmp_path):
         assert [[r[0], r[2], r[3], r[4]] for r in before] == [[n, *rows[n][2:]] for n, *_ in before]
         assert all(rows[r[0]][1] == r[1].removesuffix(", relu") for r in before)
         assert sum(r[4] for r in table) == t["user_attrs"]["param_count"]
+        # augment's choices grew "elastic" at the end (issue 20): every old value keeps its stored index. A
+        # study stored before keeps its own choices (test_an_old_study_keeps_its_augment_choices).
+        augment = json.loads(t["distributions"]["augment"])
+        assert augment["attributes"]["choices"] == ["none", "affine", "elastic"]
+        augment["attributes"]["choices"] = ["none", "affine"]
+        t["distributions"]["augment"] = json.dumps(augment)
     _same(new, old)
 
 

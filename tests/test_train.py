@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from runner.augment import AUGMENTATIONS
 from runner.data import MNIST, Split
 from runner.spec import load_spec
 from runner.train import TrainingError, affine_augment, train_point
@@ -35,8 +36,9 @@ def test_same_point_and_seed_give_identical_metrics(write_spec, mnist):
     assert len(a) == 2 and a[-1].test_acc > 50  # it learned
 
 
-def test_augmentation_touches_training_batches_only(write_spec, mnist, monkeypatch):
-    spec = load_spec(write_spec(text="""
+@pytest.mark.parametrize("augment", ["affine", "elastic"])
+def test_augmentation_touches_training_batches_only(write_spec, mnist, monkeypatch, augment):
+    spec = load_spec(write_spec(text=f"""
         [study]
         name = "a"
         [train]
@@ -46,14 +48,15 @@ def test_augmentation_touches_training_batches_only(write_spec, mnist, monkeypat
         arch = "mlp"
         hidden = [16]
         [grid]
-        augment = ["affine"]
+        augment = ["{augment}"]
         """))
     calls = []
-    import runner.train as train_module
-    real = train_module.affine_augment
-    monkeypatch.setattr(train_module, "affine_augment", lambda x, g: calls.append(len(x)) or real(x, g))
-    train_point(spec.points()[0], small(mnist, 600, 300), torch.device("cpu"))
-    assert sum(calls) == 600  # every training image once, no test image
+    real = AUGMENTATIONS[augment]
+    monkeypatch.setitem(AUGMENTATIONS, augment, lambda x, g: calls.append(len(x)) or real(x, g))
+    val = Split(mnist.train.images[540:600], mnist.train.labels[540:600])
+    data = MNIST(mnist.train.head(540), mnist.test.head(300), "test", "x", False, val=val)
+    train_point(spec.points()[0], data, torch.device("cpu"))
+    assert sum(calls) == 540  # every training image once, no validation or test image
 
 
 def test_a_nan_loss_fails_the_trial(write_spec, mnist):

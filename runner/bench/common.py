@@ -84,7 +84,8 @@ DECLARED_LENET5 = ('layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 
                    '{ pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]')
 
 
-def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False) -> str:
+def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False,
+               ema: float = 0.0) -> str:
     """The TOML of a LeNet-5 spec timed by the bench (the preset, or declared as a layer list)."""
     model = DECLARED_LENET5 if declared else 'arch = "lenet5"'
     return textwrap.dedent(f"""\
@@ -108,4 +109,4 @@ def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, d
         [grid]
         model = ["lenet5"]
         augment = ["{augment}"]
-        """)
+        """) + (f"ema = [{ema}]\n" if ema else "")

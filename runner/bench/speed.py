@@ -4,7 +4,8 @@ One run, one process, the real data, in this order:
 1. the runner's epoch: `run_grid` on a one-point LeNet-5 spec in a temporary storage, with all its
    bookkeeping (trial creation, metrics, database writes, whatever it saves per epoch);
 2. a bare loop of the same model and batch over the same in-memory uint8 tensors (the floor);
-3. the same spec with `augment = "affine"`, against the runner's epoch without it;
+3. the same spec with `augment = "affine"`, `augment = "elastic"` and `ema = 0.999`, each against the
+   runner's epoch without it;
 4. grid throughput: 4 points with `workers=1`, then with `workers=2`, each in a fresh storage;
 5. the course template's pipeline (runner/bench/course_template.py: PNG files opened with PIL per item,
    Grayscale, ToTensor, Normalize, a DataLoader at batch 64, a plain LeNet-5), as a whole process
@@ -61,6 +62,8 @@ class Measurement:
     goal: str = ""  # e.g. "<= 1.15"; empty = reported, no goal
 
 
+BENCH_EMA = 0.999  # the weight average's decay the bench times (its cost does not depend on it)
+
 # Every figure the bench reports, in the order of its table; goals are the issue's.
 MEASUREMENTS = (
     Measurement("runner_epoch_s", "runner epoch, train + test, as the runner times it", "s"),
@@ -87,6 +90,10 @@ MEASUREMENTS = (
     Measurement("declared_vs_preset", 'declared LeNet-5 / arch = "lenet5", runner epochs', "x", "<= 1.10"),
     Measurement("affine_epoch_s", 'runner epoch with augment = "affine"', "s"),
     Measurement("affine_vs_none", 'augment "affine" / "none", runner epochs', "x", "<= 1.30"),
+    Measurement("elastic_epoch_s", 'runner epoch with augment = "elastic"', "s"),
+    Measurement("elastic_vs_none", 'augment "elastic" / "none", runner epochs', "x"),
+    Measurement("ema_epoch_s", f"runner epoch with ema = {BENCH_EMA}", "s"),
+    Measurement("ema_vs_none", f"ema = {BENCH_EMA} / ema = 0, runner epochs", "x"),
     Measurement("throughput_workers1", "grid throughput, --workers 1", "trial-epochs/min"),
     Measurement("throughput_workers2", "grid throughput, --workers 2", "trial-epochs/min"),
     Measurement("workers2_vs_workers1", "throughput --workers 2 / --workers 1", "x", ">= 1.05"),
@@ -172,7 +179,7 @@ def run_bench(config: BenchConfig, out: str | Path, log: Log = lambda s: None) -
 
 def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch.device, threads: int,
                    log: Log, notes: list[str]) -> dict[str, float]:
-    """The runner's epoch (with and without affine augmentation) against the bare loop's."""
+    """The runner's epoch (with and without augmentation, with the weight average) against the bare loop's."""
     torch.set_num_threads(threads)
     _warm_up(data, device, config.batch_size)
     log(f"runner: 1 trial x {config.epochs} epochs, {len(data.train):,} images, batch {config.batch_size}")
@@ -185,7 +192,12 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
     declared = time_runner(folder, config, "none", declared=True)
     log('runner: augment = "affine"')
     affine = time_runner(folder, config, "affine")
-    notes += [f"runner epochs as it timed them: {none['epochs_s']} s (affine: {affine['epochs_s']} s); "
+    log('runner: augment = "elastic"')
+    elastic = time_runner(folder, config, "elastic")
+    log(f"runner: ema = {BENCH_EMA}")
+    ema = time_runner(folder, config, "none", ema=BENCH_EMA)
+    notes += [f"runner epochs as it timed them: {none['epochs_s']} s (affine: {affine['epochs_s']} s, "
+              f"elastic: {elastic['epochs_s']} s, ema: {ema['epochs_s']} s); "
               f"run_grid took {none['run_grid_s']:.2f} s, of which {none['load_s']:.2f} s loading data",
               f"bare loop: {bare['train_s']:.2f} s train + {bare['test_s']:.2f} s test per epoch "
               f"(test at batch {EVAL_BATCH}, as the runner evaluates)",
@@ -197,7 +209,9 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
             "runner_vs_bare": none["bookkept_epoch_s"] / bare["epoch_s"],
             "runner_epoch_vs_bare": none["epoch_s"] / bare["epoch_s"],
             "declared_epoch_s": declared["epoch_s"], "declared_vs_preset": declared["epoch_s"] / none["epoch_s"],
-            "affine_epoch_s": affine["epoch_s"], "affine_vs_none": affine["epoch_s"] / none["epoch_s"]}
+            "affine_epoch_s": affine["epoch_s"], "affine_vs_none": affine["epoch_s"] / none["epoch_s"],
+            "elastic_epoch_s": elastic["epoch_s"], "elastic_vs_none": elastic["epoch_s"] / none["epoch_s"],
+            "ema_epoch_s": ema["epoch_s"], "ema_vs_none": ema["epoch_s"] / none["epoch_s"]}
 
 
 def _throughput_figures(folder: Path, config: BenchConfig, log: Log) -> dict[str, float]:
@@ -235,15 +249,16 @@ def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, st
     return spec, url, wall
 
 
-def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool = False) -> dict[str, Any]:
+def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool = False,
+                ema: float = 0.0) -> dict[str, Any]:
     """Time one in-process trial of `run_grid`: its epochs as stored, and its whole wall time."""
     import sqlalchemy as sa
 
     start = time.perf_counter()
     load_mnist("", config.train_limit, config.test_limit)  # what run_grid spends before training
     load_s = time.perf_counter() - start
-    name = f"bench-{augment}{'-declared' if declared else ''}"
-    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment, declared), workers=1)
+    name = f"bench-{augment}{'-declared' if declared else ''}{'-ema' if ema else ''}"
+    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment, declared, ema), workers=1)
     store = Store(url, create=False)
     with store.session() as s:
         seconds = list(s.scalars(sa.select(EpochRow.seconds).where(EpochRow.study_name == name)
@@ -407,7 +422,7 @@ def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
     n = len(batches)
     steps = n // batch + (1 if n % batch > 1 else 0)
     start = time.perf_counter()
-    train_one_epoch(model, batches, sgd(model), None, g, batch, steps, False, 0.0)
+    train_one_epoch(model, batches, sgd(model), None, g, batch, steps, "none", 0.0)
     sync(device)
     return time.perf_counter() - start
 

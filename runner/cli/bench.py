@@ -22,17 +22,17 @@ __all__ = ["bench", "floor", "profile"]
 def bench(ctx: click.Context, out: str, epochs: int, png_images: int, quick: bool) -> None:
     """Time the runner against a bare loop, the course template's pipeline, and the clock to 99%.
 
-    On the real data: the runner's LeNet-5 epoch (run_grid, with its database writes) against a
-    bare in-memory loop of the same model and batch; a LeNet-5 declared as a layer list against
-    the preset; the cost of augment = "affine"; grid throughput with 1 and 2 workers; a worker's
-    peak memory. Then the course template's pipeline (runner/bench/course_template.py: each PNG opened
-    with PIL, Grayscale, ToTensor, Normalize, a DataLoader at batch 64, a plain LeNet-5), as a
-    whole process against `runner grid` as a whole process on the same one-epoch spec (start-up
-    included), and training epoch against training epoch in one process. Last, time to 99% test
-    accuracy as DAWNBench and MLPerf time training: wall seconds until the first epoch whose test
-    accuracy reaches 99%, evaluation included, the median over 5 seeds, for the runner's default
-    recipe and the fastest one found. Prints a table and writes it as JSON. Takes about five
-    minutes; run it on an otherwise idle machine.
+    On the real data: the runner's LeNet-5 epoch (run_grid, with its database writes) against a bare
+    in-memory loop of the same model and batch; a LeNet-5 declared as a layer list against the
+    preset; the cost of augment = "affine", of augment = "elastic" and of ema = 0.999; grid
+    throughput with 1 and 2 workers; a worker's peak memory. Then the course template's pipeline
+    (runner/bench/course_template.py: each PNG opened with PIL, Grayscale, ToTensor, Normalize, a
+    DataLoader at batch 64, a plain LeNet-5), as a whole process against `runner grid` as a whole
+    process on the same one-epoch spec (start-up included), and training epoch against training
+    epoch in one process. Last, time to 99% test accuracy as DAWNBench and MLPerf time training:
+    wall seconds until the first epoch whose test accuracy reaches 99%, evaluation included, the
+    median over 5 seeds, for the runner's default recipe and the fastest one found. Prints a table
+    and writes it as JSON. Takes about five minutes; run it on an otherwise idle machine.
 
     `runner bench floor` and `runner bench profile` go after the training step itself.
 

@@ -4,7 +4,8 @@ The model is built on PyTorch's meta device, where tensors have shapes and no st
 forward pass there gives every layer's output shape. The estimate of training memory at a batch
 size is arithmetic on those shapes (float32):
 
-    weights + gradients + optimizer state        4 bytes x parameters x (2 + 1 for SGD momentum, 2 for Adam)
+    weights + gradients + optimizer state        4 bytes x parameters x (2 + 1 for SGD momentum, 2 for Adam,
+                                                 + 1 for the weight average of ema)
     activations kept for the backward pass       4 bytes x batch x each layer's output (+ max-pool indices,
                                                  dropout masks; an in-place ReLU keeps none of its own)
     the backward pass's working set              twice the largest activation (its gradient and the next)
@@ -51,11 +52,17 @@ class Footprint:
         return self.weights_bytes + self.activation_bytes + RUNTIME_BYTES
 
 
-def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentum: float = 0.9) -> Footprint:
-    """The training memory of a declared (or preset) model at `batch_size`, built on the meta device."""
+def footprint(cfg: ModelConfig, batch_size: int, optimizer: str = "sgd", momentum: float = 0.9,
+              averaged: bool = False) -> Footprint:
+    """The training memory of a declared (or preset) model at `batch_size`, built on the meta device.
+
+    Args:
+        averaged: an exponential moving average of the weights is kept beside them (ema > 0).
+    """
     with torch.device("meta"):
         model = build_layers(cfg.layers, cfg.model_shape, cfg.act, cfg.batch_norm, cfg.dropout)
     states = OPTIMIZER_STATES.get(optimizer, 2) if optimizer != "sgd" or momentum else 0
+    states += averaged  # the average's copy of each weight
     params = sum(p.numel() for p in model.parameters())
     per_layer: dict[str, list[int]] = {}  # layer name -> [bytes of its weights and state, of its activations]
     activations: list[int] = []

@@ -18,7 +18,7 @@ from runner.usercode import UserCodeError, first_line, load_target
 __all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_model", "accepted_regularizers"]
 
 # Regularizers a user's constructor may take by name; the others (weight decay, augmentation,
-# label smoothing) are the trainer's and work with any model.
+# label smoothing, the weight average) are the trainer's and work with any model.
 REGULARIZER_ARGS = ("dropout", "batch_norm")
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from runner.spec.config import (DataSpec, Dimension, ModelSpec, Point, SearchSpec, Spec, StudySpec, TrainConfig,
                                 dataset_shape, is_layer_axis)
-from runner.spec.grammar import (ARCHS, AUGMENTS, AXES, DATA_KEYS, DATASETS, EXECUTION_KEYS, METRICS, MODEL_KEYS,
-                                 REGULARIZERS, SEARCH_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.grammar import (ARCHS, AUGMENTS, AXES, DATA_KEYS, DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS,
+                                 METRICS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.parse import load_spec, parse_spec
 
 __all__ = [
-    "REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "MODEL_KEYS", "SEARCH_KEYS", "EXECUTION_KEYS", "SECTIONS",
+    "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "DATA_KEYS", "STUDY_KEYS", "MODEL_KEYS", "SEARCH_KEYS",
+    "EXECUTION_KEYS", "SECTIONS",
     "AXES", "ARCHS", "AUGMENTS", "METRICS", "DATASETS", "StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point",
     "Dimension", "SearchSpec", "Spec", "load_spec", "parse_spec", "dataset_shape", "is_layer_axis",
 ]

@@ -14,7 +14,7 @@ from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec.check import Checker, show_value
 from runner.text import plural
-from runner.spec.grammar import DATASETS, EXECUTION_KEYS, METRICS, REGULARIZERS, TRAIN_KEYS
+from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, METRICS, REGULARIZERS, TRAIN_KEYS
 
 __all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
            "dataset_shape", "is_layer_axis", "layer_index", "layer_name", "check_shapes", "check_points"]
@@ -164,7 +164,9 @@ class Point:
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
-        return {"model": self.model.resolved(), "regularizers": dict(self.regularizers), "train": train,
+        regs = {k: v for k, v in self.regularizers  # one added later, while off: the hash stored before it
+                if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default)}
+        return {"model": self.model.resolved(), "regularizers": regs, "train": train,
                 "data": self.data.resolved(), "seed": self.seed}
 
     @property
@@ -217,6 +219,11 @@ class SearchSpec:
     seed: int
     max_params: int  # 0 = no cap
     space: tuple[Dimension, ...]
+    warmup_epochs: int = 2  # epochs before the pruner may stop a trial
+    patience: int = 0  # epochs below the median tolerated (PatientPruner); 0 = the plain median pruner
+    refit: bool = True  # the confirmation trains on train + validation
+    start_from: tuple[str, ...] = ()  # studies whose best configurations are enqueued first
+    enqueue: tuple[tuple[tuple[str, Any], ...], ...] = ()  # given points, enqueued first, in order
 
     @property
     def direction(self) -> str:
@@ -235,6 +242,7 @@ class Spec:
     runs: tuple[tuple[tuple[str, Any], ...], ...]  # single points beside the grid
     axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
     search: SearchSpec | None = None  # [search]: what `runner tune` searches
+    tested: bool = True  # False: the test split is never evaluated (a search's selection stage)
 
     def settings(self) -> list[dict[str, Any]]:
         """Every grid point and run, without seeds, in order, duplicates removed.

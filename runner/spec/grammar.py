@@ -5,19 +5,21 @@ the JSON Schema (`runner schema`) and the README's key tables all read them.
 """
 from __future__ import annotations
 
+from runner.augment import AUGMENTATIONS
 from runner.data.idx import FAMILY
 from runner.keys import Key
 from runner.models.layers import ACTIVATIONS
 from runner.models.presets import MLP_HIDDEN
 from runner.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS", "DATASETS", "DATA_KEYS",
-           "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "SECTIONS", "AXES"]
+__all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS",
+           "DATASETS", "DATA_KEYS",
+           "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES"]
 
 
 ARCHS = ("lenet5", "mlp")
 METRICS = {"test_acc": "maximize", "test_loss": "minimize", "val_acc": "maximize", "val_loss": "minimize"}
-AUGMENTS = ("none", "affine")
+AUGMENTS = ("none", *AUGMENTATIONS)  # in the order they were added: a grid study stores them by index
 KEEP = ("all", "none")  # [study].keep: which trials' weights are kept
 
 # Regularizers: a [grid] list, a [[runs]] value, or a [models.X] default. Defaults are "off".
@@ -25,10 +27,17 @@ REGULARIZERS: dict[str, Key] = {
     "dropout": Key(float, 0.0, "dropout on the output of each hidden fc layer", ge=0, lt=1),
     "batch_norm": Key(bool, False, "batch norm after each conv and hidden fc layer, before the activation"),
     "weight_decay": Key(float, 0.0, "L2 penalty, the optimizer's weight decay", ge=0),
-    "augment": Key(str, "none", "affine: rotation up to 10 degrees, shift up to 2 px, scale 0.9-1.1, an "
-                   "independent draw per image, training batches only", choices=AUGMENTS),
+    "augment": Key(str, "none", "affine: rotation up to 10 degrees, shift up to 2 px, scale 0.9-1.1; elastic: "
+                   "Simard et al.'s (2003) distortion, a random field of displacements smoothed by a Gaussian of "
+                   "4 px and scaled to 34 px; an independent draw per image, training batches only",
+                   choices=AUGMENTS),
     "label_smoothing": Key(float, 0.0, "cross-entropy label smoothing", ge=0, lt=1),
+    "ema": Key(float, 0.0, "decay of an exponential moving average of the weights, updated after every step: "
+                           "validation, test and the kept weights use the average (0 = off)", ge=0, lt=1),
 }
+# Regularizers added after databases were stored: an axis of a point (an Optuna param, a report column,
+# part of the config hash) only where a spec sets one, so that points without it keep their hashes.
+LATER_REGULARIZERS = ("ema",)
 
 TRAIN_KEYS: dict[str, Key] = {
     "epochs": Key(int, 15, "epochs of training", ge=1),
@@ -105,6 +114,15 @@ SEARCH_KEYS: dict[str, Key] = {
     "top": Key(int, 3, "configurations confirmed on the test split with [study].seeds", ge=1),
     "seed": Key(int, 0, "the sampler's seed", ge=0),
     "max_params": Key(int, 0, "refuse configurations with more parameters (0 = no cap)", ge=0),
+    "warmup_epochs": Key(int, 2, "epochs every trial trains before the pruner may stop it (median and patient)",
+                         ge=0),
+    "patience": Key(int, 0, "the epochs a trial may stay below the median before it is stopped (Optuna's "
+                            "PatientPruner around the median pruner; 0 = stop at the first)", ge=0),
+    "refit": Key(bool, True, "the confirmation trains on all the training images (train + validation), as "
+                             "sklearn's refit=True does; false: the validation split stays held out"),
+    "start_from": Key(list, [], "studies in the same storage whose best configurations (of each model) are the "
+                                "search's first trials", item=str),
 }
+ENQUEUE_TEXT = "a list of points, e.g. [{ lr = 0.05, batch_norm = true }], each the first trials in order"
 SECTIONS = ("study", "data", "train", "models", "grid", "runs", "search")
 AXES = ("model", *REGULARIZERS, *(k for k in TRAIN_KEYS if k not in EXECUTION_KEYS))

@@ -19,8 +19,8 @@ from runner.spec.axes import axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
 from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfig, check_points, check_shapes,
                                 dataset_shape, is_layer_axis, layer_name)
-from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, MODEL_KEYS, REGULARIZERS, SECTIONS,
-                                 STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, LATER_REGULARIZERS, MODEL_KEYS,
+                                 REGULARIZERS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.search import parse_search
 from runner.usercode import TARGET, declared_parameters, locate, source_sha256
 
@@ -84,7 +84,8 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     varied |= {k for m in models.values() for k, _ in m.defaults}
     layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r),
                               *(d.axis for d in (search.space if search else ()))] if is_layer_axis(k)]
-    axis_names = tuple(a for a in AXES if a != "model" and (a in REGULARIZERS or a in varied))
+    always = [a for a in REGULARIZERS if a not in LATER_REGULARIZERS]  # a later one only where it is set
+    axis_names = tuple(a for a in AXES if a != "model" and (a in always or a in varied))
     axis_names += tuple(dict.fromkeys(layer_axes))
     spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search)
     check_points(c, spec)

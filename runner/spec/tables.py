@@ -13,8 +13,8 @@ from runner.models.memory import Footprint, footprint
 from runner.models.user import ModelError, check_user_model
 from runner.spec.config import Point, Spec
 
-__all__ = ["point_table", "check_models", "check_fits", "training_footprint", "train_values", "largest_batch",
-           "training_device", "parameter_tables"]
+__all__ = ["point_table", "check_models", "check_fits", "training_footprint", "averages_weights", "train_values",
+           "largest_batch", "training_device", "parameter_tables"]
 
 
 def point_table(point: Point) -> ParamTable:
@@ -71,7 +71,16 @@ def training_footprint(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:
     that keeps the most state."""
     optimizers = set(train_values(spec, "optimizer"))
     optimizer = next((o for o in ("adam", "adamw") if o in optimizers), point.train.optimizer)
-    return footprint(cfg, largest_batch(spec), optimizer, point.train.momentum or 0.9)
+    return footprint(cfg, largest_batch(spec), optimizer, point.train.momentum or 0.9, averages_weights(spec))
+
+
+def averages_weights(spec: Spec) -> bool:
+    """Whether any point of the spec keeps an average of its weights (ema > 0) beside them."""
+    values = [*dict(spec.grid).get("ema", ()), *(dict(r).get("ema", 0) for r in spec.runs),
+              *(dict(m.defaults).get("ema", 0) for m in spec.models.values())]
+    if spec.search is not None:
+        values += [d.high if d.high is not None else max(d.choices) for d in spec.search.space if d.axis == "ema"]
+    return any(values)
 
 
 def check_fits(spec: Spec, point: Point, cfg: ModelConfig) -> Footprint:

@@ -8,7 +8,7 @@ is missing; a dead worker's point is taken over and resumes from its last checkp
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner.data import Data
 from runner.errors import RunnerError, StorageError
+from runner.keys import choices_text, show
 from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
@@ -31,7 +32,8 @@ from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import run_processes, threads_per_worker, worker_process
 
-__all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "pending", "stale_sources", "GridWorker"]
+__all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "fixed_choices",
+           "pending", "stale_sources", "GridWorker"]
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -62,13 +64,14 @@ def check_size(spec: Spec, max_points: int = MAX_POINTS) -> None:
                           f"runner grid runs at once: fewer values, or --max-points {n} to run them all")
 
 
-def distributions(point: Point, model_choices: tuple[str, ...]) -> dict[str, BaseDistribution]:
-    """The Optuna distribution of each of the point's params."""
+def distributions(point: Point, model_choices: tuple[str, ...],
+                  fixed: dict[str, tuple[Any, ...]] = FIXED_CHOICES) -> dict[str, BaseDistribution]:
+    """The Optuna distribution of each of the point's params (`fixed`: the study's, see fixed_choices)."""
     out: dict[str, BaseDistribution] = {"model": CategoricalDistribution(model_choices)}
     for name, value in point.params.items():
         if name == "model":
             continue
-        choices = FIELD_CHOICES.get(name.split(".")[2]) if is_layer_axis(name) else FIXED_CHOICES.get(name)
+        choices = FIELD_CHOICES.get(name.split(".")[2]) if is_layer_axis(name) else fixed.get(name)
         if choices is not None:
             out[name] = CategoricalDistribution(choices)
         elif isinstance(value, int):
@@ -90,6 +93,24 @@ def model_choices(spec: Spec, study: optuna.Study) -> tuple[str, ...]:
         raise StorageError(f"study {spec.study.name!r} was created with models {', '.join(old)}; "
                            f"new model(s) {', '.join(missing)} need a new [study].name")
     return old
+
+
+def fixed_choices(spec: Spec, study: optuna.Study) -> dict[str, tuple[Any, ...]]:
+    """Each categorical axis's choices: the study's own where its trials have the param, so that they never
+    change (augment's grew "elastic" after studies were stored); a value they cannot hold is refused."""
+    trials = study.get_trials(deepcopy=False)
+    out = {}
+    for axis, choices in FIXED_CHOICES.items():
+        old = next((t.distributions[axis] for t in trials if axis in t.distributions), None)
+        out[axis] = tuple(old.choices) if isinstance(old, CategoricalDistribution) else choices
+    grown = {a for a, c in out.items() if c != FIXED_CHOICES[a]}
+    for setting in spec.iter_settings(grown) if grown else ():
+        params = spec.point(setting, spec.study.seeds[0]).params
+        for a in sorted(grown):
+            if a in params and params[a] not in out[a]:
+                raise StorageError(f"study {spec.study.name!r} was created with {a} "
+                                   f"{choices_text(out[a])}; {a} = {show(params[a])} needs a new [study].name")
+    return out
 
 
 def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[str]:
@@ -129,11 +150,13 @@ class GridWorker(Worker):
                  retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None,
                  artifacts: Path | None = None, gpu: int | None = None, checkpoints: str | None = None):
         super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
-        self.data, self.retry_failed = data, retry_failed
+        self.data = data if spec.tested else data.untested()
+        self.retry_failed = retry_failed
         self.artifacts = artifacts  # where complete trials' weights go; None: kept nowhere
         self.checkpoints = Checkpoints(checkpoint_dir(store.url, checkpoints) / study_folder(spec.study.name))
         self.study = store.open_study(spec.study.name, spec.study.direction)
         self.choices = model_choices(spec, self.study)
+        self.fixed = fixed_choices(spec, self.study)
 
     def run(self, points: list[Point]) -> None:
         """Train every point of `points` that this worker manages to claim; then, while it claimed any,
@@ -169,8 +192,14 @@ class GridWorker(Worker):
         self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
         start = time.perf_counter()
 
+        epochs: list[dict[str, Any]] = []
+
         def record(m: EpochMetrics) -> None:
-            store.add_epoch(spec.study.name, trial_id, number, m)
+            if spec.tested:
+                store.add_epoch(spec.study.name, trial_id, number, m)
+            else:  # never tested: its epochs are kept as a search trial's are (runner_epochs has test columns)
+                epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
+                store.optuna.set_trial_user_attr(trial_id, "epochs", epochs)
             # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
             # accuracy, as always stored for test-ranked studies
             per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
@@ -181,9 +210,9 @@ class GridWorker(Worker):
             self.tick(1)
             run.beat()
             val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
+            test = f"test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  " if m.test_acc is not None else ""
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
-                     f"acc {m.train_acc:.2f}%  {val}test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  "
-                     f"({m.seconds:.1f} s)")
+                     f"acc {m.train_acc:.2f}%  {val}{test}({m.seconds:.1f} s)")
 
         resume = self.checkpoints.load(point.config_hash)
         if resume is not None:
@@ -193,17 +222,20 @@ class GridWorker(Worker):
             self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
         reset_peak_memory(self.device)
         trained = run.train(point, self.data, self.device, on_epoch, resume=resume,
-                            save=lambda state: self.checkpoints.save(point.config_hash, state))
+                            save=lambda state: self.checkpoints.save(point.config_hash, state),
+                            evaluate_test=spec.tested)
         if trained is None:
             self.failed += 1
-            self.tick(point.train.epochs - len(store.epochs([trial_id])[trial_id]))  # the epochs it will not run
+            ran = len(store.epochs([trial_id])[trial_id]) if spec.tested else len(epochs)
+            self.tick(point.train.epochs - ran)  # the epochs it will not run
             self.log(f"{self.tag}  trial {number} FAILED: {run.reason}")
             return
         model, history = trained
         keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point, self.data, self.device)
         store.optuna.set_trial_user_attr(trial_id, "wall_seconds", time.perf_counter() - start)
         store.optuna.set_trial_user_attr(trial_id, "peak_memory_mb", round(peak_memory_mb(self.device), 1))
-        store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
+        if spec.tested:
+            store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
         run.complete(getattr(history[-1], spec.study.metric))
         self.checkpoints.remove(point.config_hash)
         self.ran += 1
@@ -211,7 +243,7 @@ class GridWorker(Worker):
     def _template(self, point: Point) -> FrozenTrial:
         return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                            datetime_complete=None, params=point.params,
-                           distributions=distributions(point, self.choices),
+                           distributions=distributions(point, self.choices, self.fixed),
                            user_attrs=self.record(point, self.data, point_table(point)),
                            system_attrs={}, intermediate_values={}, trial_id=0)
 
