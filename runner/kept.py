@@ -14,22 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from runner.errors import RunnerError
 from runner.models.exported import ExportedModel, load_model
-from runner.store import Store, artifacts_dir
+from runner.store import Store
+from runner.trials.outputs import KeptError, fetch_weights
 
 __all__ = ["KeptError", "find_trial", "fetch_weights", "export_model", "Prediction", "read_inputs", "predict_images",
            "prediction_rows", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-class KeptError(RunnerError):
-    """A trial whose model cannot be had, or an output that cannot be written."""
 
 
 def find_trial(store: Store, study: str, number: int | None) -> FrozenTrial:
@@ -53,20 +48,6 @@ def find_trial(store: Store, study: str, number: int | None) -> FrozenTrial:
                         'runner kept weights, or its study has [study].keep = "none"); train it again in a new '
                         "study to have them")
     return trial
-
-
-def fetch_weights(store: Store, trial: FrozenTrial, folder: Path, artifacts: str | None = None) -> Path:
-    """The trial's weights file, downloaded into `folder` through Optuna's artifact API and checked."""
-    weights = trial.user_attrs["weights"]
-    where = artifacts_dir(store.url, artifacts)
-    path = folder / "model.pt"
-    try:
-        optuna.artifacts.download_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(str(where)),
-                                           artifact_id=weights["artifact_id"], file_path=str(path))
-    except (OSError, optuna.artifacts.exceptions.ArtifactNotFound):
-        raise KeptError(f"trial {trial.number}: its weights ({weights['artifact_id']}) are not in {where}; "
-                        "give the folder they were kept in with --artifacts") from None
-    return path
 
 
 def export_model(store: Store, study: str, number: int | None, out: str | Path, fmt: str = "runner",

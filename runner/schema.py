@@ -12,6 +12,7 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
+from runner.spec.grammar import ENQUEUE_TEXT
 from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
@@ -98,6 +99,10 @@ def _search_schema() -> dict[str, Any]:
                                   "properties": {a: dimension for a in AXES},
                                   "patternProperties": {LAYER_AXIS_PATTERN: dimension},
                                   "additionalProperties": False}
+    out["properties"]["enqueue"] = {"type": "array", "description": ENQUEUE_TEXT + " (values inside the space)",
+                                    "items": {"type": "object", "minProperties": 1,
+                                              "propertyNames": {"anyOf": [{"enum": list(AXES)},
+                                                                          {"pattern": LAYER_AXIS_PATTERN}]}}}
     out["required"] = ["space"]
     return out
 
@@ -136,7 +141,8 @@ def key_tables() -> str:
     for kind, keys in LAYER_KEYS.items():
         out += [f"A `{kind}` layer, one inline table in `layers`:", "", *head, *_rows(keys), ""]
     out += ["`[search]`: what `runner tune` searches (needs `[data].val_fraction`); `[search.space]` gives "
-            "each searched axis a range `{ low, high, log, step }` (bounds inclusive) or a list of choices.", "",
+            "each searched axis a range `{ low, high, log, step }` (bounds inclusive) or a list of choices; "
+            f"`enqueue` is {ENQUEUE_TEXT}, every value inside the space.", "",
             *head, *_rows(SEARCH_KEYS), ""]
     axes = [a for a in AXES if a not in EXECUTION_KEYS]
     out += ["`[grid]` lists and `[[runs]]` values may set: " + ", ".join(f"`{a}`" for a in axes)

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 import runner.trials.lifecycle as lifecycle_module
 import runner.train as train_module
 from runner.cli import cli
-from runner.store import Store
 
 
 @pytest.fixture
@@ -200,9 +199,7 @@ def test_missing_data_is_one_line_and_writes_nothing(run, write_spec, tmp_path):
 
 
 def test_sigterm_stops_like_ctrl_c(tmp_path, write_spec):
-    import os
     import signal
-    import time
     spec = write_spec(text=write_spec().read_text().replace("epochs = 1", "epochs = 50"))
     proc = subprocess.Popen([str(Path(sys.executable).with_name("runner")), "grid", str(spec)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

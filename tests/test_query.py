@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.query import Clause, QueryError, parse_filter
+from runner.query import Clause, parse_filter
 
 
 @pytest.fixture(scope="module")

@@ -104,11 +104,36 @@ def test_the_search_never_evaluates_the_test_split_and_confirms_the_top_on_test(
     assert again.exit_code == 0, again.output
     assert "tu-search: 6 of 6 trials finished; 0 to run" in again.output
     assert len(trials("tu-search")) == len(search)
+    # selection over seeds: the top 2 by the search trained again with seeds 0 and 1 on the same split, never tested
+    select = trials("tu-select")
+    assert len(select) == 2 * 2 and all(t.state == TrialState.COMPLETE for t in select)
+    ranked = sorted((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number))
+    top = [ranked[0].params] + [next(t.params for t in ranked if t.params != ranked[0].params)]
+    assert sorted(map(str, top)) == sorted({str({k: t.params[k] for k in top[0]}) for t in select})
+    for t in select:
+        assert t.user_attrs["test_size"] == 0 and not any(k.startswith("test_") for e in t.user_attrs["epochs"] for k in e)
+    means = {}
+    for t in select:
+        means.setdefault(str({k: v for k, v in t.params.items() if k != "seed"}), []).append(t.value)
+    win = max(means, key=lambda k: sum(means[k]) / 2)
+    # only the winner is refit (train + validation: 600 images) with each seed, and only then tested
     confirm = trials("tu")
-    assert len(confirm) == 2 * 2 and all(t.state == TrialState.COMPLETE for t in confirm)  # top 2 x seeds 0, 1
-    best = sorted((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: -t.value)[0]
-    assert {k: v for k, v in best.params.items()}.items() <= confirm[0].params.items()
-    assert 200 in built  # the confirmation, and only it, evaluates on test
+    assert len(confirm) == 2 and all(t.state == TrialState.COMPLETE for t in confirm)
+    assert {str({k: v for k, v in t.params.items() if k != "seed"}) for t in confirm} == {win}
+    assert all(t.user_attrs["train_size"] == 600 and t.user_attrs["val_size"] == 0 for t in confirm)
+    first = built.index(600)
+    assert sum(set(built[:first])) == 600 and set(built[first:]) == {600, 200}  # test only after the choice
+    info = optuna.load_study(study_name="tu-select", storage=URL).user_attrs["test_information"]
+    assert sorted(map(int, info)) == sorted(t.number for t in select) and all(0 <= v <= 100 for v in info.values())
+
+
+def test_refit_false_keeps_the_validation_split_out_of_the_confirmation(project):
+    (project / "spec.toml").write_text(SPEC.replace("top = 2", "top = 1\nrefit = false").replace("trials = 6", "trials = 2"))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml"])
+    assert result.exit_code == 0, result.output
+    confirm = trials("tu")
+    assert len(confirm) == 2 and all(t.user_attrs["train_size"] + t.user_attrs["val_size"] == 600 for t in confirm)
+    assert all(t.user_attrs["val_size"] > 100 for t in confirm)  # the validation split stays held out
 
 
 def test_two_workers_finish_exactly_the_budget_and_a_dead_workers_slot_is_taken_over(project):
@@ -150,7 +175,14 @@ def test_the_report_of_a_tuned_spec_shows_the_search(project):
     assert "too few" in text or "rough" in text  # 6 trials: the importances carry a warning
     assert (project / "r" / "search-history.png").exists() and (project / "r" / "search-curves.png").exists()
     summary = json.loads((project / "r" / "summary.json").read_text())
-    assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 2
+    assert summary["search"]["budget"] == 6 and len(summary["search"]["top"]) == 1  # the winner, refit and tested
+    selection = summary["search"]["selection"]
+    assert len(selection["candidates"]) == 2 and sum(c["winner"] for c in selection["candidates"]) == 1
+    assert all(len(c["val"]) == 2 and len(c["test_information"]) == 2 for c in selection["candidates"])
+    assert selection["protocol"] in text and "information only" in text and "would be biased" in text
+    win = next(c for c in selection["candidates"] if c["winner"])
+    assert win["label"] == summary["configs"][0]["label"]
+    assert max(c["val_mean_ci95"][0] for c in selection["candidates"]) == win["val_mean_ci95"][0]
     # a report that fits a search: the winner as a [[runs]] entry that parses and says what was confirmed,
     # the layer tables of the confirmed configurations, no section that does not apply
     import tomllib
@@ -233,7 +265,7 @@ def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(projec
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--storage", URL])
     assert result.exit_code == 0, result.output
     search = trials("tu-search")[0].user_attrs
-    grid = trials("tu")[0].user_attrs  # a confirmation trial: a grid trial of the same data
+    grid = trials("tu-select")[0].user_attrs  # a selection trial: a grid trial of the same data
     for k in ("mean", "std"):
         assert isinstance(search["config"]["data"][k], float)
         assert search["config"]["data"][k] == grid["config"]["data"][k]
@@ -242,3 +274,120 @@ def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(projec
               "val_size"):
         assert search[k] == grid[k], k
     assert search["train_size"] + search["val_size"] == 600 and search["test_size"] == 0  # test never used
+
+
+def test_sampled_floats_are_stored_rounded_to_3_significant_digits_and_trained_with_that_value(project):
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from runner.trials.tune import readable
+
+    assert readable(0.07819127573796913, FloatDistribution(0.01, 0.2, log=True)) == 0.0782
+    assert readable(0.0123001, FloatDistribution(0.01234, 0.2)) == 0.01234  # rounded below low: low
+    assert readable(0.25, FloatDistribution(0.0, 1.0, step=0.05)) == 0.25 and readable(7, IntDistribution(1, 9)) == 7
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 0, result.output
+    searched = [t for t in trials("tu-search") if "lr" in t.params]
+    assert len(searched) == 6
+    for t in searched:
+        assert f"{t.params['lr']:.3g}" == repr(t.params["lr"]), t.params  # 0.0782, not 0.07819127573796913
+        assert t.user_attrs["config"]["train"]["lr"] == t.params["lr"]  # the stored value is the trained one
+        assert f"lr={t.params['lr']}" in t.user_attrs["label"]
+
+
+def _slow_starter(patience: int, warmup: int = 1) -> bool:
+    """Whether the pruner stops a trial that is below the median at epoch 2 and best by epoch 4."""
+    import dataclasses
+
+    from runner.trials.tune import make_pruner
+
+    search = dataclasses.replace(load_spec_text(SPEC).search, warmup_epochs=warmup, patience=patience)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(search, 4))
+    for _ in range(5):  # five steady trials: 80, 81, 82, 83 %
+        t = study.ask()
+        for epoch in range(1, 5):
+            t.report(79.0 + epoch, epoch)
+        study.tell(t, 83.0)
+    t = study.ask()
+    for epoch, value in enumerate([70.0, 75.0, 84.0, 90.0], 1):  # slow at first, then the best
+        t.report(value, epoch)
+        if t.should_prune():
+            return True
+    return False
+
+
+def load_spec_text(text: str):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "spec.toml").write_text(text)
+        return load_spec(Path(tmp) / "spec.toml")
+
+
+def test_patience_spares_a_slow_starter_that_the_plain_median_pruner_stops():
+    assert _slow_starter(patience=0)  # below the median after the warm-up: stopped
+    assert not _slow_starter(patience=2)  # two epochs' grace, and then it improves: kept
+    assert not _slow_starter(patience=0, warmup=3)  # never judged before epoch 3: kept
+
+
+def test_enqueued_points_are_the_first_trials_and_a_point_outside_the_space_is_refused(project):
+    spec = SPEC.replace("top = 2", "top = 2\nenqueue = [{ lr = 0.05, batch_norm = true }, { lr = 0.1 }]")
+    (project / "spec.toml").write_text(spec)
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 0, result.output
+    first = sorted(trials("tu-search"), key=lambda t: t.number)
+    assert first[0].params["lr"] == 0.05 and first[0].params["batch_norm"] is True
+    assert first[1].params["lr"] == 0.1 and first[0].user_attrs["enqueued_from"] == "[search].enqueue[0]"
+    again = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])  # nothing enqueued twice
+    assert again.exit_code == 0 and "enqueued" not in again.output
+    for bad, message in [("{ lr = 0.5 }", "[search].enqueue[0].lr: 0.5 is outside the space's range [0.01, 0.2]"),
+                         ('{ batch_norm = "yes" }', '[search].enqueue[0].batch_norm: "yes" is not true or false'),
+                         ('{ "small.c1.conv" = 3 }', "[search].enqueue[0].small.c1.conv: 3 is not on the space's grid"),
+                         ("{ dropout = 0.1 }", '[search].enqueue[0]: unknown searched axis "dropout"')]:
+        (project / "spec.toml").write_text(SPEC.replace("top = 2", f"top = 2\nenqueue = [{bad}]"))
+        result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm", "--storage", "sqlite:///other.sqlite"])
+        assert result.exit_code != 0 and message in result.output and len(result.output.strip().splitlines()) == 1, \
+            result.output
+        assert not (project / "other.sqlite").exists()
+
+
+GRID = """
+[study]
+name = "g"
+[data]
+train_limit = 600
+test_limit = 200
+val_fraction = 0.2
+[train]
+epochs = 2
+batch_size = 100
+threads = 1
+[models.small]
+layers = [{ conv = 4, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10, name = "output" }]
+[grid]
+lr = [0.02, LR]
+"""
+
+
+def test_start_from_enqueues_the_best_configuration_of_a_study_in_the_same_storage(project):
+    (project / "grid.toml").write_text(GRID.replace("LR", "0.15"))
+    assert CliRunner().invoke(cli, ["grid", "grid.toml"]).exit_code == 0
+    best = max(trials("g"), key=lambda t: t.value)
+    (project / "spec.toml").write_text(SPEC.replace("top = 2", 'top = 2\nstart_from = ["g"]'))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code == 0, result.output
+    first = min(trials("tu-search"), key=lambda t: t.number)
+    assert first.user_attrs["enqueued_from"] == f"g trial {best.number}"
+    assert first.params == {"lr": best.params["lr"], "batch_norm": False, "small.c1.conv": 4}  # mapped from its layers
+    (project / "grid.toml").write_text(GRID.replace("LR", "0.5").replace('name = "g"', 'name = "g2"'))
+    assert CliRunner().invoke(cli, ["grid", "grid.toml"]).exit_code == 0
+    if max(trials("g2"), key=lambda t: t.value).params["lr"] == 0.5:  # the best is outside the space: refused
+        (project / "spec.toml").write_text(SPEC.replace("top = 2", 'top = 2\nstart_from = ["g2"]')
+                                           .replace('name = "tu"', 'name = "tu2"'))
+        result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+        assert result.exit_code != 0 and "g2 trial" in result.output and "lr: 0.5 is outside the space's range" \
+            in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    (project / "spec.toml").write_text(SPEC.replace("top = 2", 'top = 2\nstart_from = ["nope"]')
+                                       .replace('name = "tu"', 'name = "tu3"'))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert result.exit_code != 0 and "no study named 'nope'" in result.output

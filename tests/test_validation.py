@@ -13,7 +13,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import torch

@@ -184,7 +184,7 @@ def models(spec_path: str, diagram: str | None) -> None:
               help="Local worker processes sharing the search; the cores are split between them.")
 @click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
               "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
-@click.option("--no-confirm", is_flag=True, help="Search only: do not train the top configurations on test.")
+@click.option("--no-confirm", is_flag=True, help="Search only: no selection over seeds, nothing trained on test.")
 @click.option("--dry-run", is_flag=True, help="Do every check that needs no training (the data, your modules, "
                                             "each model's forward pass); search nothing.")
 @click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
@@ -201,8 +201,11 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
     without the validation split ([data].val_fraction), reports the validation metric after each
     epoch (the pruner may stop it), and never sees the test split. [search].trials counts finished
     trials (complete or pruned) over every worker and machine on the storage; a failed or killed
-    trial does not use up the budget. Then the [search].top configurations by validation metric
-    are trained with every seed of [study].seeds and evaluated on test, as the ordinary grid
+    trial does not use up the budget; [search].enqueue and [search].start_from give its first
+    trials. Then the [search].top configurations by validation metric are trained again with every
+    seed of [study].seeds on the same split (the grid study <name>-select, never tested); the best
+    mean validation metric wins, and only it is trained with every seed on all the training images
+    ([search].refit = true; false keeps the validation split out) and tested, as the ordinary grid
     study <name>: `runner report SPEC` and `runner trials --study NAME` read it. Running the same
     command again continues the search, or only confirms what is missing.
 
@@ -222,7 +225,9 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
         if spec.search is None:
             raise click.ClickException(f"{spec_path}: no [search] section: `runner tune` needs one")
         click.echo(f"{search_name(spec)}: {spec.search.trials} trials over {len(spec.search.space)} searched axes "
-                   f"({', '.join(d.axis for d in spec.search.space)}), then the top {spec.search.top} on test")
+                   f"({', '.join(d.axis for d in spec.search.space)}); then the top {spec.search.top} trained again "
+                   f"with seeds {', '.join(map(str, spec.study.seeds))} on the validation split, and the best mean "
+                   f"{'refit on train + validation and ' if spec.search.refit else ''}tested")
         click.echo("\n".join(checks(spec, workers, gpus)))
         return
     with stopping_cleanly(quiet, "the trial in progress was marked failed and its budget slot given back") as progress:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -66,6 +66,10 @@ class Data:
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return self.train.shape
+
+    def untested(self) -> Data:
+        """The same data without its test images: what a search's trials get (they never see test)."""
+        return replace(self, test=Split(self.test.images[:0], self.test.labels[:0]))
 
 
 def split_checksum(split: Split) -> str:

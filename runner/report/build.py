@@ -1,6 +1,8 @@
 """Building the Report from storage: trials read, grouped into configurations, setup, known result, figures."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import re
@@ -19,6 +21,7 @@ from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Exclu
                                 config_key, format_value)
 from runner.report.mistakes import build_mistakes
 from runner.report.search import build_search
+from runner.trials.select import confirm_spec
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec import REGULARIZERS, Spec, dataset_shape
@@ -158,6 +161,16 @@ def _stale(spec: Spec, t: FrozenTrial) -> str | None:
         return None
     return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {stored[:12]}; now "
             f"{model.source_sha256[:12]}): not this code's result")
+
+
+def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
+    """A searched spec as its confirmation trained: refit on train + validation, or on the search's split
+    (refit = false, or a study confirmed by the code before refit): whichever its complete trials match."""
+    if spec.search is None:
+        return spec
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    views = [dataclasses.replace(spec, data=confirm_spec(spec, []).data), spec]
+    return max(views, key=lambda s: sum(_changed(s, t) is None for t in complete))
 
 
 def _changed(spec: Spec, t: FrozenTrial) -> str | None:
@@ -431,6 +444,7 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
 def build_report(spec: Spec, url: str | None) -> Report:
     """Every number of the report, from the trials stored for `spec`'s study at `url`."""
     storage, trials, epochs = _load_trials(spec, url)
+    searched, spec = spec, _as_confirmed(spec, trials)  # the spec as its search trained, and as its confirmation did
     spec, notes = _stored_code(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
@@ -459,7 +473,8 @@ def build_report(spec: Spec, url: str | None) -> Report:
 
     reader = Store(url, create=False)
     try:
-        search = build_search(spec, reader, configs)
+        search = build_search(dataclasses.replace(searched, models=spec.models), reader, configs,
+                              lambda t: axes.label(t.params.get("model", "?"), axes.params(t)))
     finally:
         reader.dispose()
     return Report(

@@ -6,9 +6,10 @@ whose trials give each top configuration's validation and test accuracy over see
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -18,6 +19,7 @@ from runner.plotting import png, style
 from runner.report.data import Config
 from runner.report.stats import paired_t
 from runner.text import csv_text
+from runner.trials.select import CANDIDATES_ATTR, INFO_ATTR, PROTOCOL, candidates, select_name, selection_spec, winner
 
 __all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
            "curves_png", "IMPORTANCE_MIN_TRIALS"]
@@ -35,6 +37,29 @@ class TopConfig:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One configuration of the selection stage, as the report shows it."""
+
+    label: str
+    param_count: int | None
+    search: float | None  # the search trial's final validation metric (one seed)
+    val: tuple[float, ...]  # the selection's final validation metric per seed
+    test: tuple[float, ...]  # information only: its selection trials' weights on test, after the choice
+    winner: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Selection over seeds on validation, then the winner refit and tested."""
+
+    study: str
+    protocol: str  # one sentence
+    candidates: tuple[Candidate, ...]  # in the search's order
+    refit: bool
+    train_images: tuple[int, int]  # (the search's training split, the refit's training images)
+
+
+@dataclass(frozen=True)
 class SearchSummary:
     study: str
     metric: str  # val_acc | val_loss
@@ -49,6 +74,7 @@ class SearchSummary:
     sampler: str
     pruner: str
     raw: tuple[str, str] = ("", "")  # search_trials.csv and search_epochs.csv: what its figures come from
+    selection: Selection | None = None  # None: a search confirmed by the code before selection over seeds
 
 
 SEARCH_EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -74,8 +100,13 @@ def _ci(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
     return None if ci is None else (mean, ci[0], ci[1])
 
 
-def build_search(spec: Any, storage: Any, configs: list[Config]) -> SearchSummary | None:
-    """The search's summary, or None when the spec has no [search] or the study is not there."""
+def build_search(spec: Any, storage: Any, configs: list[Config],
+                 label: Callable[[Any], str] = lambda t: t.user_attrs.get("label", "?")) -> SearchSummary | None:
+    """The search's summary, or None when the spec has no [search] or the study is not there.
+
+    Args:
+        label: a trial's label, as the report writes it.
+    """
     search = spec.search
     name = f"{spec.study.name}-search"
     if search is None or name not in storage.study_names():
@@ -95,7 +126,48 @@ def build_search(spec: Any, storage: Any, configs: list[Config]) -> SearchSummar
     importances, note = _importances(study, counts["complete"])
     top = tuple(_top(c) for c in configs)
     return SearchSummary(name, search.metric, search.direction, search.trials, counts, tuple(history), curves,
-                         importances, note, top, search.sampler, search.pruner, _raw(trials))
+                         importances, note, top, search.sampler, search.pruner, _raw(trials),
+                         _selection(spec, storage, trials, label))
+
+
+def _selection(spec: Any, storage: Any, searched: list[Any], label: Callable[[Any], str]) -> Selection | None:
+    """The selection stage `<name>-select`, with each candidate's figures; None when there is none."""
+    name = select_name(spec)
+    if name not in storage.study_names():
+        return None
+    study = storage.load_study(name)
+    settings = study.user_attrs.get(CANDIDATES_ATTR)
+    if not settings:
+        return None
+    select = selection_spec(spec, settings)
+    trials = study.get_trials(deepcopy=False)
+    cands = candidates(select, trials)
+    best = winner(select, cands)
+    info = study.user_attrs.get(INFO_ATTR, {})
+    by_number = {t.number: t for t in trials}
+    value = {json.dumps(t.params, sort_keys=True): t.value for t in searched if t.state == TrialState.COMPLETE}
+    rows = []
+    for c in cands:
+        first = by_number[c.numbers[0]] if c.numbers else None
+        rows.append(Candidate(label(first) if first else str(c.setting),
+                              first.user_attrs.get("param_count") if first else None,
+                              value.get(json.dumps(c.setting, sort_keys=True)), c.values,
+                              tuple(info[str(n)] for n in c.numbers if str(n) in info), c is best))
+    sizes = [t.user_attrs.get("train_size", 0) for t in trials if t.state == TrialState.COMPLETE]
+    train = sizes[0] if sizes else 0
+    refit, test = _confirmed_sizes(storage, spec)
+    on = (f"all {refit:,} training images (the validation split included: refit)" if spec.search.refit
+          else f"the same {train:,} training images")
+    protocol = PROTOCOL.format(top=len(settings), seeds=", ".join(map(str, spec.study.seeds)), train=train,
+                               refit=on, test=test)
+    return Selection(name, protocol, tuple(rows), spec.search.refit, (train, refit))
+
+
+def _confirmed_sizes(storage: Any, spec: Any) -> tuple[int, int]:
+    """(training images, test images) of the confirmation's trials."""
+    trials = storage.load_study(spec.study.name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    a = trials[0].user_attrs if trials else {}
+    return int(a.get("train_size", 0)), int(a.get("test_size", 0))
 
 
 def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], str]:
@@ -146,6 +218,8 @@ def search_markdown(s: SearchSummary) -> list[str]:
         out += [f"| `{k}` | {v:.3f} |" for k, v in s.importances.items()]
         out += [""]
     out += [s.importance_note, ""]
+    if s.selection is not None:
+        return out + _selection_markdown(s) + [""]
     out += ["### The top configurations, confirmed on test", "",
             "Each trained again with every seed of [study].seeds on the same training images (the validation "
             "split still held out) and evaluated on test: mean [95% t-interval] over seeds.", "",
@@ -153,6 +227,31 @@ def search_markdown(s: SearchSummary) -> list[str]:
             "|---|---:|---:|---:|---:|"]
     out += [f"| `{t.label}` | {t.param_count:,} | {t.seeds} | {_fmt_ci(t.val)} | {_fmt_ci(t.test)} |" for t in s.top]
     return out + [""]
+
+
+def _selection_markdown(s: SearchSummary) -> list[str]:
+    sel = s.selection
+    words = "val acc (%)" if s.metric == "val_acc" else "val loss"
+    out = ["### Selection over seeds, then the winner refit and tested", "", sel.protocol, "",
+           f"| candidate | parameters | search: {words}, 1 seed | selection: {words}, mean [95% CI] | "
+           "test acc (%), information only |", "|---|---:|---:|---:|---:|"]
+    for i, c in enumerate(sel.candidates, 1):
+        label = f"**`{c.label}`** (winner)" if c.winner else f"`{c.label}`"
+        search = "–" if c.search is None else f"{c.search:.2f}"
+        params = "–" if c.param_count is None else f"{c.param_count:,}"
+        out.append(f"| {i}. {label} | {params} | {search} | {_fmt_ci(c.val)} | {_fmt_ci(c.test)} |")
+    out += ["", "The test column is for information only: it was computed from the selection trials' kept weights "
+                "after the winner had been chosen. Picking among the candidates by it would be biased (it would "
+                "choose on the test split, and the figure would then overstate the accuracy).", ""]
+    win = next((c for c in sel.candidates if c.winner), None)
+    if win is not None and s.top:
+        t = s.top[0]
+        out += ["The winner's two figures, side by side:", "",
+                "| configuration | validation acc (%): selection, search's split | test acc (%): the confirmation |",
+                "|---|---:|---:|",
+                f"| `{win.label}` | {_fmt_ci(win.val)} ({sel.train_images[0]:,} training images) | "
+                f"{_fmt_ci(t.test)} ({sel.train_images[1]:,} training images{', refit' if sel.refit else ''}) |", ""]
+    return out
 
 
 def search_json(s: SearchSummary) -> dict[str, Any]:
@@ -166,7 +265,13 @@ def search_json(s: SearchSummary) -> dict[str, Any]:
             "importances": {k: round(v, 4) for k, v in s.importances.items()},
             "top": [{"label": t.label, "param_count": t.param_count, "seeds": t.seeds,
                      "val_mean_ci95": ci(t.val), "test_mean_ci95": ci(t.test),
-                     "test_mean": round(float(np.mean(t.test)), 4) if t.test else None} for t in s.top]}
+                     "test_mean": round(float(np.mean(t.test)), 4) if t.test else None} for t in s.top],
+            "selection": None if s.selection is None else {
+                "study": s.selection.study, "protocol": s.selection.protocol, "refit": s.selection.refit,
+                "train_images": list(s.selection.train_images),
+                "candidates": [{"label": c.label, "param_count": c.param_count, "search_value": c.search,
+                                "val": list(c.val), "val_mean_ci95": ci(c.val), "test_information": list(c.test),
+                                "winner": c.winner} for c in s.selection.candidates]}}
 
 
 def history_png(s: SearchSummary) -> bytes:

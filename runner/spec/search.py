@@ -7,9 +7,9 @@ from runner.keys import Key
 from runner.spec.axes import axis_key, axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
 from runner.spec.config import DataSpec, Dimension, ModelSpec, SearchSpec
-from runner.spec.grammar import SEARCH_KEYS
+from runner.spec.grammar import ENQUEUE_TEXT, SEARCH_KEYS
 
-__all__ = ["parse_search"]
+__all__ = ["parse_search", "outside"]
 
 
 _DURATION = {"s": 1, "m": 60, "h": 3600}
@@ -17,7 +17,7 @@ _DURATION = {"s": 1, "m": 60, "h": 3600}
 
 def parse_search(c: Checker, raw: Any, models: dict[str, ModelSpec], data: DataSpec) -> SearchSpec:
     """The [search] table, checked: a SpecError names the key on any problem."""
-    values = c.table("[search]", raw, SEARCH_KEYS, extra=("space",))
+    values = c.table("[search]", raw, SEARCH_KEYS, extra=("space", "enqueue"))
     if not data.val_fraction:
         raise c.fail("[search]", "a search chooses on a validation split, never on test: set [data].val_fraction "
                                  "(e.g. 0.1) to hold out part of the training images")
@@ -33,9 +33,44 @@ def parse_search(c: Checker, raw: Any, models: dict[str, ModelSpec], data: DataS
         raise c.fail("[search.space]", 'missing or empty: give each searched axis a range, e.g. '
                                        'lr = { low = 0.005, high = 0.2, log = true }, or a list of choices')
     dims = tuple(_dimension(c, f"[search.space].{axis}", axis, v, models) for axis, v in space.items())
+    enqueue = raw.get("enqueue", [])
+    if not isinstance(enqueue, list) or not all(isinstance(p, dict) for p in enqueue):
+        raise c.fail("[search].enqueue", f"{show_value(enqueue)} is not {ENQUEUE_TEXT}")
+    points = tuple(_enqueued(c, f"[search].enqueue[{i}]", p, dims, models) for i, p in enumerate(enqueue))
     return SearchSpec(values.get("metric", "val_acc"), values.get("trials", 40), seconds,
                       values.get("sampler", "tpe"), values.get("pruner", "median"), values.get("top", 3),
-                      values.get("seed", 0), values.get("max_params", 0), dims)
+                      values.get("seed", 0), values.get("max_params", 0), dims,
+                      values.get("warmup_epochs", 2), values.get("patience", 0), values.get("refit", True),
+                      tuple(values.get("start_from", [])), points)
+
+
+def _enqueued(c: Checker, where: str, raw: dict[str, Any], dims: tuple[Dimension, ...],
+              models: dict[str, ModelSpec]) -> tuple[tuple[str, Any], ...]:
+    """One [search].enqueue point: each key a searched axis, each value inside its range or choices."""
+    space = {d.axis: d for d in dims}
+    out = []
+    for axis, v in raw.items():
+        if axis not in space:
+            raise c.unknown(where, axis, list(space), "searched axis")
+        value = axis_value(c, f"{where}.{axis}", axis, v, models)
+        problem = outside(space[axis], value)
+        if problem:
+            raise c.fail(f"{where}.{axis}", problem)
+        out.append((axis, value))
+    return tuple(out)
+
+
+def outside(d: Dimension, value: Any) -> str:
+    """Why `value` is not a point of dimension `d` ("" when it is one)."""
+    if d.kind == "categorical":
+        if value in d.choices and any(type(value) is type(x) for x in d.choices if x == value):
+            return ""
+        return f"{show_value(value)} is not one of the space's choices {show_value(list(d.choices))}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not d.low <= value <= d.high:
+        return f"{show_value(value)} is outside the space's range [{d.low}, {d.high}]"
+    if d.step and abs((value - d.low) / d.step - round((value - d.low) / d.step)) > 1e-9:
+        return f"{show_value(value)} is not on the space's grid {d.low}, {d.low + d.step}, ... {d.high} (step {d.step})"
+    return ""
 
 _RANGE_KEYS = {"low": Key(float, None), "high": Key(float, None), "log": Key(bool, False), "step": Key(float, None)}
 

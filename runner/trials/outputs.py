@@ -18,14 +18,16 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from runner.data import Data, Split, class_names
 from runner.spec import Point
-from runner.store import Predictions, Store
+from runner.errors import RunnerError
+from runner.store import Predictions, Store, artifacts_dir
 from runner.train import batches_for, predict
 
-__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "model_file", "keep_outputs", "split_predictions"]
+__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "KeptError", "model_file", "keep_outputs", "split_predictions", "fetch_weights"]
 
 WEIGHTS_FORMAT = 1  # the layout of the file below; a later one will say what changed
 WEIGHTS_FILE = "model.pt"  # the artifact's file name, as optuna-dashboard lists it
@@ -78,3 +80,21 @@ def keep_outputs(store: Store, artifacts: Path | None, study: str, trial_id: int
             study_or_trial=store.optuna.get_trial(trial_id), storage=store.optuna,
             mimetype="application/octet-stream")
     store.optuna.set_trial_user_attr(trial_id, "weights", weights)
+
+
+class KeptError(RunnerError):
+    """A trial whose model cannot be had, or an output that cannot be written."""
+
+
+def fetch_weights(store: Store, trial: FrozenTrial, folder: Path, artifacts: str | None = None) -> Path:
+    """The trial's weights file, downloaded into `folder` through Optuna's artifact API and checked."""
+    weights = trial.user_attrs["weights"]
+    where = artifacts_dir(store.url, artifacts)
+    path = folder / "model.pt"
+    try:
+        optuna.artifacts.download_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(str(where)),
+                                           artifact_id=weights["artifact_id"], file_path=str(path))
+    except (OSError, optuna.artifacts.exceptions.ArtifactNotFound):
+        raise KeptError(f"trial {trial.number}: its weights ({weights['artifact_id']}) are not in {where}; "
+                        "give the folder they were kept in with --artifacts") from None
+    return path

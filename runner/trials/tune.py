@@ -12,17 +12,17 @@ ordinary grid study `<name>`, so `runner report` and `runner trials` read them u
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import Trial, TrialState
 
-from runner.data import Data, Split
+from runner.data import Data
 from runner.errors import RunnerError
 from runner.spec import SearchSpec, Spec, is_layer_axis
 from runner.spec.tables import point_table
@@ -33,9 +33,11 @@ from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Wo
                                      prepare)
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import RESTART_ENV, run_processes, threads_per_worker, worker_process
+from runner.trials.select import CANDIDATES_ATTR, candidates, confirm_spec, selection_spec, test_information, winner
+from runner.trials.warmstart import warm_start
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
-           "confirm_spec", "budget", "SearchWorker"]
+           "confirm_search", "budget", "SearchWorker", "ReadableSampler", "readable"]
 
 REFUSALS_MAX = 200  # sampled configurations over max_params in a row before the search gives up
 BUSY_WAIT_S = 2.0  # after sampling a configuration another worker is training
@@ -46,8 +48,9 @@ class TuneResult:
     trials: int  # the budget
     finished: int  # complete or pruned, all workers
     failed: int
-    confirm: GridResult | None  # None with --no-confirm
+    confirm: GridResult | None  # the winner tested; None with --no-confirm
     deaths: tuple[str, ...] = ()  # search workers that died (a line each); their slots went to live workers
+    select: GridResult | None = None  # the selection over seeds on validation
 
 
 def search_name(spec: Spec) -> str:
@@ -71,20 +74,69 @@ def make_sampler(search: SearchSpec, worker: int = 0) -> optuna.samplers.BaseSam
     seed = search.seed + worker + (SAMPLER_STREAMS * int(task) if task.isdigit() else 0) \
         + (SAMPLER_STREAMS * 10_000 * int(restart) if restart.isdigit() else 0)
     if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return ReadableSampler(optuna.samplers.RandomSampler(seed=seed))
     # constant_liar: a running trial counts as a bad result, so parallel workers do not all sample
     # the same point; multivariate + group: layer fields exist only for their own model.
     with warnings.catch_warnings():  # group is "experimental" in Optuna 4; it is what conditional spaces need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, n_ei_candidates=24,
-                                          multivariate=True, group=True, constant_liar=True)
+        return ReadableSampler(optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, n_ei_candidates=24,
+                                                          multivariate=True, group=True, constant_liar=True))
+
+
+SIGNIFICANT = 3  # digits a sampled float keeps: lr 0.0782, not 0.07819127573796913
+
+
+def readable(value: Any, distribution: optuna.distributions.BaseDistribution) -> Any:
+    """A sampled float rounded to 3 significant digits (kept inside its range); any other value as it is."""
+    if not isinstance(distribution, optuna.distributions.FloatDistribution) or distribution.step is not None:
+        return value
+    rounded = float(f"{value:.{SIGNIFICANT}g}")
+    return min(max(rounded, distribution.low), distribution.high)
+
+
+class ReadableSampler(optuna.samplers.BaseSampler):
+    """A sampler whose float draws are rounded (see `readable`) before the trial stores them, so the value
+    Optuna stores, the one trained with and the one the report shows are one number."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler):
+        self.base = base
+
+    def infer_relative_search_space(self, study, trial):  # noqa: ANN001 - Optuna's signature
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # noqa: ANN001
+        drawn = self.base.sample_relative(study, trial, search_space)
+        return {k: readable(v, search_space[k]) for k, v in drawn.items()}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: ANN001
+        return readable(self.base.sample_independent(study, trial, param_name, param_distribution),
+                        param_distribution)
+
+    def before_trial(self, study, trial):  # noqa: ANN001
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):  # noqa: ANN001
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
 
 
 def make_pruner(search: SearchSpec, epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna's pruner on the per-epoch validation metric, with every argument set."""
+    """Optuna's pruner on the per-epoch validation metric, with every argument set.
+
+    median: no trial is stopped before `warmup_epochs`; with `patience` > 0 it is Optuna's PatientPruner
+    around the median pruner: a trial is stopped only after `patience` epochs without improving while
+    below the median (slow starters, such as regularized models under a cosine schedule, are spared).
+    """
     if search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2, interval_steps=1,
-                                           n_min_trials=1)
+        median = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=search.warmup_epochs,
+                                             interval_steps=1, n_min_trials=1)
+        if not search.patience:
+            return median
+        with warnings.catch_warnings():  # PatientPruner is "experimental" in Optuna 5; its behaviour is tested here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.PatientPruner(median, patience=search.patience, min_delta=0.0)
     if search.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
@@ -130,8 +182,7 @@ class SearchWorker(Worker):
         super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
         self.index = index
         self.search = spec.search
-        empty = Split(data.test.images[:0], data.test.labels[:0])
-        self.data = replace(data, test=empty)  # the test split is not even kept
+        self.data = data.untested()  # the test split is not even kept
         self.study = self._study()
         self.start = time.monotonic()
 
@@ -262,11 +313,6 @@ def top_settings(spec: Spec, study: optuna.Study) -> list[dict[str, Any]]:
     return out
 
 
-def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
-    """The grid study `<name>`: each setting as a [[runs]] entry, every seed, evaluated on test."""
-    return dataclasses.replace(spec, grid=(), runs=tuple(tuple(s.items()) for s in settings), search=None)
-
-
 def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True, progress: Any = None,
              stale_after: float = GRACE_S, artifacts: str | None = None, gpus: str | None = None,
              checkpoints: str | None = None) -> TuneResult:
@@ -288,6 +334,8 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     study = store.open_study(name, search.direction)
     finished, failed = budget(study)
     left = max(0, search.trials - finished)
+    if left:
+        warm_start(spec, store, study, log)
     log(f"{name}: {finished} of {search.trials} trials finished; {left} to run"
         + (f" on {workers} workers" if workers > 1 and left else "") + (on_gpus(placed) if left else ""))
     deaths: list[str] = []
@@ -312,11 +360,38 @@ def run_tune(spec: Spec, url: str | None, workers: int = 1, confirm: bool = True
     if confirm and finished >= search.trials or confirm and search.timeout_s is not None:
         settings = top_settings(spec, study)
         if settings:
-            log(f"{spec.study.name}: confirming the top {len(settings)} on test with seeds "
-                f"{', '.join(map(str, spec.study.seeds))}")
-            result.confirm = run_grid(confirm_spec(spec, settings), url, workers, progress=progress,
-                                      artifacts=artifacts, gpus=gpus, checkpoints=checkpoints)
+            result.select, result.confirm = confirm_search(spec, settings, url, workers, progress, log,
+                                                           artifacts=artifacts, gpus=gpus, checkpoints=checkpoints)
     return result
+
+
+def confirm_search(spec: Spec, settings: list[dict[str, Any]], url: str | None, workers: int, progress: Any,
+                   log: Log, **where: Any) -> tuple[GridResult, GridResult | None]:
+    """Selection over seeds on validation, then the winner refit and tested (see runner.trials.select)."""
+    seeds = ", ".join(map(str, spec.study.seeds))
+    select = selection_spec(spec, settings)
+    store = Store(url)
+    study = store.open_study(select.study.name, select.study.direction)
+    study.set_user_attr(CANDIDATES_ATTR, settings)  # the search's order, which the report reads back
+    store.dispose()
+    log(f"{select.study.name}: the top {len(settings)} trained again with seeds {seeds} on the validation split "
+        "(never tested): the best mean validation metric wins")
+    selected = run_grid(select, url, workers, progress=progress, **where)
+    store = Store(url)
+    study = store.load_study(select.study.name)
+    best = winner(select, candidates(select, study.get_trials(deepcopy=False)))
+    if best is None:
+        log(f"{select.study.name}: no configuration finished every seed; nothing is tested")
+        store.dispose()
+        return selected, None
+    log(f"{select.study.name}: the winner is candidate {best.rank} (mean {spec.search.metric} {best.mean:.2f} "
+        f"over {len(best.values)} seeds)")
+    on = "all the training images (train + validation)" if spec.search.refit else "the search's training split"
+    log(f"{spec.study.name}: the winner trained with seeds {seeds} on {on}, and tested")
+    confirmed = run_grid(confirm_spec(spec, [best.setting]), url, workers, progress=progress, **where)
+    test_information(store, study, load(spec), where.get("artifacts"), str(Path(spec.path).parent))
+    store.dispose()
+    return selected, confirmed
 
 
 def _search_worker_main(spec: Spec, url: str, threads: int, index: int, stale_after: float, queue: Any) -> None:

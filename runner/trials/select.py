@@ -1,0 +1,120 @@
+"""A search's confirmation: selection over seeds on the validation split, then the winner refit and tested.
+
+1. `<name>-select`: the search's `top` configurations (by its validation metric, one seed each) are
+   trained again on the search's own split with every seed of [study].seeds; the test split is never
+   evaluated there. The winner is the best mean validation metric over the seeds.
+2. `<name>`: the winner alone, with every seed, trained on all the training images (train +
+   validation, `[search].refit = true`) or on the search's split (`false`), and tested: the figure
+   the search reports.
+3. Only then, for information, each candidate's kept weights of step 1 are evaluated on test
+   (a study user attr of `<name>-select`); choosing among them by it would be biased.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from runner.data import Data
+from runner.models.exported import load_model
+from runner.spec import Spec
+from runner.store import Store
+from runner.trials.outputs import KeptError, fetch_weights
+
+__all__ = ["Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
+           "test_information", "INFO_ATTR", "CANDIDATES_ATTR", "PROTOCOL"]
+
+CANDIDATES_ATTR = "candidates"  # <name>-select's user attr: the settings, in the search's order
+INFO_ATTR = "test_information"  # <name>-select's user attr: {trial number: test accuracy}, after the choice
+PROTOCOL = ("The search's top {top} configurations by validation accuracy (one seed each) were trained again "
+            "with seeds {seeds} on the same {train:,} training images, and the one with the best mean validation "
+            "accuracy was chosen; only then was it trained with each seed on {refit}, and tested on the "
+            "{test:,} test images.")
+
+
+def select_name(spec: Spec) -> str:
+    """The grid study of the selection stage: `<name>-select`."""
+    return f"{spec.study.name}-select"
+
+
+def _runs(settings: list[dict[str, Any]]) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    return tuple(tuple(s.items()) for s in settings)
+
+
+def selection_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
+    """`<name>-select`: each candidate with every seed on the search's split, ranked by its metric, never tested."""
+    study = dataclasses.replace(spec.study, name=select_name(spec), metric=spec.search.metric)
+    return dataclasses.replace(spec, study=study, grid=(), runs=_runs(settings), tested=False)
+
+
+def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
+    """The grid study `<name>`: each setting with every seed, tested; refit: on train + validation."""
+    data = dataclasses.replace(spec.data, val_fraction=0.0) if spec.search.refit else spec.data
+    return dataclasses.replace(spec, data=data, grid=(), runs=_runs(settings))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration of the selection stage and what its seeds reached on validation."""
+
+    setting: dict[str, Any]
+    rank: int  # 1 = the search's best by its own (one-seed) validation metric
+    numbers: tuple[int, ...]  # its complete trials in <name>-select
+    values: tuple[float, ...]  # their final validation metric, in the same order
+    seeds: int  # seeds it should have
+
+    @property
+    def mean(self) -> float | None:
+        """The mean over seeds, once every seed is complete."""
+        return sum(self.values) / len(self.values) if len(self.values) == self.seeds else None
+
+
+def candidates(select: Spec, trials: list[FrozenTrial]) -> list[Candidate]:
+    """Each setting of the selection spec with its complete trials, in the search's order."""
+    by_hash = {t.user_attrs.get("config_hash"): t for t in trials if t.state == TrialState.COMPLETE}
+    out = []
+    for rank, setting in enumerate(select.settings(), 1):
+        seeds = [select.point(setting, seed) for seed in select.study.seeds]
+        done = [by_hash[p.config_hash] for p in seeds if p.config_hash in by_hash]
+        out.append(Candidate(setting, rank, tuple(t.number for t in done), tuple(t.value for t in done),
+                             len(select.study.seeds)))
+    return out
+
+
+def winner(select: Spec, cands: list[Candidate]) -> Candidate | None:
+    """The best mean validation metric over the seeds (ties: the search's order); None until one has every seed."""
+    ready = [c for c in cands if c.mean is not None]
+    if not ready:
+        return None
+    sign = -1 if select.study.direction == "maximize" else 1
+    return min(ready, key=lambda c: (sign * c.mean, c.rank))
+
+
+def test_information(store: Store, study: optuna.Study, data: Data, artifacts: str | None = None,
+                     module_dir: str = ".") -> dict[str, float]:
+    """Evaluate the kept weights of every complete selection trial on the test split, once the winner is
+    chosen; stored as the study's INFO_ATTR {trial number: test accuracy} and returned. A trial without
+    kept weights ([study].keep = "none") is left out."""
+    out = dict(study.user_attrs.get(INFO_ATTR, {}))
+    images = data.test.images.unsqueeze(1) if data.test.images.dim() == 3 else data.test.images
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if str(t.number) in out or "weights" not in t.user_attrs:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                model = load_model(fetch_weights(store, t, Path(tmp), artifacts), module_dir, t.user_attrs["weights"]["sha256"])
+            except KeptError:
+                continue
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(images), 2000):
+                correct += int((model(images[i:i + 2000]).argmax(1) == data.test.labels[i:i + 2000]).sum())
+        out[str(t.number)] = 100.0 * correct / max(1, len(images))
+    study.set_user_attr(INFO_ATTR, out)
+    return out

@@ -1,0 +1,123 @@
+"""A search's first trials: points the user gives ([search].enqueue) and the best configurations of
+studies already in the storage ([search].start_from), through Optuna's `enqueue_trial`.
+
+A study's configurations are mapped into the search space axis by axis from what each trial stored
+(its resolved config: the model's layers, every regularizer and train key); a value outside the
+space is refused in one line that names the key, the value and the range, as [search].enqueue is
+when the spec is read.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from runner.errors import RunnerError
+from runner.models.presets import MLP_HIDDEN, preset_layers
+from runner.spec import REGULARIZERS, Dimension, Spec, is_layer_axis
+from runner.spec.search import outside
+from runner.store import Store
+from runner.trials.lifecycle import Log
+
+__all__ = ["warm_start", "best_configurations", "into_space"]
+
+DONE_ATTR = "enqueued"  # the search study's user attr: where each enqueued point came from, once each
+
+
+def warm_start(spec: Spec, store: Store, study: optuna.Study, log: Log) -> int:
+    """Enqueue the spec's given points, then each start_from study's best configurations; the number enqueued.
+
+    A point is enqueued once per search (a rerun or a second machine enqueues nothing again).
+    """
+    search = spec.search
+    points = [(f"[search].enqueue[{i}]", dict(p)) for i, p in enumerate(search.enqueue)]
+    for name in search.start_from:
+        points += best_configurations(spec, store, name)
+    done = set(study.user_attrs.get(DONE_ATTR, []))
+    new = [(where, params) for where, params in points if where not in done]
+    for where, params in new:
+        study.enqueue_trial(params, user_attrs={"enqueued_from": where}, skip_if_exists=True)
+        log(f"{study.study_name}: enqueued {where}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    if new:
+        study.set_user_attr(DONE_ATTR, sorted(done | {where for where, _ in new}))
+    return len(new)
+
+
+def best_configurations(spec: Spec, store: Store, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """The best configuration of each model of study `source` (mean final metric over its seeds) that the
+    search space can hold, mapped into it: [(where it came from, params)]."""
+    if source not in store.study_names():
+        raise RunnerError(f"[search].start_from: no study named {source!r} in {store.url}; studies there: "
+                          f"{', '.join(store.study_names()) or 'none'}")
+    study = store.load_study(source)
+    groups: dict[str, list[FrozenTrial]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        config = t.user_attrs.get("config")
+        if config is None or t.value is None:
+            continue
+        groups.setdefault(json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True), []).append(t)
+    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    ranked = sorted(groups.values(), key=lambda ts: (sign * sum(t.value for t in ts) / len(ts), ts[0].number))
+    out, models = [], set()
+    for trials in ranked:
+        config = trials[0].user_attrs["config"]
+        model = config["model"]["name"]
+        if model in models:
+            continue
+        where = f"{source} trial {trials[0].number}"
+        params = into_space(spec, config, where)
+        if params is not None:
+            models.add(model)
+            out.append((where, params))
+    return out
+
+
+def into_space(spec: Spec, config: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """A stored trial's config as params of the search space; None when its model has no place in it
+    (another model, or layers the space's layer fields do not name)."""
+    dims = spec.search.space
+    model = config["model"]["name"]
+    searched = {d.axis: d for d in dims}
+    if "model" in searched:
+        if model not in searched["model"].choices:
+            return None
+        target = model
+    else:
+        target = next(iter(spec.models))
+    layers = _layers(config["model"])
+    params: dict[str, Any] = {}
+    for d in dims:
+        if d.axis == "model":
+            value = model
+        elif is_layer_axis(d.axis):
+            owner, layer, key = d.axis.split(".")
+            if owner != target:
+                continue
+            value = layers.get(layer, {}).get(key)
+            if value is None:
+                return None
+        else:
+            value = (config["regularizers"] if d.axis in REGULARIZERS else config["train"]).get(d.axis)
+            if value is None:  # a setting the source's code did not have: the sampler draws it
+                continue
+        _check(d, value, where)
+        params[d.axis] = value
+    return params
+
+
+def _layers(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each named layer's fields, from a stored model config (a preset's from its layer list)."""
+    if "layers" in model:
+        return {layer["name"]: layer for layer in model["layers"] if "name" in layer}
+    if model.get("arch"):
+        return {layer.name: layer.to_dict() for layer in preset_layers(model["arch"], tuple(model.get("hidden", MLP_HIDDEN)))}
+    return {}
+
+
+def _check(d: Dimension, value: Any, where: str) -> None:
+    problem = outside(d, value)
+    if problem:
+        raise RunnerError(f"[search].start_from: {where}: {d.axis}: {problem}; widen [search.space].{d.axis} "
+                          "or leave the study out")
