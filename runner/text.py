@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
+import re
 import shutil
 from typing import Any, Sequence
 
-__all__ = ["did_you_mean", "format_shape", "text_table", "plural", "csv_text"]
+__all__ = ["did_you_mean", "format_shape", "text_table", "plural", "csv_text", "file_slug", "SLUG_MAX"]
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -56,3 +58,15 @@ def csv_text(names: list[str], rows: list[list[Any]]) -> str:
     writer.writerow(names)
     writer.writerows([["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in r] for r in rows])
     return buf.getvalue()
+
+
+SLUG_MAX = 40  # characters of a label kept whole in a file name; a longer one is its start and a short hash
+
+
+def file_slug(label: str) -> str:
+    """A label as a short, stable file-name part: "lenet5" or "lenet5-batch_norm-true" whole, a longer one as
+    its first word and 8 hex digits of its SHA-256 ("lenet-3f9a0c12"): the same label, the same name."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label.replace("=", "-")).strip("-")
+    if len(slug) <= SLUG_MAX:
+        return slug
+    return f"{slug.split('-', 1)[0][:SLUG_MAX - 9]}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"

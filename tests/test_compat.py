@@ -172,3 +172,25 @@ def test_an_unfinished_search_of_the_code_before_finishes_its_budget_and_retrain
         if t.user_attrs["config_hash"] in finished:  # a finished configuration is never trained again
             assert not trained and "copy_of" in t.user_attrs, t.number
     assert any("copy_of" in t.user_attrs for t in after[3:])  # the seeded sampler draws them again
+
+
+# ---------------------------------------------------------------- tests/fixtures/v2: made by the code at 5c4409c
+
+V2 = Path(__file__).parent / "fixtures" / "v2"
+
+
+def test_a_search_confirmed_by_the_code_before_refit_is_reported_as_it_was_confirmed(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "search.sqlite"
+    with sqlite3.connect(db) as con:
+        con.executescript((V2 / "search.sql").read_text())
+    url = f"sqlite:///{db}"
+    result = CliRunner().invoke(cli, ["report", str(V2 / "search.toml"), "--storage", url, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r" / "report.md").read_text()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    # its 4 confirmation trials (top 2 x seeds 0, 1, trained without the validation images) all count
+    assert sum(c["seeds"] for c in summary["configs"]) == 4 and "from 4 complete trials" in text
+    assert "### The top configurations, confirmed on test" in text and "Selection over seeds" not in text
+    assert summary["search"]["selection"] is None and len(summary["search"]["top"]) == 2

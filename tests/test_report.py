@@ -363,3 +363,12 @@ def test_every_configuration_is_compared_with_the_best_paired_by_seed(study):
     text = render_markdown(report)
     assert "### Against the best configuration" in text and f"| `{mlp.to}` |" in text
     assert "runner-up" in text
+
+
+def test_figure_file_names_stay_short_and_stable():
+    from runner.text import SLUG_MAX, file_slug
+
+    assert file_slug("lenet5") == "lenet5" and file_slug("lenet5 batch_norm=true") == "lenet5-batch_norm-true"
+    long = "lenet dropout=0.195 augment=affine lr=0.0402 lenet.c1.conv=10 lenet.f5.fc=90"
+    assert file_slug(long) == file_slug(long) and len(file_slug(long)) <= SLUG_MAX and file_slug(long).startswith("lenet-")
+    assert file_slug(long) != file_slug(long.replace("0.195", "0.196"))

@@ -372,7 +372,13 @@ lr = [0.02, LR]
 def test_start_from_enqueues_the_best_configuration_of_a_study_in_the_same_storage(project):
     (project / "grid.toml").write_text(GRID.replace("LR", "0.15"))
     assert CliRunner().invoke(cli, ["grid", "grid.toml"]).exit_code == 0
-    best = max(trials("g"), key=lambda t: t.value)
+    def best_by_validation(name: str) -> optuna.trial.FrozenTrial:  # what start_from ranks by, never test
+        store = Store(URL, create=False)
+        epochs = store.epochs([t._trial_id for t in trials(name)])
+        store.dispose()
+        return max(trials(name), key=lambda t: epochs[t._trial_id][-1].val_acc)
+
+    best = best_by_validation("g")
     (project / "spec.toml").write_text(SPEC.replace("top = 2", 'top = 2\nstart_from = ["g"]'))
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert result.exit_code == 0, result.output
@@ -381,7 +387,7 @@ def test_start_from_enqueues_the_best_configuration_of_a_study_in_the_same_stora
     assert first.params == {"lr": best.params["lr"], "batch_norm": False, "small.c1.conv": 4}  # mapped from its layers
     (project / "grid.toml").write_text(GRID.replace("LR", "0.5").replace('name = "g"', 'name = "g2"'))
     assert CliRunner().invoke(cli, ["grid", "grid.toml"]).exit_code == 0
-    if max(trials("g2"), key=lambda t: t.value).params["lr"] == 0.5:  # the best is outside the space: refused
+    if best_by_validation("g2").params["lr"] == 0.5:  # the best is outside the space: refused
         (project / "spec.toml").write_text(SPEC.replace("top = 2", 'top = 2\nstart_from = ["g2"]')
                                            .replace('name = "tu"', 'name = "tu2"'))
         result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
@@ -391,3 +397,37 @@ def test_start_from_enqueues_the_best_configuration_of_a_study_in_the_same_stora
                                        .replace('name = "tu"', 'name = "tu3"'))
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert result.exit_code != 0 and "no study named 'nope'" in result.output
+
+
+def test_no_winner_is_chosen_from_an_unfinished_selection_and_a_val_ranked_study_is_tested_on_test():
+    from runner.trials.select import Candidate, confirm_spec, selection_spec, winner
+
+    spec = load_spec_text(SPEC)
+    settings = [{"lr": 0.05, "batch_norm": True, "small.c1.conv": 4}, {"lr": 0.1, "batch_norm": False, "small.c1.conv": 4}]
+    select = selection_spec(spec, settings)
+    assert select.study.name == "tu-select" and not select.tested and select.study.metric == "val_acc"
+    done = Candidate(settings[0], 1, (0, 1), (90.0, 91.0), 2)
+    half = Candidate(settings[1], 2, (2,), (99.0,), 2)  # one seed still training on another machine
+    assert winner(select, [done, half]) is None
+    assert winner(select, [done, Candidate(settings[1], 2, (2, 3), (99.0, 80.0), 2)]).rank == 1  # mean, not best seed
+    val_ranked = load_spec_text(SPEC.replace('name = "tu"', 'name = "tu"\nmetric = "val_acc"'))
+    confirm = confirm_spec(val_ranked, settings[:1])
+    assert confirm.data.val_fraction == 0 and confirm.study.metric == "test_acc"  # refit: no validation split left
+    kept_out = confirm_spec(load_spec_text(SPEC.replace("top = 2", "top = 2\nrefit = false")), settings[:1])
+    assert kept_out.data.val_fraction == 0.2 and kept_out.study.metric == "test_acc"
+
+
+def test_an_enqueued_point_whose_trial_was_interrupted_is_enqueued_again_and_only_then(project):
+    from runner.trials.warmstart import warm_start
+
+    spec = load_spec_text(SPEC.replace("top = 2", "top = 2\nenqueue = [{ lr = 0.05 }]"))
+    store = Store(URL)
+    study = store.open_study("tu-search", "maximize")
+    assert warm_start(spec, store, study, lambda s: None) == 1
+    assert warm_start(spec, store, study, lambda s: None) == 0  # waiting: not again
+    trial = study.ask()  # a worker takes it, and is interrupted
+    assert trial.params == {} and trial.user_attrs["enqueued_from"] == "[search].enqueue[0]"
+    study.tell(trial, state=TrialState.FAIL)
+    assert warm_start(spec, store, study, lambda s: None) == 1  # tried again
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+    store.dispose()

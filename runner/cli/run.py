@@ -237,9 +237,11 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
     if result.confirm is not None:
         c = result.confirm
         click.echo(f"{spec.study.name}: {c.done_before + c.ran} of {c.total} confirmation trials complete")
-    for line in result.deaths + (result.confirm.deaths if result.confirm is not None else ()):
+    stages = [s for s in (result.select, result.confirm) if s is not None]
+    deaths = [*result.deaths, *(line for s in stages for line in s.deaths)]
+    for line in deaths:
         click.echo(line, err=True)
-    if result.deaths or (result.confirm is not None and result.confirm.deaths):
+    if deaths:
         sys.exit(1)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from runner.models.counts import UNUSED, LayerRow, ParamTable
 from runner.plotting import png, style
-from runner.text import format_shape, plural
+from runner.text import file_slug, format_shape, plural
 
 __all__ = ["diagram_png", "diagram_file"]
 
@@ -72,7 +72,5 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
 
 
 def diagram_file(table: ParamTable) -> str:
-    """The diagram's file name: model-<title as a slug>.png."""
-    import re
-
-    return "model-" + re.sub(r"[^A-Za-z0-9._-]+", "-", table.title.replace("=", "-")).strip("-") + ".png"
+    """The diagram's file name: model-<title as a short, stable slug>.png (runner.text.file_slug)."""
+    return f"model-{file_slug(table.title)}.png"

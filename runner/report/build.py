@@ -1,8 +1,6 @@
 """Building the Report from storage: trials read, grouped into configurations, setup, known result, figures."""
 from __future__ import annotations
 
-import dataclasses
-
 import json
 import math
 import re
@@ -17,17 +15,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.data import FAMILY
 from runner.errors import StorageError
 from runner.models.counts import LayerRow
+from runner.models.user import REGULARIZER_ARGS
 from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
                                 config_key, format_value)
 from runner.report.mistakes import build_mistakes
 from runner.report.search import build_search
-from runner.trials.select import confirm_spec
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
-from runner.models.user import REGULARIZER_ARGS
-from runner.spec import REGULARIZERS, Spec, dataset_shape
+from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
-from runner.text import csv_text
+from runner.text import csv_text, file_slug
+from runner.trials.select import confirm_spec
 
 __all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST", "strip_paths"]
 
@@ -74,10 +72,6 @@ class _Axes:
         return " ".join([model, *changed])
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", label.replace("=", "-")).strip("-")
-
-
 # ---------------------------------------------------------------- configurations
 
 
@@ -104,7 +98,7 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
     attrs = trials[0].user_attrs
     return Config(
         key=key, model=model, arch=attrs.get("config", {}).get("model", {}).get("arch", model),
-        params=params, label=label, slug=_slug(label),
+        params=params, label=label, slug=file_slug(label),
         regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
         param_count=int(attrs.get("param_count", 0)), seeds=tuple(t.params["seed"] for t in trials),
         trial_ids=tuple(t._trial_id for t in trials),
@@ -169,7 +163,8 @@ def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
     if spec.search is None:
         return spec
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    views = [dataclasses.replace(spec, data=confirm_spec(spec, []).data), spec]
+    refit = confirm_spec(spec, [])
+    views = [replace(spec, data=refit.data, study=refit.study), spec]
     return max(views, key=lambda s: sum(_changed(s, t) is None for t in complete))
 
 
@@ -275,8 +270,10 @@ def _regularizer(attrs: list[dict[str, Any]], r: str) -> str:
     """The values a regularizer took; "the module's own" for a user's module whose constructor has no
     such argument (its batch norm or dropout, if any, are in its layer table)."""
     own = [a for a in attrs if r in REGULARIZER_ARGS and r not in a.get("module_takes", (r,))]
-    values = [a["config"]["regularizers"][r] for a in attrs
-              if a not in own and r in a.get("config", {}).get("regularizers", {})]
+    # a regularizer added later (ema) is stored only where it is on: absent, it was off
+    later = REGULARIZERS[r].default if r in LATER_REGULARIZERS else None
+    values = [a.get("config", {}).get("regularizers", {}).get(r, later) for a in attrs if a not in own]
+    values = [v for v in values if v is not None]
     shown = [_distinct(values)] if values or not own else []
     return ", ".join(shown + (["the module's own"] if own else []))
 
@@ -473,7 +470,7 @@ def build_report(spec: Spec, url: str | None) -> Report:
 
     reader = Store(url, create=False)
     try:
-        search = build_search(dataclasses.replace(searched, models=spec.models), reader, configs,
+        search = build_search(replace(searched, models=spec.models), reader, configs,
                               lambda t: axes.label(t.params.get("model", "?"), axes.params(t)))
     finally:
         reader.dispose()

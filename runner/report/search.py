@@ -19,7 +19,8 @@ from runner.plotting import png, style
 from runner.report.data import Config
 from runner.report.stats import paired_t
 from runner.text import csv_text
-from runner.trials.select import CANDIDATES_ATTR, INFO_ATTR, PROTOCOL, candidates, select_name, selection_spec, winner
+from runner.trials.select import (CANDIDATES_ATTR, INFO_ATTR, PROTOCOL, WINNER_ATTR, candidates, select_name,
+                                  selection_spec, winner)
 
 __all__ = ["SearchSummary", "TopConfig", "build_search", "search_markdown", "search_json", "history_png",
            "curves_png", "IMPORTANCE_MIN_TRIALS"]
@@ -142,7 +143,8 @@ def _selection(spec: Any, storage: Any, searched: list[Any], label: Callable[[An
     select = selection_spec(spec, settings)
     trials = study.get_trials(deepcopy=False)
     cands = candidates(select, trials)
-    best = winner(select, cands)
+    chosen = study.user_attrs.get(WINNER_ATTR)  # as recorded when it was chosen; else as it would be chosen
+    best = next((c for c in cands if c.setting == chosen), None) if chosen else winner(select, cands)
     info = study.user_attrs.get(INFO_ATTR, {})
     by_number = {t.number: t for t in trials}
     value = {json.dumps(t.params, sort_keys=True): t.value for t in searched if t.state == TrialState.COMPLETE}
@@ -155,18 +157,19 @@ def _selection(spec: Any, storage: Any, searched: list[Any], label: Callable[[An
                               tuple(info[str(n)] for n in c.numbers if str(n) in info), c is best))
     sizes = [t.user_attrs.get("train_size", 0) for t in trials if t.state == TrialState.COMPLETE]
     train = sizes[0] if sizes else 0
-    refit, test = _confirmed_sizes(storage, spec)
+    refit, test = _confirmed_sizes(storage, spec, best.setting if best else {})
     on = (f"all {refit:,} training images (the validation split included: refit)" if spec.search.refit
           else f"the same {train:,} training images")
     protocol = PROTOCOL.format(top=len(settings), seeds=", ".join(map(str, spec.study.seeds)), train=train,
-                               refit=on, test=test)
+                               refit=on, test=test, words="accuracy" if spec.search.metric == "val_acc" else "loss")
     return Selection(name, protocol, tuple(rows), spec.search.refit, (train, refit))
 
 
-def _confirmed_sizes(storage: Any, spec: Any) -> tuple[int, int]:
-    """(training images, test images) of the confirmation's trials."""
+def _confirmed_sizes(storage: Any, spec: Any, setting: dict[str, Any]) -> tuple[int, int]:
+    """(training images, test images) of the confirmation trials of `setting`, the winner."""
     trials = storage.load_study(spec.study.name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    a = trials[0].user_attrs if trials else {}
+    mine = [t for t in trials if setting and all(t.params.get(k) == v for k, v in setting.items())]
+    a = mine[0].user_attrs if mine else {}
     return int(a.get("train_size", 0)), int(a.get("test_size", 0))
 
 
@@ -244,10 +247,10 @@ def _selection_markdown(s: SearchSummary) -> list[str]:
                 "after the winner had been chosen. Picking among the candidates by it would be biased (it would "
                 "choose on the test split, and the figure would then overstate the accuracy).", ""]
     win = next((c for c in sel.candidates if c.winner), None)
-    if win is not None and s.top:
-        t = s.top[0]
+    t = next((t for t in s.top if win is not None and t.label == win.label), None)  # the winner as <name> tested it
+    if t is not None:
         out += ["The winner's two figures, side by side:", "",
-                "| configuration | validation acc (%): selection, search's split | test acc (%): the confirmation |",
+                f"| configuration | validation {words}: selection, search's split | test acc (%): the confirmation |",
                 "|---|---:|---:|",
                 f"| `{win.label}` | {_fmt_ci(win.val)} ({sel.train_images[0]:,} training images) | "
                 f"{_fmt_ci(t.test)} ({sel.train_images[1]:,} training images{', refit' if sel.refit else ''}) |", ""]

@@ -215,7 +215,7 @@ class SearchSpec:
     timeout_s: float | None
     sampler: str  # tpe | random
     pruner: str  # median | hyperband | none
-    top: int  # configurations confirmed on test
+    top: int  # candidates trained again with every seed; the best mean validation metric is tested
     seed: int
     max_params: int  # 0 = no cap
     space: tuple[Dimension, ...]

@@ -111,13 +111,15 @@ SEARCH_KEYS: dict[str, Key] = {
                    choices=("tpe", "random")),
     "pruner": Key(str, "median", "stops trials early on the per-epoch validation metric",
                   choices=("median", "hyperband", "none")),
-    "top": Key(int, 3, "configurations confirmed on the test split with [study].seeds", ge=1),
+    "top": Key(int, 3, "candidates, the search's best by validation, trained again with every seed of [study].seeds "
+                         "on the validation split; the best mean is the one tested", ge=1),
     "seed": Key(int, 0, "the sampler's seed", ge=0),
     "max_params": Key(int, 0, "refuse configurations with more parameters (0 = no cap)", ge=0),
     "warmup_epochs": Key(int, 2, "epochs every trial trains before the pruner may stop it (median and patient)",
                          ge=0),
-    "patience": Key(int, 0, "the epochs a trial may stay below the median before it is stopped (Optuna's "
-                            "PatientPruner around the median pruner; 0 = stop at the first)", ge=0),
+    "patience": Key(int, 0, "median: > 0 wraps it in Optuna's PatientPruner: a trial below the median is stopped "
+                            "only once its validation metric has not beaten its best for patience + 1 epochs "
+                            "(0 = at once)", ge=0),
     "refit": Key(bool, True, "the confirmation trains on all the training images (train + validation), as "
                              "sklearn's refit=True does; false: the validation split stays held out"),
     "start_from": Key(list, [], "studies in the same storage whose best configurations (of each model) are the "

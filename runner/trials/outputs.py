@@ -27,7 +27,8 @@ from runner.errors import RunnerError
 from runner.store import Predictions, Store, artifacts_dir
 from runner.train import batches_for, predict
 
-__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "KeptError", "model_file", "keep_outputs", "split_predictions", "fetch_weights"]
+__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "KeptError", "model_file", "keep_outputs", "split_predictions", "fetch_weights",
+           "exported_accuracy"]
 
 WEIGHTS_FORMAT = 1  # the layout of the file below; a later one will say what changed
 WEIGHTS_FILE = "model.pt"  # the artifact's file name, as optuna-dashboard lists it
@@ -98,3 +99,13 @@ def fetch_weights(store: Store, trial: FrozenTrial, folder: Path, artifacts: str
         raise KeptError(f"trial {trial.number}: its weights ({weights['artifact_id']}) are not in {where}; "
                         "give the folder they were kept in with --artifacts") from None
     return path
+
+
+def exported_accuracy(model: nn.Module, split: Split, batch: int = 2000) -> float:
+    """Percent accuracy on `split` of a model that takes the uint8 images as stored (runner.load_model's)."""
+    images = split.images.unsqueeze(1) if split.images.dim() == 3 else split.images  # (N, C, H, W) uint8
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            correct += int((model(images[i:i + batch]).argmax(1) == split.labels[i:i + batch]).sum())
+    return 100.0 * correct / max(1, len(images))

@@ -18,23 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.data import Data
 from runner.models.exported import load_model
 from runner.spec import Spec
 from runner.store import Store
-from runner.trials.outputs import KeptError, fetch_weights
+from runner.trials.outputs import KeptError, exported_accuracy, fetch_weights
 
 __all__ = ["Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
-           "test_information", "INFO_ATTR", "CANDIDATES_ATTR", "PROTOCOL"]
+           "test_information", "INFO_ATTR", "CANDIDATES_ATTR", "WINNER_ATTR", "PROTOCOL", "finished"]
 
 CANDIDATES_ATTR = "candidates"  # <name>-select's user attr: the settings, in the search's order
 INFO_ATTR = "test_information"  # <name>-select's user attr: {trial number: test accuracy}, after the choice
-PROTOCOL = ("The search's top {top} configurations by validation accuracy (one seed each) were trained again "
+WINNER_ATTR = "winner"  # <name>-select's user attr: the chosen setting, recorded once; what <name> tests
+PROTOCOL = ("The search's top {top} configurations by validation {words} (one seed each) were trained again "
             "with seeds {seeds} on the same {train:,} training images, and the one with the best mean validation "
-            "accuracy was chosen; only then was it trained with each seed on {refit}, and tested on the "
+            "{words} was chosen; only then was it trained with each seed on {refit}, and tested on the "
             "{test:,} test images.")
 
 
@@ -54,9 +54,15 @@ def selection_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
 
 
 def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
-    """The grid study `<name>`: each setting with every seed, tested; refit: on train + validation."""
-    data = dataclasses.replace(spec.data, val_fraction=0.0) if spec.search.refit else spec.data
-    return dataclasses.replace(spec, data=data, grid=(), runs=_runs(settings))
+    """The grid study `<name>`: each setting with every seed, tested; refit: on train + validation (a study
+    ranked by a validation metric then ranks by its test counterpart: there is no validation split left)."""
+    if not spec.search.refit:
+        return dataclasses.replace(spec, grid=(), runs=_runs(settings))
+    study = spec.study
+    if study.metric.startswith("val_"):
+        study = dataclasses.replace(study, metric="test_" + study.metric.removeprefix("val_"))
+    return dataclasses.replace(spec, study=study, data=dataclasses.replace(spec.data, val_fraction=0.0), grid=(),
+                               runs=_runs(settings))
 
 
 @dataclass(frozen=True)
@@ -87,11 +93,17 @@ def candidates(select: Spec, trials: list[FrozenTrial]) -> list[Candidate]:
     return out
 
 
+def finished(cands: list[Candidate]) -> bool:
+    """Whether every candidate has every seed complete: only then is a winner chosen."""
+    return all(c.mean is not None for c in cands)
+
+
 def winner(select: Spec, cands: list[Candidate]) -> Candidate | None:
-    """The best mean validation metric over the seeds (ties: the search's order); None until one has every seed."""
-    ready = [c for c in cands if c.mean is not None]
-    if not ready:
+    """The best mean validation metric over the seeds (ties: the search's order); None until every candidate
+    has every seed (a winner chosen from an unfinished selection could differ from the one chosen later)."""
+    if not cands or not finished(cands):
         return None
+    ready = cands
     sign = -1 if select.study.direction == "maximize" else 1
     return min(ready, key=lambda c: (sign * c.mean, c.rank))
 
@@ -102,7 +114,6 @@ def test_information(store: Store, study: optuna.Study, data: Data, artifacts: s
     chosen; stored as the study's INFO_ATTR {trial number: test accuracy} and returned. A trial without
     kept weights ([study].keep = "none") is left out."""
     out = dict(study.user_attrs.get(INFO_ATTR, {}))
-    images = data.test.images.unsqueeze(1) if data.test.images.dim() == 3 else data.test.images
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if str(t.number) in out or "weights" not in t.user_attrs:
             continue
@@ -111,10 +122,6 @@ def test_information(store: Store, study: optuna.Study, data: Data, artifacts: s
                 model = load_model(fetch_weights(store, t, Path(tmp), artifacts), module_dir, t.user_attrs["weights"]["sha256"])
             except KeptError:
                 continue
-        correct = 0
-        with torch.inference_mode():
-            for i in range(0, len(images), 2000):
-                correct += int((model(images[i:i + 2000]).argmax(1) == data.test.labels[i:i + 2000]).sum())
-        out[str(t.number)] = 100.0 * correct / max(1, len(images))
+        out[str(t.number)] = exported_accuracy(model, data.test)
     study.set_user_attr(INFO_ATTR, out)
     return out

@@ -6,9 +6,11 @@ split, reports the validation metric after every epoch (Optuna's pruner may stop
 never sees the test split: its images are not even moved to the device. The budget of finished
 trials is global: it is `trials` slots in the same claims table that makes grid points run
 exactly once, so N workers or machines together finish exactly `trials`; a worker killed
-mid-trial leaves its trial FAIL and its slot to be taken over. Then the `top` configurations by
-validation metric are trained with every seed of [study].seeds and evaluated on test, as an
-ordinary grid study `<name>`, so `runner report` and `runner trials` read them unchanged.
+mid-trial leaves its trial FAIL and its slot to be taken over. [search].enqueue points and the best
+configurations of [search].start_from studies are its first trials (runner.trials.warmstart).
+Then the `top` configurations by validation metric are trained again with every seed and the
+best mean is refit and tested (runner.trials.select), as ordinary grid studies, so `runner
+report` and `runner trials` read them unchanged.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from runner.trials.lifecycle import (GRACE_S, Log, StopTrial, Tick, TrialRun, Wo
                                      prepare)
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import RESTART_ENV, run_processes, threads_per_worker, worker_process
-from runner.trials.select import CANDIDATES_ATTR, candidates, confirm_spec, selection_spec, test_information, winner
+from runner.trials.select import (CANDIDATES_ATTR, WINNER_ATTR, candidates, confirm_spec, select_name, selection_spec,
+                                  test_information, winner)
 from runner.trials.warmstart import warm_start
 
 __all__ = ["TuneResult", "run_tune", "search_name", "make_sampler", "make_pruner", "suggest", "top_settings",
@@ -369,21 +372,29 @@ def confirm_search(spec: Spec, settings: list[dict[str, Any]], url: str | None, 
                    log: Log, **where: Any) -> tuple[GridResult, GridResult | None]:
     """Selection over seeds on validation, then the winner refit and tested (see runner.trials.select)."""
     seeds = ", ".join(map(str, spec.study.seeds))
-    select = selection_spec(spec, settings)
     store = Store(url)
-    study = store.open_study(select.study.name, select.study.direction)
-    study.set_user_attr(CANDIDATES_ATTR, settings)  # the search's order, which the report reads back
+    study = store.open_study(select_name(spec), spec.search.direction)
+    if CANDIDATES_ATTR in study.user_attrs:  # chosen once: a rerun, or another machine, selects among the same
+        settings = study.user_attrs[CANDIDATES_ATTR]
+    else:
+        study.set_user_attr(CANDIDATES_ATTR, settings)  # the search's order, which the report reads back
     store.dispose()
+    select = selection_spec(spec, settings)
     log(f"{select.study.name}: the top {len(settings)} trained again with seeds {seeds} on the validation split "
         "(never tested): the best mean validation metric wins")
     selected = run_grid(select, url, workers, progress=progress, **where)
     store = Store(url)
     study = store.load_study(select.study.name)
-    best = winner(select, candidates(select, study.get_trials(deepcopy=False)))
-    if best is None:
-        log(f"{select.study.name}: no configuration finished every seed; nothing is tested")
+    cands = candidates(select, study.get_trials(deepcopy=False))
+    best = winner(select, cands)
+    if best is None:  # a seed failed, or another worker or machine is still training one
+        done = sum(len(c.values) for c in cands)
+        log(f"{select.study.name}: {done} of {len(cands) * len(spec.study.seeds)} selection trials complete: no "
+            "winner is chosen, nothing is tested; run the same command again once they are")
         store.dispose()
         return selected, None
+    if WINNER_ATTR not in study.user_attrs:
+        study.set_user_attr(WINNER_ATTR, best.setting)
     log(f"{select.study.name}: the winner is candidate {best.rank} (mean {spec.search.metric} {best.mean:.2f} "
         f"over {len(best.values)} seeds)")
     on = "all the training images (train + validation)" if spec.search.refit else "the search's training split"

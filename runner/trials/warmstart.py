@@ -16,50 +16,63 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner.errors import RunnerError
 from runner.models.presets import MLP_HIDDEN, preset_layers
-from runner.spec import REGULARIZERS, Dimension, Spec, is_layer_axis
+from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Dimension, Spec, is_layer_axis
 from runner.spec.search import outside
 from runner.store import Store
 from runner.trials.lifecycle import Log
 
 __all__ = ["warm_start", "best_configurations", "into_space"]
 
-DONE_ATTR = "enqueued"  # the search study's user attr: where each enqueued point came from, once each
+FROM_ATTR = "enqueued_from"  # an enqueued trial's user attr: where its point came from
+_LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def warm_start(spec: Spec, store: Store, study: optuna.Study, log: Log) -> int:
     """Enqueue the spec's given points, then each start_from study's best configurations; the number enqueued.
 
-    A point is enqueued once per search (a rerun or a second machine enqueues nothing again).
+    A point is enqueued again only while none of its trials is waiting, running or finished: a rerun or
+    a second machine adds nothing, and a point whose trial was interrupted (FAIL) is tried again; one
+    refused over [search].max_params is not.
     """
     search = spec.search
     points = [(f"[search].enqueue[{i}]", dict(p)) for i, p in enumerate(search.enqueue)]
     for name in search.start_from:
-        points += best_configurations(spec, store, name)
-    done = set(study.user_attrs.get(DONE_ATTR, []))
+        points += best_configurations(spec, store, name, log)
+    done = {t.user_attrs.get(FROM_ATTR) for t in study.get_trials(deepcopy=False)
+            if t.state in _LIVE or "max_params" in str(t.user_attrs.get("fail_reason", ""))}
     new = [(where, params) for where, params in points if where not in done]
     for where, params in new:
-        study.enqueue_trial(params, user_attrs={"enqueued_from": where}, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs={FROM_ATTR: where})
         log(f"{study.study_name}: enqueued {where}: {', '.join(f'{k}={v}' for k, v in params.items())}")
-    if new:
-        study.set_user_attr(DONE_ATTR, sorted(done | {where for where, _ in new}))
     return len(new)
 
 
-def best_configurations(spec: Spec, store: Store, source: str) -> list[tuple[str, dict[str, Any]]]:
-    """The best configuration of each model of study `source` (mean final metric over its seeds) that the
-    search space can hold, mapped into it: [(where it came from, params)]."""
+def best_configurations(spec: Spec, store: Store, source: str, log: Log = lambda s: None) -> list[tuple[str, dict[str, Any]]]:
+    """The best configuration of each model of study `source` that the search space can hold, mapped into
+    it: [(where it came from, params)]. Ranked by the mean final validation accuracy over its seeds when
+    its trials have a validation split; else by the study's own metric, a test one, which is said in a line
+    (the search then starts from points chosen on test; its own choices stay on validation).
+    """
     if source not in store.study_names():
         raise RunnerError(f"[search].start_from: no study named {source!r} in {store.url}; studies there: "
                           f"{', '.join(store.study_names()) or 'none'}")
     study = store.load_study(source)
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("config") is not None and t.value is not None]
+    epochs = store.epochs([t._trial_id for t in complete])
+    val = {t.number: rows[-1].val_acc for t in complete if (rows := epochs.get(t._trial_id)) and rows[-1].val_acc is not None}
+    if complete and len(val) == len(complete):
+        score = {t.number: -val[t.number] for t in complete}  # the best validation accuracy first
+    else:
+        sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+        score = {t.number: sign * t.value for t in complete}
+        log(f"[search].start_from: {source} has no validation split: its best configurations are those of its "
+            "own metric, on test, so the search starts from points chosen on test (its choices stay on validation)")
     groups: dict[str, list[FrozenTrial]] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        config = t.user_attrs.get("config")
-        if config is None or t.value is None:
-            continue
+    for t in complete:
+        config = t.user_attrs["config"]
         groups.setdefault(json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True), []).append(t)
-    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
-    ranked = sorted(groups.values(), key=lambda ts: (sign * sum(t.value for t in ts) / len(ts), ts[0].number))
+    ranked = sorted(groups.values(), key=lambda ts: (sum(score[t.number] for t in ts) / len(ts), ts[0].number))
     out, models = [], set()
     for trials in ranked:
         config = trials[0].user_attrs["config"]
@@ -100,6 +113,8 @@ def into_space(spec: Spec, config: dict[str, Any], where: str) -> dict[str, Any]
                 return None
         else:
             value = (config["regularizers"] if d.axis in REGULARIZERS else config["train"]).get(d.axis)
+            if value is None and d.axis in LATER_REGULARIZERS:  # stored only where it is on: absent, it was off
+                value = REGULARIZERS[d.axis].default
             if value is None:  # a setting the source's code did not have: the sampler draws it
                 continue
         _check(d, value, where)
