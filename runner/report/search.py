@@ -250,7 +250,7 @@ def _selection_markdown(s: SearchSummary) -> list[str]:
     t = next((t for t in s.top if win is not None and t.label == win.label), None)  # the winner as <name> tested it
     if t is not None:
         out += ["The winner's two figures, side by side:", "",
-                f"| configuration | validation {words}: selection, search's split | test acc (%): the confirmation |",
+                f"| configuration | selection: {words}, on the search's split | confirmation: test acc (%) |",
                 "|---|---:|---:|",
                 f"| `{win.label}` | {_fmt_ci(win.val)} ({sel.train_images[0]:,} training images) | "
                 f"{_fmt_ci(t.test)} ({sel.train_images[1]:,} training images{', refit' if sel.refit else ''}) |", ""]
