@@ -1,7 +1,7 @@
 """The grammar of a spec, defined once: each key's type, default, bounds and help.
 
 A `Key` states its constraints as data (choices, bounds), so the validator's check, the one-line
-message of what is allowed, the README's key tables and the JSON Schema (`runner schema`) are all
+message of what is allowed, docs/spec.md's key tables and the JSON Schema (`runner schema`) are all
 derived from the same definition.
 """
 from __future__ import annotations

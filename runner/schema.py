@@ -2,7 +2,7 @@
 
 `runner schema` prints the JSON Schema (draft-07, which editors such as Even Better TOML /
 taplo read through a `#:schema ./runner.schema.json` first line); `runner schema --format
-markdown` prints the README's key tables. Neither is written by hand: the validator, its
+markdown` prints docs/spec.md's key tables. Neither is written by hand: the validator, its
 messages, the schema and the tables all read the same `Key`s.
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _rows(keys: dict[str, Key], prefix: str = "") -> list[str]:
 
 
 def key_tables() -> str:
-    """The README's tables of every key, section by section."""
+    """The tables of every key, section by section, as docs/spec.md has them."""
     head = ["| key | allowed | default | what it does |", "|---|---|---|---|"]
     out = []
     for name, (keys, text) in SECTIONS.items():

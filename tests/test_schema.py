@@ -41,11 +41,11 @@ def test_the_schema_refuses_what_the_validator_refuses(text, fragment):
     assert errors and any(fragment in (e.message + str(list(e.path))) for e in errors)
 
 
-def test_readme_key_tables_are_the_generated_ones():
-    readme = (ROOT / "README.md").read_text()
+def test_spec_reference_key_tables_are_the_generated_ones():
+    reference = (ROOT / "docs" / "spec.md").read_text()
     start, end = "<!-- runner:keys:start -->\n", "<!-- runner:keys:end -->"
-    assert start in readme and end in readme, "the README needs its generated key tables"
-    block = readme.split(start, 1)[1].split(end, 1)[0]
+    assert start in reference and end in reference, "docs/spec.md needs its generated key tables"
+    block = reference.split(start, 1)[1].split(end, 1)[0]
     assert block == key_tables(), "regenerate: runner schema --format markdown"
 
 

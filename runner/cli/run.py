@@ -247,7 +247,7 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
-              help="json: the JSON Schema of a spec; markdown: the tables of every key, as the README has them.")
+              help="json: the JSON Schema of a spec; markdown: the tables of every key, as docs/spec.md has them.")
 def schema(fmt: str) -> None:
     """Print the spec's grammar: every section, key, type, bound and default.
 

@@ -1,7 +1,7 @@
 """The grammar of a spec: every section's keys, their types, defaults and allowed ranges.
 
 These registries are the one place each key is defined: the validator, the trainer, the report,
-the JSON Schema (`runner schema`) and the README's key tables all read them.
+the JSON Schema (`runner schema`) and docs/spec.md's key tables all read them.
 """
 from __future__ import annotations
 
