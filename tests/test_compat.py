@@ -108,10 +108,21 @@ def test_every_shipped_spec_keeps_its_config_hashes():
         assert defaults == pinned[path.name]["model_defaults"], path.name
 
 
-def _same(new, old, where=""):
-    """Equal, floats to within what another CPU's arithmetic may change."""
-    if isinstance(old, float) and isinstance(new, (int, float)):
-        assert new == pytest.approx(old, rel=1e-5, abs=1e-6), where
+# What another CPU's arithmetic changes in what grid.toml stores, measured by tests/fixtures/v1/deviation.py
+# on an AVX2 AMD EPYC: grid.toml run with ATen's default and avx2 kernels and MKL capped at SSE4.2 and AVX
+# moved the losses alone, by at most 2.6e-5 relative (a val_loss) and 1.1e-5 absolute (a test_loss);
+# every accuracy, trial value, count, hash, param and config value came out as stored. The losses are
+# allowed 10 times that; everything else must be equal. What no host of this kind does moves more: oneDNN's
+# convolutions capped below AVX2 (a CPU from before 2013), 2 threads (grid.toml pins 1) or oneDNN off
+# train other weights, whose predictions differ by whole images (8 to 18 accuracies, up to 7.69 points).
+LOSS_REL, LOSS_ABS = 2.6e-4, 1.1e-4
+LOSSES = {2, 4, 7}  # train_loss, test_loss and val_loss in an epoch row of stored_values
+
+
+def _same(new, old, where="", loss=False):
+    """Equal; a loss to within what another CPU's arithmetic changes (LOSS_REL, LOSS_ABS)."""
+    if loss and isinstance(old, float):
+        assert isinstance(new, float) and new == pytest.approx(old, rel=LOSS_REL, abs=LOSS_ABS), where
     elif isinstance(old, dict):
         assert isinstance(new, dict) and sorted(new) == sorted(old), (where, sorted(new), sorted(old))
         for k in old:
@@ -119,7 +130,7 @@ def _same(new, old, where=""):
     elif isinstance(old, list):
         assert isinstance(new, list) and len(new) == len(old), where
         for i, (a, b) in enumerate(zip(new, old)):
-            _same(a, b, f"{where}[{i}]")
+            _same(a, b, f"{where}[{i}]", loss=where.startswith(".epochs[") and i in LOSSES)
     else:
         assert new == old, where
 
