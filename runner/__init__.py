@@ -3,8 +3,8 @@
 __all__ = ["load_model"]
 
 
-def load_model(path, module_dir=".", sha256=None):  # noqa: ANN001, ANN201 - see runner.models.exported
-    """A model file of `runner export` as an nn.Module in eval mode (runner.models.exported.load_model)."""
-    from runner.models.exported import load_model as load  # torch is imported here, not by `import runner`
+def load_model(path, module_dir=".", sha256=None):  # noqa: ANN001, ANN201 - see runner.weights
+    """A model file of `runner export` as an nn.Module in eval mode (runner.weights.load_model)."""
+    from runner.weights import load_model as load  # torch is imported here, not by `import runner`
 
     return load(path, module_dir, sha256)

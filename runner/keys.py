@@ -10,25 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Key", "choices_text", "show"]
+__all__ = ["Key", "choices_text"]
 
 
 def choices_text(choices: tuple[Any, ...]) -> str:
     """'"a" | "b"' for the one-line messages."""
     return " | ".join(f'"{c}"' for c in choices)
-
-
-def show(v: Any) -> str:
-    """A value as a person wrote it in TOML."""
-    import json
-
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "a table"
-    return str(v)
 
 
 @dataclass(frozen=True)

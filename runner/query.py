@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 
 from runner.errors import RunnerError
+from runner.record import of as stored
 from runner.store import Store
 from runner.text import text_table
 
@@ -146,7 +147,7 @@ def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], 
         tests = [r.test_acc for r in rows if r.test_acc is not None]
         record["best_test_acc"] = max(tests) if tests else None
         record["seconds"] = sum(r.seconds or 0.0 for r in rows) if rows else None
-        record["fail_reason"] = t.user_attrs.get("fail_reason")
+        record["fail_reason"] = stored(t).fail_reason
         records.append(record)
     return records, axes
 
@@ -156,7 +157,7 @@ def _search_epochs(t: Any) -> list[Any]:
     from types import SimpleNamespace
 
     keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "lr", "seconds")
-    return [SimpleNamespace(**{k: e.get(k) for k in keys}) for e in t.user_attrs.get("epochs", [])]
+    return [SimpleNamespace(**{k: e.get(k) for k in keys}) for e in stored(t).epochs]
 
 
 def select(records: list[dict[str, Any]], axes: list[str], where: str | None = None,
@@ -278,14 +279,14 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
         raise QueryError(f"study {study_name!r} has no trial {number}; its trials are 0-{len(trials) - 1}"
                          if trials else f"study {study_name!r} has no trials")
     t = match[0]
-    attrs = dict(t.user_attrs)
-    config = attrs.pop("config", None)
+    rec = stored(t)
+    attrs = rec.provenance()
+    config = rec.config or None
     epochs = store.epochs([t._trial_id])[t._trial_id] or _search_epochs(t)
-    attrs.pop("epochs", None)  # a search trial's epochs: shown below, not as provenance
-    weights = attrs.pop("weights", None)
+    weights = rec.weights
     if weights is not None:
-        kept = f"kept: artifact {weights['artifact_id']}, {weights['bytes']:,} bytes, sha256 {weights['sha256'][:16]}"
-    elif t.state.name == "COMPLETE" and "config_hash" in attrs and "slot" not in attrs:
+        kept = f"kept: artifact {weights.artifact_id}, {weights.bytes:,} bytes, sha256 {weights.sha256[:16]}"
+    elif t.state.name == "COMPLETE" and rec.config_hash is not None and rec.slot is None:
         kept = "not kept (stored before runner kept weights, or [study].keep = \"none\")"
     else:
         kept = None

@@ -5,11 +5,30 @@ import csv
 import difflib
 import hashlib
 import io
+import json
 import re
 import shutil
 from typing import Any, Sequence
 
-__all__ = ["did_you_mean", "format_shape", "text_table", "plural", "csv_text", "file_slug", "SLUG_MAX"]
+__all__ = ["did_you_mean", "format_shape", "text_table", "plural", "csv_text", "file_slug", "SLUG_MAX", "toml_value",
+           "toml_literal"]
+
+
+def toml_value(v: Any) -> str:
+    """A value as TOML writes it, for a label or a table cell: booleans lower-case ("true"), else str(v)."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def toml_literal(v: Any) -> str:
+    """A value as a person writes it in a TOML file: a string quoted ("affine"), a table as "a table", else
+    as toml_value writes it (a message names the value so; a [[runs]] entry is pasted so)."""
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "a table"
+    return toml_value(v)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
+from runner import record
 from runner.errors import StorageError
+from runner.record import is_search_study
 from runner.store import Store, shown_url
 from runner.text import plural, text_table
 
@@ -68,15 +70,15 @@ class Progress:
 
 
 def _epochs_of(t: FrozenTrial) -> int | None:
-    epochs = t.user_attrs.get("config", {}).get("train", {}).get("epochs")
+    epochs = record.of(t).train_epochs
     return int(epochs) if epochs else None
 
 
 def _device(t: FrozenTrial) -> str:
-    a = t.user_attrs
-    if a.get("device") == "cuda" and a.get("device_index") is not None:
-        return f"cuda:{a['device_index']} {a.get('device_name', '')}".strip()
-    return str(a.get("device", "?"))
+    a = record.of(t)
+    if a.device == "cuda" and a.device_index is not None:
+        return f"cuda:{a.device_index} {a.device_name or ''}".strip()
+    return str(a.device or "?")
 
 
 def progress(storage: str | None, study: str, total: int | None = None, window_min: float = 10,
@@ -88,7 +90,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         search: whether it is a search (whose trials count, not its points); default: by its name.
         window_min: the rate counts the trial-epochs stored over this many last minutes.
     """
-    search = study.endswith("-search") if search is None else search
+    search = is_search_study(study) if search is None else search
     store = Store(storage, create=False)
     shown = shown_url(store.url)
     try:
@@ -109,7 +111,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     if search:  # a search's budget counts finished trials: complete or pruned
         complete, failed = states[TrialState.COMPLETE], states[TrialState.FAIL]
     else:  # a grid's point is complete once, whatever trials it took; a failed one until it is retried
-        by_state = {s: {t.user_attrs.get("config_hash") for t in trials if t.state == s}
+        by_state = {s: {record.of(t).config_hash for t in trials if t.state == s}
                     for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
         complete = len(by_state[TrialState.COMPLETE])
         failed = len(by_state[TrialState.FAIL] - by_state[TrialState.COMPLETE] - by_state[TrialState.RUNNING])
@@ -128,7 +130,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
             epoch, metric = 0, "–"
         claim = claims.get(t._trial_id)
         beat = (now - claim.heartbeat).total_seconds() if claim is not None else None
-        worker = str(t.user_attrs.get("worker", "?"))
+        worker = str(record.of(t).worker or "?")
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
                                epoch, _epochs_of(t), metric, beat))
     rate_from = "epochs"

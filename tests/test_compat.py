@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.trials.grid import run_grid
+from runner.trials.settings import RunSettings
 from runner.trials.tune import run_tune
 from runner.spec import load_spec
 from runner.store import Store
@@ -138,7 +139,7 @@ def _same(new, old, where="", loss=False):
 def test_a_small_grid_stores_what_the_code_before_stored(tmp_path):
     make = _v1_make()
     url = f"sqlite:///{tmp_path / 'grid.sqlite'}"
-    run_grid(load_spec(V1 / "grid.toml"), url, artifacts=str(tmp_path / "artifacts"))
+    run_grid(load_spec(V1 / "grid.toml"), url, RunSettings(artifacts=str(tmp_path / "artifacts")))
     new, old = make.stored_values(url, "v1grid"), json.loads((V1 / "expected.json").read_text())
     for h, t in new["trials"].items():  # what later versions store besides: the weights' artifact (issue 17)
         added = set(t["user_attrs"]) - set(old["trials"].get(h, {}).get("user_attrs", {}))

@@ -83,12 +83,13 @@ def test_on_cuda_each_trial_stores_its_gpus_index_and_name(tmp_path):
 
     from runner.spec import load_spec
     from runner.trials.grid import run_grid
+    from runner.trials.settings import RunSettings
 
     spec = tmp_path / "spec.toml"
     spec.write_text('[study]\nname = "gpu"\nseeds = [0, 1, 2]\n[data]\ntrain_limit = 512\ntest_limit = 256\n'
                     '[train]\nepochs = 1\ndevice = "cuda"\n[models.lenet5]\narch = "lenet5"\n')
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    result = run_grid(load_spec(spec), url, workers=2)
+    result = run_grid(load_spec(spec), url, RunSettings(workers=2))
     assert result.ran == 3 and result.failed == 0
     trials = optuna.load_study(study_name="gpu", storage=url).get_trials()
     count = torch.cuda.device_count()

@@ -11,12 +11,12 @@ PACKAGE = Path(__file__).parent.parent / "runner"
 # Lower numbers sit lower in the house; a module may import only its own layer or those below.
 LAYERS = {
     "errors": 0, "keys": 0, "text": 0, "optim": 0, "augment": 0, "usercode": 0, "plotting": 0, "progress": 0,
-    "store": 0, "machine": 0,
+    "store": 0, "machine": 0, "record": 0,
     "data": 1, "models": 1,
     "spec": 2,
-    "train": 3, "schema": 3,
+    "train": 3, "schema": 3, "weights": 3,
     "trials": 4,
-    "report": 5, "query": 5, "bench": 5, "kept": 5, "launch": 5, "watch": 5,
+    "report": 5, "query": 5, "bench": 5, "export": 5, "predict": 5, "launch": 5, "watch": 5,
     "cli": 6, "__init__": 6,  # the package's own __init__: runner.load_model
 }
 # Lazy imports are for heavy libraries; of the runner's own modules, only where start-up must not load

@@ -11,7 +11,7 @@ from runner import augment
 from runner.augment import affine_augment, elastic_augment
 from runner.data import MNIST
 from runner.errors import SpecError
-from runner.kept import export_model
+from runner.export import export_model
 from runner.models.memory import footprint
 from runner.spec import parse_spec
 from runner.spec.tables import averages_weights
@@ -19,6 +19,7 @@ from runner.store import Store
 from runner.train import train_point
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.grid import run_grid
+from runner.trials.settings import RunSettings
 
 CPU = torch.device("cpu")
 
@@ -177,7 +178,7 @@ def test_a_grid_trial_keeps_the_averaged_weights_it_evaluated(mnist, tmp_path, m
     monkeypatch.chdir(tmp_path)
     s = spec({"ema": [0.9]})
     url = f"sqlite:///{tmp_path / 'levers.sqlite'}"
-    assert run_grid(s, url, artifacts=str(tmp_path / "artifacts")).ran == 1
+    assert run_grid(s, url, RunSettings(artifacts=str(tmp_path / "artifacts"))).ran == 1
     store = Store(url, create=False)
     _, out = export_model(store, "levers", None, tmp_path / "kept.pt", artifacts=str(tmp_path / "artifacts"))
     store.dispose()

@@ -274,12 +274,14 @@ def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(projec
               "val_size"):
         assert search[k] == grid[k], k
     assert search["train_size"] + search["val_size"] == 600 and search["test_size"] == 0  # test never used
+    for record in (search, grid):  # one builder: a search trial has its time and memory as a grid trial does
+        assert record["wall_seconds"] > 0 and record["peak_memory_mb"] > 0
 
 
 def test_sampled_floats_are_stored_rounded_to_3_significant_digits_and_trained_with_that_value(project):
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    from runner.trials.tune import readable
+    from runner.trials.sampling import readable
 
     assert readable(0.07819127573796913, FloatDistribution(0.01, 0.2, log=True)) == 0.0782
     assert readable(0.0123001, FloatDistribution(0.01234, 0.2)) == 0.01234  # rounded below low: low
@@ -298,7 +300,7 @@ def _slow_starter(patience: int, warmup: int = 1) -> bool:
     """Whether the pruner stops a trial that is below the median at epoch 2 and best by epoch 4."""
     import dataclasses
 
-    from runner.trials.tune import make_pruner
+    from runner.trials.sampling import make_pruner
 
     search = dataclasses.replace(load_spec_text(SPEC).search, warmup_epochs=warmup, patience=patience)
     study = optuna.create_study(direction="maximize", pruner=make_pruner(search, 4))
@@ -400,7 +402,7 @@ def test_start_from_enqueues_the_best_configuration_of_a_study_in_the_same_stora
 
 
 def test_no_winner_is_chosen_from_an_unfinished_selection_and_a_val_ranked_study_is_tested_on_test():
-    from runner.trials.select import Candidate, confirm_spec, selection_spec, winner
+    from runner.trials.confirm import Candidate, confirm_spec, selection_spec, winner
 
     spec = load_spec_text(SPEC)
     settings = [{"lr": 0.05, "batch_norm": True, "small.c1.conv": 4}, {"lr": 0.1, "batch_norm": False, "small.c1.conv": 4}]

@@ -31,7 +31,7 @@ from runner.data import MNIST, load_mnist
 from runner.models import LayerNet, build_model
 from runner.models.presets import preset_config
 from runner.train import resolve_device, set_threads
-from runner.trials.provenance import machine_info
+from runner.machine.provenance import machine_info
 
 __all__ = ["Variant", "TRAIN_VARIANTS", "EVAL_VARIANTS", "pool_first", "FoldedNormLeNet5",
            "FloorResult", "run_floor", "time_train", "time_eval"]

@@ -20,7 +20,7 @@ from runner.bench.common import BenchConfig, Log, bench_spec, write_json
 from runner.data import MNIST, load_mnist
 from runner.spec import load_spec
 from runner.train import resolve_device, train_point
-from runner.trials.provenance import machine_info
+from runner.machine.provenance import machine_info
 
 __all__ = ["STAGES", "OP_FAMILIES", "ProfileResult", "run_profile"]
 

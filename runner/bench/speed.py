@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner import record
 from runner.bench import course_template
 from runner.bench.common import (MEAN, STD, BenchConfig, Log, bench_spec, lenet5, normalized, sgd, sync, warn_if_busy,
                                  write_json)
@@ -43,7 +44,8 @@ from runner.spec import load_spec, parse_spec
 from runner.store import EpochRow, Store
 from runner.train import EVAL_BATCH, Batches, resolve_device, train_one_epoch, train_point
 from runner.trials.grid import run_grid
-from runner.trials.provenance import machine_info
+from runner.trials.settings import RunSettings
+from runner.machine.provenance import machine_info
 
 __all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",
            "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "time_to_accuracy", "course_spec",
@@ -241,7 +243,7 @@ def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, st
     spec = load_spec(spec_path)
     url = f"sqlite:///{folder / name}.sqlite"
     start = time.perf_counter()
-    result = run_grid(spec, url, workers=workers)
+    result = run_grid(spec, url, RunSettings(workers=workers))
     wall = time.perf_counter() - start
     if result.failed or result.ran != len(spec.points()):
         raise BenchError(f"bench grid {name}: {result.ran} of {len(spec.points())} trials ran, "
@@ -263,7 +265,7 @@ def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool 
     with store.session() as s:
         seconds = list(s.scalars(sa.select(EpochRow.seconds).where(EpochRow.study_name == name)
                                  .order_by(EpochRow.epoch)))
-    trial_s = store.open_study(name, "maximize", create=False).trials[0].user_attrs["wall_seconds"]
+    trial_s = record.of(store.open_study(name, "maximize", create=False).trials[0]).wall_seconds
     store.dispose()
     e = config.epochs
     return {"epoch_s": statistics.mean(seconds), "epochs_s": [round(x, 2) for x in seconds],

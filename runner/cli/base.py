@@ -15,8 +15,8 @@ import click
 from runner.errors import RunnerError
 from runner.store import DEFAULT_STORAGE
 
-__all__ = ["cli", "main", "storage_option", "artifacts_option", "checkpoints_option", "format_option", "user_errors", "as_typed", "cell",
-           "reader"]
+__all__ = ["cli", "storage_option", "artifacts_option", "checkpoints_option", "run_options", "run_settings",
+           "format_option", "user_errors", "as_typed", "reader"]
 
 
 def artifacts_option(f: Callable) -> Callable:
@@ -32,6 +32,36 @@ def checkpoints_option(f: Callable) -> Callable:
                         help="Folder of unfinished trials' epoch checkpoints, from which a stopped point resumes "
                              "[default: checkpoints/ beside the SQLite file; for workers on several machines give "
                              "them one shared folder]")(f)
+
+
+def run_options(workers: str, dry_run: str, stale_after: str) -> Callable[[Callable], Callable]:
+    """The options `runner grid` and `runner tune` share, declared once: --dry-run, --workers, --gpus,
+    --stale-after, -q, --artifacts and --checkpoints (each command words the first three for what it runs).
+    The command receives them as keyword arguments; `run_settings` turns them into one RunSettings."""
+    def decorate(f: Callable) -> Callable:
+        options = [
+            click.option("--dry-run", is_flag=True, help=dry_run),
+            click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help=workers),
+            click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: "
+                         "every visible one). Worker i runs on the (i mod G)-th; --workers above their number puts "
+                         "several on each."),
+            click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True,
+                         metavar="SECONDS", help=stale_after),
+            click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary."),
+            artifacts_option, checkpoints_option,
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def run_settings(options: dict[str, Any]) -> Any:
+    """The RunSettings of a command's options (see run_options), for the library: one frozen value."""
+    from runner.trials.settings import RunSettings
+
+    fields = ("workers", "gpus", "stale_after", "artifacts", "checkpoints", "retry_failed", "max_points")
+    return RunSettings(**{k: options[k] for k in fields if k in options})
 
 
 def storage_option(f: Callable) -> Callable:
@@ -106,19 +136,7 @@ def as_typed(ctx: click.Context) -> str:
     return " ".join(shlex.quote(w) for w in [*words, *options])
 
 
-def cell(v: Any) -> str:
-    """A value as a table cell: booleans lower-case, as TOML writes them."""
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
-
-
 def reader(storage: str | None) -> Any:
     """The storage, opened to read: never created, never written."""
     from runner.store import Store
     return Store(storage, create=False)
-
-
-def main() -> None:
-    """Entry point of the `runner` script."""
-    cli()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from runner.cli.base import cli, storage_option, user_errors
+from runner.record import search_study
 
 
 @cli.group()
@@ -76,7 +77,7 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
         store.open_study(spec.study.name, spec.study.direction)
     store.dispose()
     job_id = submit(job)
-    study = f"{spec.study.name}-search" if tune else spec.study.name
+    study = search_study(spec.study.name) if tune else spec.study.name
     click.echo(f"submitted job {job_id}: {jobs} task{'s' if jobs != 1 else ''} of `runner {'tune' if tune else 'grid'}"
                f" {spec_path}`; each task's output in {job.logs}/{job.name}-{job_id}_N.out")
     click.echo(f"watch it: runner watch --study {study} --storage {shown_url(url)}")

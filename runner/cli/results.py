@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from runner.cli.base import artifacts_option, cell, cli, format_option, reader, storage_option, user_errors
-from runner.text import plural, text_table
+from runner.cli.base import artifacts_option, cli, format_option, reader, storage_option, user_errors
+from runner.text import plural, text_table, toml_value
 
 __all__ = ["report", "studies", "trials", "show", "export", "predict"]
 
@@ -157,7 +157,7 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
     value = "" if d["value"] is None else f", value {d['value']:g}"
     click.echo(f"trial {d['number']} of {d['study']}: {d['state']}{value}")
     click.echo(f"started {d['started']}, completed {d['completed'] or '-'}\n")
-    click.echo("params:\n" + "\n".join(f"  {k} = {cell(v)}" for k, v in d["params"].items()))
+    click.echo("params:\n" + "\n".join(f"  {k} = {toml_value(v)}" for k, v in d["params"].items()))
     click.echo("\nconfig:\n" + json.dumps(d["config"], indent=2))
     click.echo("\nprovenance:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(d["provenance"].items())))
     if d["weights"]:
@@ -204,12 +204,14 @@ def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, 
       runner export --study regularization 17 --out t17.pt --format torchscript
       python -c "import runner; print(runner.load_model('lenet5.pt'))"
     """
-    from runner.kept import export_model
+    from runner import record
+    from runner.export import export_model
 
     trial, path = export_model(reader(storage), study_name, _trial_choice(number, best), out, fmt, artifacts,
                                module_dir)
-    click.echo(f"wrote {path}: trial {trial.number} of {study_name} ({trial.user_attrs.get('label', '')}, "
-               f"seed {trial.params.get('seed')}, {trial.user_attrs.get('param_count', 0):,} parameters)")
+    stored = record.of(trial)
+    click.echo(f"wrote {path}: trial {trial.number} of {study_name} ({stored.label or ''}, "
+               f"seed {trial.params.get('seed')}, {stored.param_count or 0:,} parameters)")
 
 
 @cli.command()
@@ -242,7 +244,8 @@ def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | N
     """
     import json
 
-    from runner.kept import predict_images, prediction_rows
+    from runner import record
+    from runner.predict import predict_images, prediction_rows
 
     if not best:
         if not args or not args[0].isdigit():
@@ -261,7 +264,7 @@ def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | N
 
         click.echo(render(rows, list(rows[0]), "csv"))
     else:
-        click.echo(f"trial {trial.number} of {study_name}: {trial.user_attrs.get('label', '')} seed "
+        click.echo(f"trial {trial.number} of {study_name}: {record.of(trial).label or ''} seed "
                    f"{trial.params.get('seed')}", err=True)
         click.echo(text_table(["input", "class", "probability", "note"],
                               [[r["input"], r["class"] or "-", "-" if r["probability"] is None else

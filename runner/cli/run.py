@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 import click
 
-from runner.cli.base import artifacts_option, checkpoints_option, as_typed, cell, cli, storage_option, user_errors
-from runner.text import plural, text_table
+from runner.cli.base import as_typed, cli, run_options, run_settings, storage_option, user_errors
+from runner.text import plural, text_table, toml_value
 
 __all__ = ["grid", "tune", "models", "schema", "points_table"]
 
@@ -17,25 +17,16 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @storage_option
-@click.option("--dry-run", is_flag=True, help="Print the points and their count, and do every check that needs no "
-                                            "training (the data, your modules, every model's forward pass); train "
-                                            "nothing.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Local worker processes; the cores are split between them.")
-@click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
-              "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
+@run_options(workers="Local worker processes; the cores are split between them.",
+             dry_run="Print the points and their count, and do every check that needs no training (the data, your "
+                     "modules, every model's forward pass); train nothing.",
+             stale_after="Take over a running trial whose worker sent no heartbeat for this long (another machine "
+                         "died); a dead worker on this machine is noticed at once.")
 @click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
 @click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True, metavar="N",
               help="Refuse a grid of more points than this (a mistyped axis can multiply it by thousands).")
-@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
-              help="Take over a running trial whose worker sent no heartbeat for this long (another "
-                   "machine died); a dead worker on this machine is noticed at once.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
-@artifacts_option
-@checkpoints_option
 @user_errors
-def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus: str | None, retry_failed: bool,
-         max_points: int, stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
+def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **options: Any) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
 
     A point already complete in the storage is skipped, so running the same command again
@@ -56,20 +47,19 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, workers: int, gpus:
     from runner.trials.grid import run_grid
     from runner.spec import load_spec
 
-    spec = load_spec(spec_path)
+    spec, run = load_spec(spec_path), run_settings(options)
     if dry_run:
         from runner.trials.lifecycle import dry_run as checks
 
         click.echo(points_table(spec))
-        if spec.point_count() > max_points:
-            click.echo(f"runner grid would refuse it: more than {max_points:,} points (--max-points raises the limit)")
+        if spec.point_count() > run.max_points:
+            click.echo(f"runner grid would refuse it: more than {run.max_points:,} points (--max-points raises the "
+                       "limit)")
             return
-        click.echo("\n".join(checks(spec, workers, gpus)))
+        click.echo("\n".join(checks(spec, run.workers, run.gpus)))
         return
     with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
-        result = run_grid(spec, storage, workers=workers, retry_failed=retry_failed, stale_after=stale_after,
-                          progress=progress, artifacts=artifacts, gpus=gpus, checkpoints=checkpoints,
-                          max_points=max_points)
+        result = run_grid(spec, storage, run, progress)
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
@@ -103,7 +93,7 @@ def axis_cell(point: Any, axis: str) -> str:
     take, "–" for another model's layer field."""
     values = dict(point.axes)
     if axis in values:
-        return cell(values[axis])
+        return toml_value(values[axis])
     return "the module's own" if point.model.own(axis) else "–"
 
 
@@ -180,21 +170,13 @@ def models(spec_path: str, diagram: str | None) -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @storage_option
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Local worker processes sharing the search; the cores are split between them.")
-@click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: every "
-              "visible one). Worker i runs on the (i mod G)-th; --workers above their number puts several on each.")
+@run_options(workers="Local worker processes sharing the search; the cores are split between them.",
+             dry_run="Do every check that needs no training (the data, your modules, each model's forward pass); "
+                     "search nothing.",
+             stale_after="Take over a trial whose worker sent no heartbeat for this long.")
 @click.option("--no-confirm", is_flag=True, help="Search only: no selection over seeds, nothing trained on test.")
-@click.option("--dry-run", is_flag=True, help="Do every check that needs no training (the data, your modules, "
-                                            "each model's forward pass); search nothing.")
-@click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True, metavar="SECONDS",
-              help="Take over a trial whose worker sent no heartbeat for this long.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary.")
-@artifacts_option
-@checkpoints_option
 @user_errors
-def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no_confirm: bool, dry_run: bool,
-         stale_after: float, quiet: bool, artifacts: str | None, checkpoints: str | None) -> None:
+def tune(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, no_confirm: bool, **options: Any) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
 
     The search is the Optuna study <name>-search: each trial trains on the training images
@@ -218,7 +200,7 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
     from runner.spec import load_spec
     from runner.trials.tune import run_tune, search_name
 
-    spec = load_spec(spec_path)
+    spec, run = load_spec(spec_path), run_settings(options)
     if dry_run:
         from runner.trials.lifecycle import dry_run as checks
 
@@ -228,10 +210,10 @@ def tune(spec_path: str, storage: str | None, workers: int, gpus: str | None, no
                    f"({', '.join(d.axis for d in spec.search.space)}); then the top {spec.search.top} trained again "
                    f"with seeds {', '.join(map(str, spec.study.seeds))} on the validation split, and the best mean "
                    f"{'refit on train + validation and ' if spec.search.refit else ''}tested")
-        click.echo("\n".join(checks(spec, workers, gpus)))
+        click.echo("\n".join(checks(spec, run.workers, run.gpus)))
         return
     with stopping_cleanly(quiet, "the trial in progress was marked failed and its budget slot given back") as progress:
-        result = run_tune(spec, storage, workers, not no_confirm, progress, stale_after, artifacts, gpus, checkpoints)
+        result = run_tune(spec, storage, run, not no_confirm, progress)
     click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
                + (f", {result.failed} failed" if result.failed else ""))
     if result.confirm is not None:

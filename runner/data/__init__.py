@@ -45,7 +45,7 @@ def load_source(dataset: str, root: str = "", target: str = "", args: dict[str, 
     return load_idx(family, Path(where).expanduser())
 
 
-def load_data(dataset: str = "mnist", root: str = "", train_limit: int = 0, test_limit: int = 0,
+def load_data(dataset: str = "mnist", root: str = "", *, train_limit: int = 0, test_limit: int = 0,
               val_fraction: float = 0.0, val_seed: int = 0, mean: float | str | None = None,
               std: float | str | None = None, target: str = "", args: dict[str, Any] | None = None,
               folder: str = "", sha256: str = "") -> Data:
@@ -96,7 +96,7 @@ def class_names(dataset: str, classes: int) -> tuple[str, ...]:
 
 def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> Data:
     """MNIST from `root` ("" = the packaged copy), the first N of each split."""
-    return load_data("mnist", root, train_limit, test_limit)
+    return load_data("mnist", root, train_limit=train_limit, test_limit=test_limit)
 
 
 def pixel_stats(split: Split) -> tuple[float, float]:

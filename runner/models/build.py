@@ -37,8 +37,9 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any], search_dir: str = "") -> ModelConfig:
         """The config `to_dict` wrote; a user's module is looked for in `search_dir` first."""
         layers = tuple(Layer.of(next(k for k in KINDS if k in t), **t) for t in d["layers"])
-        return cls(layers, d["act"], InputTransform(**d["input"]), tuple(d["in_shape"]), d["classes"], d["dropout"],
-                   d["batch_norm"], d["target"], tuple(d["args"].items()), search_dir)
+        return cls(layers=layers, act=d["act"], input=InputTransform(**d["input"]), in_shape=tuple(d["in_shape"]),
+                   classes=d["classes"], dropout=d["dropout"], batch_norm=d["batch_norm"], target=d["target"],
+                   args=tuple(d["args"].items()), search_dir=search_dir)
 
     @property
     def model_shape(self) -> tuple[int, int, int]:

@@ -12,9 +12,14 @@ off, same seed, every other param equal) with a t-interval and a paired t-test; 
 Holm-corrected over all the factors tested (and, separately, over all the interactions).
 The same stored trials give byte-identical Markdown, JSON and PNGs: nothing depends on the clock.
 
-One module per concern: data (the Report and its parts), build (storage to Report), stats (means,
-paired t-tests, Holm, effects), markdown (report.md, the README summary, summary.json), figures
-(PNGs), files (checks and writes).
+The package is cut by stage, and a stage that covers several sections has a module per section:
+    data                      the Report and every part of it, the search's and the mistakes' included
+    build, build_search,      storage to Report: the grid's configurations, effects and setup; the
+      build_mistakes          search behind a tuned spec; where the models are wrong
+    stats                     every figure of chance: means, t-intervals, paired t-tests, the bootstrap, Holm
+    markdown, markdown_search report.md, the README summary, summary.json; the search's section
+    figures                   every PNG
+    files                     checks, then writes
 """
 from __future__ import annotations
 

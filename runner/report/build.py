@@ -16,20 +16,21 @@ from runner.data import FAMILY
 from runner.errors import StorageError
 from runner.models.counts import LayerRow
 from runner.models.user import REGULARIZER_ARGS
+from runner.record import TrialRecord
+from runner.record import of as stored
 from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
-                                config_key, format_value)
-from runner.report.mistakes import build_mistakes
-from runner.report.search import build_search
+                                config_key)
+from runner.report.build_mistakes import build_mistakes
+from runner.report.build_search import build_search
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
-from runner.text import csv_text, file_slug
-from runner.trials.select import confirm_spec
+from runner.text import csv_text, file_slug, toml_value
+from runner.trials.confirm import confirm_spec
 
-__all__ = ["build_report", "LECUN_1998_ACC", "FULL_MNIST", "strip_paths"]
+__all__ = ["build_report", "FULL_MNIST", "strip_paths"]
 
-LECUN_1998_ACC = 99.05  # % test accuracy of LeNet-5 in LeCun et al. 1998 (0.95% error, no distortions)
 FULL_MNIST = (60_000, 10_000)  # train and test images of the published benchmark
 
 
@@ -68,7 +69,7 @@ class _Axes:
         return {a: trial.params[a] for a in self.names if a in trial.params}
 
     def label(self, model: str, params: dict[str, Any]) -> str:
-        changed = [f"{a}={format_value(v)}" for a, v in params.items() if v != self.default(model, a)]
+        changed = [f"{a}={toml_value(v)}" for a, v in params.items() if v != self.default(model, a)]
         return " ".join([model, *changed])
 
 
@@ -91,16 +92,16 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
     with_rows = [r for r in rows if r]
     final_acc = tuple(r[-1].test_acc if r else t.intermediate_values[max(t.intermediate_values)]
                       for t, r in zip(trials, rows) if r or t.intermediate_values)
-    best_acc = tuple(t.user_attrs.get("best_test_acc", max(e.test_acc for e in r) if r else math.nan)
-                     for t, r in zip(trials, rows))
+    best_acc = tuple(stored(t).best_test_acc if stored(t).best_test_acc is not None else
+                     max(e.test_acc for e in r) if r else math.nan for t, r in zip(trials, rows))
     per_epoch_s = [float(np.mean([e.seconds for e in r])) for r in with_rows]
     label = axes.label(model, params)
-    attrs = trials[0].user_attrs
+    first = stored(trials[0])
     return Config(
-        key=key, model=model, arch=attrs.get("config", {}).get("model", {}).get("arch", model),
+        key=key, model=model, arch=first.section("model").get("arch", model),
         params=params, label=label, slug=file_slug(label),
         regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
-        param_count=int(attrs.get("param_count", 0)), seeds=tuple(t.params["seed"] for t in trials),
+        param_count=int(first.param_count or 0), seeds=tuple(t.params["seed"] for t in trials),
         trial_ids=tuple(t._trial_id for t in trials),
         final=tuple(float(t.value) for t in trials), final_acc=final_acc,
         best_acc=tuple(b for b in best_acc if not math.isnan(b)),
@@ -108,8 +109,8 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         final_val=tuple(r[-1].val_acc for r in with_rows if r[-1].val_acc is not None),
         gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
         seconds_per_epoch=mean_of(per_epoch_s),
-        peak_memory_mb=mean_of([float(t.user_attrs["peak_memory_mb"]) for t in trials
-                                if "peak_memory_mb" in t.user_attrs]),
+        peak_memory_mb=mean_of([float(stored(t).peak_memory_mb) for t in trials
+                                if stored(t).peak_memory_mb is not None]),
         curves=_curves(with_rows),
     )
 
@@ -122,16 +123,14 @@ def _stored_code(spec: Spec, trials: list[FrozenTrial]) -> tuple[Spec, list[str]
     for name, m in spec.models.items():
         if m.target and not m.source:
             mine = [t for t in complete if t.params.get("model") == name]
-            sha = next((t.user_attrs.get("config", {}).get("model", {}).get("source_sha256") for t in reversed(mine)
-                        if t.user_attrs.get("config", {}).get("model", {}).get("source_sha256")), "")
+            sha = next((stored(t).source_sha256 for t in reversed(mine) if stored(t).source_sha256), "")
             models[name] = replace(m, source_sha256=sha)
             notes.append(f"[models.{name}].target {m.target}: its module's file was not found; this report covers "
                          + (f"the trials stored with code version sha256 {sha[:12]} (the latest stored), "
                             "from what they stored" if sha else "none of its trials: none was stored"))
     data = spec.data
     if data.target and not data.source_sha256:
-        sha = next((t.user_attrs.get("config", {}).get("data", {}).get("source_sha256") for t in reversed(complete)
-                    if t.user_attrs.get("config", {}).get("data", {}).get("source_sha256")), "")
+        sha = next((stored(t).data_source_sha256 for t in reversed(complete) if stored(t).data_source_sha256), "")
         data = replace(data, source_sha256=sha)
         notes.append(f"[data].target {data.target}: its module's file was not found; this report covers the trials "
                      f"stored with code version sha256 {sha[:12]} (the latest stored), from what they stored")
@@ -144,16 +143,16 @@ def _stale(spec: Spec, t: FrozenTrial) -> str | None:
     model = spec.models.get(t.params.get("model", ""))
     if model is None or not model.target:
         return None
-    config = t.user_attrs.get("config", {}).get("model", {})
+    config = stored(t).section("model")
     then = (config.get("target", model.target), config.get("args", dict(model.args)))
     if then != (model.target, dict(model.args)):  # the trial's params cannot tell them apart: say so here
         return (f"made by {then[0]} with args {json.dumps(then[1], sort_keys=True)}; the spec now has "
                 f"{model.target} with args {json.dumps(dict(model.args), sort_keys=True)}: not this "
                 "configuration's result")
-    stored = config.get("source_sha256")
-    if stored in (None, model.source_sha256):
+    sha = config.get("source_sha256")
+    if sha in (None, model.source_sha256):
         return None
-    return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {stored[:12]}; now "
+    return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {sha[:12]}; now "
             f"{model.source_sha256[:12]}): not this code's result")
 
 
@@ -174,27 +173,28 @@ def _changed(spec: Spec, t: FrozenTrial) -> str | None:
     A declared model's layers, a preset's hidden widths or a [train] / [data] value edited in the
     spec since the trial ran: its params alone cannot tell, its stored config hash can.
     """
-    name, stored = t.params.get("model", ""), t.user_attrs.get("config_hash")
-    if name not in spec.models or stored is None or "seed" not in t.params:
+    name, then = t.params.get("model", ""), stored(t).config_hash
+    if name not in spec.models or then is None or "seed" not in t.params:
         return None
     setting = {k: v for k, v in t.params.items() if k != "seed"}
     try:
         now = spec.point(setting, t.params["seed"])
     except (KeyError, TypeError, ValueError, StopIteration):  # a param the spec no longer has
         return None
-    if now.config_hash == stored:
+    if now.config_hash == then:
         return None
-    old, new = t.user_attrs.get("config", {}), now.resolved()
+    old, new = stored(t).config, now.resolved()
     what = [k for k in ("model", "train", "data", "regularizers") if old.get(k) != new.get(k)]
     return (f"stored with another {' and '.join(what) or 'config'} than the spec now gives "
-            f"(config {stored}, now {now.config_hash}): not this spec's result")
+            f"(config {then}, now {now.config_hash}): not this spec's result")
 
 
 def why_not_complete(t: FrozenTrial) -> str:
     """A trial's reason for being left out: its stored one, else what its state says."""
-    if t.user_attrs.get("fail_reason"):
-        return str(t.user_attrs["fail_reason"])
-    worker = f" by {t.user_attrs['worker']}" if "worker" in t.user_attrs else ""
+    rec = stored(t)
+    if rec.fail_reason:
+        return str(rec.fail_reason)
+    worker = f" by {rec.worker}" if rec.worker is not None else ""
     epochs = f" after epoch {max(t.intermediate_values)}" if t.intermediate_values else ""
     if t.state == TrialState.RUNNING:
         return (f"running{worker} when the report was made{epochs and ', at epoch ' + epochs.split()[-1]}: "
@@ -262,53 +262,57 @@ _TRAIN_ORDER = {k: i for i, k in enumerate(("epochs", "batch_size", "optimizer",
 
 
 def _distinct(values: list[Any]) -> str:
-    shown = sorted({json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else format_value(v) for v in values})
+    shown = sorted({json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else toml_value(v) for v in values})
     return ", ".join(shown) if shown else "not recorded"
 
 
-def _regularizer(attrs: list[dict[str, Any]], r: str) -> str:
+def _regularizer(attrs: list[TrialRecord], r: str) -> str:
     """The values a regularizer took; "the module's own" for a user's module whose constructor has no
     such argument (its batch norm or dropout, if any, are in its layer table)."""
-    own = [a for a in attrs if r in REGULARIZER_ARGS and r not in a.get("module_takes", (r,))]
+    own = [a for a in attrs if r in REGULARIZER_ARGS and r not in (a.module_takes or (r,))]
     # a regularizer added later (ema) is stored only where it is on: absent, it was off
     later = REGULARIZERS[r].default if r in LATER_REGULARIZERS else None
-    values = [a.get("config", {}).get("regularizers", {}).get(r, later) for a in attrs if a not in own]
+    values = [a.section("regularizers").get(r, later) for a in attrs if a not in own]
     values = [v for v in values if v is not None]
     shown = [_distinct(values)] if values or not own else []
     return ", ".join(shown + (["the module's own"] if own else []))
 
 
 def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
-    attrs = [t.user_attrs for t in complete]
-    cfg = [a.get("config", {}) for a in attrs]
+    attrs = [stored(t) for t in complete]
+    cfg = [a.config for a in attrs]
     dataset = _dataset(complete)
+
+    def each(values: list[Any]) -> str:  # the distinct values stored (None: not stored)
+        return _distinct([v for v in values if v is not None])
+
     data = [("dataset", dataset),
-            ("source", _distinct([strip_paths(a.get("data_source")) for a in attrs if "data_source" in a])),
+            ("source", each([strip_paths(a.data_source) for a in attrs])),
             ("official files", "not applicable (the user's own data)" if dataset == "user" else
-             _distinct([a.get("data_official") for a in attrs if "data_official" in a])),
-            ("checksum", _distinct([a.get("data_checksum") for a in attrs if "data_checksum" in a])),
-            ("image shape (C, H, W)", _distinct([tuple(a["data_shape"]) for a in attrs if "data_shape" in a])),
-            ("classes", _distinct([a.get("classes") for a in attrs if "classes" in a])),
-            ("train images", _distinct([f"{a['train_size']:,}" for a in attrs if "train_size" in a]))]
-    if any(a.get("val_size") for a in attrs):
+             each([a.data_official for a in attrs])),
+            ("checksum", each([a.data_checksum for a in attrs])),
+            ("image shape (C, H, W)", each([tuple(a.data_shape) for a in attrs if a.data_shape is not None])),
+            ("classes", each([a.classes for a in attrs])),
+            ("train images", each([f"{a.train_size:,}" for a in attrs if a.train_size is not None]))]
+    if any(a.val_size for a in attrs):
         fractions = _distinct([c["data"].get("val_fraction") for c in cfg])
-        data.append(("validation images", _distinct([f"{a['val_size']:,}" for a in attrs if "val_size" in a])
+        data.append(("validation images", each([f"{a.val_size:,}" for a in attrs if a.val_size is not None])
                      + f" (val_fraction {fractions}, stratified, held out of the training images)"))
-    data.append(("test images", _distinct([f"{a['test_size']:,}" for a in attrs if "test_size" in a])))
+    data.append(("test images", each([f"{a.test_size:,}" for a in attrs if a.test_size is not None])))
     for k in ("mean", "std"):
-        auto = any(k in a.get("normalization_auto", ()) for a in attrs)
+        auto = any(k in a.normalization_auto for a in attrs)
         data.append((f"normalization {k}", _distinct([c["data"][k] for c in cfg if k in c.get("data", {})])
                      + (" (auto: computed from the training images)" if auto else "")))
     train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
     train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
     train += [(r, _regularizer(attrs, r)) for r in REGULARIZERS]
-    versions = sorted({lib for a in attrs for lib in a.get("versions", {})})
-    wall = sum(a.get("wall_seconds", 0.0) for a in attrs)
-    prov = [("code version", _distinct([a.get("code_version") for a in attrs if "code_version" in a]))]
-    prov += [(lib, _distinct([a["versions"][lib] for a in attrs if lib in a.get("versions", {})]))
-             for lib in versions]
-    prov += [(k, _distinct([a.get(k) for a in attrs if k in a])) for k in ("python", "device", "cpu", "threads")]
-    prov += [("workers", str(len({a.get("worker") for a in attrs if "worker" in a}))),
+    versions = sorted({lib for a in attrs for lib in a.versions})
+    wall = sum(a.wall_seconds or 0.0 for a in attrs)
+    prov = [("code version", each([a.code_version for a in attrs]))]
+    prov += [(lib, each([a.versions.get(lib) for a in attrs])) for lib in versions]
+    prov += [("python", each([a.python for a in attrs])), ("device", each([a.device for a in attrs])),
+             ("cpu", each([a.cpu for a in attrs])), ("threads", each([a.threads for a in attrs]))]
+    prov += [("workers", str(len({a.worker for a in attrs if a.worker is not None}))),
              ("total compute", f"{_duration(wall)} of wall time over {len(complete)} complete trials")]
     return data, train, prov
 
@@ -342,8 +346,7 @@ def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> 
 
 def _dataset(complete: list[FrozenTrial]) -> str:
     """The dataset the trials used ("mnist" for trials stored before there were others)."""
-    names = {t.user_attrs.get("dataset") or t.user_attrs.get("config", {}).get("data", {}).get("dataset", "mnist")
-             for t in complete}
+    names = {stored(t).dataset or stored(t).section("data").get("dataset", "mnist") for t in complete}
     return names.pop() if len(names) == 1 else "several"
 
 
@@ -353,8 +356,8 @@ def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None
     ref = REFERENCES.get((dataset, "lenet5"))
     if baseline is None or not baseline.final_acc or ref is None:
         return None
-    sizes = {(t.user_attrs.get("train_size"), t.user_attrs.get("test_size")) for t in complete}
-    official = {t.user_attrs.get("data_official", True) for t in complete}
+    sizes = {(stored(t).train_size, stored(t).test_size) for t in complete}
+    official = {True if stored(t).data_official is None else stored(t).data_official for t in complete}
     return Known(baseline.label, len(baseline.final_acc), float(np.mean(baseline.final_acc)),
                  std_of(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
                  ref.accuracy, sizes == {FULL_MNIST} and official == {True}, ref.source, ref.model, ref.note,
@@ -400,8 +403,8 @@ def _correct(spec: Spec, url: str | None, configs: list[Config], test: dict[int,
     for a loss-ranked one (the report then has only the t-tests)."""
     if spec.study.metric not in ("test_acc", "val_acc"):
         return None
-    stored = test if spec.study.metric == "test_acc" else _predictions(url, configs, "val")
-    out = {(c.key, s): 100.0 * stored[i].correct for c in configs for s, i in zip(c.seeds, c.trial_ids) if i in stored}
+    kept = test if spec.study.metric == "test_acc" else _predictions(url, configs, "val")
+    out = {(c.key, s): 100.0 * kept[i].correct for c in configs for s, i in zip(c.seeds, c.trial_ids) if i in kept}
     return out or None
 
 
@@ -415,11 +418,11 @@ def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], ax
     for t in trials:
         mine = epochs.get(t._trial_id, [])
         last = mine[-1] if mine else None
+        rec = stored(t)
         rows.append([t.number, t.state.name.lower(), t.params.get("model"), *(t.params.get(a) for a in axes.names),
-                     t.params.get("seed"), t.user_attrs.get("param_count"),
-                     *(getattr(last, c) if last else None for c in _EPOCH_COLUMNS[:6]), t.user_attrs.get("best_test_acc"),
-                     sum(e.seconds for e in mine) if mine else None, t.user_attrs.get("wall_seconds"),
-                     t.user_attrs.get("config_hash"), t.user_attrs.get("label")])
+                     t.params.get("seed"), rec.param_count,
+                     *(getattr(last, c) if last else None for c in _EPOCH_COLUMNS[:6]), rec.best_test_acc,
+                     sum(e.seconds for e in mine) if mine else None, rec.wall_seconds, rec.config_hash, rec.label])
         epoch_rows += [[t.number, e.epoch, *(getattr(e, c) for c in _EPOCH_COLUMNS)] for e in mine]
     names = ["number", "state", "model", *axes.names, "seed", "param_count", *_EPOCH_COLUMNS[:6], "best_test_acc",
              "seconds", "wall_seconds", "config_hash", "label"]
@@ -434,7 +437,7 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
         baseline = _baseline(spec, configs, model, regs_off=True) if model else None
         if baseline is not None:
             roles.append((role, baseline))
-    classes = int(complete[0].user_attrs.get("classes", 10))
+    classes = int(stored(complete[0]).classes or 10)
     return build_mistakes(spec, roles, test, _dataset(complete), classes)
 
 
@@ -457,16 +460,16 @@ def build_report(spec: Spec, url: str | None) -> Report:
     effects, interactions = grid_effects(spec, configs, correct)
     data, train, prov = _setup(complete)
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
-        a = complete[0].user_attrs
-        spec = spec.bind(tuple(a.get("data_shape", (1, 28, 28))), int(a.get("classes", 10)))
+        a = stored(complete[0])
+        spec = spec.bind(tuple(a.data_shape or (1, 28, 28)), int(a.classes or 10))
     lenet = _model_of_arch(spec, configs, "lenet5")
     known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
-    varying = tuple(a for a in axes.names if len({format_value(c.params.get(a)) for c in configs}) > 1)
-    stored = {}  # a user's module: its table as stored with a trial, so its code is never imported
+    varying = tuple(a for a in axes.names if len({toml_value(c.params.get(a)) for c in configs}) > 1)
+    tables = {}  # a user's module: its table as stored with a trial, so its code is never imported
     for t in complete:
-        key = (t.params.get("model"), bool(t.user_attrs.get("config", {}).get("regularizers", {}).get("batch_norm")))
-        if "layer_table" in t.user_attrs and key not in stored:
-            stored[key] = [LayerRow.from_json(r) for r in t.user_attrs["layer_table"]]
+        key = (t.params.get("model"), bool(stored(t).section("regularizers").get("batch_norm")))
+        if stored(t).layer_table is not None and key not in tables:
+            tables[key] = [LayerRow.from_json(r) for r in stored(t).layer_table]
 
     reader = Store(url, create=False)
     try:
@@ -481,7 +484,7 @@ def build_report(spec: Spec, url: str | None) -> Report:
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
-        param_tables=parameter_tables(spec, stored, [{"model": c.model, **c.params} for c in configs]
+        param_tables=parameter_tables(spec, tables, [{"model": c.model, **c.params} for c in configs]
                                       if search is not None else None), configs=configs, known=known, effects=effects,
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
         figures=_figures(spec, configs, effects),

@@ -5,10 +5,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from runner.errors import RunnerError
 
 __all__ = ["ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report", "REPORT_FILE",
-           "SUMMARY_FILE", "CURVES", "format_value", "config_key"]
+           "SUMMARY_FILE", "CURVES", "config_key", "TopConfig",
+           "Candidate", "Selection", "SearchSummary", "ClassView", "Mistake", "Gallery", "Mistakes"]
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -170,8 +173,8 @@ class Report:
     versus_best: list[Effect]  # every other configuration minus the best, paired by seed
     excluded: list[Excluded]
     figures: list[Figure]
-    search: Any = None  # runner.report.search.SearchSummary of a tuned spec, else None
-    mistakes: Any = None  # runner.report.mistakes.Mistakes: where the models are wrong; None without predictions
+    search: SearchSummary | None = None  # the search behind a tuned spec, else None
+    mistakes: Mistakes | None = None  # where the models are wrong; None without predictions
     notes: tuple[str, ...] = ()  # what the report could not check (a user's file gone), one line each
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
 
@@ -180,14 +183,103 @@ class Report:
         return next(c for c in self.configs if c.key == key)
 
 
+# ---------------------------------------------------------------- the search behind a tuned spec
+
+
+@dataclass(frozen=True)
+class TopConfig:
+    label: str
+    seeds: int
+    val: tuple[float, ...]  # final validation accuracy per seed (confirmation trials)
+    test: tuple[float, ...]  # final test accuracy per seed
+    param_count: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration of the selection stage, as the report shows it."""
+
+    label: str
+    param_count: int | None
+    search: float | None  # the search trial's final validation metric (one seed)
+    val: tuple[float, ...]  # the selection's final validation metric per seed
+    test: tuple[float, ...]  # information only: its selection trials' weights on test, after the choice
+    winner: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Selection over seeds on validation, then the winner refit and tested."""
+
+    study: str
+    protocol: str  # one sentence
+    candidates: tuple[Candidate, ...]  # in the search's order
+    refit: bool
+    train_images: tuple[int, int]  # (the search's training split, the refit's training images)
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    study: str
+    metric: str  # val_acc | val_loss
+    direction: str
+    budget: int
+    counts: dict[str, int]  # complete, pruned, fail, running
+    history: tuple[tuple[int, float, float], ...]  # (trial number, value, best so far), complete trials
+    curves: tuple[tuple[int, str, tuple[float, ...]], ...]  # (number, state, per-epoch metric)
+    importances: dict[str, float]
+    importance_note: str
+    top: tuple[TopConfig, ...]
+    sampler: str
+    pruner: str
+    raw: tuple[str, str] = ("", "")  # search_trials.csv and search_epochs.csv: what its figures come from
+    selection: Selection | None = None  # None: a search confirmed by the code before selection over seeds
+
+
+# ---------------------------------------------------------------- where the models are wrong
+
+
+@dataclass(frozen=True)
+class ClassView:
+    """One configuration's predictions, class by class, summed over its seeds."""
+
+    label: str
+    role: str  # "best", "LeNet-5, every regularizer off", "MLP, every regularizer off"
+    seeds: int
+    confusion: np.ndarray  # (K, K) counts: row = true class, column = predicted, summed over seeds
+    per_class: np.ndarray  # (K,) % accuracy of each class, mean over seeds
+
+
+@dataclass(frozen=True)
+class Mistake:
+    index: int  # the image's position in the test split
+    true: int
+    predicted: int
+    confidence: float  # the probability the model gave its (wrong) class
+    baseline_wrong: bool | None  # whether the baseline (same seed) also got it wrong; None without one
+
+
+@dataclass(frozen=True)
+class Gallery:
+    label: str  # the best configuration
+    seed: int
+    wrong: int  # test images it gets wrong
+    total: int  # test images
+    baseline: str | None  # the configuration it is compared with
+    baseline_too: int | None  # of the `wrong`, how many the baseline also gets wrong
+    shown: tuple[Mistake, ...]
+    images: np.ndarray | None  # (len(shown), H, W) or (len(shown), C, H, W) uint8
+
+
+@dataclass(frozen=True)
+class Mistakes:
+    names: tuple[str, ...]  # the classes' names
+    views: tuple[ClassView, ...]
+    gallery: Gallery | None
+    gallery_note: str  # why there is no gallery, if there is none
+
+
 # ---------------------------------------------------------------- labels and keys
-
-
-def format_value(v: Any) -> str:
-    """A setting's value as the report writes it: str(v), with booleans lower-case ("true", "false")."""
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
 
 
 def config_key(params: dict[str, Any]) -> str:

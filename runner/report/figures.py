@@ -1,13 +1,17 @@
-"""The report's figures: learning curves and main effects, rendered to PNG bytes by matplotlib."""
+"""The report's figures, rendered to PNG bytes by matplotlib: learning curves and main effects; the search's
+history and per-epoch curves; the confusion matrices and the gallery of mistakes."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
+import numpy as np
+
 from runner.plotting import DPI, png as _png, style as _style
-from runner.report.data import CURVES, Config, Figure, Report
+from runner.report.data import CURVES, Config, Figure, Gallery, Mistakes, Report, SearchSummary
 from runner.report.markdown import METRIC_WORDS, change_text, p_text
 
-__all__ = ["DPI", "curves_png", "effects_png"]
+__all__ = ["DPI", "curves_png", "effects_png", "history_png", "search_curves_png", "confusion_png", "gallery_png"]
 
 def curves_png(report: Report, figure: Figure) -> bytes:
     """Four panels (train/test x loss/accuracy), one line and band per configuration."""
@@ -81,4 +85,97 @@ def effects_png(report: Report) -> bytes:
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_title("Main effects with 95% CI; p Holm-corrected\n"
                      "green: improves, red: hurts, grey: no detectable effect", fontsize="medium")
+        return _png(fig)
+
+
+def history_png(s: SearchSummary) -> bytes:
+    """Each complete trial's value and the best so far, against the trial number."""
+    from matplotlib.figure import Figure
+
+    with _style():
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.subplots()
+        if s.history:
+            n, v, b = zip(*s.history)
+            ax.plot(n, v, "o", ms=4, alpha=0.6, label="complete trial")
+            ax.step(n, b, where="post", color="C3", label="best so far")
+        ax.set_xlabel("trial number")
+        ax.set_ylabel(s.metric.replace("_", " ") + (" (%)" if s.metric.endswith("acc") else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right" if s.direction == "maximize" else "upper right")
+        ax.set_title(f"{s.study}: optimization history")
+        return _png(fig)
+
+
+def search_curves_png(s: SearchSummary) -> bytes:
+    """The per-epoch validation metric of every trial; pruned ones dashed, an x where they stopped."""
+    from matplotlib.figure import Figure
+
+    with _style():
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.subplots()
+        for number, state, values in s.curves:
+            epochs = range(1, len(values) + 1)
+            if state == "pruned":
+                ax.plot(epochs, values, "--", color="C7", lw=0.8, alpha=0.7)
+                ax.plot([len(values)], [values[-1]], "x", color="C3", ms=5)
+            else:
+                ax.plot(epochs, values, "-", color="C0", lw=1, alpha=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(s.metric.replace("_", " ") + (" (%)" if s.metric.endswith("acc") else ""))
+        if s.metric.endswith("acc") and s.curves:
+            finals = [v[-1] for _, st, v in s.curves if st == "complete" and v]
+            if finals:
+                ax.set_ylim(min(finals) - 2, min(100.0, max(finals) + 0.5))
+        ax.grid(True, alpha=0.3)
+        ax.set_title("every trial's validation metric per epoch (blue: complete; grey dashed: pruned, x = stopped)")
+        return _png(fig)
+
+
+def confusion_png(m: Mistakes) -> bytes:
+    """One confusion matrix per view, rows normalized to the true class (%), side by side."""
+    from matplotlib.figure import Figure as MplFigure
+
+    k = len(m.names)
+    with _style():
+        fig = MplFigure(figsize=(4.6 * len(m.views), 5.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(m.views)))
+        for ax, v in zip(axes, m.views):
+            rows = v.confusion / np.maximum(v.confusion.sum(1, keepdims=True), 1) * 100
+            ax.imshow(np.where(np.eye(k, dtype=bool), np.nan, rows), cmap="Reds", vmin=0,
+                      vmax=max(1.0, float(np.nanmax(np.where(np.eye(k, dtype=bool), 0, rows)))))
+            if k <= 12:
+                for t in range(k):
+                    for q in range(k):
+                        if v.confusion[t, q] and t != q:
+                            ax.text(q, t, str(v.confusion[t, q]), ha="center", va="center", fontsize=7)
+                ticks = list(range(k))
+                ax.set_xticks(ticks, m.names, rotation=90 if max(map(len, m.names)) > 2 else 0, fontsize="small")
+                ax.set_yticks(ticks, m.names, fontsize="small")
+            ax.set_xlabel("predicted class")
+            ax.set_ylabel("true class")
+            label = "\n".join(textwrap.wrap(f"{v.label}, {v.seeds} seed{'s' if v.seeds != 1 else ''}", 55))
+            ax.set_title(f"{v.role}\n{label}", fontsize="small")
+        return _png(fig)
+
+
+def gallery_png(g: Gallery, names: tuple[str, ...]) -> bytes:
+    """The shown mistakes as a grid of images, each titled true -> predicted (confidence)."""
+    from matplotlib.figure import Figure as MplFigure
+
+    cols = 8
+    rows = max(1, -(-len(g.shown) // cols))
+    with _style():
+        fig = MplFigure(figsize=(cols * 1.25, rows * 1.55 + 0.6), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(rows, cols))
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, mistake, image in zip(axes.flat, g.shown, g.images):
+            ax.imshow(image if image.ndim == 2 else image[0], cmap="gray", vmin=0, vmax=255)
+            also = "" if mistake.baseline_wrong is None else (" *" if mistake.baseline_wrong else "")
+            ax.set_title(f"{names[mistake.true]} → {names[mistake.predicted]}{also}\n{mistake.confidence:.2f}",
+                         fontsize=8)
+        title = "\n".join(textwrap.wrap(f"{g.label}, seed {g.seed}", 110))  # a long label: on lines of its own
+        fig.suptitle(title + "\ntrue → predicted, the model's probability"
+                     + ("; * the baseline gets it wrong too" if g.baseline else ""), fontsize="small")
         return _png(fig)

@@ -9,11 +9,11 @@ import numpy as np
 
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
-from runner.report.data import REPORT_FILE, Effect, Known, Report, format_value
-from runner.report.mistakes import mistakes_markdown
-from runner.report.search import search_json, search_markdown
+from runner.report.data import REPORT_FILE, Effect, Known, Mistakes, Report
+from runner.report.markdown_search import search_json, search_markdown
 from runner.report.stats import ALPHA, BOOTSTRAP, mean_of, std_of
 from runner.spec import REGULARIZERS
+from runner.text import toml_literal, toml_value
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
            "render_markdown", "render_summary", "summary_json", "p_text", "change_text"]
@@ -59,8 +59,8 @@ def _ci(ci: tuple[float, float] | None, metric: str) -> str:
 def change_text(e: Effect) -> str:
     """An effect's change of setting as text: "off → on", or "a0 → a1, b0 → b1" for an interaction."""
     if isinstance(e.from_, list):
-        return ", ".join(f"{format_value(a)} → {format_value(b)}" for a, b in zip(e.from_, e.to))
-    return f"{format_value(e.from_)} → {format_value(e.to)}"
+        return ", ".join(f"{toml_value(a)} → {toml_value(b)}" for a, b in zip(e.from_, e.to))
+    return f"{toml_value(e.from_)} → {toml_value(e.to)}"
 
 
 def effect_sentence(e: Effect, metric: str) -> str:
@@ -89,9 +89,9 @@ def interaction_sentence(e: Effect, metric: str) -> str:
     (a, b), (a0, b0), (a1, b1) = e.factor.split(" x "), e.from_, e.to
     more = "larger" if e.delta_mean > 0 else "smaller"
     ci, p = e.decisive
-    return (f"The change in {words} from {a} {format_value(a0)} → {format_value(a1)} "
+    return (f"The change in {words} from {a} {toml_value(a0)} → {toml_value(a1)} "
             f"is {abs(e.delta_mean):.{2 if unit else 4}f}"
-            f"{unit} {more} with {b}={format_value(b1)} than with {b}={format_value(b0)} "
+            f"{unit} {more} with {b}={toml_value(b1)} than with {b}={toml_value(b0)} "
             f"{_ci(ci, metric)} ({p_text(p)}).")
 
 
@@ -118,7 +118,7 @@ def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
              "final test loss", "train − test (points)", "s / epoch", "peak MB"]
     rows = []
     for i, c in enumerate(report.configs, 1):
-        rows.append([str(i), c.model, *(format_value(c.params.get(a, "")) for a in report.axes),
+        rows.append([str(i), c.model, *(toml_value(c.params.get(a, "")) for a in report.axes),
                      f"{c.param_count:,}", str(len(c.seeds)), *([_pm(c.final_val)] if val else []),
                      _pm(c.final_acc), _pm(c.best_acc),
                      _pm(c.final_loss, 4), _pm(c.gap),
@@ -267,15 +267,8 @@ def render_markdown(report: Report) -> str:
 
 def runs_entry(c: Any) -> list[str]:
     """A configuration as a spec's `[[runs]]` entry, every value as stored (so it trains the same)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, str):
-            return json.dumps(v)
-        return repr(v)
-
-    lines = ["[[runs]]", f"model = {value(c.model)}"]
-    lines += [f"{json.dumps(k) if '.' in k else k} = {value(v)}" for k, v in c.params.items() if v is not None]
+    lines = ["[[runs]]", f"model = {toml_literal(c.model)}"]
+    lines += [f"{json.dumps(k) if '.' in k else k} = {toml_literal(v)}" for k, v in c.params.items() if v is not None]
     return lines
 
 
@@ -358,10 +351,6 @@ def render_summary(report: Report, link: str) -> str:
 # ---------------------------------------------------------------- JSON
 
 
-def _search_json(s: Any) -> dict[str, Any]:
-    return search_json(s)
-
-
 def _r(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
 
@@ -388,7 +377,7 @@ def summary_json(report: Report) -> str:
         "effects": [effect(e) for e in report.effects],
         "interactions": [effect(e) for e in report.interactions],
         "versus_best": [effect(e) for e in report.versus_best],
-        "search": None if report.search is None else _search_json(report.search),
+        "search": None if report.search is None else search_json(report.search),
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,
@@ -397,3 +386,32 @@ def summary_json(report: Report) -> str:
                       "reason": x.reason} for x in report.excluded],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def mistakes_markdown(m: Mistakes | None, note_if_none: str) -> list[str]:
+    """The report's section on where the models are wrong."""
+    out = ["## Where the models are wrong", ""]
+    if m is None:
+        return out + [note_if_none, ""]
+    out += ["From every trial's predicted class for every test image, counted over the seeds of each "
+            "configuration. The confusion matrices count the mistakes by true class (rows) and predicted class "
+            "(columns), summed over the seeds; the diagonal (the images it gets right) is left white.", "",
+            "![Confusion matrices](confusion.png)", ""]
+    names = ["class", *(f"{v.role}: `{v.label}`" for v in m.views)]
+    rows = [[m.names[c], *(f"{v.per_class[c]:.2f}" for v in m.views)] for c in range(len(m.names))]
+    out += ["Accuracy per class (%), mean over seeds:", "",
+            "| " + " | ".join(names) + " |", "|---|" + "---:|" * len(m.views)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += [""]
+    g = m.gallery
+    if g is not None:
+        also = ("" if g.baseline_too is None else
+                f"; the baseline `{g.baseline}` (same seed) also gets {g.baseline_too:,} of them wrong")
+        out += ["### The test images the best configuration gets wrong", "",
+                f"`{g.label}`, seed {g.seed}, gets {g.wrong:,} of the {g.total:,} test images wrong{also}. "
+                f"The {len(g.shown)} it was most sure of, most confident first:", ""]
+        if g.images is not None:
+            out += ["![The best configuration's mistakes](mistakes.png)", ""]
+    if m.gallery_note:
+        out += [m.gallery_note, ""]
+    return out

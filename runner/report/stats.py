@@ -18,7 +18,7 @@ import numpy as np
 from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "BOOTSTRAP", "holm", "versus_best", "mean_of", "std_of", "paired_t", "grid_effects", "bootstrap",
+__all__ = ["ALPHA", "BOOTSTRAP", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval", "grid_effects", "bootstrap",
            "Correct"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
@@ -56,6 +56,12 @@ def paired_t(diffs: list[float]) -> tuple[float, tuple[float, float] | None, flo
     q = float(stats.t.ppf(0.975, n - 1))
     p = float(2 * stats.t.sf(abs(mean / se), n - 1))
     return mean, (mean - q * se, mean + q * se), p
+
+
+def t_interval(xs: tuple[float, ...]) -> tuple[float, float, float] | None:
+    """(mean, low, high) of a 95% t-interval; None with fewer than 2 values."""
+    mean, ci, _ = paired_t(list(xs))  # the t-interval of values is that of their "differences" from 0
+    return None if ci is None else (mean, ci[0], ci[1])
 
 
 def bootstrap(contrasts: list[np.ndarray | None], seed: int = 0) -> list[tuple[tuple[float, float], float] | None]:

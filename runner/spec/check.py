@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from runner.errors import SpecError
-from runner.keys import Key, show
+from runner.keys import Key
+from runner.text import toml_literal
 from runner.text import did_you_mean
 
 __all__ = ["Checker", "show_value"]
@@ -64,8 +65,8 @@ def show_value(v: Any, depth: int = 0) -> str:
             return "[...]"
         return "[" + ", ".join(show_value(x, depth + 1) for x in v) + "]"
     if isinstance(v, str) and len(v) > SHOWN_MAX:  # a 600-character name: its start and its length
-        return show(v[:SHOWN_MAX - 20]) + f"... ({len(v):,} characters)"
-    return show(v)
+        return toml_literal(v[:SHOWN_MAX - 20]) + f"... ({len(v):,} characters)"
+    return toml_literal(v)
 
 
 SHOWN_MAX = 60  # characters of a string value shown in a message

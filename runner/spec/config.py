@@ -13,7 +13,7 @@ from runner.models.layers import InputTransform, Layer, LayerError, default_name
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec.check import Checker, show_value
-from runner.text import plural
+from runner.text import plural, toml_value
 from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, METRICS, REGULARIZERS, TRAIN_KEYS
 
 __all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
@@ -179,20 +179,15 @@ class Point:
         """What the point trains: its model's layers (or module) with the point's regularizers."""
         m = self.model
         in_shape, classes = dataset_shape(self.data)
-        return ModelConfig(m.layers, m.act, m.input, in_shape, classes, self.reg("dropout"), self.reg("batch_norm"),
-                           m.target, m.args, m.search_dir)
+        return ModelConfig(layers=m.layers, act=m.act, input=m.input, in_shape=in_shape, classes=classes,
+                           dropout=self.reg("dropout"), batch_norm=self.reg("batch_norm"), target=m.target,
+                           args=m.args, search_dir=m.search_dir)
 
     def label(self) -> str:
         """A short human label: model and the axes that are not off, without the seed."""
         parts = [self.model.name]
-        parts += [f"{k}={_fmt(v)}" for k, v in self.axes]
+        parts += [f"{k}={toml_value(v)}" for k, v in self.axes]
         return " ".join(parts)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
 
 
 @dataclass(frozen=True)

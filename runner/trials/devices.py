@@ -18,6 +18,7 @@ from runner.data import Data
 from runner.errors import RunnerError
 from runner.machine import available_bytes, mib
 from runner.models.memory import data_bytes
+from runner.record import device_record
 from runner.spec import Spec
 from runner.spec.tables import largest_batch, training_footprint
 from runner.text import plural
@@ -96,8 +97,8 @@ def worker_device(setting: str, gpu: int | None = None) -> tuple[torch.device, i
 def device_provenance(device: torch.device, index: int | None) -> dict[str, Any]:
     """The device part of a trial's provenance: "cuda" with the GPU's index and name, or "cpu"."""
     if device.type != "cuda":
-        return {"device": device.type}
-    return {"device": "cuda", "device_index": index, "device_name": torch.cuda.get_device_name(device)}
+        return device_record(device.type)
+    return device_record("cuda", index, torch.cuda.get_device_name(device))
 
 
 def rss_bytes() -> int:

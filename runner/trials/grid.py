@@ -17,9 +17,11 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from runner import record
 from runner.data import Data
 from runner.errors import RunnerError, StorageError
-from runner.keys import choices_text, show
+from runner.keys import choices_text
+from runner.text import toml_literal
 from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
@@ -27,10 +29,11 @@ from runner.spec.tables import point_table
 from runner.store import Store, artifacts_dir, checkpoint_dir, study_folder
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
-from runner.trials.lifecycle import GRACE_S, Log, Tick, TrialRun, Worker, abandon, give_back, load, prepare
+from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
+from runner.trials.settings import MAX_POINTS, RunSettings
 from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, worker_envs
-from runner.trials.pool import run_processes, threads_per_worker, worker_process
+from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "fixed_choices",
            "pending", "stale_sources", "GridWorker"]
@@ -51,9 +54,6 @@ class GridResult:
     ran: int  # completed by this run (all workers)
     failed: int  # failed in this run
     deaths: tuple[str, ...] = ()  # workers that died (a line each); their points went to live workers
-
-
-MAX_POINTS = 100_000  # points `runner grid` runs at once unless --max-points raises it
 
 
 def check_size(spec: Spec, max_points: int = MAX_POINTS) -> None:
@@ -109,7 +109,7 @@ def fixed_choices(spec: Spec, study: optuna.Study) -> dict[str, tuple[Any, ...]]
         for a in sorted(grown):
             if a in params and params[a] not in out[a]:
                 raise StorageError(f"study {spec.study.name!r} was created with {a} "
-                                   f"{choices_text(out[a])}; {a} = {show(params[a])} needs a new [study].name")
+                                   f"{choices_text(out[a])}; {a} = {toml_literal(params[a])} needs a new [study].name")
     return out
 
 
@@ -122,9 +122,9 @@ def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[st
             continue
         old = {}
         for t in trials:
-            stored = t.user_attrs.get("config", {}).get("model", {})
-            if t.params.get("model") == name and stored.get("source_sha256") not in (None, model.source_sha256):
-                old[stored["source_sha256"]] = old.get(stored["source_sha256"], 0) + 1
+            sha = record.of(t).source_sha256
+            if t.params.get("model") == name and sha not in (None, model.source_sha256):
+                old[sha] = old.get(sha, 0) + 1
         for sha, n in old.items():
             lines.append(f"{name}: {Path(model.source).name} changed since {n} complete trial{'s' if n > 1 else ''} "
                          f"of it were stored (sha256 {sha[:12]} then, {model.source_sha256[:12]} now); they stay "
@@ -146,14 +146,14 @@ def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[
 class GridWorker(Worker):
     """Claims points one by one and trains each as one trial, checkpointed after every epoch."""
 
-    def __init__(self, spec: Spec, store: Store, data: Data, threads: int, log: Log, tag: str,
-                 retry_failed: bool, stale_after: float = GRACE_S, tick: Tick = lambda n: None,
-                 artifacts: Path | None = None, gpu: int | None = None, checkpoints: str | None = None):
-        super().__init__(spec, store, threads, log, tag, tick, stale_after, gpu)
+    def __init__(self, spec: Spec, store: Store, data: Data, run: RunSettings, out: Channel, threads: int,
+                 gpu: int | None = None):
+        super().__init__(spec, store, run, out, threads, gpu)
         self.data = data if spec.tested else data.untested()
-        self.retry_failed = retry_failed
-        self.artifacts = artifacts  # where complete trials' weights go; None: kept nowhere
-        self.checkpoints = Checkpoints(checkpoint_dir(store.url, checkpoints) / study_folder(spec.study.name))
+        self.retry_failed = run.retry_failed
+        # where complete trials' weights go; None: kept nowhere
+        self.artifacts = artifacts_dir(store.url, run.artifacts) if spec.study.keep == "all" else None
+        self.checkpoints = Checkpoints(checkpoint_dir(store.url, run.checkpoints) / study_folder(spec.study.name))
         self.study = store.open_study(spec.study.name, spec.study.direction)
         self.choices = model_choices(spec, self.study)
         self.fixed = fixed_choices(spec, self.study)
@@ -194,19 +194,19 @@ class GridWorker(Worker):
 
         epochs: list[dict[str, Any]] = []
 
-        def record(m: EpochMetrics) -> None:
+        def store_epoch(m: EpochMetrics) -> None:
             if spec.tested:
                 store.add_epoch(spec.study.name, trial_id, number, m)
             else:  # never tested: its epochs are kept as a search trial's are (runner_epochs has test columns)
                 epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
-                store.optuna.set_trial_user_attr(trial_id, "epochs", epochs)
+                record.write(store.optuna, trial_id, {record.EPOCHS: epochs})
             # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
             # accuracy, as always stored for test-ranked studies
             per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
             store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch)
 
         def on_epoch(m: EpochMetrics) -> None:
-            record(m)
+            store_epoch(m)
             self.tick(1)
             run.beat()
             val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
@@ -217,7 +217,7 @@ class GridWorker(Worker):
         resume = self.checkpoints.load(point.config_hash)
         if resume is not None:
             for m in resume["history"]:  # the new trial carries the whole history
-                record(EpochMetrics(**m))
+                store_epoch(EpochMetrics(**m))
             self.tick(len(resume["history"]))
             self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
         reset_peak_memory(self.device)
@@ -232,10 +232,9 @@ class GridWorker(Worker):
             return
         model, history = trained
         keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point, self.data, self.device)
-        store.optuna.set_trial_user_attr(trial_id, "wall_seconds", time.perf_counter() - start)
-        store.optuna.set_trial_user_attr(trial_id, "peak_memory_mb", round(peak_memory_mb(self.device), 1))
-        if spec.tested:
-            store.optuna.set_trial_user_attr(trial_id, "best_test_acc", max(m.test_acc for m in history))
+        record.write(store.optuna, trial_id, record.outcome_record(
+            time.perf_counter() - start, peak_memory_mb(self.device),
+            max(m.test_acc for m in history) if spec.tested else None))
         run.complete(getattr(history[-1], spec.study.metric))
         self.checkpoints.remove(point.config_hash)
         self.ran += 1
@@ -248,62 +247,52 @@ class GridWorker(Worker):
                            system_attrs={}, intermediate_values={}, trial_id=0)
 
 
-def run_grid(spec: Spec, url: str | None, workers: int = 1, log: Log = lambda s: None,
-             retry_failed: bool = False, stale_after: float = GRACE_S, progress: Any = None,
-             artifacts: str | None = None, gpus: str | None = None, checkpoints: str | None = None,
-             max_points: int = MAX_POINTS) -> GridResult:
-    """Run every point of `spec` not yet complete in the storage at `url`.
+def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), progress: Any = None,
+             log: Log = lambda s: None) -> GridResult:
+    """Run every point of `spec` not yet complete in the storage at `url`, as `run` says.
 
     Args:
-        gpus: "0,2" (--gpus): the GPUs the workers are shared out among (default: every visible one).
-        artifacts: the folder of the trials' weights (default: beside the SQLite file, db/artifacts/).
-        checkpoints: the folder of unfinished trials' epoch checkpoints (default: beside the SQLite file).
-        max_points: a grid of more points is refused before anything is touched (--max-points).
-        log: called with each line of progress (ignored when `progress` is given).
         progress: a runner.progress.Progress: its lines, and a count of trial-epochs for its bar.
+        log: called with each line of progress (ignored when `progress` is given).
     """
     if progress is not None:
         log = progress.log
-    tick: Tick = progress.advance if progress is not None else (lambda n: None)
-    check_size(spec, max_points)
-    ready = prepare(spec, workers, gpus)  # bad data, a model or workers that do not fit fail here, before the storage
+    out = Channel(log, progress.advance if progress is not None else (lambda n: None))
+    check_size(spec, run.max_points)
+    ready = prepare(spec, run.workers, run.gpus)  # bad data, a model or workers that do not fit fail here, first
     spec, data, placed = ready.spec, ready.data, ready.placed
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
-    todo, done = pending(spec, store, retry_failed)
+    todo, done = pending(spec, store, run.retry_failed)
     for line in stale_sources(spec, study, todo):
         log(line)
     total = spec.point_count()
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"
-        + (f" on {workers} workers" if workers > 1 and todo else "") + (on_gpus(placed) if todo else ""))
+        + (f" on {run.workers} workers" if run.workers > 1 and todo else "") + (on_gpus(placed) if todo else ""))
     if not todo:
         return GridResult(total, done, 0, 0)
     if progress is not None:
         progress.start(sum(p.train.epochs for p in todo))
-    threads = threads_per_worker(spec, workers)
-    kept = artifacts_dir(store.url, artifacts) if spec.study.keep == "all" else None
-    if workers == 1:
-        w = GridWorker(spec, store, data, threads, log, "", retry_failed, stale_after, tick, kept, placed[0],
-                       checkpoints)
+    threads = threads_per_worker(spec, run.workers)
+    if run.workers == 1:
+        w = GridWorker(spec, store, data, run, out, threads, placed[0])
         w.run(todo)
         store.dispose()
         return GridResult(total, done, w.ran, w.failed)
     store.dispose()
     del data  # each worker loads its own copy
-    out = run_processes(_worker_main, [(spec, store.url, threads, i, retry_failed, stale_after, kept, checkpoints)
-                                       for i in range(workers)], log, tick, worker_envs(placed),
-                        lambda worker, reason: abandon(store.url, [spec.study.name], worker, reason))
-    return GridResult(total, done, out.ran, out.failed + len(out.deaths), tuple(out.deaths))
+    ended = run_processes(_worker_main, [(spec, store.url, run, threads, i) for i in range(run.workers)], log,
+                          out.tick, worker_envs(placed),
+                          lambda worker, reason: abandon(store.url, [spec.study.name], worker, reason))
+    return GridResult(total, done, ended.ran, ended.failed + len(ended.deaths), tuple(ended.deaths))
 
 
-def _worker_main(spec: Spec, url: str, threads: int, index: int, retry_failed: bool, stale_after: float,
-                 artifacts: Path | None, checkpoints: str | None, queue: Any) -> None:
+def _worker_main(spec: Spec, url: str, run: RunSettings, threads: int, index: int, queue: Any) -> None:
     """A worker process: its own store and data; claims decide which points it trains."""
     def body() -> tuple[int, int]:
         store = Store(url)
-        w = GridWorker(spec, store, load(spec), threads, lambda s: queue.put(("log", s)), f"w{index} ",
-                       retry_failed, stale_after, lambda n: queue.put(("tick", n)), artifacts, checkpoints=checkpoints)
-        todo, _ = pending(spec, store, retry_failed)
+        w = GridWorker(spec, store, load(spec), run, queue_channel(queue, index), threads)
+        todo, _ = pending(spec, store, run.retry_failed)
         w.run(todo)
         store.dispose()
         return w.ran, w.failed

@@ -1,7 +1,7 @@
 """One trial's life, the same for grid, search and confirmation trials.
 
     prepare (data loaded, spec bound to it, every model checked)  ->  take a claim
-    ->  store the trial's record (`trial_record`)  ->  train, with a heartbeat on the claim
+    ->  store the trial's record (runner.record.trial_record)  ->  train, with a heartbeat on the claim
     ->  complete | fail (its reason stored, its claims failed: tried again) | interrupted (its
         claims given back, so the next run takes them at once)
 
@@ -11,7 +11,6 @@ of a search, run exactly once however many workers share the storage.
 from __future__ import annotations
 
 import signal
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -19,24 +18,25 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
+from runner import record
 from runner.data import Data, load_data
 from runner.errors import RunnerError, out_of_memory
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
 from runner.spec.tables import check_models
 from runner.store import ClaimRow, Store, worker_name
-from runner.usercode import first_line
+from runner.machine.provenance import provenance
 from runner.train import EpochMetrics, TrainingError, set_threads, train_point
-from runner.trials.devices import check_workers, device_provenance, place_workers, before_data, worker_device
-from runner.trials.provenance import provenance
+from runner.trials.devices import before_data, check_workers, device_provenance, place_workers, worker_device
+from runner.trials.heartbeat import Heartbeat
+from runner.trials.settings import GRACE_S, RunSettings
+from runner.usercode import first_line
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "trial_record", "TrialRun", "Prepared",
-           "StopTrial", "Heartbeat", "fail_trial", "give_back", "abandon", "KILLED"]
+__all__ = ["GRACE_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "TrialRun", "Prepared", "Channel",
+           "StopTrial", "fail_trial", "give_back", "abandon", "KILLED"]
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
-GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
-HEARTBEAT_S = 30.0  # how often a training worker refreshes its claim
 TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"
 KILLED = "was killed by"  # in the reason of a trial whose worker a signal killed (pool.death writes it)
 
@@ -92,13 +92,23 @@ def dry_run(spec: Spec, workers: int = 1, gpus: str | None = None) -> list[str]:
             "nothing was trained, and the storage was not touched"]
 
 
+@dataclass(frozen=True)
+class Channel:
+    """Where a worker's progress goes: its lines, its trial-epochs done, and the tag before its lines."""
+
+    log: Log = lambda s: None
+    tick: Tick = lambda n: None
+    tag: str = ""  # "w1 ": a worker process's lines, among the others'
+
+
 class Worker:
     """What every worker of a study has: its name in the claims, its device, its threads, its provenance."""
 
-    def __init__(self, spec: Spec, store: Store, threads: int, log: Log, tag: str, tick: Tick,
-                 stale_after: float = GRACE_S, gpu: int | None = None):
-        self.spec, self.store, self.log, self.tag, self.tick = spec, store, log, tag, tick
-        self.stale_after = stale_after
+    def __init__(self, spec: Spec, store: Store, run: RunSettings, out: Channel, threads: int,
+                 gpu: int | None = None):
+        self.spec, self.store, self.run_settings = spec, store, run
+        self.log, self.tick, self.tag = out.log, out.tick, out.tag
+        self.stale_after = run.stale_after
         self.name = worker_name()
         self.device, index = worker_device(spec.train.device, gpu)
         self.threads = set_threads(threads)
@@ -109,9 +119,9 @@ class Worker:
         """Claim `key` of `study` for this worker (see `take`)."""
         return take(self.store, study, key, self.name, self.stale_after, retry_failed)
 
-    def record(self, point: Point, data: Data, table: ParamTable, **extra: Any) -> dict[str, Any]:
-        """This worker's record of a trial of `point` (see `trial_record`)."""
-        return trial_record(point, data, table, self.name, self.prov, **extra)
+    def record(self, point: Point, data: Data, table: ParamTable, slot: str | None = None) -> dict[str, Any]:
+        """This worker's record of a trial of `point` (see runner.record.trial_record)."""
+        return record.trial_record(point, data, table, self.name, self.prov, slot)
 
 
 def take(store: Store, study: str, key: str, worker: str, stale_after: float, retry_failed: bool) -> ClaimRow | None:
@@ -121,29 +131,6 @@ def take(store: Store, study: str, key: str, worker: str, stale_after: float, re
     if previous is not None:
         fail_trial(store, previous, TAKEN_OVER)
     return claim
-
-
-def trial_record(point: Point, data: Data, table: ParamTable, worker: str, prov: dict[str, Any],
-                 **extra: Any) -> dict[str, Any]:
-    """Everything a trial stores about what produced it (its user attrs), for grid and search trials alike.
-
-    The config is the point's resolved config with the normalization numbers actually used ("auto"
-    computed); the data's identity and split sizes are those the trial trains and evaluates on.
-
-    Args:
-        extra: attrs of one kind of trial (a search trial's budget slot).
-    """
-    config = point.resolved()
-    config["data"].update(mean=data.mean, std=data.std)  # the numbers used, "auto" computed
-    return {"config_hash": point.config_hash, "config": config, "label": point.label(),
-            "param_count": table.total, "layer_table": [r.to_json() for r in table.rows],
-            "data_checksum": data.checksum, "dataset": data.dataset, "data_source": data.source,
-            "data_official": data.official, "data_shape": list(data.shape), "classes": data.classes,
-            "normalization_auto": [k for k in ("mean", "std") if getattr(point.data, k) == "auto"],
-            "train_size": len(data.train), "test_size": len(data.test),
-            "val_size": len(data.val) if data.val is not None else 0,
-            **({"module_takes": list(point.model.takes)} if point.model.takes is not None else {}),
-            "worker": worker, **prov, **extra}
 
 
 class StopTrial(Exception):
@@ -218,7 +205,7 @@ class TrialRun:
     def fail(self, reason: str) -> None:
         """End the trial FAIL with its reason; its claims are failed (a budget slot is tried again)."""
         self.reason = reason
-        self.store.optuna.set_trial_user_attr(self.trial_id, "fail_reason", reason)
+        record.write(self.store.optuna, self.trial_id, {record.FAIL_REASON: reason})
         self.finish(TrialState.FAIL, None)
         for study, key in self.claims:
             self.store.update_claim(study, key, self.worker, state="failed")
@@ -275,10 +262,10 @@ def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
             except RunnerError:
                 continue
             for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get("worker") == worker:
+                if record.of(t).worker == worker:
                     fail_trial(store, t._trial_id, reason)
-            killed_before = Counter(t.user_attrs.get("config_hash") for t in s.get_trials(
-                deepcopy=False, states=(TrialState.FAIL,)) if KILLED in str(t.user_attrs.get("fail_reason", "")))
+            killed_before = Counter(record.of(t).config_hash for t in s.get_trials(
+                deepcopy=False, states=(TrialState.FAIL,)) if KILLED in str(record.of(t).fail_reason or ""))
             for key, claim in store.claims(study).items():
                 if claim.worker != worker or claim.state != "running":
                     continue
@@ -297,40 +284,17 @@ def _running_of(store: Store, study: str, worker: str, config_hash: str) -> list
     except RunnerError:
         return []
     return [t._trial_id for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get("worker") == worker and t.user_attrs.get("config_hash") == config_hash]
+            if record.of(t).worker == worker and record.of(t).config_hash == config_hash]
 
 
 def fail_trial(store: Store, trial_id: int, reason: str, finish: Finish | None = None) -> None:
     """Mark a trial that is still RUNNING as FAIL with its reason (best effort: claims decide what runs)."""
     try:
         if store.optuna.get_trial(trial_id).state == TrialState.RUNNING:
-            store.optuna.set_trial_user_attr(trial_id, "fail_reason", reason)
+            record.write(store.optuna, trial_id, {record.FAIL_REASON: reason})
             if finish is None:
                 store.optuna.set_trial_state_values(trial_id, TrialState.FAIL)
             else:
                 finish(TrialState.FAIL, None)
     except (RunnerError, optuna.exceptions.OptunaError, KeyError, RuntimeError):
         pass  # best effort on the way out; the claim decides what runs next
-
-
-class Heartbeat:
-    """Refreshes a claim's heartbeat every HEARTBEAT_S seconds from a thread, while a trial trains."""
-
-    def __init__(self, store: Store, study: str, key: str, worker: str):
-        self._stop = threading.Event()
-        self._args = (study, key, worker)
-        self._store = store
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            try:
-                self._store.update_claim(*self._args)
-            except RunnerError:
-                pass  # a busy database now and then is fine: the grace period is many beats long
-
-    def stop(self) -> None:
-        """Stop beating (the trial has ended)."""
-        self._stop.set()
-        self._thread.join()

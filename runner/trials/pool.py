@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from runner.errors import RunnerError
 from runner.spec import Spec
-from runner.trials.lifecycle import KILLED, Log, Tick
+from runner.trials.lifecycle import KILLED, Channel, Log, Tick
 
-__all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt", "RESTART_ENV"]
+__all__ = ["threads_per_worker", "Outcome", "death", "run_processes", "worker_process", "interrupt", "RESTART_ENV", "queue_channel"]
 
 CHECK_S = 1.0  # how often the parent looks at its worker processes
 RESTART_ENV = "RUNNER_RESTART"  # a replacement worker's generation (1, 2, ...): its sampler draws its own stream
@@ -171,6 +171,11 @@ def interrupt(signum: int, frame: Any) -> None:
     that it cannot cut short the giving back of the worker's claims."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def queue_channel(queue: Any, index: int) -> Channel:
+    """Worker `index`'s progress, sent to the parent (run_processes) through `queue`, its lines tagged "w{index} "."""
+    return Channel(lambda s: queue.put(("log", s)), lambda n: queue.put(("tick", n)), f"w{index} ")
 
 
 def worker_process(index: int, queue: Any, body: Callable[[], tuple[int, int]]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from runner import record
 from runner.errors import RunnerError
 from runner.models.presets import MLP_HIDDEN, preset_layers
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Dimension, Spec, is_layer_axis
@@ -23,7 +24,6 @@ from runner.trials.lifecycle import Log
 
 __all__ = ["warm_start", "best_configurations", "into_space"]
 
-FROM_ATTR = "enqueued_from"  # an enqueued trial's user attr: where its point came from
 _LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -38,11 +38,11 @@ def warm_start(spec: Spec, store: Store, study: optuna.Study, log: Log) -> int:
     points = [(f"[search].enqueue[{i}]", dict(p)) for i, p in enumerate(search.enqueue)]
     for name in search.start_from:
         points += best_configurations(spec, store, name, log)
-    done = {t.user_attrs.get(FROM_ATTR) for t in study.get_trials(deepcopy=False)
-            if t.state in _LIVE or "max_params" in str(t.user_attrs.get("fail_reason", ""))}
+    done = {record.of(t).enqueued_from for t in study.get_trials(deepcopy=False)
+            if t.state in _LIVE or "max_params" in str(record.of(t).fail_reason or "")}
     new = [(where, params) for where, params in points if where not in done]
     for where, params in new:
-        study.enqueue_trial(params, user_attrs={FROM_ATTR: where})
+        study.enqueue_trial(params, user_attrs={record.ENQUEUED_FROM: where})
         log(f"{study.study_name}: enqueued {where}: {', '.join(f'{k}={v}' for k, v in params.items())}")
     return len(new)
 
@@ -58,7 +58,7 @@ def best_configurations(spec: Spec, store: Store, source: str, log: Log = lambda
                           f"{', '.join(store.study_names()) or 'none'}")
     study = store.load_study(source)
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("config") is not None and t.value is not None]
+                if record.of(t).config and t.value is not None]
     epochs = store.epochs([t._trial_id for t in complete])
     val = {t.number: rows[-1].val_acc for t in complete if (rows := epochs.get(t._trial_id)) and rows[-1].val_acc is not None}
     if complete and len(val) == len(complete):
@@ -70,12 +70,12 @@ def best_configurations(spec: Spec, store: Store, source: str, log: Log = lambda
             "own metric, on test, so the search starts from points chosen on test (its choices stay on validation)")
     groups: dict[str, list[FrozenTrial]] = {}
     for t in complete:
-        config = t.user_attrs["config"]
+        config = record.of(t).config
         groups.setdefault(json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True), []).append(t)
     ranked = sorted(groups.values(), key=lambda ts: (sum(score[t.number] for t in ts) / len(ts), ts[0].number))
     out, models = [], set()
     for trials in ranked:
-        config = trials[0].user_attrs["config"]
+        config = record.of(trials[0]).config
         model = config["model"]["name"]
         if model in models:
             continue

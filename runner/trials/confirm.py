@@ -1,4 +1,5 @@
-"""A search's confirmation: selection over seeds on the validation split, then the winner refit and tested.
+"""A search's confirmation (`confirm_search`): selection over seeds on the validation split, then the winner
+refit and tested.
 
 1. `<name>-select`: the search's `top` configurations (by its validation metric, one seed each) are
    trained again on the search's own split with every seed of [study].seeds; the test split is never
@@ -20,18 +21,18 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from runner import record
 from runner.data import Data
-from runner.models.exported import load_model
 from runner.spec import Spec
 from runner.store import Store
-from runner.trials.outputs import KeptError, exported_accuracy, fetch_weights
+from runner.trials.grid import GridResult, run_grid
+from runner.trials.lifecycle import Log, load
+from runner.trials.settings import RunSettings
+from runner.weights import KeptError, exported_accuracy, fetch_weights, load_model
 
-__all__ = ["Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
-           "test_information", "INFO_ATTR", "CANDIDATES_ATTR", "WINNER_ATTR", "PROTOCOL", "finished"]
+__all__ = ["confirm_search", "Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
+           "test_information", "PROTOCOL", "finished"]
 
-CANDIDATES_ATTR = "candidates"  # <name>-select's user attr: the settings, in the search's order
-INFO_ATTR = "test_information"  # <name>-select's user attr: {trial number: test accuracy}, after the choice
-WINNER_ATTR = "winner"  # <name>-select's user attr: the chosen setting, recorded once; what <name> tests
 PROTOCOL = ("The search's top {top} configurations by validation {words} (one seed each) were trained again "
             "with seeds {seeds} on the same {train:,} training images, and the one with the best mean validation "
             "{words} was chosen; only then was it trained with each seed on {refit}, and tested on the "
@@ -40,7 +41,7 @@ PROTOCOL = ("The search's top {top} configurations by validation {words} (one se
 
 def select_name(spec: Spec) -> str:
     """The grid study of the selection stage: `<name>-select`."""
-    return f"{spec.study.name}-select"
+    return record.select_study(spec.study.name)
 
 
 def _runs(settings: list[dict[str, Any]]) -> tuple[tuple[tuple[str, Any], ...], ...]:
@@ -83,7 +84,7 @@ class Candidate:
 
 def candidates(select: Spec, trials: list[FrozenTrial]) -> list[Candidate]:
     """Each setting of the selection spec with its complete trials, in the search's order."""
-    by_hash = {t.user_attrs.get("config_hash"): t for t in trials if t.state == TrialState.COMPLETE}
+    by_hash = {record.of(t).config_hash: t for t in trials if t.state == TrialState.COMPLETE}
     out = []
     for rank, setting in enumerate(select.settings(), 1):
         seeds = [select.point(setting, seed) for seed in select.study.seeds]
@@ -111,17 +112,56 @@ def winner(select: Spec, cands: list[Candidate]) -> Candidate | None:
 def test_information(store: Store, study: optuna.Study, data: Data, artifacts: str | None = None,
                      module_dir: str = ".") -> dict[str, float]:
     """Evaluate the kept weights of every complete selection trial on the test split, once the winner is
-    chosen; stored as the study's INFO_ATTR {trial number: test accuracy} and returned. A trial without
+    chosen; stored as the study's test_information {trial number: test accuracy} and returned. A trial without
     kept weights ([study].keep = "none") is left out."""
-    out = dict(study.user_attrs.get(INFO_ATTR, {}))
+    out = dict(record.study_of(study).test_information)
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if str(t.number) in out or "weights" not in t.user_attrs:
+        weights = record.of(t).weights
+        if str(t.number) in out or weights is None:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                model = load_model(fetch_weights(store, t, Path(tmp), artifacts), module_dir, t.user_attrs["weights"]["sha256"])
+                model = load_model(fetch_weights(store, t, Path(tmp), artifacts), module_dir, weights.sha256)
             except KeptError:
                 continue
         out[str(t.number)] = exported_accuracy(model, data.test)
-    study.set_user_attr(INFO_ATTR, out)
+    study.set_user_attr(record.TEST_INFORMATION, out)
     return out
+
+
+def confirm_search(spec: Spec, settings: list[dict[str, Any]], url: str | None, run: RunSettings, progress: Any,
+                   log: Log) -> tuple[GridResult, GridResult | None]:
+    """Selection over seeds on validation, then the winner refit and tested (the steps above)."""
+    seeds = ", ".join(map(str, spec.study.seeds))
+    store = Store(url)
+    study = store.open_study(select_name(spec), spec.search.direction)
+    chosen = record.study_of(study).candidates
+    if chosen is not None:  # chosen once: a rerun, or another machine, selects among the same
+        settings = chosen
+    else:
+        study.set_user_attr(record.CANDIDATES, settings)  # the search's order, which the report reads back
+    store.dispose()
+    select = selection_spec(spec, settings)
+    log(f"{select.study.name}: the top {len(settings)} trained again with seeds {seeds} on the validation split "
+        "(never tested): the best mean validation metric wins")
+    selected = run_grid(select, url, run, progress)
+    store = Store(url)
+    study = store.load_study(select.study.name)
+    cands = candidates(select, study.get_trials(deepcopy=False))
+    best = winner(select, cands)
+    if best is None:  # a seed failed, or another worker or machine is still training one
+        done = sum(len(c.values) for c in cands)
+        log(f"{select.study.name}: {done} of {len(cands) * len(spec.study.seeds)} selection trials complete: no "
+            "winner is chosen, nothing is tested; run the same command again once they are")
+        store.dispose()
+        return selected, None
+    if record.study_of(study).winner is None:
+        study.set_user_attr(record.WINNER, best.setting)
+    log(f"{select.study.name}: the winner is candidate {best.rank} (mean {spec.search.metric} {best.mean:.2f} "
+        f"over {len(best.values)} seeds)")
+    on = "all the training images (train + validation)" if spec.search.refit else "the search's training split"
+    log(f"{spec.study.name}: the winner trained with seeds {seeds} on {on}, and tested")
+    confirmed = run_grid(confirm_spec(spec, [best.setting]), url, run, progress)
+    test_information(store, study, load(spec), run.artifacts, str(Path(spec.path).parent))
+    store.dispose()
+    return selected, confirmed

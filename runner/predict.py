@@ -1,79 +1,27 @@
-"""The models trials kept: find a trial's weights, check them, export them, and predict with them.
+"""`runner predict`: what a trial's kept model predicts for the user's own images.
 
-Every failure is one line (a RunnerError): a trial that does not exist, is not complete, or kept no
-weights (an older database, or [study].keep = "none"); a file whose SHA-256 differs from the one
-stored with its trial; an input that cannot be read (reported, the others go on).
+An input that cannot be read is reported in one line and the others go on; the model's failures are
+those of runner.export.find_trial and runner.weights.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from runner.models.exported import ExportedModel, load_model
+from runner import record
+from runner.export import find_trial
 from runner.store import Store
-from runner.trials.outputs import KeptError, fetch_weights
+from runner.weights import ExportedModel, fetch_weights, load_model
 
-__all__ = ["KeptError", "find_trial", "fetch_weights", "export_model", "Prediction", "read_inputs", "predict_images",
-           "prediction_rows", "IMAGE_SUFFIXES"]
+__all__ = ["Prediction", "read_inputs", "predict_images", "prediction_rows", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def find_trial(store: Store, study: str, number: int | None) -> FrozenTrial:
-    """Trial `number` of `study` (the best by the study's metric when None), complete and with weights kept."""
-    s = store.load_study(study)
-    trials = s.get_trials(deepcopy=False)
-    if number is None:
-        if not any(t.state == TrialState.COMPLETE for t in trials):
-            raise KeptError(f"study {study!r} has no complete trial")
-        trial = s.best_trial  # Optuna's own: the best value in the study's direction
-    else:
-        found = [t for t in trials if t.number == number]
-        if not found:
-            raise KeptError(f"study {study!r} has no trial {number}; its trials are 0 to {len(trials) - 1}")
-        trial = found[0]
-    if trial.state != TrialState.COMPLETE:
-        raise KeptError(f"trial {trial.number} of {study!r} is {trial.state.name.lower()}, not complete: "
-                        "it has no final weights")
-    if "weights" not in trial.user_attrs:
-        raise KeptError(f"trial {trial.number} of {study!r}: its weights were not kept (it was stored before "
-                        'runner kept weights, or its study has [study].keep = "none"); train it again in a new '
-                        "study to have them")
-    return trial
-
-
-def export_model(store: Store, study: str, number: int | None, out: str | Path, fmt: str = "runner",
-                 artifacts: str | None = None, module_dir: str = ".") -> tuple[FrozenTrial, Path]:
-    """Write trial `number`'s model (the best when None) to `out`: the runner file, or TorchScript."""
-    trial = find_trial(store, study, number)
-    out = Path(out)
-    if out.is_dir():
-        raise KeptError(f"--out {out}: is a folder; give a file name, e.g. {out / 'model.pt'}")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = fetch_weights(store, trial, Path(tmp), artifacts)
-        model = load_model(path, module_dir, trial.user_attrs["weights"]["sha256"])  # checks it all
-        staged = Path(tmp) / "out"
-        if fmt == "torchscript":
-            example = torch.zeros(1, *model.input_shape, dtype=torch.uint8)
-            with torch.no_grad(), warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; it still runs
-                warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
-                torch.jit.trace(model, example).save(str(staged))
-        else:
-            shutil.copyfile(path, staged)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(staged, out)
-        except OSError as e:
-            raise KeptError(f"--out {out}: cannot write it: {e.strerror}") from None
-    return trial, out
 
 
 @dataclass(frozen=True)
@@ -154,7 +102,7 @@ def predict_images(store: Store, study: str, number: int | None, inputs: list[st
     trial = find_trial(store, study, number)
     with tempfile.TemporaryDirectory() as tmp:
         model: ExportedModel = load_model(fetch_weights(store, trial, Path(tmp), artifacts), module_dir,
-                                          trial.user_attrs["weights"]["sha256"])
+                                          record.of(trial).weights.sha256)
     out = []
     for name, image, note in read_inputs(inputs, model.input_shape):
         if image is None:

@@ -11,12 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from runner.record import VERSIONS, provenance_record
+
 __all__ = ["code_version", "cpu_name", "library_versions", "provenance", "machine_info"]
 
 
 def code_version() -> str:
     """The git commit of the runner's source (with -dirty), or its package version."""
-    root = Path(__file__).resolve().parent.parent.parent
+    root = Path(__file__).resolve().parent.parent.parent  # the checkout (this is runner/machine/provenance.py)
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
@@ -51,13 +53,13 @@ def library_versions() -> dict[str, str]:
 
 def provenance(device: str, threads: int) -> dict[str, Any]:
     """What produced a trial's result, besides its config (stored in its user attrs)."""
-    return {"code_version": code_version(), "device": device, "threads": threads, "cpu": cpu_name(),
-            "python": platform.python_version(), "versions": library_versions()}
+    return provenance_record(code_version(), device, threads, cpu_name(), platform.python_version(),
+                             library_versions())
 
 
 def machine_info(device: str, threads: int) -> dict[str, Any]:
     """What a benchmark's figures were measured on: the trial's provenance, the date and the load."""
     prov = provenance(device, threads)
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **prov,
-            "torch": prov["versions"]["torch"], "cpu_count": os.cpu_count(), "cores_usable": threads,
+            "torch": prov[VERSIONS]["torch"], "cpu_count": os.cpu_count(), "cores_usable": threads,
             "load_average_start": os.getloadavg()}

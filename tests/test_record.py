@@ -1,0 +1,84 @@
+"""runner/record.py: what a trial and a study store has one home. No other module touches a record's user
+attrs, nor names a stored key with a string; the readers give each key's value, or its default."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from runner import record
+
+PACKAGE = Path(__file__).parent.parent / "runner"
+WRITERS = ("set_user_attr", "set_trial_user_attr")
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p.name != "record.py")
+
+
+def _offences(path: Path) -> list[str]:
+    """Each place where a module reads user attrs itself, or writes one under a key spelled as a string."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "user_attrs":
+            out.append(f"{path.name}:{node.lineno}: reads .user_attrs (use runner.record.of / study_of)")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITERS:
+            keys = [a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if keys:
+                out.append(f"{path.name}:{node.lineno}: {node.func.attr}({keys[0].value!r}, ...)")
+        if isinstance(node, ast.keyword) and node.arg == "user_attrs" and isinstance(node.value, ast.Dict):
+            spelled = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+            if spelled:
+                out.append(f"{path.name}:{node.value.lineno}: user_attrs={{{spelled[0]!r}: ...}}")
+    return out
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_but_record_spells_a_stored_key(path):
+    assert not _offences(path)
+
+
+def test_the_check_finds_a_key_spelled_outside(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('x = t.user_attrs.get("label")\nstore.set_trial_user_attr(1, "fail_reason", "x")\n'
+                   'study.enqueue_trial({}, user_attrs={"enqueued_from": "x"})\n')
+    assert len(_offences(bad)) == 3
+
+
+def test_every_key_is_listed_once_and_derived_names_round_trip():
+    constants = {v for k, v in vars(record).items() if k.isupper() and isinstance(v, str) and not k.endswith("SUFFIX")}
+    assert constants == record.TRIAL_KEYS | record.STUDY_KEYS
+    assert not record.TRIAL_KEYS & record.STUDY_KEYS
+    assert record.search_study("reg") == "reg-search" and record.select_study("reg") == "reg-select"
+    assert record.is_search_study("reg-search") and not record.is_search_study("reg-select")
+
+
+def test_the_readers_give_stored_values_and_defaults():
+    attrs = {"config_hash": "abc", "config": {"model": {"source_sha256": "s1"}, "train": {"epochs": 3}},
+             "weights": {"sha256": "f" * 64, "bytes": 10, "artifact_id": "a1"}, "epochs": [{"epoch": 1}],
+             "worker": "h:1", "versions": {"torch": "2"}}
+    r = record.TrialRecord(attrs)
+    assert (r.config_hash, r.source_sha256, r.train_epochs, r.worker) == ("abc", "s1", 3, "h:1")
+    assert r.weights == record.Weights("f" * 64, 10, "a1")
+    assert r.section("data") == {} and r.data_source_sha256 is None and r.label is None
+    assert r.provenance() == {"config_hash": "abc", "worker": "h:1", "versions": {"torch": "2"}}
+    empty = record.TrialRecord({})
+    assert (empty.config, empty.epochs, empty.versions, empty.weights, empty.normalization_auto) == ({}, [], {}, None, ())
+    assert record.StudyRecord({}).test_information == {} and record.StudyRecord({"winner": {"a": 1}}).winner == {"a": 1}
+
+
+def test_the_builders_write_only_known_keys():
+    out = record.outcome_record(1.5, 12.345, 99.1)
+    assert out == {"wall_seconds": 1.5, "peak_memory_mb": 12.3, "best_test_acc": 99.1}
+    assert "best_test_acc" not in record.outcome_record(1.5, 1.0)
+    written = {}
+
+    class Storage:
+        def set_trial_user_attr(self, trial_id, key, value):
+            written[key] = value
+
+    record.write(Storage(), 0, out)
+    assert written == out
+    with pytest.raises(AssertionError):
+        record.write(Storage(), 0, {"not_a_key": 1})
