@@ -51,7 +51,7 @@ class EpochMetrics:
 
 
 # Batch 128-1,000 evaluates slightly faster than 2,000 on 2 CPU cores (about 1% of an epoch,
-# README "Speed"); 2,000 is kept so that new trials are evaluated as the stored ones were.
+# docs/benchmarks.md); 2,000 is kept so that new trials are evaluated as the stored ones were.
 EVAL_BATCH = 2000
 
 

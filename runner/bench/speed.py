@@ -430,9 +430,9 @@ def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
 
 
 # The recipes time_to_accuracy compares: the runner's default, and the fastest found among the
-# spec's axes (schedule, batch size, lr, batch norm); README "Speed" says how it was found.
+# spec's axes (schedule, batch size, lr, batch norm); docs/benchmarks.md says how it was found.
 DEFAULT_RECIPE = {"epochs": 15}
-# Found on 2026-11-24 among 18 recipes (README "Speed"): batch norm costs ~50% per epoch on 2 CPU
+# Found on 2026-11-24 among 18 recipes (docs/benchmarks.md): batch norm costs ~50% per epoch on 2 CPU
 # cores, more than it saves in epochs; 2 epochs reach 99% for one seed in two, 3 for both.
 FAST_RECIPE = {"epochs": 3, "batch_size": 128, "lr": 0.05, "schedule": "onecycle"}
 
