@@ -34,10 +34,12 @@ def checkpoints_option(f: Callable) -> Callable:
                              "them one shared folder]")(f)
 
 
-def run_options(workers: str, dry_run: str, stale_after: str) -> Callable[[Callable], Callable]:
-    """The options `runner grid` and `runner tune` share, declared once: --dry-run, --workers, --gpus,
-    --stale-after, -q, --artifacts and --checkpoints (each command words the first three for what it runs).
-    The command receives them as keyword arguments; `run_settings` turns them into one RunSettings."""
+def run_options(workers: str, dry_run: str, stale_after: str,
+                own: tuple[Callable, ...] = ()) -> Callable[[Callable], Callable]:
+    """The options `runner grid` and `runner tune` share, declared once: --dry-run, --workers, --gpus, the
+    command's `own` options, then --stale-after, -q, --artifacts and --checkpoints (each command words the
+    first three for what it runs). This order is --help's and the continue hint's (cli.base.as_typed). The
+    command receives them as keyword arguments; `run_settings` turns them into one RunSettings."""
     def decorate(f: Callable) -> Callable:
         options = [
             click.option("--dry-run", is_flag=True, help=dry_run),
@@ -45,6 +47,7 @@ def run_options(workers: str, dry_run: str, stale_after: str) -> Callable[[Calla
             click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: "
                          "every visible one). Worker i runs on the (i mod G)-th; --workers above their number puts "
                          "several on each."),
+            *own,
             click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True,
                          metavar="SECONDS", help=stale_after),
             click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary."),

@@ -21,10 +21,11 @@ __all__ = ["grid", "tune", "models", "schema", "points_table"]
              dry_run="Print the points and their count, and do every check that needs no training (the data, your "
                      "modules, every model's forward pass); train nothing.",
              stale_after="Take over a running trial whose worker sent no heartbeat for this long (another machine "
-                         "died); a dead worker on this machine is noticed at once.")
-@click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed.")
-@click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True, metavar="N",
-              help="Refuse a grid of more points than this (a mistyped axis can multiply it by thousands).")
+                         "died); a dead worker on this machine is noticed at once.",
+             own=(click.option("--retry-failed", is_flag=True, help="Run again the points whose trial failed."),
+                  click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True,
+                               metavar="N", help="Refuse a grid of more points than this (a mistyped axis can "
+                               "multiply it by thousands).")))
 @user_errors
 def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **options: Any) -> None:
     """Train every point of SPEC's grid once per seed, as Optuna trials.
@@ -173,8 +174,9 @@ def models(spec_path: str, diagram: str | None) -> None:
 @run_options(workers="Local worker processes sharing the search; the cores are split between them.",
              dry_run="Do every check that needs no training (the data, your modules, each model's forward pass); "
                      "search nothing.",
-             stale_after="Take over a trial whose worker sent no heartbeat for this long.")
-@click.option("--no-confirm", is_flag=True, help="Search only: no selection over seeds, nothing trained on test.")
+             stale_after="Take over a trial whose worker sent no heartbeat for this long.",
+             own=(click.option("--no-confirm", is_flag=True,
+                               help="Search only: no selection over seeds, nothing trained on test."),))
 @user_errors
 def tune(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, no_confirm: bool, **options: Any) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
