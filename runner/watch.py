@@ -51,6 +51,7 @@ class Progress:
     window_min: float
     search: bool = False  # a search: its trials count, not its points
     rate_from: str = "epochs"  # "trials": counted from the trials that ended (older databases' epochs have no time)
+    covered_min: float | None = None  # the minutes the rate divides by: the window, or less when the run began in it
 
     @property
     def to_go(self) -> int | None:
@@ -142,9 +143,21 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         rate_from = "trials"
     lengths = [e for t in trials if (e := _epochs_of(t))]
     per_trial = Counter(lengths).most_common(1)[0][0] if lengths else None
+    covered = _covered_min(trials, window_min)
     return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
-                    None if recent is None else recent / window_min, window_min, search, rate_from)
+                    None if recent is None else recent / covered, window_min, search, rate_from, covered)
+
+
+def _covered_min(trials: list[FrozenTrial], window_min: float) -> float:
+    """The minutes of the window the study's work covers: all of it, or from the start of the first trial
+    that ran in it when the run began later (a grid of 2 minutes, just ended, is 2 minutes of work)."""
+    now = dt.datetime.now()  # Optuna's times are local
+    start = now - dt.timedelta(minutes=window_min)
+    active = [t.datetime_start for t in trials if t.datetime_start is not None and
+              (t.state == TrialState.RUNNING or (t.datetime_complete is not None and t.datetime_complete >= start))]
+    first = min(active, default=start)
+    return window_min if first <= start else max((now - first).total_seconds() / 60, 1 / 60)
 
 
 def _duration(minutes: float) -> str:
@@ -169,7 +182,10 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
     else:
         counted = "" if p.rate_from == "epochs" else " (from the trials that ended)" if p.search else \
             " (from the trials that ended: this database's epochs carry no time)"
-        lines.append(f"{p.rate:.1f} trial-epochs per minute over the last {p.window_min:g} min{counted}")
+        covered = p.window_min if p.covered_min is None else p.covered_min
+        span = (f"over the last {p.window_min:g} min" if covered >= p.window_min else
+                f"over the {covered:.1f} min since the run's first trial in the last {p.window_min:g} min started")
+        lines.append(f"{p.rate:.1f} trial-epochs per minute {span}{counted}")
         left = p.epochs_left
         if left is not None:
             if left == 0:

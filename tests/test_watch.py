@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import optuna
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from runner.cli import cli
@@ -44,7 +45,9 @@ def test_watch_shows_counts_rate_time_left_and_each_running_trials_worker_and_de
     lines = result.output.splitlines()
     assert lines[0].startswith(f"t on {url}")
     assert lines[1] == "4 of 4 complete, 1 running, 0 failed, 0 to go"
-    assert lines[2].endswith("trial-epochs per minute over the last 10 min") and float(lines[2].split()[0]) > 0
+    # the grid ran for seconds: the rate divides its 4 epochs by those seconds, not by the 10-minute window
+    assert "trial-epochs per minute over the " in lines[2] and lines[2].endswith(
+        " min since the run's first trial in the last 10 min started") and float(lines[2].split()[0]) > 4 / 10
     [row] = [x for x in lines[3:] if x.split()[:1] == [str(running.number)]]
     assert "node7:4242" in row and " node7 " in row and "cuda:1 NVIDIA H200" in row and "1/1" in row
     assert "(stopped? the next run takes it over)" in row
@@ -71,3 +74,22 @@ def test_watch_reads_a_database_of_the_code_before_without_changing_it(tmp_path,
     assert "5 complete, 0 running, 0 failed" in result.output
     assert "rate: not known (this database's epochs carry no time, and no trial ended in the last 10 min)" in result.output
     assert _digest(db) == before
+
+
+def test_the_rate_divides_by_the_time_the_window_covers(write_spec, tmp_path):
+    from runner.watch import progress
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert CliRunner().invoke(cli, ["grid", str(write_spec(seeds="[0, 1]")), "--storage", url, "-q"]).exit_code == 0
+    p = progress(url, "t")
+    assert 0 < p.covered_min < 10 and abs(p.rate * p.covered_min - 4) < 1e-9  # 4 epochs over the run's minutes
+    study = optuna.load_study(study_name="t", storage=url)
+    early = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=study.trials[0].params,
+                                      distributions=study.trials[0].distributions)
+    study.add_trial(early)  # a trial running since 30 minutes ago: the window is covered whole
+    with Store(url).session() as s:
+        s.execute(sa.text("UPDATE trials SET datetime_start = :t WHERE state = 'RUNNING'"),
+                  {"t": dt.datetime.now() - dt.timedelta(minutes=30)})
+    p = progress(url, "t")
+    assert p.covered_min == 10 and abs(p.rate * 10 - 4) < 1e-9
+    assert "per minute over the last 10 min" in CliRunner().invoke(cli, ["watch", "--study", "t", "--storage", url]).output
