@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from runner.errors import RunnerError
+from runner.text import did_you_mean
 
 __all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "declared_parameters", "load_target", "first_line"]
 
@@ -137,10 +138,16 @@ def _import(module_name: str, path: Path | None) -> ModuleType:
     return module
 
 
-def load_target(target: str, search_dir: str) -> Callable[..., Any]:
+def load_target(target: str, search_dir: str, offered: Callable[[Any], bool] = callable,
+                what: str = "") -> Callable[..., Any]:
     """Import the target's module (the spec's folder first on sys.path) and return the attribute.
 
     The module is the file `locate` finds (and the spec hashed), run from its current source.
+
+    Args:
+        offered: which of the module's own attributes a missing one's message lists (e.g. nn.Module
+            classes); an attribute the module imported (`nn`, `torch`) is never listed.
+        what: what those are, for the message ("nn.Module classes").
     """
     module_name, _, attr = target.partition(":")
     added = bool(search_dir) and search_dir not in sys.path
@@ -156,12 +163,20 @@ def load_target(target: str, search_dir: str) -> Callable[..., Any]:
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            found = [n for n in dir(module) if not n.startswith("_")]
-            raise UserCodeError(f"{module_name} has no attribute {part!r}; it has {', '.join(found[:12]) or 'nothing'}")
+            found = [n for n, v in vars(obj).items() if not n.startswith("_") and _defined_in(v, module)
+                     and offered(v)]
+            kind = f" {what}" if what else ""
+            listed = f"{kind} {', '.join(sorted(found)[:12])}" if found else f" no{kind or ' such attribute'}"
+            raise UserCodeError(f"{module_name} has no attribute {part!r}{did_you_mean(part, found)}; it has{listed}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise UserCodeError(f"{target} is a {type(obj).__name__}, not a class or function that makes an nn.Module")
     return obj
+
+
+def _defined_in(value: Any, module: ModuleType) -> bool:
+    """Whether a class or function was defined in `module` (not imported into it, as `nn` or `torch` are)."""
+    return getattr(value, "__module__", None) == module.__name__
 
 
 def first_line(e: BaseException) -> str:

@@ -130,6 +130,7 @@ def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warne
     (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input=""))
     refused = CliRunner().invoke(cli, ["grid", "spec.toml"])  # 28x28 into a 32x32 model: the check says so
     assert refused.exit_code == 1 and "a forward pass on 2 images of shape (1, 28, 28)" in refused.output
+    assert "it runs on images of shape (1, 32, 32): add `input = { pad = 2 }` to this model's table" in refused.output
     (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
     result = CliRunner().invoke(cli, ["grid", "spec.toml"])
     assert result.exit_code == 0, result.output
@@ -147,7 +148,8 @@ def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warne
 
 @pytest.mark.parametrize("models, message", [
     ('target = "model:LeNet5"\nargs = { widht = 8 }', "[models.lenet].args: got an unexpected keyword argument 'widht'"),
-    ('target = "model:LeNet6"', "model has no attribute 'LeNet6'"),
+    ('target = "model:LeNet6"', "model has no attribute 'LeNet6'; did you mean \"LeNet5\"?; it has nn.Module classes "
+                                "LeNet5\n"),  # not nn or F, which it imports
     ('target = "model:LeNet5"\ninput = { pad = 2 }\ndropout = 0.5', "cannot take dropout = 0.5"),
 ])
 def test_dry_run_does_every_check_that_needs_no_training(tmp_path, monkeypatch, models, message):
@@ -221,3 +223,12 @@ def test_a_students_layer_table_is_stored_and_reported_in_the_order_it_runs(tmp_
     assert table.index("| bn1 |") < table.index("| relu() |") < table.index("| fc3 |")
     assert "max pool 2, shared (call 2 of 2)" in table and "| bn2 |" not in table
     assert "Defined but not used in forward: bn2, 32 parameters." in table
+
+
+def test_a_forward_that_fails_whatever_the_input_gets_no_input_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)").replace(
+        "x = self.pool(F.relu(self.conv1(x)))", "raise ValueError('not yet written')"))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input=""))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 1 and "raised ValueError: not yet written\n" in result.output, result.output

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from runner.errors import RunnerError, out_of_memory
+from runner.models.layers import InputTransform
 from runner.usercode import UserCodeError, first_line, load_target
 
 __all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_model", "accepted_regularizers"]
@@ -20,6 +21,12 @@ __all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_mod
 # Regularizers a user's constructor may take by name; the others (weight decay, augmentation,
 # label smoothing, the weight average) are the trainer's and work with any model.
 REGULARIZER_ARGS = ("dropout", "batch_norm")
+MODULE_CLASSES = "nn.Module classes"  # what a missing target's message lists
+
+
+def is_module_class(value: Any) -> bool:
+    """Whether a module's attribute is an nn.Module class (what a model's target names)."""
+    return isinstance(value, type) and issubclass(value, nn.Module)
 
 
 class ModelError(RunnerError):
@@ -66,7 +73,7 @@ def _check_args(factory: Callable[..., Any], kwargs: dict[str, Any], where: str)
 
 def build_user_model(cfg: Any) -> nn.Module:
     """The user's module for a ModelConfig, built with its args and the regularizers it takes."""
-    factory = load_target(cfg.target, cfg.search_dir)
+    factory = load_target(cfg.target, cfg.search_dir, is_module_class, MODULE_CLASSES)
     model = factory(**_kwargs(cfg, factory))
     if not isinstance(model, nn.Module):
         raise ModelError(f"{cfg.target}(...) returned a {type(model).__name__}, not an nn.Module")
@@ -82,7 +89,7 @@ def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, fl
             training prepares them, are checked to be logits; a softmax at the end is warned about.
     """
     try:
-        factory = load_target(cfg.target, cfg.search_dir)
+        factory = load_target(cfg.target, cfg.search_dir, is_module_class, MODULE_CLASSES)
     except UserCodeError as e:
         raise ModelError(f"{where}: {e}") from None
     args = dict(cfg.args)
@@ -119,7 +126,7 @@ def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, fl
             raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} ran out of memory "
                              f"({first_line(e)})") from None
         raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} raised "
-                         f"{type(e).__name__}: {first_line(e)}") from None
+                         f"{type(e).__name__}: {first_line(e)}{_input_hint(model, cfg)}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, cfg.classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"{where}: a forward pass on 2 images of shape {tuple(shape)} must return "
@@ -127,6 +134,27 @@ def check_user_model(cfg: Any, where: str, sample: tuple[torch.Tensor, float, fl
     if sample is not None and len(sample[0]):
         _warn_if_probabilities(model, cfg, where, sample)
     return model
+
+
+def _input_hint(model: nn.Module, cfg: Any) -> str:
+    """'; it runs on images of shape (1, 32, 32): add input = { pad = 2 } ...' when one of the input transforms the
+    runner offers makes the forward pass work (a LeNet written for 32x32 images, a model for 224x224), else ''."""
+    if cfg.input.to_dict():  # the spec chose its input: not second-guessed
+        return ""
+    c, h, w = cfg.in_shape
+    offers = [InputTransform(pad=(32 - h) // 2)] if h == w < 32 and (32 - h) % 2 == 0 else []
+    offers += [InputTransform(resize=size) for size in (32, 64, 224) if size != h]
+    for offer in offers:
+        shape = offer.shape(cfg.in_shape)
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros(2, *shape))
+        except Exception:  # noqa: BLE001 - not this one either
+            continue
+        if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, cfg.classes):
+            line = "input = { " + ", ".join(f"{k} = {v}" for k, v in offer.to_dict().items()) + " }"
+            return f"; it runs on images of shape {shape}: add `{line}` to this model's table"
+    return ""
 
 
 def _warn_if_probabilities(model: nn.Module, cfg: Any, where: str, sample: tuple[torch.Tensor, float, float]) -> None:
