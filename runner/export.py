@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner import record
 from runner.store import Store
-from runner.weights import KeptError, fetch_weights, load_model
+from runner.weights import KeptError, load_kept
 
 __all__ = ["find_trial", "export_model"]
 
@@ -52,8 +52,7 @@ def export_model(store: Store, study: str, number: int | None, out: str | Path, 
     if out.is_dir():
         raise KeptError(f"--out {out}: is a folder; give a file name, e.g. {out / 'model.pt'}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = fetch_weights(store, trial, Path(tmp), artifacts)
-        model = load_model(path, module_dir, record.of(trial).weights.sha256)  # checks it all
+        path, model = load_kept(store, study, trial, Path(tmp), artifacts, module_dir)  # checks it all
         staged = Path(tmp) / "out"
         if fmt == "torchscript":
             example = torch.zeros(1, *model.input_shape, dtype=torch.uint8)

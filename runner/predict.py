@@ -5,7 +5,9 @@ those of runner.export.find_trial and runner.weights.
 """
 from __future__ import annotations
 
+import stat
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,14 @@ import numpy as np
 import torch
 from optuna.trial import FrozenTrial
 
-from runner import record
 from runner.export import find_trial
 from runner.store import Store
-from runner.weights import ExportedModel, fetch_weights, load_model
+from runner.weights import load_kept
 
-__all__ = ["Prediction", "read_inputs", "predict_images", "prediction_rows", "IMAGE_SUFFIXES"]
+__all__ = ["Prediction", "read_inputs", "predict_images", "prediction_rows", "IMAGE_SUFFIXES", "MAX_PIXELS"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PIXELS = 50_000_000  # pixels one input may have (a 50-megapixel photo); a larger one is refused unread
 
 
 @dataclass(frozen=True)
@@ -50,22 +52,58 @@ def read_inputs(inputs: list[str], shape: tuple[int, int, int]) -> list[tuple[st
 
 
 def _read(path: Path, shape: tuple[int, int, int]) -> list[tuple[str, torch.Tensor | None, str]]:
-    if not path.is_file():
+    """The images of one input file, or one line saying why it cannot be read (the other inputs go on)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return [(str(path), None, "no such file")]
-    if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            return [(str(path), None, f"not a numpy array ({str(e).splitlines()[0]})")]
-        if array.ndim not in (2, 3, 4):
-            return [(str(path), None, f"an array of shape {array.shape}: give (H, W), (N, H, W) or (N, C, H, W)")]
-        array = array[None] if array.ndim == 2 else array
-        return [(f"{path}[{i}]", *_prepare(_as_uint8(a), shape)) for i, a in enumerate(array)]
+    except OSError as e:  # a symlink loop: "Too many levels of symbolic links"
+        return [(str(path), None, f"cannot be read: {e.strerror or e}")]
+    if not stat.S_ISREG(st.st_mode):
+        return [(str(path), None, "not a file")]
+    if st.st_size == 0:
+        return [(str(path), None, "an empty file (0 bytes)")]
+    try:
+        return _read_npy(path, shape) if path.suffix.lower() == ".npy" else _read_image(path, shape)
+    except Exception as e:  # noqa: BLE001 - whatever a hostile file does, it is one line and the others go on
+        return [(str(path), None, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")]
+
+
+def _read_npy(path: Path, shape: tuple[int, int, int]) -> list[tuple[str, torch.Tensor | None, str]]:
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r")  # its header read; the data only as needed
+    except (OSError, ValueError, EOFError) as e:
+        return [(str(path), None, f"not a numpy array ({str(e).splitlines()[0]})")]
+    if array.ndim not in (2, 3, 4):
+        return [(str(path), None, f"an array of shape {array.shape}: give (H, W), (N, H, W) or (N, C, H, W)")]
+    if array.size > MAX_PIXELS:
+        return [(str(path), None, f"an array of {array.size:,} values, over the {MAX_PIXELS:,} pixels runner "
+                                  "reads from one input")]
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        return [(str(path), None, f"an array of {array.dtype}: give numbers (uint8, or floats in [0, 1])")]
+    array = np.array(array)  # read now, and writable (a memory map is not)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        return [(str(path), None, f"an array with {bad:,} NaN or infinite value{'s' if bad != 1 else ''}: "
+                                  "nothing to predict from")]
+    array = array[None] if array.ndim == 2 else array
+    return [(f"{path}[{i}]", *_prepare(_as_uint8(a), shape)) for i, a in enumerate(array)]
+
+
+def _read_image(path: Path, shape: tuple[int, int, int]) -> list[tuple[str, torch.Tensor | None, str]]:
     from PIL import Image, UnidentifiedImageError
 
+    bomb = f"over the {MAX_PIXELS:,} pixels runner reads (a decompression bomb, or a photo to scale down first)"
     try:
-        with Image.open(path) as img:
-            grey = np.array(img.convert("L"))
+        with warnings.catch_warnings():  # PIL's own bomb warning: the size is checked here, below its limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only: the size is known before any pixel is decoded
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    return [(str(path), None, f"an image of {width:,} x {height:,} pixels, {bomb}")]
+                grey = np.array(img.convert("L"))
+    except Image.DecompressionBombError:  # so large that PIL refused even its header
+        return [(str(path), None, f"an image {bomb}")]
     except (OSError, UnidentifiedImageError, ValueError):
         return [(str(path), None, "not an image runner can read (PNG or JPEG)")]
     return [(str(path), *_prepare(grey, shape))]
@@ -101,8 +139,7 @@ def predict_images(store: Store, study: str, number: int | None, inputs: list[st
     """What trial `number` (the best when None) predicts for every image of `inputs`."""
     trial = find_trial(store, study, number)
     with tempfile.TemporaryDirectory() as tmp:
-        model: ExportedModel = load_model(fetch_weights(store, trial, Path(tmp), artifacts), module_dir,
-                                          record.of(trial).weights.sha256)
+        _, model = load_kept(store, study, trial, Path(tmp), artifacts, module_dir)
     out = []
     for name, image, note in read_inputs(inputs, model.input_shape):
         if image is None:

@@ -34,7 +34,8 @@ from runner.store import Store, artifacts_dir
 from runner.usercode import locate, source_sha256
 
 __all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "KeptError", "ModelFileError", "model_file", "keep_weights",
-           "fetch_weights", "read_model_file", "file_sha256", "ExportedModel", "load_model", "exported_accuracy"]
+           "fetch_weights", "read_model_file", "file_sha256", "ExportedModel", "load_model", "load_kept",
+           "exported_accuracy"]
 
 WEIGHTS_FORMAT = 1  # the layout of the file below; a later one will say what changed
 WEIGHTS_FILE = "model.pt"  # the artifact's file name, as optuna-dashboard lists it
@@ -103,20 +104,26 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def read_model_file(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
-    """A weights file's contents (tensors and plain values only: weights_only), checked against `sha256`."""
+def read_model_file(path: str | Path, sha256: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """A weights file's contents (tensors and plain values only: weights_only), checked against `sha256`.
+
+    Args:
+        name: what the messages call the file (a kept trial's: "trial 3 of 'k' (artifact ...)"); its path
+            by default.
+    """
     path = Path(path)
+    name = name or str(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+        raise ModelFileError(f"{name}: no such file")
     if sha256 is not None and file_sha256(path) != sha256:
-        raise ModelFileError(f"{path}: its SHA-256 is {file_sha256(path)[:12]}..., not the {sha256[:12]}... stored "
+        raise ModelFileError(f"{name}: its SHA-256 is {file_sha256(path)[:12]}..., not the {sha256[:12]}... stored "
                              "with the trial: the file changed since it was kept; refusing it")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise ModelFileError(f"{path}: not a model file runner can read ({type(e).__name__})") from None
+        raise ModelFileError(f"{name}: not a model file runner can read ({type(e).__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != WEIGHTS_FORMAT or "state_dict" not in doc:
-        raise ModelFileError(f"{path}: not a runner model file (runner export writes them)")
+        raise ModelFileError(f"{name}: not a runner model file (runner export writes them)")
     return doc
 
 
@@ -140,32 +147,48 @@ class ExportedModel(nn.Module):
         return self.net(x.float().mul_(self.scale).sub_(self.shift))
 
 
-def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | None = None) -> ExportedModel:
+def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | None = None, name: str | None = None,
+               module_option: str = "module_dir=") -> ExportedModel:
     """The model a weights file holds, in eval mode, built without its spec.
 
     Args:
         module_dir: for a user's module (`target`), the folder searched first for its source; the
             file's SHA-256 must equal the one it was trained with.
         sha256: the file's expected SHA-256 (as stored with its trial), if known.
+        name: what the messages call the file (see read_model_file).
+        module_option: how the caller gives `module_dir`, for the message when the module is not found
+            (`runner predict` and `runner export` say --module-dir).
     """
-    doc = read_model_file(path, sha256)
+    doc = read_model_file(path, sha256, name)
+    name = name or str(path)
     module = doc.get("module")
     if module:
         found = locate(module["target"], str(module_dir))
         if found is None:
-            raise ModelFileError(f"{path}: its model is {module['target']} ({module['file']}), which is not in "
-                                 f"{module_dir} nor on the Python path: give the folder that holds it")
+            raise ModelFileError(f"{name}: its model is {module['target']}, from {module['file']}, which is not in "
+                                 f"{module_dir} nor on the Python path: give the folder that holds {module['file']} "
+                                 f"with {module_option}")
         if source_sha256(found) != module["source_sha256"]:
-            raise ModelFileError(f"{path}: {found} is not the code these weights were trained with (sha256 "
+            raise ModelFileError(f"{name}: {found} is not the code these weights were trained with (sha256 "
                                  f"{source_sha256(found)[:12]} now, {module['source_sha256'][:12]} then); refusing it")
     cfg = ModelConfig.from_dict(doc["model"], str(module_dir))
     net = build_model(cfg)
     try:
         net.load_state_dict(doc["state_dict"])
     except RuntimeError as e:
-        raise ModelFileError(f"{path}: its weights do not fit the model it describes: "
+        raise ModelFileError(f"{name}: its weights do not fit the model it describes: "
                              f"{str(e).splitlines()[0]}") from None
     return ExportedModel(net, doc["normalization"]["mean"], doc["normalization"]["std"], cfg.input, doc)
+
+
+def load_kept(store: Store, study: str, trial: FrozenTrial, folder: Path, artifacts: str | None = None,
+              module_dir: str = ".") -> tuple[Path, ExportedModel]:
+    """A kept trial's weights file, fetched into `folder`, and its model, every check made; the messages name
+    the trial and its artifact (never the folder's temporary path) and --module-dir."""
+    weights = record.of(trial).weights
+    path = fetch_weights(store, trial, folder, artifacts)
+    name = f"trial {trial.number} of {study!r} (artifact {weights.artifact_id})"
+    return path, load_model(path, module_dir, weights.sha256, name, "--module-dir DIR")
 
 
 def exported_accuracy(model: nn.Module, split: Split, batch: int = 2000) -> float:

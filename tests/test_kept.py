@@ -18,6 +18,7 @@ from PIL import Image
 import runner
 from runner.cli import cli
 from runner.data import load_mnist
+from runner.errors import RunnerError
 from runner.store import Store
 
 URL = "sqlite:///db/runner.sqlite"
@@ -132,6 +133,59 @@ def test_an_unreadable_input_is_one_line_and_the_others_go_on(project):
     assert "not an image runner can read" in lines[1] and "no such file" in lines[2] and lines[3].startswith("ok.png,")
 
 
+def _bomb(path: str, width: int, height: int) -> None:
+    """A tiny PNG whose header claims width x height pixels (as a decompression bomb's does)."""
+    import struct
+    import zlib
+
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(Path(path).read_bytes())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    Path(path).write_bytes(bytes(data))
+
+
+def test_hostile_inputs_are_one_line_each_and_the_others_go_on(project):
+    """A decompression bomb, NaN and infinite arrays, an empty file and a symlink loop: one line naming each."""
+    import os
+
+    _bomb("bomb.png", 20_000, 20_000)  # 400 megapixels: PIL itself refuses its header
+    _bomb("big.png", 8_000, 8_000)  # 64 megapixels: over runner's limit, under PIL's
+    np.save("nan.npy", np.full((2, 28, 28), np.nan, dtype=np.float32))
+    inf = np.zeros((28, 28), dtype=np.float64)
+    inf[3, 4] = np.inf
+    np.save("inf.npy", inf)
+    Path("empty.png").write_bytes(b"")
+    Path("empty.npy").write_bytes(b"")
+    os.symlink("loop.png", "loop.png")
+    Image.fromarray(load_mnist("", 0, 1).test.images[0].numpy()).save("ok.png")
+    names = ["bomb.png", "big.png", "nan.npy", "inf.npy", "empty.png", "empty.npy", "loop.png", "ok.png"]
+    result = invoke("predict", "--study", "k", "0", *names, "--format", "json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    rows = {r["input"]: r for r in json.loads(result.output)}
+    assert set(rows) == set(names)
+    assert "over the 50,000,000 pixels runner reads (a decompression bomb" in rows["bomb.png"]["note"]
+    assert rows["big.png"]["note"].startswith("an image of 8,000 x 8,000 pixels, over the 50,000,000 pixels")
+    assert rows["nan.npy"]["note"] == "an array with 1,568 NaN or infinite values: nothing to predict from"
+    assert rows["inf.npy"]["note"] == "an array with 1 NaN or infinite value: nothing to predict from"
+    assert rows["empty.png"]["note"] == rows["empty.npy"]["note"] == "an empty file (0 bytes)"
+    assert "symbolic links" in rows["loop.png"]["note"]
+    assert all(rows[n]["predicted"] is None for n in names[:-1]) and rows["ok.png"]["predicted"] == stored(0)[0]
+
+
+def test_a_tampered_or_missing_artifact_names_the_trial_and_the_artifact(project):
+    t = optuna.load_study(study_name="k", storage=URL).get_trials()[1]
+    artifact = t.user_attrs["weights"]["artifact_id"]
+    path = project / "db" / "artifacts" / artifact
+    path.write_bytes(path.read_bytes()[:-10])
+    result = invoke("predict", "--study", "k", "1", "x.png")
+    _one_line_error(result, f"trial 1 of 'k' (artifact {artifact}): its SHA-256 is ")
+    assert "/tmp" not in result.output
+    path.unlink()
+    _one_line_error(invoke("export", "--study", "k", "1", "--out", "x.pt"), f"trial 1: its weights ({artifact})")
+
+
 def _one_line_error(result, text: str) -> None:
     assert result.exit_code != 0
     assert text in result.output, result.output
@@ -222,7 +276,14 @@ def test_a_user_module_trial_needs_its_module_unchanged(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     monkeypatch.delitem(sys.modules, "mynet", raising=False)  # as in a new process: imported from nowhere yet
     _one_line_error(invoke("export", "--study", "u", "0", "--out", "m2.pt", "--storage",
-                           f"sqlite:///{tmp_path}/db/runner.sqlite", "--module-dir", str(elsewhere)), "give the folder")
+                           f"sqlite:///{tmp_path}/db/runner.sqlite", "--module-dir", str(elsewhere)),
+                    "trial 0 of 'u' (artifact ")
+    moved = invoke("predict", "--study", "u", "0", "x.png", "--storage", f"sqlite:///{tmp_path}/db/runner.sqlite")
+    _one_line_error(moved, "its model is mynet:Net, from mynet.py, which is not in . nor on the Python path: give "
+                           "the folder that holds mynet.py with --module-dir DIR")
+    assert "/tmp" not in moved.output.replace(str(tmp_path), "")
+    with pytest.raises(RunnerError, match="give the folder that holds mynet.py with module_dir="):
+        runner.load_model(tmp_path / "m.pt")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mynet.py").write_text(MODULE.replace("width: int = 16", "width: int = 16  # edited"))
     _one_line_error(invoke("export", "--study", "u", "0", "--out", "m3.pt"), "is not the code these weights")

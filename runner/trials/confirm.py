@@ -28,7 +28,7 @@ from runner.store import Store
 from runner.trials.grid import GridResult, run_grid
 from runner.trials.lifecycle import Log, load
 from runner.trials.settings import RunSettings
-from runner.weights import KeptError, exported_accuracy, fetch_weights, load_model
+from runner.weights import KeptError, exported_accuracy, load_kept
 
 __all__ = ["confirm_search", "Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
            "test_information", "PROTOCOL", "finished"]
@@ -121,7 +121,7 @@ def test_information(store: Store, study: optuna.Study, data: Data, artifacts: s
             continue
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                model = load_model(fetch_weights(store, t, Path(tmp), artifacts), module_dir, weights.sha256)
+                _, model = load_kept(store, study.study_name, t, Path(tmp), artifacts, module_dir)
             except KeptError:
                 continue
         out[str(t.number)] = exported_accuracy(model, data.test)
