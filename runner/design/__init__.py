@@ -1,4 +1,4 @@
-"""Ablations that decide: how many seeds a verdict needs, and seeds added until it is decided.
+"""Ablations that decide: how many seeds a verdict needs, seeds added until it is decided, fractional designs.
 
 How many seeds? Every effect in the report is a mean, over seeds, of a difference measured on the
 same test images, and its uncertainty has two sources. One is the seeds: each training run lands a
@@ -21,12 +21,16 @@ floor cannot be decided with this test set; only more test images would help.
                 standard_error, z_statistic, minimum_detectable_effect, floor, seeds_needed, holm_levels
     sequential  seeds added until decided: O'Brien-Fleming-type alpha spending (boundaries,
                 decide, decide_effects with Holm), futility (can_still_decide), racing (still_in_race)
+    fractional  two-level designs with pyDOE3: design, aliases, alias_lines, estimable_interactions,
+                estimate_main_effects, estimate_interactions
 
 Every variance is in squared percentage points, every effect in points (100 x a difference in
 accuracy); every level is two-sided.
 """
 from __future__ import annotations
 
+from runner.design.fractional import (MAX_FACTORS, Design, DesignError, alias_lines, aliases, design,
+                                      estimable_interactions, estimate_interactions, estimate_main_effects)
 from runner.design.power import (POWER, VarianceSplit, floor, holm_levels, minimum_detectable_effect, seeds_needed,
                                  split_contrast, split_variance, standard_error, z_statistic)
 from runner.design.sequential import (ALPHA, Verdict, boundaries, boundaries_at, can_still_decide, decide,
@@ -37,4 +41,6 @@ __all__ = [
     "minimum_detectable_effect", "floor", "seeds_needed", "holm_levels", "POWER",
     "ALPHA", "Verdict", "spending", "boundaries", "boundaries_at", "decide", "decide_effects", "can_still_decide",
     "still_in_race",
+    "DesignError", "Design", "design", "aliases", "alias_lines", "estimable_interactions", "estimate_main_effects",
+    "estimate_interactions", "MAX_FACTORS",
 ]
