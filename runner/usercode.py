@@ -59,9 +59,10 @@ def source_sha256(path: Path) -> str:
 def declared_parameters(path: Path, target: str) -> frozenset[str] | None:
     """The parameter names of a target's constructor, read from its source without running it.
 
-    `class Net(nn.Module)` with its own `__init__`, or `def make_net(...)`, at the top of the module.
-    None when the source does not say: no such definition, an inherited `__init__`, a `**kwargs`, a
-    file that does not parse (the import then finds out what the constructor takes).
+    `class Net(nn.Module)` with its own `__init__` (or the one it inherits from a class of the same file, or
+    nn.Module's), or `def make_net(...)`, at the top of the module. None when the source does not say: no
+    such definition, a base from elsewhere, a `**kwargs`, a file that does not parse (the import then finds
+    out what the constructor takes).
     """
     import ast
 
@@ -70,21 +71,56 @@ def declared_parameters(path: Path, target: str) -> frozenset[str] | None:
     except (OSError, SyntaxError, ValueError):
         return None
     attribute = target.partition(":")[2]
-    found = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == attribute]
-    if len(found) != 1:  # none, or defined twice (the last one wins at import): not for a reader to guess
+    node = _defined(tree, attribute)
+    if node is None:
         return None
-    node = found[0]
     if isinstance(node, ast.ClassDef):
-        inits = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
-        if len(inits) != 1 or node.decorator_list:
+        init = _constructor(tree, node, set())
+        if init is None:
             return None
-        fn, skip = inits[0], 1  # self
+        if init is _MODULE_INIT:  # nn.Module's own constructor: it takes nothing the runner passes
+            return frozenset()
+        fn, skip = init, 1  # self
     else:
         fn, skip = node, 0
     if fn.args.kwarg is not None or fn.decorator_list:
         return None
     names = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)][skip:] + [a.arg for a in fn.args.kwonlyargs]
     return frozenset(names)
+
+
+_MODULE_INIT = object()  # stands for torch.nn.Module.__init__, which a class without its own inherits
+_MODULE_BASES = {"Module", "nn.Module", "torch.nn.Module"}
+
+
+def _defined(tree: Any, name: str) -> Any:
+    """The one top-level class or function `name` of a parsed module; None when there is none, or several
+    (the last one wins at import: not for a reader to guess)."""
+    import ast
+
+    found = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _constructor(tree: Any, node: Any, seen: set[str]) -> Any:
+    """The `__init__` a class runs, read from the source: its own, else the one it inherits from a class of the
+    same module (`class Soft(LeNet5)`) or nn.Module's; None when the source does not say (a decorator, a base
+    from elsewhere, several bases)."""
+    import ast
+
+    if node.decorator_list or node.name in seen:
+        return None
+    seen.add(node.name)
+    inits = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+    if inits:
+        return inits[0] if len(inits) == 1 else None
+    if len(node.bases) != 1:
+        return None
+    base = ast.unparse(node.bases[0])
+    if base in _MODULE_BASES:
+        return _MODULE_INIT
+    parent = _defined(tree, base) if isinstance(node.bases[0], ast.Name) else None
+    return _constructor(tree, parent, seen) if isinstance(parent, ast.ClassDef) else None
 
 
 class _SourceLoader(importlib.machinery.SourceFileLoader):

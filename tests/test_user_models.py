@@ -6,6 +6,7 @@ another folder (tmp_path/work), so that the spec's folder really is where the mo
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sqlite3
 import sys
@@ -214,7 +215,9 @@ def test_a_batch_norm_axis_is_the_modules_own_when_its_constructor_takes_none(pr
     dry = run("grid", spec, "--dry-run")
     assert dry.exit_code == 0, dry.output
     rows = [line.split() for line in dry.output.splitlines() if line.split()[1:2] == ["mine"]]
-    assert len(rows) == 2 and "2 points: 2 settings x 1 seed (" in dry.output  # dropout, which it takes, varies
+    assert len(rows) == 2 and "2 points: 2 settings x 1 seed (dropout 2 x 1 seed)" in dry.output  # not batch_norm 2
+    assert ("warning: " + str(spec) + ": [grid].batch_norm applies to no model: mine (mynet:Net) takes no batch_norm "
+            "argument (read from the constructor's signature), so each keeps its own batch_norm") in dry.output
     assert all(" ".join(r).count("the module's own") == 1 for r in rows), dry.output
     assert run("grid", spec).exit_code == 0
     ts = trials()
@@ -407,7 +410,12 @@ def test_runner_models_loads_the_users_data_to_learn_its_shape(tmp_path, monkeyp
 @pytest.mark.parametrize("source, expected", [
     ("class Net:\n    def __init__(self, width=8, *, dropout=0.0):\n        pass\n", {"width", "dropout"}),
     ("def Net(batch_norm=False):\n    pass\n", {"batch_norm"}),
-    ("class Net(Base):\n    pass\n", None),  # inherited: only the import can say
+    ("class Net(Base):\n    pass\n", None),  # inherited from elsewhere: only the import can say
+    ("class Base:\n    def __init__(self, width=8):\n        pass\nclass Net(Base):\n    pass\n", {"width"}),
+    ("class A:\n    def __init__(self, dropout=0.0):\n        pass\nclass B(A):\n    pass\nclass Net(B):\n    x = 1\n",
+     {"dropout"}),  # two generations up, in the same file
+    ("from torch import nn\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\n", set()),
+    ("class Net(Net):\n    pass\n", None),  # a cycle, as no import would allow
     ("class Net:\n    def __init__(self, **kwargs):\n        pass\n", None),  # takes anything
     ("Net = make()\n", None),
     ("class Net:\n    def __init__(self:\n", None),  # does not parse
@@ -418,3 +426,87 @@ def test_a_constructors_parameters_are_read_from_its_source_without_running_it(t
     path = tmp_path / "m.py"
     path.write_text("raise SystemExit('never run')\n" + source)
     assert declared_parameters(path, "m:Net") == (None if expected is None else frozenset(expected))
+
+
+STUDENT_MODULES = """
+import torch
+from torch import nn
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class CustomMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.ReLU(), nn.Linear(20, 10))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Soft(LeNet5):
+    pass
+"""
+
+
+def _student_spec(proj, models: list[str], grid: str) -> Path:
+    proj.module.write_text(STUDENT_MODULES)
+    tables = "".join(f'[models.{m.lower()}]\ntarget = "mynet:{m}"\n' for m in models)
+    names = ", ".join(f'"{m.lower()}"' for m in models)
+    proj.spec.write_text(SPEC.split("[models.mine]")[0].format(name="s", seeds="[0, 1]") + tables
+                         + f"[grid]\nmodel = [{names}]\n{grid}\n")
+    return proj.spec
+
+
+def test_axes_no_module_takes_are_named_and_the_count_line_adds_up(proj):
+    spec = _student_spec(proj, ["LeNet5", "CustomMLP"], "dropout = [0.0, 0.5]\nbatch_norm = [false, true]")
+    dry = run("grid", spec, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "4 points: 2 settings x 2 seeds (model 2 x 2 seeds)" in dry.output  # not "model 2 x batch_norm 2 x ..."
+    warned = [x for x in dry.output.splitlines() if x.startswith("warning: ")]
+    assert len(warned) == 2 and all("applies to no model: lenet5 (mynet:LeNet5) and custommlp (mynet:CustomMLP) "
+                                    "take no " in x for x in warned), warned
+    assert "[grid].dropout" in warned[0] and "[grid].batch_norm" in warned[1]
+
+
+def test_a_subclass_is_judged_by_the_constructor_it_inherits(proj):
+    spec = _student_spec(proj, ["Soft"], "dropout = [0.0, 0.5]")
+    dry = run("grid", spec, "--dry-run")
+    assert dry.exit_code == 0, dry.output  # not refused with "signature Soft()"
+    assert "2 points: 1 setting x 2 seeds\n" in dry.output and "the module's own" in dry.output
+    assert "[grid].dropout applies to no model: soft (mynet:Soft) takes no dropout argument" in dry.output
+
+
+@pytest.mark.parametrize("grid", [
+    "lr = [0.01, 0.05]",
+    'lr = [0.01, 0.05]\n"lenet.c1.conv" = [4, 6, 8]',
+    '"lenet.c1.conv" = [4, 6]\n"mlp.h1.fc" = [16, 32, 64]\ndropout = [0.0, 0.5]',
+])
+def test_the_count_lines_factors_multiply_to_its_settings(grid, tmp_path):
+    """Each model's own product where an axis applies to some models only: the arithmetic is right."""
+    from runner.spec import load_spec
+
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent("""
+        [study]
+        name = "f"
+        seeds = [0, 1, 2]
+        [models.lenet]
+        layers = [{ conv = 6, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10 }]
+        [models.mlp]
+        layers = [{ fc = 32, name = "h1" }, { fc = 10 }]
+        [grid]
+        model = ["lenet", "mlp"]
+        """) + grid + "\n")
+    spec = load_spec(path)
+    factors = spec.grid_factors()
+    body = factors.removesuffix(", each x 3 seeds").removesuffix(" x 3 seeds")
+    total = sum(math.prod(int(f.split()[-1]) for f in part.split(": ")[-1].split(" x ")) for part in body.split(" + "))
+    assert total == spec.setting_count(), (factors, spec.setting_count())

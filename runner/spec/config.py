@@ -317,11 +317,41 @@ class Spec:
         """len(self.points()), without enumerating them."""
         return self.setting_count() * len(self.study.seeds)
 
+    def _grid_models(self) -> list[str]:
+        """The models the grid crosses its axes with: its model axis's distinct values, else the first model."""
+        return list(dict.fromkeys(dict(self.grid).get("model", [next(iter(self.models))])))
+
     def grid_factors(self) -> str:
-        """What multiplies a grid's point count: "lr 10 x dropout 10 x ... x 10 seeds"."""
-        parts = [f"{axis} {len(values)}" for axis, values in self.grid if len(values) > 1]
+        """What multiplies a grid's point count: "lr 10 x dropout 10 x ... x 10 seeds"; an axis that applies to
+        no model is left out, and where an axis applies to some models only, each model's own product:
+        "lenet: lenet.c1.out 3 x lr 2 + mlp: lr 2, each x 2 seeds"."""
+        models = self._grid_models()
+        sizes = [(a, len({json.dumps(x, sort_keys=True) for x in v})) for a, v in self.grid if a != "model"]
+        sizes = [(a, n) for a, n in sizes if n > 1]
+        applies = {a: [m for m in models if self._applies(m, a)] for a, _ in sizes}
+        seeds = plural(len(self.study.seeds), "seed")
         runs = f" + {plural(len(self.runs), 'run')}" if self.runs else ""
-        return " x ".join([*parts, plural(len(self.study.seeds), "seed")]) + runs
+        if all(len(ms) in (0, len(models)) for ms in applies.values()):
+            parts = [f"model {len(models)}" if a == "model" else f"{a} {dict(sizes)[a]}" for a, _ in self.grid
+                     if (a == "model" and len(models) > 1) or (a in applies and applies[a])]
+            return " x ".join([*parts, seeds]) + runs
+        each = [f"{m}: " + (" x ".join(f"{a} {n}" for a, n in sizes if m in applies[a]) or "1") for m in models]
+        return " + ".join(each) + f", each x {seeds}" + runs
+
+    def inert_axes(self) -> list[str]:
+        """One line per [grid] axis that applies to no model of the grid (every one a user's module whose
+        constructor takes no such argument), saying why it adds no point."""
+        models = self._grid_models()
+        lines = []
+        for axis, values in self.grid:
+            if axis == "model" or any(self._applies(m, axis) for m in models):
+                continue
+            names = [f"{m} ({self.models[m].target})" for m in models]
+            who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            lines.append(f"{self.path}: [grid].{axis} applies to no model: {who} take{'s' if len(names) == 1 else ''} "
+                         f"no {axis} argument (read from the constructor's signature), so each keeps its own "
+                         f"{axis}; the axis adds no point and is not in the trials' labels")
+        return lines
 
     def points(self) -> list[Point]:
         """Every (setting, seed), seed-major so that a partial run covers every setting once."""

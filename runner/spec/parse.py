@@ -6,6 +6,7 @@ before anything runs and before the storage is touched.
 from __future__ import annotations
 
 import tomllib
+import warnings
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     axis_names += tuple(dict.fromkeys(layer_axes))
     spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search)
     check_points(c, spec)
+    for line in spec.inert_axes():  # not an error: the spec runs, and says what the axis does not do
+        warnings.warn(line, stacklevel=2)
     return spec
 
 
