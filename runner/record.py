@@ -35,6 +35,7 @@ TRAIN_SIZE = "train_size"
 TEST_SIZE = "test_size"
 VAL_SIZE = "val_size"
 MODULE_TAKES = "module_takes"  # the regularizer arguments a user's constructor takes
+SOURCE_STRUCTURE = "source_structure"  # a user's module: {file SHA-256: the SHA-256 of what it does} (runner.sources)
 WORKER = "worker"  # host:pid of the worker that trained it
 SLOT = "slot"  # a search trial's budget slot
 # the machine (provenance_record)
@@ -58,7 +59,7 @@ ENQUEUED_FROM = "enqueued_from"  # an enqueued search trial: where its point cam
 
 TRIAL_KEYS = frozenset({
     CONFIG_HASH, CONFIG, LABEL, PARAM_COUNT, LAYER_TABLE, DATA_CHECKSUM, DATASET, DATA_SOURCE, DATA_OFFICIAL,
-    DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, WORKER, SLOT,
+    DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, SOURCE_STRUCTURE, WORKER, SLOT,
     CODE_VERSION, DEVICE, DEVICE_INDEX, DEVICE_NAME, THREADS, CPU, PYTHON, VERSIONS,
     EPOCHS, FAIL_REASON, WEIGHTS, WALL_SECONDS, PEAK_MEMORY_MB, BEST_TEST_ACC, COPY_OF, ENQUEUED_FROM})
 
@@ -67,8 +68,9 @@ TRIAL_KEYS = frozenset({
 CANDIDATES = "candidates"  # <name>-select: the settings, in the search's order
 WINNER = "winner"  # <name>-select: the chosen setting, recorded once; what <name> tests
 TEST_INFORMATION = "test_information"  # <name>-select: {trial number: test accuracy}, after the choice
+SOURCE_VERSIONS = "source_versions"  # {file SHA-256: structure SHA-256} of the user modules its runs have seen
 
-STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION})
+STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS})
 
 # ---------------------------------------------------------------- derived study names
 
@@ -131,6 +133,8 @@ def trial_record(point: Any, data: Any, table: Any, worker: str, prov: dict[str,
             TRAIN_SIZE: len(data.train), TEST_SIZE: len(data.test),
             VAL_SIZE: len(data.val) if data.val is not None else 0,
             **({MODULE_TAKES: list(point.model.takes)} if point.model.takes is not None else {}),
+            **({SOURCE_STRUCTURE: {point.model.source_sha256: point.model.source_structure}}
+               if getattr(point.model, "source_structure", "") else {}),
             WORKER: worker, **prov, **({SLOT: slot} if slot is not None else {})}
 
 
@@ -211,6 +215,7 @@ class TrialRecord:
     test_size = _Key[int | None](TEST_SIZE)
     val_size = _Key[int | None](VAL_SIZE)
     module_takes = _Key[list[str] | None](MODULE_TAKES)
+    source_structure = _Key[dict[str, str]](SOURCE_STRUCTURE, {})
     worker = _Key[str | None](WORKER)
     slot = _Key[str | None](SLOT)
     code_version = _Key[str | None](CODE_VERSION)
@@ -258,6 +263,7 @@ class StudyRecord:
     candidates = _Key[list[dict[str, Any]] | None](CANDIDATES)
     winner = _Key[dict[str, Any] | None](WINNER)
     test_information = _Key[dict[str, float]](TEST_INFORMATION, {})
+    source_versions = _Key[dict[str, str]](SOURCE_VERSIONS, {})
 
 
 def of(trial: Any) -> TrialRecord:

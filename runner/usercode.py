@@ -19,7 +19,7 @@ from typing import Any, Callable
 from runner.errors import RunnerError
 from runner.text import did_you_mean
 
-__all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "declared_parameters", "load_target", "first_line"]
+__all__ = ["UserCodeError", "TARGET", "locate", "source_sha256", "structure_sha256", "declared_parameters", "load_target", "first_line"]
 
 TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -54,6 +54,25 @@ def locate(target: str, search_dir: str) -> Path | None:
 def source_sha256(path: Path) -> str:
     """SHA-256 of a module's source file."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def structure_sha256(path: Path) -> str:
+    """SHA-256 of what a module's source does, not how it is written: its syntax tree with every docstring
+    removed, so a comment, a blank line, a docstring or a reformatting leaves it unchanged; "" for a file
+    that does not parse (then only its bytes identify it)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
 def declared_parameters(path: Path, target: str) -> frozenset[str] | None:

@@ -31,7 +31,7 @@ from runner.models.build import ModelConfig, build_model
 from runner.models.layers import InputTransform
 from runner.spec import Point
 from runner.store import Store, artifacts_dir
-from runner.usercode import locate, source_sha256
+from runner.usercode import locate, source_sha256, structure_sha256
 
 __all__ = ["WEIGHTS_FORMAT", "WEIGHTS_FILE", "KeptError", "ModelFileError", "model_file", "keep_weights",
            "fetch_weights", "read_model_file", "file_sha256", "ExportedModel", "load_model", "load_kept",
@@ -48,8 +48,9 @@ def model_file(model: nn.Module, point: Point, data: Data, study: str, number: i
         "format": WEIGHTS_FORMAT,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "model": point.model_config().to_dict(),  # rebuilds it: runner.load_model
-        "module": ({"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256}
-                   if m.target else None),  # a user's module: found again by name, checked by its SHA-256
+        "module": ({"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256,
+                    **({"source_structure": m.source_structure} if m.source_structure else {})}
+                   if m.target else None),  # a user's module: found again by name, checked by what it does
         "normalization": {"mean": data.mean, "std": data.std},  # x / 255 -> (x - mean) / std
         "input_shape": list(data.shape),  # (C, H, W) of the data's images, before the model's input transform
         "classes": data.classes, "class_names": list(class_names(data.dataset, data.classes)),
@@ -168,7 +169,9 @@ def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | Non
             raise ModelFileError(f"{name}: its model is {module['target']}, from {module['file']}, which is not in "
                                  f"{module_dir} nor on the Python path: give the folder that holds {module['file']} "
                                  f"with {module_option}")
-        if source_sha256(found) != module["source_sha256"]:
+        same = source_sha256(found) == module["source_sha256"] or (  # or only its comments or form changed
+            module.get("source_structure") and structure_sha256(found) == module["source_structure"])
+        if not same:
             raise ModelFileError(f"{name}: {found} is not the code these weights were trained with (sha256 "
                                  f"{source_sha256(found)[:12]} now, {module['source_sha256'][:12]} then); refusing it")
     cfg = ModelConfig.from_dict(doc["model"], str(module_dir))

@@ -20,8 +20,13 @@ __all__ = ["report", "studies", "trials", "show", "export", "predict"]
 @click.option("--readme", metavar="FILE", type=click.Path(dir_okay=False), default=None,
               help="Also refresh the results between this README's <!-- runner:report:start --> "
                    "and <!-- runner:report:end --> lines.")
+@click.option("--module-version", metavar="SHA256|any", default=None,
+              help="Report the trials an earlier version of your model's file made: its SHA-256 (the first 12 "
+                   "digits the report names are enough), or any for every stored version. By default only the "
+                   "file there now counts (an edit of comments, docstrings or formatting keeps its trials).")
 @user_errors
-def report(spec_path: str, storage: str | None, out: str | None, readme: str | None) -> None:
+def report(spec_path: str, storage: str | None, out: str | None, readme: str | None,
+           module_version: str | None) -> None:
     """Write SPEC's study as a Markdown report, with figures and summary.json.
 
     The report holds the setup, parameter counts, learning curves, a comparison of every
@@ -39,7 +44,7 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
     from runner.report import make_report
     from runner.spec import load_spec
 
-    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme)
+    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme, module_version)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     trials = sum(len(c.seeds) for c in result.configs)

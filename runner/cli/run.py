@@ -45,8 +45,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
       runner grid specs/regularization.toml --workers 2
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
-    from runner.trials.grid import run_grid
     from runner.spec import load_spec
+    from runner.trials.grid import run_grid, stored_lines
 
     spec, run = load_spec(spec_path), run_settings(options)
     if dry_run:
@@ -57,7 +57,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
             click.echo(f"runner grid would refuse it: more than {run.max_points:,} points (--max-points raises the "
                        "limit)")
             return
-        click.echo("\n".join(checks(spec, run.workers, run.gpus)))
+        lines = checks(spec, run.workers, run.gpus)  # its last line: nothing trained, the storage not touched
+        click.echo("\n".join([*lines[:-1], *stored_lines(spec, storage), lines[-1]]))
         return
     with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
         result = run_grid(spec, storage, run, progress)

@@ -5,6 +5,7 @@ import json
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from runner.data import FAMILY
 from runner.errors import StorageError
 from runner.models.counts import LayerRow
 from runner.models.user import REGULARIZER_ARGS
-from runner.record import TrialRecord
+from runner.record import TrialRecord, study_of
 from runner.record import of as stored
 from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
                                 config_key)
@@ -26,8 +27,9 @@ from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_b
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
-from runner.text import csv_text, file_slug, toml_value
+from runner.text import csv_text, file_slug, plural, toml_value
 from runner.trials.confirm import confirm_spec
+from runner.trials.sources import adopt_stored_source, earlier_versions, known_structures
 
 __all__ = ["build_report", "FULL_MNIST", "strip_paths"]
 
@@ -37,14 +39,14 @@ FULL_MNIST = (60_000, 10_000)  # train and test images of the published benchmar
 # ---------------------------------------------------------------- reading storage
 
 
-def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], dict[int, list[EpochRow]]]:
-    """(storage URL, every trial of the study by number, epochs of the complete ones)."""
+def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], dict[int, list[EpochRow]], Any]:
+    """(storage URL, every trial of the study by number, epochs of the complete ones, the study's record)."""
     store = Store(url, create=False)
     try:
         study = store.open_study(spec.study.name, spec.study.direction, create=False)
         trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
         complete = [t._trial_id for t in trials if t.state == TrialState.COMPLETE]
-        return store.url, trials, store.epochs(complete)
+        return store.url, trials, store.epochs(complete), study_of(study)
     except (SQLAlchemyError, optuna.exceptions.OptunaError) as e:
         raise StorageError(f"{store.url}: cannot read study {spec.study.name!r}: {e}") from None
     finally:
@@ -150,10 +152,72 @@ def _stale(spec: Spec, t: FrozenTrial) -> str | None:
                 f"{model.target} with args {json.dumps(dict(model.args), sort_keys=True)}: not this "
                 "configuration's result")
     sha = config.get("source_sha256")
-    if sha in (None, model.source_sha256):
+    if sha in (None, model.source_sha256) or model.source_sha256 == ANY_VERSION:
         return None
     return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {sha[:12]}; now "
             f"{model.source_sha256[:12]}): not this code's result")
+
+
+def _module_version(spec: Spec, trials: list[FrozenTrial], version: str | None) -> tuple[Spec, list[str]]:
+    """The spec whose user modules are taken to be the stored version `version` (a SHA-256 or its start, or
+    "any": every version), and a line saying which trials that reports."""
+    if version is None:
+        return spec, []
+    earlier = earlier_versions(spec, trials)
+    if version == "any":
+        models = {n: replace(m, source_sha256=ANY_VERSION) if m.target else m for n, m in spec.models.items()}
+        n = sum(sum(v.values()) for v in earlier.values())
+        return replace(spec, models=models), [f"--module-version any: the trials of every stored version of the "
+                                              f"user's modules are reported ({plural(n, 'trial')} of earlier ones)"]
+    models, lines = dict(spec.models), []
+    for name, shas in earlier.items():
+        match = [s for s in shas if s.startswith(version)]
+        if len(match) == 1:
+            models[name] = replace(spec.models[name], source_sha256=match[0])
+            lines.append(f"--module-version {version}: {name}'s trials of sha256 {match[0][:12]} are reported "
+                         f"({plural(shas[match[0]], 'complete trial')}), not those of the file there now")
+    if not lines:
+        known = sorted({s[:12] for shas in earlier.values() for s in shas})
+        raise ReportError(f"--module-version {version}: no complete trial was made by such a version of a user's "
+                          f"module; the earlier versions stored: {', '.join(known) or 'none'} (or any)")
+    return replace(spec, models=models), lines
+
+
+ANY_VERSION = "*"  # a user module's SHA-256 that every stored version matches (--module-version any)
+
+
+def _earlier_note(spec: Spec, trials: list[FrozenTrial]) -> list[str]:
+    """A line per user module some of whose complete trials an earlier version of its file made, naming the
+    option that reports them (when this file's trials are reported)."""
+    lines = []
+    for name, shas in earlier_versions(spec, trials).items():
+        if spec.models[name].source_sha256 == ANY_VERSION:
+            continue
+        file = Path(spec.models[name].source).name or name
+        versions = ", ".join(f"{s[:12]} ({plural(n, 'trial')})" for s, n in shas.items())
+        lines.append(f"{name}: {plural(sum(shas.values()), 'complete trial')} of an earlier {file} (sha256 "
+                     f"{versions}) are left out; --module-version {next(iter(shas))[:12]} (or any) reports them")
+    return lines
+
+
+def _nothing_to_report(storage: str, spec: Spec, trials: list[FrozenTrial]) -> str:
+    """Why the study has no trial to report, in one line that says what to do."""
+    states = _count_states(trials)
+    earlier = earlier_versions(spec, trials)
+    n = sum(sum(v.values()) for v in earlier.values())
+    if n and n == states.get("complete", 0):
+        name, shas = next(iter(earlier.items()))
+        file = Path(spec.models[name].source).name or name
+        return (f"{storage}: study {spec.study.name!r} has {plural(n, 'complete trial')}, every one made by an "
+                f"earlier version of {file} (sha256 {', '.join(s[:12] for s in shas)}), none by the code there now: "
+                f"run `runner grid {spec.path}` to train this code, or report those trials with "
+                f"--module-version {next(iter(shas))[:12]} (or --module-version any)")
+    shown = ", ".join(f"{k} {s}" for s, k in sorted(states.items())) or "no trials"
+    if states.get("complete"):  # complete, but of configurations the spec no longer gives
+        return (f"{storage}: study {spec.study.name!r} has no complete trials of the configurations this spec gives "
+                f"({shown}, made with another config); run `runner grid {spec.path}` first")
+    return (f"{storage}: study {spec.study.name!r} has no complete trials ({shown}); "
+            f"run `runner grid {spec.path}` first")
 
 
 def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
@@ -177,6 +241,9 @@ def _changed(spec: Spec, t: FrozenTrial) -> str | None:
     if name not in spec.models or then is None or "seed" not in t.params:
         return None
     setting = {k: v for k, v in t.params.items() if k != "seed"}
+    if spec.models[name].source_sha256 == ANY_VERSION:  # --module-version any: each trial as its version made it
+        model = replace(spec.models[name], source_sha256=stored(t).source_sha256 or "")
+        spec = replace(spec, models={**spec.models, name: model})
     try:
         now = spec.point(setting, t.params["seed"])
     except (KeyError, TypeError, ValueError, StopIteration):  # a param the spec no longer has
@@ -441,17 +508,23 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
     return build_mistakes(spec, roles, test, _dataset(complete), classes)
 
 
-def build_report(spec: Spec, url: str | None) -> Report:
-    """Every number of the report, from the trials stored for `spec`'s study at `url`."""
-    storage, trials, epochs = _load_trials(spec, url)
+def build_report(spec: Spec, url: str | None, module_version: str | None = None) -> Report:
+    """Every number of the report, from the trials stored for `spec`'s study at `url`.
+
+    Args:
+        module_version: report the trials an earlier version of a user's module made: a stored file's
+            SHA-256 (its first 12 digits are enough), or "any" for every stored version.
+    """
+    storage, trials, epochs, study_record = _load_trials(spec, url)
     searched, spec = spec, _as_confirmed(spec, trials)  # the spec as its search trained, and as its confirmation did
     spec, notes = _stored_code(spec, trials)
+    spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, study_record))
+    spec, chosen = _module_version(spec, trials, module_version)
+    notes += adopted + chosen + _earlier_note(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
     if not groups:
-        states = ", ".join(f"{n} {s}" for s, n in sorted(_count_states(trials).items())) or "no trials"
-        raise ReportError(f"{storage}: study {spec.study.name!r} has no complete trials ({states}); "
-                          f"run `runner grid {spec.path}` first")
+        raise ReportError(_nothing_to_report(storage, spec, trials))
     configs = _configs(spec, groups, epochs, axes)
     complete = [t for ts in groups.values() for t in ts]
     complete.sort(key=lambda t: t.number)

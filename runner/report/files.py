@@ -91,10 +91,10 @@ def update_readme(path: str | Path, report: Report, out_dir: str | Path) -> Path
     return path
 
 
-def make_report(spec: Spec, url: str | None, out_dir: str | Path | None = None,
-                readme: str | Path | None = None) -> tuple[Report, list[Path]]:
+def make_report(spec: Spec, url: str | None, out_dir: str | Path | None = None, readme: str | Path | None = None,
+                module_version: str | None = None) -> tuple[Report, list[Path]]:
     """Build the report and write its folder (and the README's summary); check everything first."""
-    report = build_report(spec, url)
+    report = build_report(spec, url, module_version)
     out = Path(out_dir) if out_dir is not None else default_out_dir(report.study)
     _check_out_dir(out)
     readme_text = _readme_text(Path(readme), report, out) if readme is not None else None

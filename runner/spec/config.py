@@ -108,7 +108,8 @@ class ModelSpec:
     args: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
     search_dir: str = ""  # the spec's folder, searched first for target's module
     source: str = ""  # target's source file, as found when the spec was read
-    source_sha256: str = ""  # its SHA-256: a changed file is a new configuration
+    source_sha256: str = ""  # its SHA-256: a changed file is a new configuration (unless only its form changed)
+    source_structure: str = ""  # the SHA-256 of what it does (usercode.structure_sha256): not in the config hash
     takes: tuple[str, ...] | None = None  # the model regularizers its constructor takes; None: not known (all)
 
     def own(self, regularizer: str) -> bool:

@@ -23,7 +23,7 @@ from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfi
 from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, LATER_REGULARIZERS, MODEL_KEYS,
                                  REGULARIZERS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.search import parse_search
-from runner.usercode import TARGET, declared_parameters, locate, source_sha256
+from runner.usercode import TARGET, declared_parameters, locate, source_sha256, structure_sha256
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -206,7 +206,8 @@ def _target_model(c: Checker, where: str, name: str, values: dict, defaults: tup
     takes = None if declared is None else tuple(r for r in REGULARIZER_ARGS if r in declared)
     return ModelSpec(name, "target", MLP_HIDDEN, defaults, input=inp, target=target, args=tuple(args.items()),
                      search_dir=folder, source=str(path) if path else "",
-                     source_sha256=source_sha256(path) if path else "", takes=takes)
+                     source_sha256=source_sha256(path) if path else "",
+                     source_structure=structure_sha256(path) if path else "", takes=takes)
 
 
 def _input(c: Checker, where: str, raw: Any) -> InputTransform:

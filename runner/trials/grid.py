@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -31,12 +30,13 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.settings import MAX_POINTS, RunSettings
+from runner.trials.sources import adopt_stored_source, known_structures, remember_sources, stale_sources
 from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "fixed_choices",
-           "pending", "stale_sources", "GridWorker"]
+           "pending", "stored_lines", "GridWorker"]
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -113,26 +113,6 @@ def fixed_choices(spec: Spec, study: optuna.Study) -> dict[str, tuple[Any, ...]]
     return out
 
 
-def stale_sources(spec: Spec, study: optuna.Study, todo: list[Point]) -> list[str]:
-    """One line per user module whose source changed since complete trials of it were stored."""
-    lines = []
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for name, model in spec.models.items():
-        if not model.target:
-            continue
-        old = {}
-        for t in trials:
-            sha = record.of(t).source_sha256
-            if t.params.get("model") == name and sha not in (None, model.source_sha256):
-                old[sha] = old.get(sha, 0) + 1
-        for sha, n in old.items():
-            lines.append(f"{name}: {Path(model.source).name} changed since {n} complete trial{'s' if n > 1 else ''} "
-                         f"of it were stored (sha256 {sha[:12]} then, {model.source_sha256[:12]} now); they stay "
-                         "in the database as the old code's results and are not counted for this code"
-                         + ("; its points train again" if any(p.model.name == name for p in todo) else ""))
-    return lines
-
-
 def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[Point], int]:
     """(points not yet complete, number complete)."""
     claims = store.claims(spec.study.name)
@@ -141,6 +121,25 @@ def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[
     todo = [p for p in points if not ((c := claims.get(p.config_hash)) and
                                       (c.state == "complete" or (c.state == "failed" and not retry_failed)))]
     return todo, done
+
+
+def stored_lines(spec: Spec, url: str | None) -> list[str]:
+    """What `runner grid` would say of the stored trials before training (for --dry-run): which a user's
+    module still counts after an edit of its form, and which an earlier version of its code made and whose
+    points train again; nothing when the storage or the study is not there yet. Reading never writes."""
+    try:
+        store = Store(url, create=False)
+    except RunnerError:
+        return []
+    try:
+        if spec.study.name not in store.study_names():
+            return []
+        study = store.load_study(spec.study.name)
+        trials = study.get_trials(deepcopy=False)
+        spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))
+        return [*adopted, *stale_sources(spec, trials, pending(spec, store)[0])]
+    finally:
+        store.dispose()
 
 
 class GridWorker(Worker):
@@ -263,8 +262,11 @@ def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), prog
     spec, data, placed = ready.spec, ready.data, ready.placed
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
+    stored = study.get_trials(deepcopy=False)
+    spec, adopted = adopt_stored_source(spec, stored, known_structures(stored, record.study_of(study)))
+    remember_sources(study, spec)
     todo, done = pending(spec, store, run.retry_failed)
-    for line in stale_sources(spec, study, todo):
+    for line in [*adopted, *stale_sources(spec, stored, todo)]:
         log(line)
     total = spec.point_count()
     log(f"{spec.study.name}: {done} of {total} trials complete; {len(todo)} to run"

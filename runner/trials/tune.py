@@ -35,6 +35,7 @@ from runner.trials.lifecycle import Channel, StopTrial, TrialRun, Worker, abando
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 from runner.trials.sampling import make_pruner, make_sampler, suggest
 from runner.trials.settings import RunSettings
+from runner.trials.sources import adopt_stored_source, known_structures, remember_sources
 from runner.trials.warmstart import warm_start
 
 __all__ = ["TuneResult", "run_tune", "search_name", "top_settings", "budget", "SearchWorker"]
@@ -227,6 +228,11 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
+    stored = study.get_trials(deepcopy=False)
+    spec, adopted = adopt_stored_source(spec, stored, known_structures(stored, record.study_of(study)))
+    remember_sources(study, spec)
+    for line in adopted:
+        log(line)
     finished, failed = budget(study)
     left = max(0, search.trials - finished)
     if left:
