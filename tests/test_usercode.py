@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import textwrap
-from pathlib import Path
 
 import optuna
 import pytest

@@ -34,20 +34,23 @@ def checkpoints_option(f: Callable) -> Callable:
                              "them one shared folder]")(f)
 
 
-def run_options(workers: str, dry_run: str, stale_after: str,
-                own: tuple[Callable, ...] = ()) -> Callable[[Callable], Callable]:
+def run_options(workers: str, dry_run: str, stale_after: str, own: tuple[Callable, ...] = (),
+                dry_run_after_own: bool = False) -> Callable[[Callable], Callable]:
     """The options `runner grid` and `runner tune` share, declared once: --dry-run, --workers, --gpus, the
-    command's `own` options, then --stale-after, -q, --artifacts and --checkpoints (each command words the
+    command's `own` options (--dry-run after them with `dry_run_after_own`), then --stale-after, -q, --artifacts
+    and --checkpoints (each command words the
     first three for what it runs). This order is --help's and the continue hint's (cli.base.as_typed). The
     command receives them as keyword arguments; `run_settings` turns them into one RunSettings."""
     def decorate(f: Callable) -> Callable:
+        dry = click.option("--dry-run", is_flag=True, help=dry_run)
         options = [
-            click.option("--dry-run", is_flag=True, help=dry_run),
+            *(() if dry_run_after_own else (dry,)),
             click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help=workers),
             click.option("--gpus", metavar="0,2", help="The GPUs to share the workers out among, by index (default: "
                          "every visible one). Worker i runs on the (i mod G)-th; --workers above their number puts "
                          "several on each."),
             *own,
+            *((dry,) if dry_run_after_own else ()),
             click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True,
                          metavar="SECONDS", help=stale_after),
             click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary."),

@@ -177,7 +177,8 @@ def models(spec_path: str, diagram: str | None) -> None:
                      "search nothing.",
              stale_after="Take over a trial whose worker sent no heartbeat for this long.",
              own=(click.option("--no-confirm", is_flag=True,
-                               help="Search only: no selection over seeds, nothing trained on test."),))
+                               help="Search only: no selection over seeds, nothing trained on test."),),
+             dry_run_after_own=True)
 @user_errors
 def tune(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, no_confirm: bool, **options: Any) -> None:
     """Search SPEC's [search.space] with Optuna on the validation split, then confirm on test.
