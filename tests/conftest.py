@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -93,22 +94,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
-    """Start a throwaway server; as root, its binaries run as the `postgres` user."""
+def postgres_url():
+    """Start a throwaway server; as root, its binaries run as the `postgres` user.
+
+    Its folder is not under pytest's /tmp/pytest-of-<user>: any other pytest session that starts while it
+    runs makes that folder 0700 again, and the server, as `postgres`, then loses its data (PANIC: could
+    not open file "global/pg_control": Permission denied)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries not found; CI must run these tests")
         pytest.skip("PostgreSQL server binaries not found")
-    data = tmp_path_factory.mktemp("pg") / "data"
+    data = Path(tempfile.mkdtemp(prefix="runner-tests-pg-")) / "data"
     as_user: list[str] = []
     if os.geteuid() == 0:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(data.parent, "postgres")
-        data.parent.chmod(0o755)
-        for parent in data.parents:  # the server must be able to reach its folder
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
-                parent.chmod(parent.stat().st_mode | 0o005)
     port = _free_port()
     run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -118,7 +119,10 @@ def postgres_url(tmp_path_factory):
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "runner")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/runner"
     finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        try:
+            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(data.parent, ignore_errors=True)
 
 
 SLURM_CONF = """\
