@@ -180,20 +180,49 @@ def test_a_tune_array_finishes_exactly_its_budget(slurm_cluster, postgres_url, t
     assert [t["state"] for t in confirmed] == ["COMPLETE"]  # the best one, on test, once
 
 
+def _resumed(url: str, study: str, timeout: float) -> tuple[optuna.trial.FrozenTrial, optuna.trial.FrozenTrial]:
+    """A failed trial with epochs, and a later trial, running, that has trained past them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name=study, storage=url).get_trials()
+        except KeyError:  # the study is made before submitting; its trials come once a task starts
+            trials = []
+        stopped = [t for t in trials if t.state.name == "FAIL" and t.intermediate_values]
+        later = [t for t in trials if stopped and t.number > stopped[-1].number and t.state.name == "RUNNING"
+                 and max(t.intermediate_values, default=0) > max(stopped[-1].intermediate_values)]
+        if later:
+            return stopped[-1], later[0]
+        time.sleep(1)
+    pytest.fail(f"no point resumed and trained on within {timeout} s: {[(t.number, t.state.name) for t in trials]}")
+
+
 def test_a_task_at_its_time_limit_requeues_itself_and_its_point_resumes(slurm_cluster, postgres_url, tmp_path):
-    """--time 1 (minute): 15 s before the limit the task is told (SIGUSR1), requeues itself and stops; its
-    next run resumes the point from its last epoch checkpoint."""
+    """--time 2 (minutes): the task is told (SIGUSR1) 30 s before its limit, requeues itself and stops; its
+    next run resumes the point from its last epoch checkpoint and trains on. Slurm looks at its jobs' limits
+    every 30 s and warns early rather than late (sbatch --signal: "up to 60 seconds earlier"), so a run
+    lasts 30 to 90 s. With 1 minute a requeued task restarted 10 s (cred_expire) after the look that
+    requeued it was told at the next one, 20 s in: on a busy machine before its start-up and a first epoch
+    were done, so that every run began the point afresh and the job never ended. The point has more epochs
+    than any run trains, on a fast machine or a busy one: once a second run has trained past the first,
+    the job is cancelled."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC.format(name="slurmrequeue", seeds="[0]", train=12000, epochs=60, model="lenet5").replace(
-        "batch_norm = [false, true]", "batch_norm = [false]"))  # 1 point of some 80 s on 1 core
-    job = _launch(slurm_cluster, spec, postgres_url, tmp_path, "--jobs", "1", "--time", "1")
-    _wait(slurm_cluster, job, timeout=400)
+    spec.write_text(SPEC.format(name="slurmrequeue", seeds="[0]", train=6000, epochs=1000, model="lenet5").replace(
+        "batch_norm = [false, true]", "batch_norm = [false]"))  # 1 point of some 1,000 x 0.7 s on 1 core
+    job = _launch(slurm_cluster, spec, postgres_url, tmp_path, "--jobs", "1", "--time", "2")
+    stopped, resumed = _resumed(postgres_url, "slurmrequeue", timeout=400)
+    subprocess.run(["scancel", job], env=slurm_cluster, check=True)
+    _wait(slurm_cluster, job)
     logs = _logs(tmp_path)
-    assert "time limit in 15 s: requeued" in logs and "restart 1" in logs, logs
-    trials = optuna.load_study(study_name="slurmrequeue", storage=postgres_url).get_trials()
-    [complete] = [t for t in trials if t.state.name == "COMPLETE"]
-    assert sorted(complete.intermediate_values) == list(range(1, 61))
-    assert any(t.state.name == "FAIL" and t.intermediate_values for t in trials)  # the run it resumed from
+    assert "time limit in 30 s: requeued" in logs and "restart 1" in logs, logs
+    last = max(stopped.intermediate_values)
+    assert f"resumed from the checkpoint after epoch {last}" in logs, logs
+    trials = {t.number: t for t in optuna.load_study(study_name="slurmrequeue", storage=postgres_url).get_trials()}
+    after = trials[resumed.number]
+    assert trials[stopped.number].state.name == "FAIL" and after.state.name == "FAIL"  # requeued, then cancelled
+    assert all(after.intermediate_values[e] == v for e, v in stopped.intermediate_values.items())  # carried over
+    assert sorted(after.intermediate_values) == list(range(1, max(after.intermediate_values) + 1))
+    assert max(after.intermediate_values) > last  # and trained on
 
 
 def test_a_partition_slurm_rejects_is_one_line_in_slurms_words_and_nothing_is_submitted(slurm_cluster, postgres_url,
