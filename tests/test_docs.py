@@ -1,4 +1,6 @@
-"""The README and docs/: every relative link leads somewhere, and the README stays a guide."""
+"""The README and docs/: every relative link leads somewhere, and the README stays a guide.
+
+About the repository, not one module: it stays at tests/ top level."""
 from __future__ import annotations
 
 import re

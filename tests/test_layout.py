@@ -1,5 +1,7 @@
 """The house's arrows run one way: no module imports a layer above its own, nor another file's
-underscored name, and only the CLI imports the library lazily (to start without torch)."""
+underscored name, and only the CLI imports the library lazily (to start without torch).
+
+About the whole package, not one module: it stays at tests/ top level."""
 from __future__ import annotations
 
 import ast
@@ -77,7 +79,7 @@ def test_no_arrow_runs_back_up_and_no_private_name_crosses_a_file(path):
 
 
 def test_no_test_imports_a_private_name():
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
         for node, _ in _imports(path):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runner"):
                 assert not [a.name for a in node.names if a.name.startswith("_")], f"{path.name}:{node.lineno}"

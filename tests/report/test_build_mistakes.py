@@ -114,7 +114,7 @@ def test_a_report_of_trials_without_predictions_says_so(tmp_path, monkeypatch, r
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
-    shutil.copy(Path(__file__).parent / "fixtures" / "v0" / "spec.toml", "spec.toml")
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "v0" / "spec.toml", "spec.toml")
     restore_old_database(tmp_path / "runner.sqlite")
     result = CliRunner().invoke(cli, ["report", "spec.toml", "--storage", f"sqlite:///{tmp_path}/runner.sqlite",
                                       "--out", "r"])

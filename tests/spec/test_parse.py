@@ -25,7 +25,7 @@ from runner.models.layers import INPUT_KEYS, LAYER_KEYS
 from runner.usercode import TARGET
 from runner.spec import AXES, DATA_KEYS, MODEL_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS, Spec, load_spec, parse_spec
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 SPEC_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.toml"))}
 
 

@@ -176,7 +176,7 @@ def test_storage_that_cannot_be_opened_is_one_line(run, write_spec):
 
 
 def test_models_command_prints_formulas_and_totals(run):
-    spec = Path(__file__).parent.parent / "specs" / "regularization.toml"
+    spec = Path(__file__).parents[2] / "specs" / "regularization.toml"
     result = run("models", spec)
     assert result.exit_code == 0
     assert "(5*5*1+1)*6" in result.output and "156" in result.output
