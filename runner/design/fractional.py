@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from pyDOE3 import fracfact
 
 from runner.errors import RunnerError
 
@@ -73,6 +72,8 @@ def design(factors: Sequence[str] | Mapping[str, Sequence[Any]], kind: str | int
         factors: the factors' names in order, or name -> its two values (the first is "off").
         kind: "full" | "half" | a resolution of 3 or more (the full design when no fraction reaches it).
     """
+    from pyDOE3 import fracfact  # a second to import: runner.spec imports this module, fractions are rare
+
     names, values = _factors(factors)
     k = len(names)
     if kind == "full":

@@ -42,7 +42,6 @@ import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from scipy import special, stats
 
 __all__ = ["VarianceSplit", "split_variance", "split_contrast", "standard_error", "z_statistic",
            "minimum_detectable_effect", "floor", "seeds_needed", "holm_levels", "POWER"]
@@ -111,6 +110,8 @@ def z_statistic(estimate: float, sigma_seed2: float, sigma_image2: float, n: int
     n * rows_per_seed - 1) and the image part's as good as infinite. With the seed part known from 3
     seeds only, t = 2.5 is as strong as z = 1.5, and the sequential boundaries are in z.
     """
+    from scipy import special  # scipy on the paths that use it: runner.spec imports this package
+
     se = standard_error(sigma_seed2, sigma_image2, n)
     if se == 0.0:
         return 0.0 if estimate == 0.0 else math.copysign(math.inf, estimate)
@@ -127,6 +128,8 @@ def z_statistic(estimate: float, sigma_seed2: float, sigma_image2: float, n: int
 
 def _z_sum(alpha: float, power: float) -> float:
     """z_{1 - alpha/2} + z_{power}: how many standard errors a detectable effect spans."""
+    from scipy import stats
+
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ValueError(f"alpha and power must lie in (0, 1), not {alpha} and {power}")
     return float(stats.norm.isf(alpha / 2) + stats.norm.ppf(power))

@@ -36,7 +36,6 @@ import math
 from typing import Literal, Sequence
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from runner.design.power import POWER, seeds_needed
 
@@ -52,6 +51,8 @@ _REACH = 9.0  # a look's grid reaches at most this many standard deviations: the
 
 def spending(t: float, alpha: float) -> float:
     """The O'Brien-Fleming-type alpha spent by information time t in (0, 1]: 2 - 2 Phi(z_{alpha/2} / sqrt(t))."""
+    from scipy import stats  # scipy on the paths that use it: runner.spec imports this package
+
     return float(2 * stats.norm.sf(stats.norm.isf(alpha / 2) / math.sqrt(t)))
 
 
@@ -81,6 +82,8 @@ def boundaries_at(fractions: Sequence[float], alpha: float = ALPHA) -> list[floa
 @functools.lru_cache(maxsize=512)
 def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]:
     """Armitage-McPherson-Rowe: carry the sub-density of W(t) = Z sqrt(t) over the region not yet crossed."""
+    from scipy import stats
+
     out: list[float] = []
     smallest = min(math.sqrt(b - a) for a, b in zip((0.0, *fractions), fractions))
     x = weighted = None  # the last look's grid and its sub-density times Simpson's weights
@@ -120,6 +123,8 @@ def _normal_pdf(z: np.ndarray) -> np.ndarray:
 
 def _boundary(x: np.ndarray, weighted: np.ndarray, step: float, root_t: float, share: float) -> float:
     """The z whose crossing probability at this look, with no crossing before, is `share`."""
+    from scipy import optimize, special
+
     def crossing(c: float) -> float:
         b = c * root_t  # the boundary on W's scale
         return float(weighted @ (special.ndtr((x - b) / step) + special.ndtr((-b - x) / step))) - share
@@ -176,6 +181,8 @@ def can_still_decide(estimate: float, sigma_seed2: float, sigma_image2: float, r
         rounds: the seeds at every look so far, the current one last.
         alpha: the level the effect would be tested at: alpha / (effects undecided) under Holm.
     """
+    from scipy import stats
+
     n = rounds[-1]
     if n >= n_max:
         return False
