@@ -1,4 +1,4 @@
-"""`runner studies`, `runner trials` and `runner show` over a small real study."""
+"""runner/query.py: `runner studies`, `runner trials` and `runner show` over a small real study."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +14,9 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.query import Clause, parse_filter
+
+from tests.helpers import epoch_rows, header, validation_trials as trials
+from tests.helpers import run, tune_project, validation_write  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,37 @@ def test_a_missing_database_is_not_created(tmp_path):
     assert not (tmp_path / "none.sqlite").exists()
 
 
-@pytest.mark.parametrize("command", ["studies", "trials", "show"])
-def test_query_commands_have_help_with_examples(command):
-    result = CliRunner().invoke(cli, [command, "--help"])
-    assert result.exit_code == 0 and "Example" in result.output
+# ---------------------------------------------------------------- a search's trials
+
+
+def test_runner_trials_lists_a_search_with_its_validation_metrics_and_no_test_metric(project):
+    assert CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["trials", "--study", "tu-search", "--sort", "-val_acc", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    finished = [r for r in rows if r["state"] in ("complete", "pruned")]
+    assert len(finished) == 6 and all(r["val_acc"] is not None and r["test_acc"] is None for r in finished)
+    vals = [r["val_acc"] for r in rows if r["val_acc"] is not None]
+    assert vals == sorted(vals, reverse=True)
+    shown = CliRunner().invoke(cli, ["show", "--study", "tu-search", str(finished[0]["number"]), "--format", "json"])
+    detail = json.loads(shown.output)
+    assert detail["epochs"] and all(e["val_acc"] is not None and e["test_acc"] is None for e in detail["epochs"])
+
+
+# ---------------------------------------------------------------- without a validation split
+
+
+def test_a_study_without_a_validation_split_shows_no_val_columns(run, write):
+    result = run("grid", write(epochs=1))
+    assert result.exit_code == 0, result.output
+    (t,) = trials()
+    assert t.user_attrs["val_size"] == 0 and t.user_attrs["train_size"] == 500
+    assert "val_fraction" not in t.user_attrs["config"]["data"]
+    assert all(r[1] is None and r[2] is None for r in epoch_rows())
+    listed = run("trials", "--study", "v")
+    assert listed.exit_code == 0, listed.output
+    assert "test_acc" in header(listed.output)
+    assert not {"val_acc", "val_loss"} & set(header(listed.output))
+    shown = run("show", "--study", "v", "0")
+    epochs = shown.output.split("\nepochs:\n")[1]
+    assert "val_" not in epochs and "test_acc" in epochs

@@ -1,15 +1,23 @@
 """runner/record.py: what a trial and a study store has one home. No other module touches a record's user
-attrs, nor names a stored key with a string; the readers give each key's value, or its default."""
+attrs, nor names a stored key with a string; the readers give each key's value, or its default, and a search
+trial's record is built as a grid trial's is."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from runner import record
+from runner.cli import cli
+
+from tests.helpers import TUNE_SPEC as SPEC, URL, tune_trials as trials
+from tests.helpers import tune_project  # noqa: F401 - fixtures
 
 PACKAGE = Path(__file__).parent.parent / "runner"
+
+
 WRITERS = ("set_user_attr", "set_trial_user_attr")
 
 
@@ -82,3 +90,26 @@ def test_the_builders_write_only_known_keys():
     assert written == out
     with pytest.raises(AssertionError):
         record.write(Storage(), 0, {"not_a_key": 1})
+
+
+# ---------------------------------------------------------------- one builder for grid and search
+
+
+def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(project):
+    """The normalization numbers (not "auto"), the dataset, its source, the split sizes, the checksum."""
+    spec = SPEC.replace("val_fraction = 0.2", 'val_fraction = 0.2\nmean = "auto"\nstd = "auto"')
+    (project / "spec.toml").write_text(spec.replace("trials = 6", "trials = 1"))
+    result = CliRunner().invoke(cli, ["tune", "spec.toml", "--storage", URL])
+    assert result.exit_code == 0, result.output
+    search = trials("tu-search")[0].user_attrs
+    grid = trials("tu-select")[0].user_attrs  # a selection trial: a grid trial of the same data
+    for k in ("mean", "std"):
+        assert isinstance(search["config"]["data"][k], float)
+        assert search["config"]["data"][k] == grid["config"]["data"][k]
+    assert search["normalization_auto"] == ["mean", "std"]
+    for k in ("dataset", "data_source", "data_official", "data_shape", "classes", "data_checksum", "train_size",
+              "val_size"):
+        assert search[k] == grid[k], k
+    assert search["train_size"] + search["val_size"] == 600 and search["test_size"] == 0  # test never used
+    for record in (search, grid):  # one builder: a search trial has its time and memory as a grid trial does
+        assert record["wall_seconds"] > 0 and record["peak_memory_mb"] > 0

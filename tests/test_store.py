@@ -1,75 +1,138 @@
-"""Databases made by earlier versions keep working (tests/fixtures/v0: made by the code at f02d618)."""
+"""runner/store.py: what --storage may be, a server that does not answer, a database that cannot be
+written, study folders, and databases made by earlier versions (tests/fixtures/v0, v1) read as they were."""
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-import optuna
 import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
+from runner.spec import load_spec
+from runner.store import Store, study_folder
 from runner.trials.grid import run_grid
 from runner.trials.settings import RunSettings
-from runner.trials.tune import run_tune
-from runner.spec import load_spec
-from runner.store import Store
 
-FIXTURE = Path(__file__).parent / "fixtures" / "v0"
+from tests.helpers import V1, invoke_ok as _run
+from tests.helpers import old_db, run, spec_project  # noqa: F401 - fixtures
 
 
-@pytest.fixture
-def old_db(tmp_path, monkeypatch, restore_old_database) -> tuple[Path, str]:
-    """A copy of the old database and its spec, in a folder of their own."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copy(FIXTURE / "spec.toml", tmp_path / "spec.toml")
-    restore_old_database(tmp_path / "runner.sqlite")
-    return tmp_path / "spec.toml", f"sqlite:///{tmp_path / 'runner.sqlite'}"
+# ---------------------------------------------------------------- what --storage may be, and storages that refuse
 
 
-def test_an_unchanged_spec_finds_every_old_trial_complete_and_trains_nothing(old_db):
-    spec, url = old_db
-    result = CliRunner().invoke(cli, ["grid", str(spec), "--storage", url])
-    assert result.exit_code == 0, result.output
-    assert "v0: 5 of 5 trials complete" in result.output
-    assert len(optuna.load_study(study_name="v0", storage=url).get_trials()) == 5  # no new trial
+@pytest.mark.parametrize("path", ["db/runner.sqlite", "./x.sqlite", "elsewhere/y.db"])
+def test_a_plain_file_path_is_a_sqlite_storage_everywhere(project, tmp_path, path):
+    spec = project(batch_norm="[false]")
+    for args in (["grid", str(spec)], ["studies"], ["trials", "--study", "t"], ["show", "--study", "t", "0"],
+                 ["report", str(spec), "--out", "r"]):
+        result = CliRunner().invoke(cli, [*args, "--storage", path])
+        assert result.exit_code == 0, (args, result.output)
+    assert (tmp_path / path).is_file()
 
 
-def test_the_presets_train_to_the_values_the_old_code_stored(old_db, tmp_path):
-    spec_path, url = old_db
-    old = {t.user_attrs["config_hash"]: t for t in optuna.load_study(study_name="v0", storage=url).get_trials()}
-    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
-    run_grid(load_spec(spec_path), fresh)
-    store = Store(fresh)
-    new = {t.user_attrs["config_hash"]: t for t in optuna.load_study(study_name="v0", storage=fresh).get_trials()}
-    assert set(new) == set(old)
-    old_store = Store(url, create=False)
-    for h, t in new.items():
-        assert t.user_attrs["param_count"] == old[h].user_attrs["param_count"]
-        e_new = store.epochs([t._trial_id])[t._trial_id][-1]
-        e_old = old_store.epochs([old[h]._trial_id])[old[h]._trial_id][-1]
-        for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
-            assert getattr(e_new, m) == pytest.approx(getattr(e_old, m), rel=1e-5, abs=1e-6), (t.params, m)
+@pytest.mark.parametrize("given", ["nonsense:x", "sqlite:db.sqlite", "host:5432"])
+def test_what_is_neither_a_url_nor_a_path_is_one_line_with_the_forms(project, given):
+    result = CliRunner().invoke(cli, ["studies", "--storage", given])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: --storage {given!r}: not a SQLAlchemy URL nor a file path; give a SQLite "
+                                     "file (db/runner.sqlite, sqlite:///db/runner.sqlite) or a server's SQLAlchemy "
+                                     "URL (postgresql+psycopg://user@host:5432/db)")
 
 
-def test_an_old_study_keeps_its_augment_choices_and_refuses_one_it_cannot_hold(old_db):
-    """Optuna refuses a categorical param whose choices change within a study: a new point of a study stored
-    before augment = "elastic" existed is stored with the study's own choices, and "elastic" is refused."""
-    spec, url = old_db
-    more = spec.with_name("more.toml")  # a second seed: three new points
-    more.write_text(spec.read_text().replace("seeds = [0]", "seeds = [0, 1]").replace('["lenet5", "mlp"]', '["mlp"]'))
-    result = CliRunner().invoke(cli, ["grid", str(more), "--storage", url])
-    assert result.exit_code == 0, result.output
-    trials = optuna.load_study(study_name="v0", storage=url).get_trials()
-    assert len(trials) > 5 and {tuple(t.distributions["augment"].choices) for t in trials} == {("none", "affine")}
-    elastic = spec.with_name("elastic.toml")
-    elastic.write_text(spec.read_text().replace('augment = "affine"', 'augment = "elastic"'))
-    result = CliRunner().invoke(cli, ["grid", str(elastic), "--storage", url])
-    assert result.exit_code != 0
-    assert 'study \'v0\' was created with augment "none" | "affine"; augment = "elastic" needs a new [study].name' \
-        in result.output, result.output
-    assert len(optuna.load_study(study_name="v0", storage=url).get_trials()) == len(trials)
+@pytest.mark.parametrize("command", ["studies", "grid"])
+def test_an_unreachable_server_is_one_line_with_its_host_port_and_the_drivers_reason(project, command):
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/runner"
+    args = ["studies"] if command == "studies" else ["grid", str(project(batch_norm="[false]"))]
+    result = CliRunner().invoke(cli, [*args, "--storage", url])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "cannot reach 127.0.0.1:1: " in line and "Connection refused" in line
+    assert "secret" not in line  # the password is never shown
+
+
+def test_a_read_only_database_is_one_line_and_unchanged(write_spec, tmp_path):
+    spec = write_spec(batch_norm="[false]")
+    path = tmp_path / "ro.sqlite"
+    assert CliRunner().invoke(cli, ["grid", str(spec), "--storage", f"sqlite:///{path}", "--quiet"]).exit_code == 0
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    more = write_spec(batch_norm="[false]", seeds="[0, 1]")
+    result = CliRunner().invoke(cli, ["grid", str(more), "--storage", f"sqlite:///file:{path}?mode=ro&uri=true"])
+    assert result.exit_code == 1
+    assert "readonly database" in result.output and "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Error")] == \
+        [result.output.strip().splitlines()[-1]]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_an_unreachable_server_is_one_line(write_spec):
+    result = CliRunner().invoke(cli, ["grid", str(write_spec()), "--storage",
+                                      "postgresql+psycopg://nobody@127.0.0.1:1/none"])
+    assert result.exit_code == 1
+    assert "cannot open storage" in result.output and "Traceback" not in result.output
+
+
+def test_a_study_with_another_direction_is_refused(run, write_spec):
+    assert run("grid", write_spec()).exit_code == 0
+    flipped = write_spec().read_text().replace('metric = "test_acc"', 'metric = "test_loss"')
+    result = run("grid", write_spec(flipped, name="flipped.toml"))
+    assert result.exit_code == 1
+    assert "exists with direction maximize, the spec asks for minimize" in result.output
+
+
+def test_optunas_own_cli_reads_the_storage(run, write_spec):
+    assert run("grid", write_spec()).exit_code == 0
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    out = subprocess.run([str(optuna_cli), "trials", "--study-name", "t", "--storage", "sqlite:///db/runner.sqlite",
+                          "-f", "json"], capture_output=True, text=True, check=True).stdout
+    assert out.count('"COMPLETE"') == 2
+
+
+def test_storage_that_cannot_be_opened_is_one_line(run, write_spec):
+    result = run("grid", write_spec(), "--storage", "nosuchdb://x")
+    assert result.exit_code == 1 and "cannot open storage" in result.output
+    assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- study folders
+
+
+@pytest.mark.parametrize("name", ["/srv/x", "../x", "a/b", "..", "x" * 300])
+def test_a_study_name_never_directs_files_outside_their_folders(name):
+    folder = study_folder(name)
+    assert "/" not in folder and folder not in ("", ".", "..") and len(folder) < 100
+    assert (Path("db/checkpoints") / folder).resolve().parent == Path("db/checkpoints").resolve()
+
+
+def test_a_study_named_to_climb_out_keeps_its_checkpoints_and_report_in_their_folders(project, tmp_path):
+    spec = project(batch_norm="[false]")
+    spec.write_text(spec.read_text().replace('name = "t"', 'name = "../../x"').replace("epochs = 1", "epochs = 2"))
+    import runner.trials.checkpoints as checkpoints
+
+    seen = []
+    real = checkpoints.Checkpoints.save
+    with pytest.MonkeyPatch.context() as m:  # where the epoch checkpoints go while the trial runs
+        m.setattr(checkpoints.Checkpoints, "save", lambda self, h, state: seen.append(self.path(h)) or real(self, h, state))
+        _run("grid", str(spec))
+    _run("report", str(spec), "--out", str(tmp_path / "r"))
+    _run("report", str(spec))
+    assert seen and all(p.resolve().is_relative_to(tmp_path / "db" / "checkpoints") for p in seen)
+    assert (tmp_path / "reports" / study_folder("../../x") / "report.md").exists()
+    assert not (tmp_path.parent / "x").exists() and not (tmp_path.parent.parent / "x").exists()
+
+
+def test_the_names_that_worked_keep_their_folders():
+    for name in ("regularization", "tune_mlp-search", "my study (v2)", "v0", "é"):
+        assert study_folder(name) == name
+
+
+# ---------------------------------------------------------------- databases of the code before (tests/fixtures/v0, v1)
 
 
 def test_read_commands_and_the_report_work_on_the_old_database(old_db, tmp_path):
@@ -84,11 +147,6 @@ def test_read_commands_and_the_report_work_on_the_old_database(old_db, tmp_path)
     assert result.exit_code == 0 and result.output.count("\n") == 6  # header and 5 trials
 
 
-# ---------------------------------------------------------------- tests/fixtures/v1: made by the code at a1cb093
-
-V1 = Path(__file__).parent / "fixtures" / "v1"
-
-
 def _v1_make():
     import importlib.util
 
@@ -96,17 +154,6 @@ def _v1_make():
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
-
-
-def test_every_shipped_spec_keeps_its_config_hashes():
-    pinned = json.loads((V1 / "config_hashes.json").read_text())
-    specs = sorted(Path(__file__).parent.parent.glob("specs/*.toml"))
-    assert sorted(p.name for p in specs) == sorted(pinned)
-    for path in specs:
-        spec = load_spec(path)
-        defaults = [spec.point({"model": m}, s).config_hash for s in spec.study.seeds for m in spec.models]
-        assert [p.config_hash for p in spec.points()] == pinned[path.name]["points"], path.name
-        assert defaults == pinned[path.name]["model_defaults"], path.name
 
 
 # What another CPU's arithmetic changes in what grid.toml stores, measured by tests/fixtures/v1/deviation.py
@@ -117,6 +164,8 @@ def test_every_shipped_spec_keeps_its_config_hashes():
 # convolutions capped below AVX2 (a CPU from before 2013), 2 threads (grid.toml pins 1) or oneDNN off
 # train other weights, whose predictions differ by whole images (8 to 18 accuracies, up to 7.69 points).
 LOSS_REL, LOSS_ABS = 2.6e-4, 1.1e-4
+
+
 LOSSES = {2, 4, 7}  # train_loss, test_loss and val_loss in an epoch row of stored_values
 
 
@@ -164,45 +213,20 @@ def test_a_small_grid_stores_what_the_code_before_stored(tmp_path):
     _same(new, old)
 
 
-def test_an_unfinished_search_of_the_code_before_finishes_its_budget_and_retrains_nothing(tmp_path):
-    import sqlite3
-
-    db = tmp_path / "search.sqlite"
-    with sqlite3.connect(db) as con:
-        con.executescript((V1 / "search.sql").read_text())
+def test_an_old_database_gains_the_validation_columns_without_losing_a_row(tmp_path, restore_old_database):
+    db = restore_old_database(tmp_path / "runner.sqlite")
+    before = sqlite3.connect(db).execute("select trial_id, epoch, test_acc from runner_epochs order by 1, 2").fetchall()
     url = f"sqlite:///{db}"
-    before = optuna.load_study(study_name="v1tune-search", storage=url).get_trials()
-    finished = {t.user_attrs["config_hash"] for t in before if t.state.is_finished()}
-    assert len(before) == 3 and len(finished) >= 1
-    result = run_tune(load_spec(V1 / "search.toml"), url, confirm=False)
-    assert result.finished == 5 and result.failed == 0
-    after = optuna.load_study(study_name="v1tune-search", storage=url).get_trials()
-    assert [t.number for t in after[:3]] == [0, 1, 2]  # the old trials are kept as they were
-    store = Store(url, create=False)
-    for t in after[3:]:
-        trained = bool(store.epochs([t._trial_id])[t._trial_id]) or "epochs" in t.user_attrs
-        if t.user_attrs["config_hash"] in finished:  # a finished configuration is never trained again
-            assert not trained and "copy_of" in t.user_attrs, t.number
-    assert any("copy_of" in t.user_attrs for t in after[3:])  # the seeded sampler draws them again
-
-
-# ---------------------------------------------------------------- tests/fixtures/v2: made by the code at 5c4409c
-
-V2 = Path(__file__).parent / "fixtures" / "v2"
-
-
-def test_a_search_confirmed_by_the_code_before_refit_is_reported_as_it_was_confirmed(tmp_path):
-    import sqlite3
-
-    db = tmp_path / "search.sqlite"
-    with sqlite3.connect(db) as con:
-        con.executescript((V2 / "search.sql").read_text())
-    url = f"sqlite:///{db}"
-    result = CliRunner().invoke(cli, ["report", str(V2 / "search.toml"), "--storage", url, "--out", str(tmp_path / "r")])
-    assert result.exit_code == 0, result.output
-    text = (tmp_path / "r" / "report.md").read_text()
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    # its 4 confirmation trials (top 2 x seeds 0, 1, trained without the validation images) all count
-    assert sum(c["seeds"] for c in summary["configs"]) == 4 and "from 4 complete trials" in text
-    assert "### The top configurations, confirmed on test" in text and "Selection over seeds" not in text
-    assert summary["search"]["selection"] is None and len(summary["search"]["top"]) == 2
+    reader = Store(url, create=False)  # reading never writes: no migration on a read
+    rows = reader.epochs([t for t, _, _ in before])
+    assert all(r.val_acc is None for rs in rows.values() for r in rs) and sum(map(len, rows.values())) == len(before)
+    reader.dispose()
+    columns = [r[1] for r in sqlite3.connect(db).execute("pragma table_info(runner_epochs)")]
+    assert "val_acc" not in columns
+    Store(url).dispose()  # a writer adds them
+    con = sqlite3.connect(db)
+    columns = [r[1] for r in con.execute("pragma table_info(runner_epochs)")]
+    assert {"val_loss", "val_acc"} <= set(columns)
+    after = con.execute("select trial_id, epoch, test_acc from runner_epochs order by 1, 2").fetchall()
+    assert after == before and con.execute("select count(*) from runner_epochs where val_acc is not null").fetchone() == (0,)
+    Store(url).dispose()  # a second writer finds them there

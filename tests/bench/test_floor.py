@@ -1,4 +1,4 @@
-"""`runner bench floor` and `runner bench profile`: the variants compute what they claim, and every
+"""runner/bench/floor.py: `runner bench floor`'s variants compute what they claim, and every
 figure lands in the table and the JSON. Figures are never checked (benchmarks are not tests)."""
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 
 from runner.bench.common import MEAN, STD
-from runner.bench.floor import EVAL_VARIANTS, TRAIN_VARIANTS, FoldedNormLeNet5, pool_first, run_floor
-from runner.bench.profile import OP_FAMILIES, STAGES
-from runner.cli import cli
+from runner.bench.floor import EVAL_VARIANTS, FoldedNormLeNet5, TRAIN_VARIANTS, pool_first, run_floor
 from runner.models import build_model
 from runner.models.presets import preset_config
 
@@ -76,31 +73,3 @@ def test_floor_times_every_variant(tmp_path):
             assert r["vs_runner"] == 1
     assert result.images == 512
     assert torch.get_num_threads() == result.machine["threads"]  # one thread was a variant, not a leftover
-
-
-@pytest.mark.slow
-def test_profile_command_reports_stages_and_families(tmp_path):
-    out = tmp_path / "profile.json"
-    result = CliRunner().invoke(cli, ["bench", "profile", "--images", "512", "--top", "5", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
-    assert set(report["stages"]) == set(STAGES)
-    assert all(report["stages"][s] > 0 for s in STAGES)  # every stage of train.py is labelled
-    assert report["families"]["conv forward"] > 0 and report["families"]["conv backward"] > 0
-    assert set(report["families"]) <= {*OP_FAMILIES, "other"}
-    top = [o["self_s"] for o in report["top_ops"]]
-    assert len(top) == 5 and top == sorted(top, reverse=True)
-    assert report["images"] == 512 and "aten::mkldnn_convolution" in result.output
-    for stage in STAGES:
-        assert stage in result.output
-
-
-def test_bench_options_before_a_subcommand_are_refused():
-    result = CliRunner().invoke(cli, ["bench", "--quick", "floor"])
-    assert result.exit_code == 2 and "--quick belongs to `runner bench` itself" in result.output
-
-
-@pytest.mark.parametrize("sub", ["floor", "profile"])
-def test_bench_subcommands_have_help_with_examples(sub):
-    result = CliRunner().invoke(cli, ["bench", sub, "--help"])
-    assert result.exit_code == 0 and f"runner bench {sub}" in result.output

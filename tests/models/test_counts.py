@@ -1,36 +1,24 @@
-"""Presets, declared layer lists and their layer tables (runner/models/)."""
+"""runner/models/counts.py: layer tables: each layer's output shape, the formula of its count,
+and the count, for presets, declared layer lists and a user's module, in the order they run."""
 from __future__ import annotations
 
-import re
-
+import optuna
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 from torch.nn import functional as F
 
-from runner.models import build_model
+from runner.cli import cli
 from runner.models.counts import param_table
-from runner.spec.tables import parameter_tables
-from runner.models.layers import InputTransform, Layer, build_layers
-from runner.models.presets import preset_config
+from runner.models.layers import InputTransform
 from runner.spec import load_spec
+from runner.spec.tables import parameter_tables
+
+from tests.helpers import STUDENT, STUDENT_SPEC
 
 COURSE = {"lenet5_32": 61_706, "lenet5_tanh": 61_706, "mlp_1024": 61_450, "lenet5_bn_drop": 61_750,
           "lenet5_wide": 115_510, "mlp_90": 81_080}
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def test_lenet5_has_61706_parameters():
-    assert n_params(build_model(preset_config("lenet5"))) == 61_706
-
-
-def test_shipped_mlp_is_within_one_percent_of_lenet5():
-    spec = load_spec("specs/regularization.toml")
-    for point in spec.points():
-        assert abs(n_params(build_model(point.model_config())) - 61_706) / 61_706 < 0.01, point.label()
 
 
 def test_the_course_designs_have_the_counts_their_submissions_state():
@@ -60,65 +48,6 @@ def test_course_tables_give_each_layers_output_shape():
     assert list(shapes) == [r.name for r in tables["lenet5_32"].rows]  # in the order they run
     kinds = {r.name: r.kind for r in tables["lenet5_tanh"].rows}
     assert kinds["c1"] == "conv 5x5" and kinds["c1_act"] == "tanh" and kinds["s2"] == "avg pool 2"
-
-
-@pytest.mark.parametrize("arch", ["lenet5", "mlp"])
-def test_presets_map_a_batch_to_ten_logits(arch):
-    out = build_model(preset_config(arch, batch_norm=True, dropout=0.5))(torch.zeros(3, 1, 28, 28))
-    assert out.shape == (3, 10)
-
-
-def test_dropout_sits_on_hidden_fc_layers_and_batch_norm_before_each_activation():
-    model = build_model(preset_config("lenet5", dropout=0.5, batch_norm=True))
-    names = [n for n, _ in model.named_children()]
-    assert names == ["features", "classifier"]
-    features = [type(m).__name__ for m in model.features]
-    assert features == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 2
-    classifier = [type(m).__name__ for m in model.classifier]
-    assert classifier == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Dropout",
-                          "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-
-
-def test_a_layer_overrides_the_models_batch_norm_dropout_and_activation():
-    layers = (Layer.of("conv", conv=4, k=3, bn=True, act="tanh", name="a"), Layer.of("pool", pool="avg"),
-              Layer.of("fc", fc=8, dropout=0.25, bn=False), Layer.of("fc", fc=10))
-    model = build_layers(layers, (1, 28, 28), act="relu", batch_norm=True, dropout=0.5)
-    assert [type(m).__name__ for m in model.features] == ["Conv2d", "BatchNorm2d", "Tanh", "AvgPool2d"]
-    classifier = list(model.classifier)
-    assert [type(m).__name__ for m in classifier] == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
-    assert classifier[3].p == 0.25
-
-
-def test_a_declared_lenet5_is_the_preset_same_weights_for_the_same_seed(write_spec):
-    spec = load_spec(write_spec("""
-        [study]
-        name = "d"
-        [models.declared]
-        layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 2 }, { conv = 16, k = 5 },
-                  { pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]
-        [models.preset]
-        arch = "lenet5"
-        [grid]
-        model = ["declared", "preset"]
-        """))
-    torch.manual_seed(0)
-    declared = build_model(spec.point({"model": "declared"}, 0).model_config())
-    torch.manual_seed(0)
-    preset = build_model(spec.point({"model": "preset"}, 0).model_config())
-    a, b = list(declared.state_dict().values()), list(preset.state_dict().values())
-    assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
-    x = torch.randn(4, 1, 28, 28)
-    assert torch.equal(declared(x), preset(x))
-
-
-def test_input_pad_and_resize_match_torchvision_on_the_raw_pixels():
-    from torchvision.transforms import v2
-
-    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
-    assert torch.equal(InputTransform(pad=2).apply(images), v2.Pad(2)(images))
-    assert InputTransform(pad=2).apply(images)[:, :, :2].eq(0).all()  # background, not the mean
-    assert torch.equal(InputTransform(resize=32).apply(images), v2.Resize(32, antialias=True)(images))
-    assert InputTransform(resize=32).shape((1, 28, 28)) == (1, 32, 32)
 
 
 def test_a_table_describes_any_module_by_the_calls_of_one_forward_pass():
@@ -215,15 +144,6 @@ def test_a_module_called_twice_counts_its_parameters_once():
     assert table.total == sum(r.count for r in table.rows) == 10 + 7850
 
 
-def test_diagram_is_a_png_and_byte_identical_for_the_same_table():
-    from runner.models.diagram import diagram_file, diagram_png
-
-    table = parameter_tables(load_spec("specs/course.toml"))[0]
-    png = diagram_png(table, (1, 28, 28))
-    assert png.startswith(b"\x89PNG") and png == diagram_png(table, (1, 28, 28))
-    assert re.fullmatch(r"model-[A-Za-z0-9._-]+\.png", diagram_file(table))
-
-
 def test_a_parameter_read_inside_a_list_counts_as_used():
     from runner.models.build import ModelConfig
 
@@ -241,8 +161,30 @@ def test_a_parameter_read_inside_a_list_counts_as_used():
         [(r.name, r.kind) for r in table.rows]
 
 
-def test_the_memory_estimate_takes_a_batch_of_one_with_batch_norm():
-    from runner.models.memory import footprint
+# ---------------------------------------------------------------- stored with its trial, and reported
 
-    cfg = preset_config("lenet5", batch_norm=True, dropout=0.5)
-    assert footprint(cfg, 1).params == sum(p.numel() for p in build_model(cfg).parameters())
+
+def test_a_students_layer_table_is_stored_and_reported_in_the_order_it_runs(tmp_path, monkeypatch):
+    """Batch norm defined after the output layer, one of them never called, one pool used twice: the stored
+    table (the report's, which never imports the module) shows what runs where, and says what never ran."""
+    monkeypatch.chdir(tmp_path)
+    source = STUDENT.format(last="self.fc3(x)").replace(
+        "self.fc3 = nn.Linear(84, 10)\n",
+        "self.fc3 = nn.Linear(84, 10)\n        self.bn1 = nn.BatchNorm2d(6)\n        self.bn2 = nn.BatchNorm2d(16)\n",
+    ).replace("self.pool(F.relu(self.conv1(x)))", "self.pool(F.relu(self.bn1(self.conv1(x))))")
+    (tmp_path / "model.py").write_text(source)
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    assert CliRunner().invoke(cli, ["grid", "spec.toml"]).exit_code == 0
+    [trial] = optuna.load_study(study_name="student", storage="sqlite:///db/runner.sqlite").get_trials()
+    names = [row[0] for row in trial.user_attrs["layer_table"]]
+    assert names == ["input", "conv1", "bn1", "relu()", "pool", "conv2", "relu()", "pool", "view()", "fc1", "relu()",
+                     "fc2", "relu()", "fc3", "bn2"]
+    assert trial.user_attrs["layer_table"][-1][1:] == ["defined but not used in forward", [], "32", 32]
+    assert sum(row[4] for row in trial.user_attrs["layer_table"]) == trial.user_attrs["param_count"] == 61_706 + 12 + 32
+    result = CliRunner().invoke(cli, ["report", "spec.toml", "--out", "r"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    table = md.split("### lenet")[1].split("Total:")[0]
+    assert table.index("| bn1 |") < table.index("| relu() |") < table.index("| fc3 |")
+    assert "max pool 2, shared (call 2 of 2)" in table and "| bn2 |" not in table
+    assert "Defined but not used in forward: bn2, 32 parameters." in table

@@ -1,9 +1,12 @@
-"""Declared layer lists and layer-field axes in a spec: shapes checked at load, one-line errors."""
+"""runner/models/layers.py: the layer language: declared layer lists and layer-field axes,
+shapes checked at load, one-line errors, and the input transforms."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from runner.errors import SpecError
+from runner.models.layers import InputTransform, Layer, build_layers
 from runner.spec import load_spec
 
 DECLARED = """
@@ -48,8 +51,6 @@ def test_a_declared_model_loads_with_its_layer_axis(write_spec):
     assert [p.model.layers[0].size for p in points] == [4, 6]
     assert len({p.config_hash for p in points}) == 2
     assert points[0].resolved()["model"]["layers"][0] == {"conv": 4, "k": 5, "name": "c1"}
-
-
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -97,3 +98,26 @@ def test_a_bad_layer_trains_nothing_and_touches_no_database(write_spec, tmp_path
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "does not fit its input (8, 5, 5)" in result.output
     assert not (tmp_path / "db").exists()
+
+
+# ---------------------------------------------------------------- the layers built
+
+
+def test_a_layer_overrides_the_models_batch_norm_dropout_and_activation():
+    layers = (Layer.of("conv", conv=4, k=3, bn=True, act="tanh", name="a"), Layer.of("pool", pool="avg"),
+              Layer.of("fc", fc=8, dropout=0.25, bn=False), Layer.of("fc", fc=10))
+    model = build_layers(layers, (1, 28, 28), act="relu", batch_norm=True, dropout=0.5)
+    assert [type(m).__name__ for m in model.features] == ["Conv2d", "BatchNorm2d", "Tanh", "AvgPool2d"]
+    classifier = list(model.classifier)
+    assert [type(m).__name__ for m in classifier] == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert classifier[3].p == 0.25
+
+
+def test_input_pad_and_resize_match_torchvision_on_the_raw_pixels():
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    assert torch.equal(InputTransform(pad=2).apply(images), v2.Pad(2)(images))
+    assert InputTransform(pad=2).apply(images)[:, :, :2].eq(0).all()  # background, not the mean
+    assert torch.equal(InputTransform(resize=32).apply(images), v2.Resize(32, antialias=True)(images))
+    assert InputTransform(resize=32).shape((1, 28, 28)) == (1, 32, 32)

@@ -1,4 +1,5 @@
-"""A user's own nn.Module (`target = "mynet:Net"`): grid, checks, regularizers, changed source, reading.
+"""runner/models/user.py: a user's own nn.Module (`target = "mynet:Net"`): grid, checks, regularizers,
+changed source, reading, and a student's module as written.
 
 Every test writes the module and the spec into a folder of their own (tmp_path/proj) and runs from
 another folder (tmp_path/work), so that the spec's folder really is where the module is found.
@@ -6,7 +7,6 @@ another folder (tmp_path/work), so that the spec's folder really is where the mo
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sqlite3
 import sys
@@ -17,11 +17,13 @@ import optuna
 import pytest
 from click.testing import CliRunner, Result
 
-import runner.trials.lifecycle as lifecycle_module
 import runner.models.user as user_module
+import runner.trials.lifecycle as lifecycle_module
 from runner.cli import cli
 
-DB = Path("db") / "runner.sqlite"  # the default storage, under the current folder
+from tests.helpers import DB, STUDENT, STUDENT_SPEC, TYPO, refused as _refused
+from tests.helpers import here  # noqa: F401 - fixtures
+
 
 # conv (8, 28, 28): (3*3*1+1)*8 = 80; pool (8, 7, 7); head.2 fc (10,): (392+1)*10 = 3,930; total 4,010.
 # `c = width * 1` becomes `c = width * 2` in the source-change tests: the same size, another network.
@@ -48,6 +50,7 @@ class Net(nn.Module):
     def forward(self, x):
         return self.head(self.pool(torch.relu(self.conv(x))))
 '''
+
 
 SPEC = '''
 [study]
@@ -164,7 +167,11 @@ def test_a_user_module_trains_and_its_source_hash_count_and_layer_table_are_stor
 
 
 BAD_SHAPE = MYNET.replace("OUT = 10", "OUT = 5")
+
+
 MISSING_ARG = MYNET.replace("width: int = 8", "width: int")
+
+
 BAD_IMPORT = MYNET.replace("import torch\n", "import torch\nimport no_such_package_xyz\n")
 
 
@@ -484,29 +491,73 @@ def test_a_subclass_is_judged_by_the_constructor_it_inherits(proj):
     assert "[grid].dropout applies to no model: soft (mynet:Soft) takes no dropout argument" in dry.output
 
 
-@pytest.mark.parametrize("grid", [
-    "lr = [0.01, 0.05]",
-    'lr = [0.01, 0.05]\n"lenet.c1.conv" = [4, 6, 8]',
-    '"lenet.c1.conv" = [4, 6]\n"mlp.h1.fc" = [16, 32, 64]\ndropout = [0.0, 0.5]',
-])
-def test_the_count_lines_factors_multiply_to_its_settings(grid, tmp_path):
-    """Each model's own product where an axis applies to some models only: the arithmetic is right."""
-    from runner.spec import load_spec
+# ---------------------------------------------------------------- 7. a student's module as written
 
-    path = tmp_path / "s.toml"
-    path.write_text(textwrap.dedent("""
-        [study]
-        name = "f"
-        seeds = [0, 1, 2]
-        [models.lenet]
-        layers = [{ conv = 6, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10 }]
-        [models.mlp]
-        layers = [{ fc = 32, name = "h1" }, { fc = 10 }]
-        [grid]
-        model = ["lenet", "mlp"]
-        """) + grid + "\n")
-    spec = load_spec(path)
-    factors = spec.grid_factors()
-    body = factors.removesuffix(", each x 3 seeds").removesuffix(" x 3 seeds")
-    total = sum(math.prod(int(f.split()[-1]) for f in part.split(": ")[-1].split(" x ")) for part in body.split(" + "))
-    assert total == spec.setting_count(), (factors, spec.setting_count())
+
+@pytest.mark.parametrize("last, warned", [("self.fc3(x)", None),
+                                          ("F.softmax(self.fc3(x), dim=1)", "returns probabilities"),
+                                          ("F.log_softmax(self.fc3(x), dim=1)", "returns log-probabilities")])
+def test_a_32x32_student_model_runs_with_pad_2_and_a_softmax_at_the_end_is_warned_about(tmp_path, monkeypatch,
+                                                                                          last, warned):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last=last))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input=""))
+    refused = CliRunner().invoke(cli, ["grid", "spec.toml"])  # 28x28 into a 32x32 model: the check says so
+    assert refused.exit_code == 1 and "a forward pass on 2 images of shape (1, 28, 28)" in refused.output
+    assert "it runs on images of shape (1, 32, 32): add `input = { pad = 2 }` to this model's table" in refused.output
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml"])
+    assert result.exit_code == 0, result.output
+    assert "student: 1 of 1 trials complete" in result.output
+    lines = [x for x in result.output.splitlines() if x.startswith("warning:")]
+    if warned is None:
+        assert not lines
+    else:
+        [line] = lines
+        assert "[models.lenet]: model:LeNet5 " + warned in line and "CrossEntropyLoss expects logits" in line
+    models = CliRunner().invoke(cli, ["models", "spec.toml"])
+    assert models.output.splitlines()[3].split() == ["input", "pad", "2", "(1,", "32,", "32)", "–", "0"]
+    assert "total: 61,706 parameters" in models.output
+
+
+def test_a_forward_that_fails_whatever_the_input_gets_no_input_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)").replace(
+        "x = self.pool(F.relu(self.conv1(x)))", "raise ValueError('not yet written')"))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input=""))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 1 and "raised ValueError: not yet written\n" in result.output, result.output
+
+
+# ---------------------------------------------------------------- 8. a module that runs out of memory
+
+
+BROKEN = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        if x.shape[0] > 16:  # the checks pass; training asks for more than the machine has
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 313600000000 bytes. Error code 12 (Cannot allocate memory)")
+        return self.fc(x.flatten(1))
+'''
+
+
+def test_a_user_module_that_runs_out_of_memory_fails_its_trial_in_one_line_and_leaves_nothing_running(here):
+    (here / "net.py").write_text(BROKEN)
+    (here / "spec.toml").write_text(TYPO.replace('layers = [ { fc = 100000000 }, { fc = 10 } ]', 'target = "net:Net"'))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    [trial] = optuna.load_study(study_name="typo", storage="sqlite:///db/runner.sqlite").get_trials()
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"].startswith("out of memory while training: [enforce fail at")
+    (here / "net.py").write_text(BROKEN.replace("if x.shape[0] > 16:", "if True:"))
+    _refused(CliRunner().invoke(cli, ["grid", "spec.toml"]),
+             "a forward pass on 2 images of shape (1, 28, 28) ran out of memory (")

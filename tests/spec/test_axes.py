@@ -1,4 +1,5 @@
-"""A named layer's field as a grid axis: its own Optuna param, a trials column, an effects row."""
+"""runner/spec/axes.py: a named layer's field as a grid axis: its own Optuna param, a trials
+column, an effects row, and a layer list edited afterwards."""
 from __future__ import annotations
 
 import json

@@ -1,29 +1,18 @@
+"""runner/spec/config.py: a spec expanded into points: the grid's product, runs and seeds, counted
+without enumerating, and config hashes that stay as the shipped specs pinned them (tests/fixtures/v1)."""
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import textwrap
+from pathlib import Path
 
 import pytest
 
-from runner.errors import SpecError
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, load_spec
 
-VALID = """
-[study]
-name = "s"
-seeds = [0, 1]
-[models.lenet5]
-arch = "lenet5"
-[models.mlp]
-arch = "mlp"
-hidden = [74, 40]
-dropout = 0.1
-[grid]
-model = ["lenet5"]
-dropout = [0.0, 0.5]
-lr = [0.01, 0.05]
-[[runs]]
-model = "mlp"
-"""
+from tests.helpers import V1, VALID_SPEC as VALID
 
 
 def test_grid_is_the_cartesian_product_plus_runs_times_seeds(write_spec):
@@ -57,53 +46,6 @@ def test_adding_a_grid_value_keeps_the_old_points(write_spec):
     assert old < new and len(new - old) == 2 * 2
 
 
-@pytest.mark.parametrize("change, message", [
-    (("[grid]", "[grdi]"), 'unknown key "grdi"; did you mean "grid"?'),
-    (("dropout = [0.0, 0.5]", "dropuot = [0.0, 0.5]"), '[grid]: unknown key "dropuot"; did you mean "dropout"?'),
-    (("dropout = [0.0, 0.5]", "dropout = [0.0, 1.5]"), "[grid].dropout: 1.5 is not a number in [0, 1)"),
-    (("dropout = [0.0, 0.5]", "dropout = [0.0, 1.0]"), "[grid].dropout: 1.0 is not a number in [0, 1)"),
-    (("dropout = [0.0, 0.5]", "dropout = 0.5"), "[grid].dropout: 0.5 is not a list; write dropout = [0.5]"),
-    (("dropout = [0.0, 0.5]", "dropout = []"), "[grid].dropout: is an empty list"),
-    (("dropout = [0.0, 0.5]", 'dropout = ["x"]'), '[grid].dropout: "x" is not a number in [0, 1)'),
-    (("lr = [0.01, 0.05]", "lr = [-0.01]"), "[grid].lr: -0.01 is not a number > 0"),
-    (('model = ["lenet5"]', 'model = ["lenet"]'), 'unknown model "lenet": defined are lenet5, mlp; did you mean "lenet5"?'),
-    (('arch = "lenet5"', 'arch = "resnet"'), '[models.lenet5].arch: "resnet" is not "lenet5" | "mlp"'),
-    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nbatch_size = -1"), "[train].batch_size: -1 is not an integer >= 1"),
-    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nepochs = 1.5"), "[train].epochs: 1.5 is not an integer >= 1"),
-    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nlr = true"), "[train].lr: true is not a number > 0"),
-    (("seeds = [0, 1]", 'seeds = [0, 1]\n[train]\noptimizer = "rmsprop"'), '"rmsprop" is not "sgd" | "adam" | "adamw"'),
-    (("seeds = [0, 1]", "seeds = []"), "[study].seeds: [] is not a non-empty list of integers"),
-    (("hidden = [74, 40]", "hidden = [74, 0]"), "[models.mlp].hidden: 0 is not an integer >= 1"),
-    (('[[runs]]\nmodel = "mlp"', '[[runs]]\nmodel = "mlp"\nbatch_norm = "yes"'), '[[runs]] #1.batch_norm: "yes" is not true or false'),
-])
-def test_bad_specs_get_one_line_naming_file_key_value_and_what_is_allowed(write_spec, change, message):
-    path = write_spec(VALID.replace(*change))
-    assert change[0] in VALID
-    with pytest.raises(SpecError) as e:
-        load_spec(path)
-    text = str(e.value)
-    assert text.startswith(str(path) + ": ")
-    assert message in text
-    assert "\n" not in text
-
-
-def test_toml_syntax_error_names_the_line(write_spec):
-    path = write_spec(VALID.replace('name = "s"', 'name = "s'))
-    with pytest.raises(SpecError, match=r"TOML syntax error: .*line 3"):
-        load_spec(path)
-
-
-def test_a_spec_with_nothing_to_run_is_refused(write_spec):
-    path = write_spec('[study]\nname = "s"\n[models.a]\narch = "mlp"\n')
-    with pytest.raises(SpecError, match="nothing to run"):
-        load_spec(path)
-
-
-def test_missing_spec_file(tmp_path):
-    with pytest.raises(SpecError, match="no such spec file"):
-        load_spec(tmp_path / "nope.toml")
-
-
 def test_shipped_specs_are_valid():
     reg = load_spec("specs/regularization.toml")
     grid_axes = {k for k, _ in reg.grid}
@@ -113,3 +55,77 @@ def test_shipped_specs_are_valid():
     baseline = [p for p in reg.points() if p.model.name == "mlp" and not p.reg("batch_norm")][0]
     assert (baseline.train.optimizer, baseline.train.lr, baseline.train.momentum) == ("sgd", 0.01, 0.9)
     assert load_spec("specs/smoke.toml").data.train_limit > 0
+
+
+# ---------------------------------------------------------------- config hashes pinned by tests/fixtures/v1
+
+
+def test_every_shipped_spec_keeps_its_config_hashes():
+    pinned = json.loads((V1 / "config_hashes.json").read_text())
+    specs = sorted(Path(__file__).parents[2].glob("specs/*.toml"))
+    assert sorted(p.name for p in specs) == sorted(pinned)
+    for path in specs:
+        spec = load_spec(path)
+        defaults = [spec.point({"model": m}, s).config_hash for s in spec.study.seeds for m in spec.models]
+        assert [p.config_hash for p in spec.points()] == pinned[path.name]["points"], path.name
+        assert defaults == pinned[path.name]["model_defaults"], path.name
+
+
+# ---------------------------------------------------------------- points counted, not enumerated
+
+
+@pytest.mark.parametrize("grid, runs", [
+    ('model = ["a", "b"]\n"a.c1.conv" = [4, 6]\ndropout = [0.0, 0.5]', ""),
+    ('model = ["a"]\nbatch_norm = [false, true]\nlr = [0.1, 0.2]',
+     '[[runs]]\nmodel = "a"\nbatch_norm = true\nlr = 0.1\n[[runs]]\nmodel = "b"\n[[runs]]\nmodel = "b"\n'),
+    ("", '[[runs]]\nmodel = "a"\n[[runs]]\nmodel = "b"\ndropout = 0.5\n'),
+])
+def test_the_count_is_the_number_of_points_enumeration_finds(tmp_path, grid, runs):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"""
+[study]
+name = "c"
+seeds = [0, 1, 2]
+[models.a]
+layers = [ {{ conv = 6, k = 5, name = "c1" }}, {{ pool = "max" }}, {{ fc = 10 }} ]
+[models.b]
+arch = "mlp"
+{"[grid]" if grid else ""}
+{grid}
+{runs}""")
+    s = load_spec(spec)
+    assert s.setting_count() == len(s.settings()) and s.point_count() == len(s.points())
+
+
+def test_the_shipped_specs_are_counted_as_enumerated():
+    for path in sorted(Path(__file__).parents[2].glob("specs/*.toml")):
+        s = load_spec(path)
+        assert s.point_count() == len(s.points()), path.name
+
+
+@pytest.mark.parametrize("grid", [
+    "lr = [0.01, 0.05]",
+    'lr = [0.01, 0.05]\n"lenet.c1.conv" = [4, 6, 8]',
+    '"lenet.c1.conv" = [4, 6]\n"mlp.h1.fc" = [16, 32, 64]\ndropout = [0.0, 0.5]',
+])
+def test_the_count_lines_factors_multiply_to_its_settings(grid, tmp_path):
+    """Each model's own product where an axis applies to some models only: the arithmetic is right."""
+    from runner.spec import load_spec
+
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent("""
+        [study]
+        name = "f"
+        seeds = [0, 1, 2]
+        [models.lenet]
+        layers = [{ conv = 6, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10 }]
+        [models.mlp]
+        layers = [{ fc = 32, name = "h1" }, { fc = 10 }]
+        [grid]
+        model = ["lenet", "mlp"]
+        """) + grid + "\n")
+    spec = load_spec(path)
+    factors = spec.grid_factors()
+    body = factors.removesuffix(", each x 3 seeds").removesuffix(" x 3 seeds")
+    total = sum(math.prod(int(f.split()[-1]) for f in part.split(": ")[-1].split(" x ")) for part in body.split(" + "))
+    assert total == spec.setting_count(), (factors, spec.setting_count())

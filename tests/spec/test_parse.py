@@ -1,4 +1,6 @@
-"""The spec parser, fuzzed: no TOML document makes it raise anything but a one-line SpecError.
+"""runner/spec/parse.py: load_spec and parse_spec: a bad spec is one line naming the file, the key,
+the value and what is allowed; and the parser fuzzed: no TOML document makes it raise anything but a
+one-line SpecError.
 
 Two ways in: valid documents (the shipped specs and a small one with layer axes and a user's
 module) mutated as Python dicts and given to `parse_spec`; and text (arbitrary, raw bytes, the
@@ -17,15 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+import runner.trials.lifecycle as lifecycle_module
 from runner.errors import SpecError
 from runner.models.layers import INPUT_KEYS, LAYER_KEYS
+from runner.spec import AXES, DATA_KEYS, MODEL_KEYS, SECTIONS, STUDY_KEYS, Spec, TRAIN_KEYS, load_spec, parse_spec
 from runner.usercode import TARGET
-from runner.spec import AXES, DATA_KEYS, MODEL_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS, Spec, load_spec, parse_spec
+
+from tests.helpers import VALID_SPEC as VALID
+from tests.helpers import run, validation_write  # noqa: F401 - fixtures
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
 SPEC_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.toml"))}
 
 
@@ -65,12 +72,16 @@ SMALL = {
     "runs": [{"model": "p", "lr": 0.1, "p.c1.conv": 3}, {"model": "m", "m.pool2.k": 3, "m.c3.bn": False},
              {"model": "q", "augment": "affine"}],
 }
+
+
 TARGET_DOC = {
     "study": {"name": "mine", "seeds": [3]},
     "models": {"mine": {"target": "mynet:Net", "args": {"width": 8, "sizes": [1, 2]}, "dropout": 0.1},
                "m": {"layers": [{"fc": 20, "name": "h"}, {"fc": 10}]}},
     "grid": {"model": ["mine", "m"], "lr": [0.1, 0.01], "m.h.fc": [5, 6]},
 }
+
+
 BASES = [tomllib.loads(SPEC_TEXTS["course.toml"]), tomllib.loads(SPEC_TEXTS["regularization.toml"]), SMALL,
          TARGET_DOC]
 
@@ -136,21 +147,34 @@ LAYER_AXES = ["m.c1.conv", "m.c1.k", "m.c1.stride", "m.c1.pad", "m.c1.act", "m.c
               "m.pool2.k", "m.pool2.stride", "m.out.fc", "m.fc4.dropout", "m.c3.conv", "m.c9.conv", "p.c1.k",
               "p.output.fc", "p.s2.k", "q.fc1.fc", "lenet5.c1.conv", "lenet5_32.c1.k", "lenet5_32.s4.k",
               "mlp_90.output.fc", "mine.c1.conv", "m.h.fc", "x.y.z", "m..", "..", "m.c1.conv.x", "m.c1"]
+
+
 KEYS = sorted({*SECTIONS, *STUDY_KEYS, *DATA_KEYS, *TRAIN_KEYS, *MODEL_KEYS, *AXES, *INPUT_KEYS,
                *(k for keys in LAYER_KEYS.values() for k in keys), *LAYER_AXES,
                *(k for doc in BASES for k in _names(doc))})
+
+
 TARGETS = ["mynet:Net", "mynet:Net\n", "mynet:Nope", "mynet:Net.x", "mynet.sub:X", "os:path", "sys:x", "json:loads",
            "__main__:x", "nomodule:X", "é:x", ":", "a:", ":b", "a" * 300 + ":b", "a." * 200 + "b:c"]
+
+
 STRINGS = ["", " ", "\n", "a\nb", "\r", "\u2028", "\x85", "é", "名前", "a.b", "a:b", "a.b.c", ".", "relu", "max",
            "avg", "mnist", "affine", "cosine", "adamw", "cuda", "test_loss", *TARGETS, *KEYS]
+
+
 INTS = [0, 1, -1, 2, 3, 5, 10, 28, 32, 784, 2**31, 2**63 - 1, -(2**63), 10**30, -(10**30), 10**400, -(10**400)]
+
+
 FLOATS = [0.0, -0.0, 0.5, 1.0, 1e-300, 5e-324, 1e300, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+
 
 scalars = st.one_of(
     st.sampled_from(INTS), st.integers(), st.sampled_from(FLOATS), st.floats(), st.booleans(),
     st.sampled_from(STRINGS), st.text(max_size=20),
     st.datetimes(), st.dates(), st.times(),  # TOML's dates and times
 )
+
+
 keys = st.one_of(
     st.sampled_from(KEYS),
     st.tuples(st.sampled_from(KEYS), st.sampled_from([  # near misses
@@ -160,10 +184,16 @@ keys = st.one_of(
     ])).map(lambda t: t[1](t[0])),
     st.text(max_size=12),
 )
+
+
 toml_values = st.recursive(scalars, lambda children: st.one_of(
     st.lists(children, max_size=5), st.dictionaries(keys, children, max_size=4)), max_leaves=12)
+
+
 # values that fit somewhere in a spec: they get past the type checks, deeper into the parser (copies: mutated)
 known_values = st.sampled_from([v for doc in BASES for v in _subtrees(doc)]).map(copy.deepcopy)
+
+
 values = st.one_of(known_values, toml_values, st.sampled_from([*INTS, *FLOATS, *STRINGS]))
 
 
@@ -301,6 +331,8 @@ def test_arbitrary_bytes(workdir, data):
 TOKENS = ["[", "]", "[[", "]]", "{", "}", "=", ",", ".", '"', "'", '"""', "\n", "#", " ", "\\", "0x10", "0b1", "1_000",
           "1979-05-27", "07:32:00", "1979-05-27T07:32:00Z", "true", "[[runs]]\n", "[models.x]\n", "[grid]\n", "\ufeff",
           "\x00", "\r\n", "\u2028", *STRINGS]
+
+
 EXTREMES = ["9" * 5000, "-" + "9" * 400, "1e999", "-0.0", "nan", "-inf", "[" * 600, "{ a = " * 400,
             "[[[[[[[[[[1]]]]]]]]]]", "[" * 300 + "]" * 300, "'" + "a" * 300 + ":b'"]
 
@@ -387,3 +419,66 @@ def test_text_found_by_fuzzing(workdir, data, message):
         load_spec(path)
     assert_one_line(str(e.value), str(path))
     assert message in str(e.value)
+
+
+# ---------------------------------------------------------------- specs written by hand
+
+
+@pytest.mark.parametrize("change, message", [
+    (("[grid]", "[grdi]"), 'unknown key "grdi"; did you mean "grid"?'),
+    (("dropout = [0.0, 0.5]", "dropuot = [0.0, 0.5]"), '[grid]: unknown key "dropuot"; did you mean "dropout"?'),
+    (("dropout = [0.0, 0.5]", "dropout = [0.0, 1.5]"), "[grid].dropout: 1.5 is not a number in [0, 1)"),
+    (("dropout = [0.0, 0.5]", "dropout = [0.0, 1.0]"), "[grid].dropout: 1.0 is not a number in [0, 1)"),
+    (("dropout = [0.0, 0.5]", "dropout = 0.5"), "[grid].dropout: 0.5 is not a list; write dropout = [0.5]"),
+    (("dropout = [0.0, 0.5]", "dropout = []"), "[grid].dropout: is an empty list"),
+    (("dropout = [0.0, 0.5]", 'dropout = ["x"]'), '[grid].dropout: "x" is not a number in [0, 1)'),
+    (("lr = [0.01, 0.05]", "lr = [-0.01]"), "[grid].lr: -0.01 is not a number > 0"),
+    (('model = ["lenet5"]', 'model = ["lenet"]'), 'unknown model "lenet": defined are lenet5, mlp; did you mean "lenet5"?'),
+    (('arch = "lenet5"', 'arch = "resnet"'), '[models.lenet5].arch: "resnet" is not "lenet5" | "mlp"'),
+    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nbatch_size = -1"), "[train].batch_size: -1 is not an integer >= 1"),
+    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nepochs = 1.5"), "[train].epochs: 1.5 is not an integer >= 1"),
+    (("seeds = [0, 1]", "seeds = [0, 1]\n[train]\nlr = true"), "[train].lr: true is not a number > 0"),
+    (("seeds = [0, 1]", 'seeds = [0, 1]\n[train]\noptimizer = "rmsprop"'), '"rmsprop" is not "sgd" | "adam" | "adamw"'),
+    (("seeds = [0, 1]", "seeds = []"), "[study].seeds: [] is not a non-empty list of integers"),
+    (("hidden = [74, 40]", "hidden = [74, 0]"), "[models.mlp].hidden: 0 is not an integer >= 1"),
+    (('[[runs]]\nmodel = "mlp"', '[[runs]]\nmodel = "mlp"\nbatch_norm = "yes"'), '[[runs]] #1.batch_norm: "yes" is not true or false'),
+])
+def test_bad_specs_get_one_line_naming_file_key_value_and_what_is_allowed(write_spec, change, message):
+    path = write_spec(VALID.replace(*change))
+    assert change[0] in VALID
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    text = str(e.value)
+    assert text.startswith(str(path) + ": ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_toml_syntax_error_names_the_line(write_spec):
+    path = write_spec(VALID.replace('name = "s"', 'name = "s'))
+    with pytest.raises(SpecError, match=r"TOML syntax error: .*line 3"):
+        load_spec(path)
+
+
+def test_a_spec_with_nothing_to_run_is_refused(write_spec):
+    path = write_spec('[study]\nname = "s"\n[models.a]\narch = "mlp"\n')
+    with pytest.raises(SpecError, match="nothing to run"):
+        load_spec(path)
+
+
+def test_missing_spec_file(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("metric", ["val_acc", "val_loss"])
+def test_a_validation_metric_without_val_fraction_is_refused_in_one_line(run, write, monkeypatch, metric):
+    monkeypatch.setattr(lifecycle_module, "train_point", lambda *a, **k: pytest.fail("trained"))
+    result = run("grid", write(metric=metric))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "[study].metric" in lines[0] and f'"{metric}" needs a validation split' in lines[0]
+    assert "[data].val_fraction" in lines[0]
+    assert not Path("db").exists()

@@ -1,10 +1,9 @@
-"""Nothing lost: epoch checkpoints, exact resume after SIGKILL, dead workers, faults."""
+"""runner/trials/checkpoints.py: nothing lost: epoch checkpoints written atomically and read
+safely, and an exact resume after SIGKILL."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import errno
-import hashlib
 import signal
 import subprocess
 import sys
@@ -15,18 +14,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from runner.trials.checkpoints import Checkpoints
 from runner.cli import cli
 from runner.spec import load_spec
-from runner.store import ClaimRow, Store
 from runner.train import train_point
-from runner.data import MNIST
+from runner.trials.checkpoints import Checkpoints
+
+from tests.helpers import small
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
-
-
-def small(mnist: MNIST) -> MNIST:
-    return MNIST(mnist.train.head(600), mnist.test.head(300), "test", "x", False)
 
 
 def values(url: str, name: str = "t") -> list[tuple]:
@@ -116,45 +111,3 @@ def test_checkpoints_load_with_weights_only(write_spec, mnist, tmp_path):
     Checkpoints(tmp_path).save(key, first)
     state = torch.load(Checkpoints(tmp_path).path(key), weights_only=True)
     assert state["config_hash"] == key and "model" in state
-
-
-def test_a_claim_without_heartbeat_is_taken_over_after_the_grace_period(write_spec, tmp_path):
-    spec_path = write_spec(batch_norm="[false]")
-    spec = load_spec(spec_path)
-    url = f"sqlite:///{tmp_path}/s.sqlite"
-    store = Store(url)
-    study = store.open_study("t", "maximize")
-    dead_trial = study.ask()  # the trial the dead machine was running
-    old = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=120)
-    with store.session() as s:
-        s.add(ClaimRow(study_name="t", config_hash=spec.points()[0].config_hash, trial_id=dead_trial._trial_id,
-                       state="running", worker="other-machine:1234", heartbeat=old))
-    store.dispose()
-    wait = CliRunner().invoke(cli, ["grid", str(spec_path), "--storage", url, "--stale-after", "600"])
-    assert "0 of 1 trials complete" in wait.output  # still within its grace period: left alone
-    took = CliRunner().invoke(cli, ["grid", str(spec_path), "--storage", url, "--stale-after", "60"])
-    assert took.exit_code == 0 and "1 of 1 trials complete" in took.output
-    trials = optuna.load_study(study_name="t", storage=url).get_trials()
-    assert trials[0].state.name == "FAIL" and "taken over" in trials[0].user_attrs["fail_reason"]
-    assert trials[1].state.name == "COMPLETE"
-
-
-def test_a_read_only_database_is_one_line_and_unchanged(write_spec, tmp_path):
-    spec = write_spec(batch_norm="[false]")
-    path = tmp_path / "ro.sqlite"
-    assert CliRunner().invoke(cli, ["grid", str(spec), "--storage", f"sqlite:///{path}", "--quiet"]).exit_code == 0
-    before = hashlib.sha256(path.read_bytes()).hexdigest()
-    more = write_spec(batch_norm="[false]", seeds="[0, 1]")
-    result = CliRunner().invoke(cli, ["grid", str(more), "--storage", f"sqlite:///file:{path}?mode=ro&uri=true"])
-    assert result.exit_code == 1
-    assert "readonly database" in result.output and "Traceback" not in result.output
-    assert [line for line in result.output.splitlines() if line.startswith("Error")] == \
-        [result.output.strip().splitlines()[-1]]
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-
-
-def test_an_unreachable_server_is_one_line(write_spec):
-    result = CliRunner().invoke(cli, ["grid", str(write_spec()), "--storage",
-                                      "postgresql+psycopg://nobody@127.0.0.1:1/none"])
-    assert result.exit_code == 1
-    assert "cannot open storage" in result.output and "Traceback" not in result.output

@@ -1,14 +1,21 @@
-"""GPUs shared out among local workers, with a faked device count: these run on a CPU machine."""
+"""runner/trials/devices.py: GPUs shared out among local workers, with a faked device count (these run
+on a CPU machine), and workers that would not fit in memory refused with the number that fits."""
 from __future__ import annotations
 
 import os
 
 import pytest
+from click.testing import CliRunner
 
+from runner.cli import cli
 from runner.errors import RunnerError
+from runner.spec import load_spec
 from runner.trials import devices
 from runner.trials.devices import GPU_ENV, device_provenance, on_gpus, place_workers, worker_device, worker_envs
 from runner.trials.pool import run_processes
+
+from tests.helpers import refused as _refused
+from tests.helpers import here  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize("workers, gpus, device, count, placed", [
@@ -95,3 +102,40 @@ def test_on_cuda_each_trial_stores_its_gpus_index_and_name(tmp_path):
     count = torch.cuda.device_count()
     assert {t.user_attrs["device_index"] for t in trials} == set(range(min(2, count)))
     assert all(t.user_attrs["device"] == "cuda" and t.user_attrs["device_name"] for t in trials)
+
+
+# ---------------------------------------------------------------- workers that do not fit in memory
+
+
+def test_more_workers_than_the_memory_holds_are_refused_with_the_number_that_fits(here, write_spec, monkeypatch):
+    spec = write_spec()
+    monkeypatch.setattr(devices, "available_bytes", lambda device="cpu": (2 * 2**30, "available on this machine"))
+    monkeypatch.setattr(devices, "rss_bytes", lambda: 600 * 2**20)  # this test process's size varies: fix it
+    dry = CliRunner().invoke(cli, ["grid", str(spec), "--dry-run", "--workers", "8"])
+    line = _refused(dry, "--workers 8: each worker needs about", "for Python and torch", "for its copy of the data",
+                    "to train lenet5 at batch 100", "8 need", "more than the 2.0 GB available on this machine",
+                    "fits")
+    fit = int(line.split("--workers ")[-1].split()[0])
+    assert 1 <= fit < 8
+    _refused(CliRunner().invoke(cli, ["grid", str(spec), "--workers", "8"]), "--workers 8: each worker needs about")
+    ok = CliRunner().invoke(cli, ["grid", str(spec), "--dry-run", "--workers", str(fit)])
+    assert ok.exit_code == 0, (line, ok.output)
+    assert (f"{fit} workers need " if fit > 1 else "1 worker needs ") in ok.output
+    assert not (here / "db").exists()
+
+
+def test_workers_placed_on_a_gpu_are_checked_against_its_memory(monkeypatch, write_spec):
+    from runner.data import load_data
+    from runner.errors import RunnerError
+
+    spec = load_spec(write_spec())
+    data = load_data(**spec.data.load_args())
+    bound = spec.bind(data.shape, data.classes)
+    free = {"cpu": 64 * 2**30, "cuda:0": 3 * 2**30, "cuda:1": 3 * 2**30}
+    monkeypatch.setattr(devices, "available_bytes", lambda device="cpu": (free[device], f"free on {device} (faked)"))
+    before = (600 * 2**20, free["cpu"])
+    lines = devices.check_workers(bound, data, 4, [0, 1, 0, 1], before)  # 2 per GPU: fits in 3 GB
+    assert [x.split(":")[0] for x in lines] == ["memory", "memory on GPU 0", "memory on GPU 1"]
+    with pytest.raises(RunnerError) as e:  # 6 on one GPU: each ~0.7 GB (context, data, the model)
+        devices.check_workers(bound, data, 6, [0] * 6, before)
+    assert str(e.value).startswith("--workers 6: 6 workers on GPU 0 need about") and "per GPU fit" in str(e.value)

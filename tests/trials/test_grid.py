@@ -1,32 +1,21 @@
-"""`runner grid` end to end on a data subset, through click's CliRunner."""
+"""runner/trials/grid.py: `runner grid` end to end on a data subset, through click's CliRunner: each
+point once, the size of a grid checked before anything is touched, and the studies of the code before
+(tests/fixtures/v0) found complete."""
 from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
 
-import runner.trials.lifecycle as lifecycle_module
 import runner.train as train_module
+import runner.trials.lifecycle as lifecycle_module
 from runner.cli import cli
 
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the default storage is db/runner.sqlite under the current folder
-
-    def invoke(*args: str):
-        return CliRunner().invoke(cli, [str(a) for a in args])
-    return invoke
-
-
-def trials(url: str = "sqlite:///db/runner.sqlite", name: str = "t") -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=url).get_trials()
+from tests.helpers import TYPO, grid_trials as trials, refused as _refused, untouched as _untouched
+from tests.helpers import here, old_db, run  # noqa: F401 - fixtures
 
 
 def test_grid_stores_each_point_and_seed_as_a_complete_trial(run, write_spec):
@@ -105,14 +94,6 @@ def test_bad_spec_is_one_line_without_traceback_and_writes_nothing(run, write_sp
     assert not (tmp_path / "db").exists()
 
 
-def test_a_study_with_another_direction_is_refused(run, write_spec):
-    assert run("grid", write_spec()).exit_code == 0
-    flipped = write_spec().read_text().replace('metric = "test_acc"', 'metric = "test_loss"')
-    result = run("grid", write_spec(flipped, name="flipped.toml"))
-    assert result.exit_code == 1
-    assert "exists with direction maximize, the spec asks for minimize" in result.output
-
-
 def test_a_failed_trial_is_marked_with_its_reason_and_the_grid_goes_on(run, write_spec, monkeypatch):
     real = lifecycle_module.train_point
 
@@ -161,35 +142,6 @@ def test_two_workers_run_every_point_exactly_once(run, write_spec):
     assert all(not t.user_attrs["worker"].endswith(f":{os.getpid()}") for t in ts)
 
 
-def test_optunas_own_cli_reads_the_storage(run, write_spec):
-    assert run("grid", write_spec()).exit_code == 0
-    optuna_cli = Path(sys.executable).with_name("optuna")
-    out = subprocess.run([str(optuna_cli), "trials", "--study-name", "t", "--storage", "sqlite:///db/runner.sqlite",
-                          "-f", "json"], capture_output=True, text=True, check=True).stdout
-    assert out.count('"COMPLETE"') == 2
-
-
-def test_storage_that_cannot_be_opened_is_one_line(run, write_spec):
-    result = run("grid", write_spec(), "--storage", "nosuchdb://x")
-    assert result.exit_code == 1 and "cannot open storage" in result.output
-    assert "Traceback" not in result.output
-
-
-def test_models_command_prints_formulas_and_totals(run):
-    spec = Path(__file__).parents[2] / "specs" / "regularization.toml"
-    result = run("models", spec)
-    assert result.exit_code == 0
-    assert "(5*5*1+1)*6" in result.output and "156" in result.output
-    assert "total: 61,706 parameters" in result.output and "total: 61,500 parameters" in result.output
-
-
-@pytest.mark.parametrize("command", [[], ["grid"], ["models"]])
-def test_every_command_has_help_with_examples(command):
-    result = CliRunner().invoke(cli, [*command, "--help"])
-    assert result.exit_code == 0
-    assert "Example" in result.output or "runner grid" in result.output
-
-
 def test_missing_data_is_one_line_and_writes_nothing(run, write_spec, tmp_path):
     spec = write_spec().read_text().replace("[data]", f'[data]\nroot = "{tmp_path / "nodata"}"')
     result = run("grid", write_spec(spec, name="nodata.toml"))
@@ -198,19 +150,83 @@ def test_missing_data_is_one_line_and_writes_nothing(run, write_spec, tmp_path):
     assert not (tmp_path / "db").exists()
 
 
-def test_sigterm_stops_like_ctrl_c(tmp_path, write_spec):
-    import signal
-    spec = write_spec(text=write_spec().read_text().replace("epochs = 1", "epochs = 50"))
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("runner")), "grid", str(spec)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:  # wait until it trains
-        lines.append(line)
-        if "epoch 1/50" in line:
-            break
-    proc.send_signal(signal.SIGTERM)
-    out = "".join(lines) + proc.communicate(timeout=60)[0]
-    assert proc.returncode == 130, out
-    assert "run the same command again to continue" in out
-    ts = trials(f"sqlite:///{tmp_path}/db/runner.sqlite")
-    assert [t.state.name for t in ts] == ["FAIL"] and ts[0].user_attrs["fail_reason"] == "interrupted"
+# ---------------------------------------------------------------- the size of a grid, checked before anything is touched
+
+
+HUGE = """
+[study]
+name = "huge"
+seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+[models.m]
+arch = "mlp"
+[grid]
+lr = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1]
+dropout = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+weight_decay = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+label_smoothing = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+momentum = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+batch_size = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+epochs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+"""
+
+
+def test_a_grid_of_10_to_the_8_points_is_counted_not_enumerated_and_refused(here):
+    (here / "spec.toml").write_text(HUGE)
+    dry = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "... and 99,999,950 more" in dry.output
+    assert ("100,000,000 points: 10,000,000 settings x 10 seeds (lr 10 x dropout 10 x weight_decay 10 x "
+            "label_smoothing 10 x momentum 10 x batch_size 10 x epochs 10 x 10 seeds)") in dry.output
+    assert "runner grid would refuse it: more than 100,000 points" in dry.output
+    _refused(CliRunner().invoke(cli, ["grid", "spec.toml"]), "100,000,000 points (lr 10 x dropout 10",
+             "more than the 100,000 runner grid runs at once", "--max-points 100000000")
+    _untouched(here, {"spec.toml"})
+
+
+def test_max_points_sets_the_limit(here, write_spec):
+    spec = write_spec(seeds="[0, 1]")  # 4 points
+    _refused(CliRunner().invoke(cli, ["grid", str(spec), "--max-points", "3"]), "4 points (batch_norm 2 x 2 seeds)")
+    assert CliRunner().invoke(cli, ["grid", str(spec), "--max-points", "4", "-q"]).exit_code == 0
+
+
+def test_a_refusal_leaves_an_existing_database_byte_identical(here, write_spec):
+    import hashlib
+
+    url = f"sqlite:///{here / 'db.sqlite'}"
+    assert CliRunner().invoke(cli, ["grid", str(write_spec()), "--storage", url, "-q"]).exit_code == 0
+    before = hashlib.sha256((here / "db.sqlite").read_bytes()).hexdigest()
+    (here / "typo.toml").write_text(TYPO)
+    (here / "huge.toml").write_text(HUGE)
+    for spec in ("typo.toml", "huge.toml"):
+        _refused(CliRunner().invoke(cli, ["grid", spec, "--storage", url]))
+    assert hashlib.sha256((here / "db.sqlite").read_bytes()).hexdigest() == before
+
+
+# ---------------------------------------------------------------- a study of the code before (tests/fixtures/v0)
+
+
+def test_an_unchanged_spec_finds_every_old_trial_complete_and_trains_nothing(old_db):
+    spec, url = old_db
+    result = CliRunner().invoke(cli, ["grid", str(spec), "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "v0: 5 of 5 trials complete" in result.output
+    assert len(optuna.load_study(study_name="v0", storage=url).get_trials()) == 5  # no new trial
+
+
+def test_an_old_study_keeps_its_augment_choices_and_refuses_one_it_cannot_hold(old_db):
+    """Optuna refuses a categorical param whose choices change within a study: a new point of a study stored
+    before augment = "elastic" existed is stored with the study's own choices, and "elastic" is refused."""
+    spec, url = old_db
+    more = spec.with_name("more.toml")  # a second seed: three new points
+    more.write_text(spec.read_text().replace("seeds = [0]", "seeds = [0, 1]").replace('["lenet5", "mlp"]', '["mlp"]'))
+    result = CliRunner().invoke(cli, ["grid", str(more), "--storage", url])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="v0", storage=url).get_trials()
+    assert len(trials) > 5 and {tuple(t.distributions["augment"].choices) for t in trials} == {("none", "affine")}
+    elastic = spec.with_name("elastic.toml")
+    elastic.write_text(spec.read_text().replace('augment = "affine"', 'augment = "elastic"'))
+    result = CliRunner().invoke(cli, ["grid", str(elastic), "--storage", url])
+    assert result.exit_code != 0
+    assert 'study \'v0\' was created with augment "none" | "affine"; augment = "elastic" needs a new [study].name' \
+        in result.output, result.output
+    assert len(optuna.load_study(study_name="v0", storage=url).get_trials()) == len(trials)

@@ -1,6 +1,8 @@
-"""Ctrl-C at any moment of a grid's life (importing, loading, claiming, training, recording) ends in one
-line and exit 130, never a traceback, and leaves no trial RUNNING and no claim held once the process has
-exited; the same command then finishes the grid, every point complete exactly once."""
+"""runner/trials/lifecycle.py: one trial's life. Ctrl-C at any moment of a grid's life
+(importing, loading, claiming, training, recording) ends in one line and exit 130, never a traceback,
+and leaves no trial RUNNING and no claim held once the process has exited; the same command then
+finishes the grid, every point complete exactly once. A dry run does every check that needs no
+training; a trial's value is the study's metric, a validation one included."""
 from __future__ import annotations
 
 import itertools
@@ -11,7 +13,20 @@ import sys
 import time
 from collections import Counter
 
+import optuna
 import pytest
+import torch
+from click.testing import CliRunner
+
+from runner.cli import cli
+from runner.data import load_data
+
+from tests.helpers import DB, MNIST_500, STUDENT, STUDENT_SPEC, epoch_rows, header, validation_trials as trials
+from tests.helpers import run, validation_write  # noqa: F401 - fixtures
+
+
+# ---------------------------------------------------------------- Ctrl-C at any moment
+
 
 SPEC = """
 [study]
@@ -45,16 +60,12 @@ def _states(db) -> tuple[Counter, Counter, Counter]:
     return trials, claims, done
 
 
-def test_importing_the_cli_loads_nothing_so_main_handles_ctrl_c_from_its_first_line():
-    code = "import sys, runner.cli; print(sorted({'click', 'sqlalchemy', 'optuna', 'torch'} & set(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout == "[]\n", done.stdout + done.stderr
-
-
 # The child says when Python has started running its code: before that, a SIGINT meets the interpreter's own
 # start-up (its first ~10 ms it dies of the signal, then importing site it prints a traceback), which no code
 # of runner's can reach; the lines of the test measure from there, on any machine however busy.
 STARTED = "import sys; print('started', flush=True); from runner.cli import main; main()"
+
+
 KEPT = "interrupted: nothing incomplete was marked complete; run the same command again to continue: " \
        "runner grid spec.toml --quiet"
 
@@ -102,3 +113,94 @@ def test_an_interrupt_at_any_moment_leaves_nothing_running_and_the_same_command_
     trials, claims, done = _states(db)
     assert len(done) == 4 and all(n == 1 for n in done.values()), done
     assert trials["RUNNING"] == 0 and set(claims) == {"complete"}
+
+
+# ---------------------------------------------------------------- a dry run: every check that needs no training
+
+
+@pytest.mark.parametrize("models, message", [
+    ('target = "model:LeNet5"\nargs = { widht = 8 }', "[models.lenet].args: got an unexpected keyword argument 'widht'"),
+    ('target = "model:LeNet6"', "model has no attribute 'LeNet6'; did you mean \"LeNet5\"?; it has nn.Module classes "
+                                "LeNet5\n"),  # not nn or F, which it imports
+    ('target = "model:LeNet5"\ninput = { pad = 2 }\ndropout = 0.5', "cannot take dropout = 0.5"),
+])
+def test_dry_run_does_every_check_that_needs_no_training(tmp_path, monkeypatch, models, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    spec = STUDENT_SPEC.format(input="").replace('target = "model:LeNet5"\n', models + "\n")
+    (tmp_path / "spec.toml").write_text(spec)
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "db").exists()  # nothing touched
+
+
+def test_dry_run_says_what_it_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    (tmp_path / "spec.toml").write_text(STUDENT_SPEC.format(input="input = { pad = 2 }"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "checked the data: mnist" in result.output and "300 training and 100 test images" in result.output
+    assert "your module lenet: imported, args against the signature" in result.output
+    assert not (tmp_path / "db").exists()
+
+
+# ---------------------------------------------------------------- a trial's value and epochs, with a validation split
+
+
+def expected_val_size(labels: torch.Tensor, fraction: float) -> int:
+    return sum(round(fraction * n) for n in Counter(labels.tolist()).values())
+
+
+def test_grid_with_a_validation_split_stores_val_metrics_each_epoch_and_trains_on_the_rest(run, write):
+    spec = write(data=MNIST_500 + "\nval_fraction = 0.2")
+    result = run("grid", spec)
+    assert result.exit_code == 0, result.output
+    (t,) = trials()
+    a = t.user_attrs
+    labels = load_data("mnist", train_limit=500).train.labels
+    assert a["val_size"] == expected_val_size(labels, 0.2) and 80 <= a["val_size"] <= 120
+    assert a["train_size"] + a["val_size"] == 500
+    assert a["config"]["data"]["val_fraction"] == 0.2 and a["config"]["data"]["val_seed"] == 0
+    rows = epoch_rows()
+    assert [r[0] for r in rows] == [1, 2]
+    for _, val_loss, val_acc, _ in rows:
+        assert val_loss is not None and val_loss > 0 and 0 <= val_acc <= 100
+    assert t.value == rows[-1][3]  # metric test_acc: the value is still the test accuracy
+
+    listed = run("trials", "--study", "v")
+    assert listed.exit_code == 0, listed.output
+    assert {"val_acc", "val_loss", "test_acc"} <= set(header(listed.output))
+    cells = dict(zip(header(listed.output), listed.output.strip().splitlines()[2].split()))
+    assert cells["val_acc"] == f"{rows[-1][2]:.2f}" and cells["val_loss"] == f"{rows[-1][1]:.4f}"
+
+    shown = run("show", "--study", "v", "0")
+    assert shown.exit_code == 0, shown.output
+    epochs = shown.output.split("\nepochs:\n")[1].strip().splitlines()
+    assert epochs[0].split()[:5] == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    for line, (epoch, val_loss, val_acc, _) in zip(epochs[2:], rows):
+        cells = line.split()
+        assert cells[0] == str(epoch) and f"{val_loss:.4f}" in cells and f"{val_acc:.2f}" in cells
+    assert len(epochs) == 2 + len(rows)
+
+
+def test_a_study_ranked_by_val_acc_stores_it_as_value_and_intermediate_values(run, write):
+    spec = write(data=MNIST_500 + "\nval_fraction = 0.2", metric="val_acc")
+    result = run("grid", spec)
+    assert result.exit_code == 0, result.output
+    (t,) = trials()
+    rows = epoch_rows()
+    assert t.value == rows[-1][2]
+    assert t.intermediate_values == {epoch: val_acc for epoch, _, val_acc, _ in rows}
+    assert any(val_acc != test_acc for _, _, val_acc, test_acc in rows)  # not the test accuracy
+    assert optuna.load_study(study_name="v", storage=f"sqlite:///{DB}").direction == \
+        optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_a_study_ranked_by_val_loss_stores_the_final_val_loss_and_minimizes(run, write):
+    result = run("grid", write(data=MNIST_500 + "\nval_fraction = 0.2", metric="val_loss", epochs=1))
+    assert result.exit_code == 0, result.output
+    (t,) = trials()
+    assert t.value == epoch_rows()[-1][1]
+    assert optuna.load_study(study_name="v", storage=f"sqlite:///{DB}").direction == \
+        optuna.study.StudyDirection.MINIMIZE

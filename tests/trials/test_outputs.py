@@ -1,31 +1,20 @@
-"""What a complete trial keeps: its predictions for every test and validation image, and its weights
-as an Optuna artifact that loads with torch.load(weights_only=True) and matches its stored SHA-256."""
+"""runner/trials/outputs.py: what a complete trial keeps: its predictions for every test and
+validation image, and its weights as an Optuna artifact that loads with torch.load(weights_only=True)
+and matches its stored SHA-256."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import optuna
 import pytest
 import torch
-from click.testing import CliRunner
 
-from runner.cli import cli
-from runner.store import Store, study_folder
+from runner.store import Store
+
+from tests.helpers import invoke_ok as _run
+from tests.helpers import spec_project  # noqa: F401 - fixtures
 
 URL = "sqlite:///db/runner.sqlite"
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch, write_spec):
-    monkeypatch.chdir(tmp_path)
-    return write_spec
-
-
-def _run(*args: str):
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_a_complete_trial_keeps_its_predictions_and_its_weights(project, tmp_path):
@@ -67,32 +56,3 @@ def test_keep_none_keeps_predictions_but_no_weights_and_artifacts_go_where_asked
     _run("grid", str(other), "--artifacts", str(tmp_path / "shared"))
     [t] = optuna.load_study(study_name="t2", storage=URL).get_trials()
     assert (tmp_path / "shared" / t.user_attrs["weights"]["artifact_id"]).exists()
-
-
-@pytest.mark.parametrize("name", ["/srv/x", "../x", "a/b", "..", "x" * 300])
-def test_a_study_name_never_directs_files_outside_their_folders(name):
-    folder = study_folder(name)
-    assert "/" not in folder and folder not in ("", ".", "..") and len(folder) < 100
-    assert (Path("db/checkpoints") / folder).resolve().parent == Path("db/checkpoints").resolve()
-
-
-def test_a_study_named_to_climb_out_keeps_its_checkpoints_and_report_in_their_folders(project, tmp_path):
-    spec = project(batch_norm="[false]")
-    spec.write_text(spec.read_text().replace('name = "t"', 'name = "../../x"').replace("epochs = 1", "epochs = 2"))
-    import runner.trials.checkpoints as checkpoints
-
-    seen = []
-    real = checkpoints.Checkpoints.save
-    with pytest.MonkeyPatch.context() as m:  # where the epoch checkpoints go while the trial runs
-        m.setattr(checkpoints.Checkpoints, "save", lambda self, h, state: seen.append(self.path(h)) or real(self, h, state))
-        _run("grid", str(spec))
-    _run("report", str(spec), "--out", str(tmp_path / "r"))
-    _run("report", str(spec))
-    assert seen and all(p.resolve().is_relative_to(tmp_path / "db" / "checkpoints") for p in seen)
-    assert (tmp_path / "reports" / study_folder("../../x") / "report.md").exists()
-    assert not (tmp_path.parent / "x").exists() and not (tmp_path.parent.parent / "x").exists()
-
-
-def test_the_names_that_worked_keep_their_folders():
-    for name in ("regularization", "tune_mlp-search", "my study (v2)", "v0", "é"):
-        assert study_folder(name) == name

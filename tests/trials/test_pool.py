@@ -1,5 +1,6 @@
-"""A worker of `--workers N` killed by a signal (the OOM killer's SIGKILL) is noticed at once: its trial
-fails with that reason, its point is trained by a live worker in the same run, and the command ends."""
+"""runner/trials/pool.py: a worker of `--workers N` killed by a signal (the OOM killer's SIGKILL)
+is noticed at once: its trial fails with that reason, its point is trained by a live worker in the same
+run, and the command ends."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ import pytest
 from runner.trials.pool import death
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
+
 
 GRID = """
 [study]
@@ -38,6 +40,7 @@ arch = "lenet5"
 [grid]
 model = ["lenet5"]
 """
+
 
 SEARCH = """
 [study]

@@ -1,0 +1,24 @@
+"""runner/cli/bench.py: `runner bench` and its subcommands: help with examples, options in
+their place."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from runner.cli import cli
+
+
+def test_bench_help_has_examples():
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0 and "runner bench --quick" in result.output
+
+
+def test_bench_options_before_a_subcommand_are_refused():
+    result = CliRunner().invoke(cli, ["bench", "--quick", "floor"])
+    assert result.exit_code == 2 and "--quick belongs to `runner bench` itself" in result.output
+
+
+@pytest.mark.parametrize("sub", ["floor", "profile"])
+def test_bench_subcommands_have_help_with_examples(sub):
+    result = CliRunner().invoke(cli, ["bench", sub, "--help"])
+    assert result.exit_code == 0 and f"runner bench {sub}" in result.output

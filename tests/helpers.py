@@ -1,0 +1,382 @@
+"""What tests in several files share: fixtures they import by name, specs, and small checks.
+
+A fixture declared here with name="project" (or "write", "trained") is imported under its own function
+name (`from tests.helpers import tune_project`) and asked for by that name, so that each test reads as it
+did when the fixture was defined beside it; a function with a name of its own here is imported under the
+name its tests use (`grid_trials as trials`)."""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+
+from runner.cli import cli
+from runner.data import MNIST
+from runner.spec import load_spec, parse_spec
+from runner.store import Store
+
+
+# ---------------------------------------------------------------- running the CLI in a folder of its own
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """The CLI, run with tmp_path as the current folder: run("grid", spec) gives click's Result."""
+    monkeypatch.chdir(tmp_path)  # the default storage is db/runner.sqlite under the current folder
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, [str(a) for a in args])
+    return invoke
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """tmp_path, made the current folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str):
+    """The CLI on these arguments (each made a string), in the current folder."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def invoke_ok(*args: str):
+    """The CLI on these arguments; it must succeed."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def refused(result, *parts: str) -> str:
+    """A refusal: exit code 1, one "Error:" line holding every part, no traceback; that line."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    [line] = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    for part in parts:
+        assert part in line, (part, line)
+    assert "Traceback" not in result.output
+    return line
+
+
+def untouched(folder: Path, before: set[str]) -> None:
+    """The folder holds what it held: no database, no folder made."""
+    assert {p.name for p in folder.iterdir()} == before  # no database, no folder
+
+
+def one_line_error(result, text: str) -> None:
+    """A failure in one line that holds text, without a traceback."""
+    assert result.exit_code != 0
+    assert text in result.output, result.output
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output, result.output
+
+
+DB = Path("db") / "runner.sqlite"  # the default storage, under the current folder
+
+
+URL = "sqlite:///db/runner.sqlite"
+
+
+def grid_trials(url: str = "sqlite:///db/runner.sqlite", name: str = "t") -> list[optuna.trial.FrozenTrial]:
+    """The trials of a grid's study, by default "t" of db/runner.sqlite (write_spec's)."""
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+# ---------------------------------------------------------------- specs
+
+
+@pytest.fixture(name="project")
+def spec_project(tmp_path, monkeypatch, write_spec):
+    """write_spec, with tmp_path as the current folder."""
+    monkeypatch.chdir(tmp_path)
+    return write_spec
+
+
+VALID_SPEC = """
+[study]
+name = "s"
+seeds = [0, 1]
+[models.lenet5]
+arch = "lenet5"
+[models.mlp]
+arch = "mlp"
+hidden = [74, 40]
+dropout = 0.1
+[grid]
+model = ["lenet5"]
+dropout = [0.0, 0.5]
+lr = [0.01, 0.05]
+[[runs]]
+model = "mlp"
+"""
+
+
+TYPO = """
+[study]
+name = "typo"
+[data]
+train_limit = 300
+test_limit = 100
+[train]
+epochs = 1
+[models.big]
+layers = [ { fc = 100000000 }, { fc = 10 } ]
+[grid]
+model = ["big"]
+"""
+
+
+def one_model_spec(grid: dict | None = None, model: dict | None = None, epochs: int = 1, runs: list | None = None):
+    """A one-model spec on 600 training images, batch 100 (6 steps an epoch)."""
+    raw = {"study": {"name": "levers"}, "data": {"train_limit": 600, "test_limit": 300},
+           "train": {"epochs": epochs, "batch_size": 100, "lr": 0.05},
+           "models": {"m": model or {"arch": "mlp", "hidden": [32]}}, "grid": {"model": ["m"], **(grid or {})}}
+    if runs:
+        raw["runs"] = runs
+    return parse_spec(raw, "levers.toml")
+
+
+def load_spec_text(text: str):
+    """load_spec of a spec given as text."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "spec.toml").write_text(text)
+        return load_spec(Path(tmp) / "spec.toml")
+
+
+# ---------------------------------------------------------------- a search (runner tune)
+
+
+TUNE_SPEC = """
+[study]
+name = "tu"
+seeds = [0, 1]
+[data]
+train_limit = 600
+test_limit = 200
+val_fraction = 0.2
+[train]
+epochs = 3
+batch_size = 100
+threads = 1
+[models.small]
+layers = [{ conv = 4, k = 5, name = "c1" }, { pool = "max", k = 2 }, { fc = 10, name = "output" }]
+[search]
+trials = 6
+top = 2
+pruner = "median"
+[search.space]
+lr = { low = 0.01, high = 0.2, log = true }
+batch_norm = [false, true]
+"small.c1.conv" = { low = 2, high = 8, step = 2 }
+"""
+
+
+@pytest.fixture(name="project")
+def tune_project(tmp_path, monkeypatch):
+    """tmp_path as the current folder, TUNE_SPEC in it as spec.toml."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.toml").write_text(TUNE_SPEC)
+    return tmp_path
+
+
+def tune_trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials of a study in db/runner.sqlite ("tu-search", "tu-select", "tu")."""
+    return optuna.load_study(study_name=name, storage=URL).get_trials()
+
+
+# ---------------------------------------------------------------- a validation split
+
+
+VALIDATION_SPEC = '''
+[study]
+name = "{name}"
+seeds = [0]
+metric = "{metric}"
+
+[data]
+{data}
+
+[train]
+epochs = {epochs}
+batch_size = 100
+lr = 0.05
+
+[models.mlp]
+arch = "mlp"
+hidden = [16]
+
+[grid]
+model = ["mlp"]
+'''
+
+
+MNIST_500 = "train_limit = 500\ntest_limit = 200"
+
+
+@pytest.fixture(name="write")
+def validation_write(tmp_path):
+    """Write VALIDATION_SPEC, its [data] and metric filled in, into tmp_path."""
+    def write_spec(data: str = MNIST_500, metric: str = "test_acc", name: str = "v", epochs: int = 2,
+                   file: str = "spec.toml") -> Path:
+        path = tmp_path / file
+        path.write_text(VALIDATION_SPEC.format(name=name, metric=metric, data=data, epochs=epochs))
+        return path
+    return write_spec
+
+
+def validation_trials(name: str = "v") -> list[optuna.trial.FrozenTrial]:
+    """The trials of VALIDATION_SPEC's study in db/runner.sqlite."""
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{DB}").get_trials()
+
+
+def epoch_rows(number: int = 0) -> list[tuple]:
+    """(epoch, val_loss, val_acc, test_acc) of a trial, as runner_epochs stores them."""
+    with sqlite3.connect(DB) as db:
+        return db.execute("select epoch, val_loss, val_acc, test_acc from runner_epochs where trial_number = ? "
+                          "order by epoch", (number,)).fetchall()
+
+
+def header(output: str) -> list[str]:
+    """The column names of the first table in a command's output."""
+    return output.strip().splitlines()[0].split()
+
+
+# ---------------------------------------------------------------- training
+
+
+CPU = torch.device("cpu")
+
+
+def small(mnist: MNIST, n_train: int = 600, n_test: int = 300) -> MNIST:
+    """The first n_train training and n_test test images of MNIST."""
+    return MNIST(mnist.train.head(n_train), mnist.test.head(n_test), "test", "x", False)
+
+
+# ---------------------------------------------------------------- a student's module
+
+
+STUDENT = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(x.size(0), -1)
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return {last}
+"""
+
+
+STUDENT_SPEC = """
+[study]
+name = "student"
+[data]
+train_limit = 300
+test_limit = 100
+[train]
+epochs = 1
+threads = 1
+[models.lenet]
+target = "model:LeNet5"
+{input}
+[grid]
+model = ["lenet"]
+"""
+
+
+# ---------------------------------------------------------------- a trained project whose weights are kept
+
+
+@pytest.fixture(scope="module", name="trained")
+def kept_trained(tmp_path_factory):
+    """A LeNet-5 and an MLP trained on 600 images for 2 epochs, their weights kept."""
+    folder = tmp_path_factory.mktemp("kept")
+    spec = folder / "spec.toml"
+    spec.write_text(textwrap.dedent("""
+        [study]
+        name = "k"
+        [data]
+        train_limit = 600
+        test_limit = 200
+        [train]
+        epochs = 2
+        batch_size = 50
+        lr = 0.05
+        threads = 1
+        [models.lenet5]
+        arch = "lenet5"
+        [models.mlp]
+        arch = "mlp"
+        hidden = [32]
+        [grid]
+        model = ["lenet5", "mlp"]
+        """))
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(folder)
+        result = invoke("grid", spec)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(name="project")
+def kept_project(trained, tmp_path, monkeypatch):
+    """A copy of the trained project, to change as a test likes."""
+    shutil.copytree(trained, tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    return tmp_path / "p"
+
+
+def stored(number: int) -> np.ndarray:
+    """The classes a trial of the kept study "k" stored for the test images."""
+    store = Store(URL, create=False)
+    t = [t for t in optuna.load_study(study_name="k", storage=URL).get_trials() if t.number == number][0]
+    return store.predictions([t._trial_id])[t._trial_id].predicted
+
+
+# ---------------------------------------------------------------- databases and data of other versions and sources
+
+
+V0 = Path(__file__).parent / "fixtures" / "v0"
+
+
+@pytest.fixture
+def old_db(tmp_path, monkeypatch, restore_old_database) -> tuple[Path, str]:
+    """A copy of the old database and its spec, in a folder of their own."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(V0 / "spec.toml", tmp_path / "spec.toml")
+    restore_old_database(tmp_path / "runner.sqlite")
+    return tmp_path / "spec.toml", f"sqlite:///{tmp_path / 'runner.sqlite'}"
+
+
+V1 = Path(__file__).parent / "fixtures" / "v1"
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+needs_fashion = pytest.mark.skipif(not FASHION.is_dir() and os.environ.get("CI") != "true",
+                                   reason="apt-get install dataset-fashion-mnist (CI installs it and fails without)")
