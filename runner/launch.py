@@ -83,6 +83,7 @@ class SlurmJob:
     cpus_per_job: int | None = None
     mem: str | None = None
     max_points: int = 100_000
+    db_patience: float = 180.0  # each task's --db-patience
     name: str = "runner"
 
     def command(self) -> list[str]:
@@ -93,6 +94,8 @@ class SlurmJob:
             words += ["--workers", str(self.gpus_per_job)]
         if not self.tune and self.max_points != 100_000:
             words += ["--max-points", str(self.max_points)]
+        if self.db_patience != 180.0:
+            words += ["--db-patience", f"{self.db_patience:g}"]
         return words
 
 

@@ -153,7 +153,8 @@ class Store:
             if create:
                 path.parent.mkdir(parents=True, exist_ok=True)
         is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {}
+        # a server's pooled connections are checked before use: after a restart the pool holds dead ones
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {"pool_pre_ping": True}
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 self.engine = sa.create_engine(self.url, **kwargs)
@@ -247,6 +248,8 @@ class Store:
             return None
         stale = old.state == "running" and ((_now() - old.heartbeat).total_seconds() > grace_s
                                             or _dead_here(old.worker))
+        if old.worker == worker and old.state == "running":  # ours: our insert went through before a lost answer
+            return old
         if not (stale or (old.state == "failed" and retry_failed)):
             return None
         with self.session() as s:
@@ -277,6 +280,20 @@ class Store:
                       .where(ClaimRow.study_name == study, ClaimRow.config_hash == config_hash,
                              ClaimRow.worker == worker)
                       .values(heartbeat=_now(), **values))
+
+    def owns(self, study: str, config_hash: str, worker: str) -> bool:
+        """Whether `worker` still holds the point (no other worker took it over while this one was cut off)."""
+        claim = self._get_claim(study, config_hash)
+        return claim is not None and claim.worker == worker and claim.state in ("running", "complete")
+
+    def complete_claim(self, study: str, config_hash: str, worker: str) -> bool:
+        """Mark our claim complete, if it is still ours (compare and set on its worker): False when another
+        worker took the point over, which then completes it instead. Asking again after a lost answer is safe."""
+        with self.session() as s:
+            return s.execute(sa.update(ClaimRow)
+                             .where(ClaimRow.study_name == study, ClaimRow.config_hash == config_hash,
+                                    ClaimRow.worker == worker, ClaimRow.state.in_(("running", "complete")))
+                             .values(state="complete", heartbeat=_now())).rowcount == 1
 
     def release(self, study: str, config_hash: str, worker: str) -> None:
         """Give a point back (interrupted): the next run takes it at once."""

@@ -15,7 +15,7 @@ import click
 from runner.errors import RunnerError
 from runner.store import DEFAULT_STORAGE
 
-__all__ = ["cli", "storage_option", "artifacts_option", "checkpoints_option", "run_options", "run_settings",
+__all__ = ["cli", "storage_option", "artifacts_option", "checkpoints_option", "run_options", "run_settings", "db_patience_option",
            "format_option", "user_errors", "as_typed", "reader"]
 
 
@@ -54,7 +54,7 @@ def run_options(workers: str, dry_run: str, stale_after: str, own: tuple[Callabl
             click.option("--stale-after", type=click.FloatRange(0), default=300, show_default=True,
                          metavar="SECONDS", help=stale_after),
             click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines; only the final summary."),
-            artifacts_option, checkpoints_option,
+            artifacts_option, checkpoints_option, db_patience_option,
         ]
         for option in reversed(options):
             f = option(f)
@@ -66,8 +66,16 @@ def run_settings(options: dict[str, Any]) -> Any:
     """The RunSettings of a command's options (see run_options), for the library: one frozen value."""
     from runner.trials.settings import RunSettings
 
-    fields = ("workers", "gpus", "stale_after", "artifacts", "checkpoints", "retry_failed", "max_points")
+    fields = ("workers", "gpus", "stale_after", "artifacts", "checkpoints", "retry_failed", "max_points", "db_patience")
     return RunSettings(**{k: options[k] for k in fields if k in options})
+
+
+def db_patience_option(f: Callable) -> Callable:
+    """--db-patience, how long a worker waits out a database that went away (grid, tune, launch slurm)."""
+    return click.option("--db-patience", type=click.FloatRange(0), default=180, show_default=True, metavar="SECONDS",
+                         help="How long a worker waits for a database that went away (a server restart, a failover, "
+                              "a lost connection, SQLite's lock) before it gives up as an interrupt does; training "
+                              "goes on meanwhile, and what it writes is stored when the database is back.")(f)
 
 
 def storage_option(f: Callable) -> Callable:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli.base import cli, storage_option, user_errors
+from runner.cli.base import cli, db_patience_option, storage_option, user_errors
 from runner.record import search_study
 
 
@@ -32,11 +32,12 @@ def launch() -> None:
               help="Where the batch script and each task's output go [default: slurm/ here].")
 @click.option("--max-points", type=click.IntRange(1), default=100_000, show_default=True, metavar="N",
               help="Refuse a grid of more points than this (passed on to every task).")
+@db_patience_option
 @click.option("--dry-run", is_flag=True, help="Print the batch script; submit nothing.")
 @user_errors
 def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None, time_limit: str | None,
           gpus_per_job: int, cpus_per_job: int | None, mem: str | None, tune: bool, checkpoints: str | None,
-          artifacts: str | None, logs: str | None, max_points: int, dry_run: bool) -> None:
+          artifacts: str | None, logs: str | None, max_points: int, db_patience: float, dry_run: bool) -> None:
     """Submit SPEC as one Slurm job array of --jobs tasks, each running `runner grid` (or `runner tune`)
     against the same --storage: a PostgreSQL server every node reaches.
 
@@ -66,7 +67,8 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
 
         check_size(spec, max_points)  # every task would refuse it: say so here, and submit nothing
     job = job_for(spec, url, jobs, checkpoints, artifacts, logs, tune=tune, partition=partition, time=time_limit,
-                  gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem=mem, max_points=max_points)
+                  gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem=mem, max_points=max_points,
+                  db_patience=db_patience)
     script = batch_script(job)  # a wrong --time is one line before anything is touched
     if dry_run:
         click.echo(script, nl=False)

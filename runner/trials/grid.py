@@ -142,6 +142,10 @@ def stored_lines(spec: Spec, url: str | None) -> list[str]:
         store.dispose()
 
 
+DROPPED = ("another worker took its point over while this one was cut off from the database; its result is "
+           "dropped (the other worker's counts, once)")
+
+
 class GridWorker(Worker):
     """Claims points one by one and trains each as one trial, checkpointed after every epoch."""
 
@@ -166,7 +170,8 @@ class GridWorker(Worker):
             if not claimed:
                 return
             tried |= claimed
-            points = [p for p in pending(self.spec, self.store, self.retry_failed)[0] if p.config_hash not in tried]
+            todo = self.db(lambda: pending(self.spec, self.store, self.retry_failed)[0])
+            points = [p for p in todo if p.config_hash not in tried]
 
     def _pass(self, points: list[Point]) -> set[str]:
         claimed = set()
@@ -185,24 +190,36 @@ class GridWorker(Worker):
 
     def _run_point(self, point: Point, where: str) -> None:
         spec, store = self.spec, self.store
-        trial_id = self.trial_id = store.optuna.create_new_trial(self.study._study_id, self._template(point))
-        number = store.optuna.get_trial_number_from_id(trial_id)
-        run = TrialRun(store, self.name, trial_id, [(spec.study.name, point.config_hash)])
+        trial_id = self.trial_id = self.db(lambda: store.optuna.create_new_trial(self.study._study_id,
+                                                                                 self._template(point)))
+        number = self.db(lambda: store.optuna.get_trial_number_from_id(trial_id))
+        run = self.trial_run(trial_id, [(spec.study.name, point.config_hash)])
+        try:
+            self._train_point(point, where, trial_id, number, run)
+        finally:
+            run.close()
+
+    def _train_point(self, point: Point, where: str, trial_id: int, number: int, run: TrialRun) -> None:
+        spec, store = self.spec, self.store
         self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
         start = time.perf_counter()
 
         epochs: list[dict[str, Any]] = []
 
-        def store_epoch(m: EpochMetrics) -> None:
+        def store_epoch(m: EpochMetrics) -> None:  # in order, when the database is there (training goes on)
             if spec.tested:
-                store.add_epoch(spec.study.name, trial_id, number, m)
+                run.later(lambda: store.add_epoch(spec.study.name, trial_id, number, m))
             else:  # never tested: its epochs are kept as a search trial's are (runner_epochs has test columns)
                 epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
-                record.write(store.optuna, trial_id, {record.EPOCHS: epochs})
+                so_far = list(epochs)
+                run.later(lambda: record.write(store.optuna, trial_id, {record.EPOCHS: so_far}))
             # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
             # accuracy, as always stored for test-ranked studies
             per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
-            store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch)
+            run.later(lambda: store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch))
+            stored.append(m.epoch)
+
+        stored: list[int] = []
 
         def on_epoch(m: EpochMetrics) -> None:
             store_epoch(m)
@@ -223,18 +240,26 @@ class GridWorker(Worker):
         trained = run.train(point, self.data, self.device, on_epoch, resume=resume,
                             save=lambda state: self.checkpoints.save(point.config_hash, state),
                             evaluate_test=spec.tested)
+        if trained is not None and not run.owned():  # cut off long enough for another worker to take it over
+            trained = None
+        if run.dropped:
+            self.tick(point.train.epochs - len(stored))
+            self.log(f"{self.tag}  trial {number}: {DROPPED}")
+            return
         if trained is None:
             self.failed += 1
-            ran = len(store.epochs([trial_id])[trial_id]) if spec.tested else len(epochs)
-            self.tick(point.train.epochs - ran)  # the epochs it will not run
+            self.tick(point.train.epochs - len(stored))  # the epochs it will not run
             self.log(f"{self.tag}  trial {number} FAILED: {run.reason}")
             return
         model, history = trained
-        keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point, self.data, self.device)
-        record.write(store.optuna, trial_id, record.outcome_record(
-            time.perf_counter() - start, peak_memory_mb(self.device),
-            max(m.test_acc for m in history) if spec.tested else None))
-        run.complete(getattr(history[-1], spec.study.metric))
+        self.db(lambda: keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point,
+                                     self.data, self.device))
+        outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device),
+                                        max(m.test_acc for m in history) if spec.tested else None)
+        self.db(lambda: record.write(store.optuna, trial_id, outcome))
+        if not run.complete(getattr(history[-1], spec.study.metric)):
+            self.log(f"{self.tag}  trial {number}: {DROPPED}")
+            return
         self.checkpoints.remove(point.config_hash)
         self.ran += 1
 

@@ -29,6 +29,7 @@ from runner.machine.provenance import provenance
 from runner.train import EpochMetrics, TrainingError, set_threads, train_point
 from runner.trials.devices import before_data, check_workers, device_provenance, place_workers, worker_device
 from runner.trials.heartbeat import Heartbeat
+from runner.trials.patience import ClaimLost, DatabaseGone, Patience, Writer
 from runner.trials.settings import GRACE_S, RunSettings
 from runner.usercode import first_line
 
@@ -38,6 +39,8 @@ __all__ = ["GRACE_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "ta
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
 TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"
+CLAIM_LOST = ("dropped: its worker was cut off from the database long enough for another to take its point over "
+              "(that worker's trial counts)")
 KILLED = "was killed by"  # in the reason of a trial whose worker a signal killed (pool.death writes it)
 
 
@@ -114,10 +117,19 @@ class Worker:
         self.threads = set_threads(threads)
         self.prov = {**provenance(self.device.type, self.threads), **device_provenance(self.device, index)}
         self.ran = self.failed = 0
+        self.patience = Patience(run.db_patience, out.log, out.tag)
+
+    def db(self, fn: Callable[[], Any]) -> Any:
+        """fn(), a call to the database, waiting out a database that is away (runner.trials.patience)."""
+        return self.patience.call(fn)
 
     def take(self, study: str, key: str, retry_failed: bool) -> ClaimRow | None:
         """Claim `key` of `study` for this worker (see `take`)."""
-        return take(self.store, study, key, self.name, self.stale_after, retry_failed)
+        return self.db(lambda: take(self.store, study, key, self.name, self.stale_after, retry_failed))
+
+    def trial_run(self, trial_id: int, claims: Sequence[tuple[str, str]], finish: Finish | None = None) -> TrialRun:
+        """The TrialRun of one of this worker's trials, with its patience."""
+        return TrialRun(self.store, self.name, trial_id, claims, finish, self.patience)
 
     def record(self, point: Point, data: Data, table: ParamTable, slot: str | None = None) -> dict[str, Any]:
         """This worker's record of a trial of `point` (see runner.record.trial_record)."""
@@ -143,6 +155,11 @@ Finish = Callable[[TrialState, "float | None"], None]  # sets the trial's final 
 class TrialRun:
     """One trial of a worker's, from its stored record to its end; the claims it holds end with it.
 
+    What it writes while it trains (`later`: the epochs, the per-epoch value, the heartbeat) goes through a
+    Writer, in order, so that training goes on while the database is away; the rest waits for the database
+    (`patience`). It is completed only while its first claim is still this worker's: a worker cut off from the
+    database long enough for another to take its point over drops its result (`dropped`).
+
     Args:
         claims: (study, key) of each claim the trial holds; the heartbeat refreshes the first.
         finish: sets the trial's final state; by default through the storage (grid trials), a
@@ -150,23 +167,49 @@ class TrialRun:
     """
 
     def __init__(self, store: Store, worker: str, trial_id: int, claims: Sequence[tuple[str, str]],
-                 finish: Finish | None = None):
+                 finish: Finish | None = None, patience: Patience | None = None):
         self.store, self.worker, self.trial_id, self.claims = store, worker, trial_id, tuple(claims)
         self.finish = finish or self._finish_in_storage
+        self.patience = patience or Patience()
+        self.writer = Writer(self.patience)
+        self.dropped = False  # another worker took the point over: this trial's result does not count
         for study, key in self.claims:
-            store.update_claim(study, key, worker, trial_id=trial_id)
+            self.db(lambda: store.update_claim(study, key, worker, trial_id=trial_id))
+
+    def db(self, fn: Callable[[], Any]) -> Any:
+        """fn() against the database, waiting out a database that is away."""
+        return self.patience.call(fn)
+
+    def later(self, fn: Callable[[], Any]) -> None:
+        """Write fn's rows after those before it, without waiting for the database (while training)."""
+        self.writer.put(fn)
 
     def hold(self, study: str, key: str) -> None:
         """Hold one more claim until the trial ends (a search's claim on its configuration)."""
-        self.store.update_claim(study, key, self.worker, trial_id=self.trial_id)
+        self.db(lambda: self.store.update_claim(study, key, self.worker, trial_id=self.trial_id))
         self.claims += ((study, key),)
 
     def _finish_in_storage(self, state: TrialState, value: float | None) -> None:
         self.store.optuna.set_trial_state_values(self.trial_id, state, None if value is None else [value])
 
     def beat(self) -> None:
-        """Refresh the first claim's heartbeat now (after each epoch)."""
-        self.store.update_claim(*self.claims[0], self.worker)
+        """Refresh the first claim's heartbeat (after each epoch), in its turn among the writes."""
+        study, key = self.claims[0]
+        self.later(lambda: self.store.update_claim(study, key, self.worker))
+
+    def owned(self) -> bool:
+        """Whether the first claim is still this worker's, every write so far stored; if not, the trial is
+        dropped (said by the caller), never completed."""
+        try:
+            self.writer.flush()
+            self.dropped = not self.db(lambda: self.store.owns(*self.claims[0], self.worker))
+        except ClaimLost:
+            self.dropped = True
+        return not self.dropped
+
+    def close(self) -> None:
+        """Stop the writer (its writes so far stored, or given up)."""
+        self.writer.close()
 
     def train(self, point: Point, data: Data, device: Any, on_epoch: Callable[[EpochMetrics], None],
               **kwargs: Any) -> tuple[Any, list[EpochMetrics]] | None:
@@ -177,9 +220,20 @@ class TrialRun:
         goes on up. StopTrial goes on up too, the trial left to the caller to end.
         """
         heartbeat = Heartbeat(self.store, *self.claims[0], self.worker)
+
+        def epoch(m: EpochMetrics) -> None:
+            on_epoch(m)
+            self.writer.check()  # the database away past the patience, or the point taken over: stop here
+
         try:
-            return train_point(point, data, device, on_epoch, **kwargs)
+            return train_point(point, data, device, epoch, **kwargs)
         except StopTrial:
+            raise
+        except ClaimLost:
+            self.dropped = True
+            return None
+        except DatabaseGone:
+            self.interrupted()
             raise
         except TrainingError as e:
             self.fail(str(e))
@@ -196,25 +250,36 @@ class TrialRun:
         finally:
             heartbeat.stop()
 
-    def complete(self, value: float | None, state: TrialState = TrialState.COMPLETE) -> None:
-        """End the trial COMPLETE with its value (or PRUNED); its claims are complete."""
-        self.finish(state, value)
+    def complete(self, value: float | None, state: TrialState = TrialState.COMPLETE) -> bool:
+        """End the trial COMPLETE with its value (or PRUNED) and its claims complete, if they are still this
+        worker's (compared and set on each claim's worker before the trial is touched); False, with the trial
+        dropped, when another worker took the point over (it completes the point, once)."""
+        self.writer.flush()
         for study, key in self.claims:
-            self.store.update_claim(study, key, self.worker, state="complete")
+            if not self.db(lambda: self.store.complete_claim(study, key, self.worker)):
+                self.dropped = True
+                fail_trial(self.store, self.trial_id, CLAIM_LOST, self.finish)
+                return False
+        self.db(lambda: self.finish(state, value))
+        return True
 
     def fail(self, reason: str) -> None:
         """End the trial FAIL with its reason; its claims are failed (a budget slot is tried again)."""
         self.reason = reason
-        record.write(self.store.optuna, self.trial_id, {record.FAIL_REASON: reason})
-        self.finish(TrialState.FAIL, None)
+        self.writer.flush()
+        self.db(lambda: record.write(self.store.optuna, self.trial_id, {record.FAIL_REASON: reason}))
+        self.db(lambda: self.finish(TrialState.FAIL, None))
         for study, key in self.claims:
-            self.store.update_claim(study, key, self.worker, state="failed")
+            self.db(lambda: self.store.update_claim(study, key, self.worker, state="failed"))
 
     def interrupted(self) -> None:
         """Fail the trial "interrupted" (best effort, on the way out) and give its claims back."""
         fail_trial(self.store, self.trial_id, "interrupted", self.finish)
         for study, key in self.claims:
-            self.store.release(study, key, self.worker)
+            try:
+                self.store.release(study, key, self.worker)
+            except RunnerError:  # the database is away: the claim is taken over once its heartbeat is old
+                pass
 
 
 def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, trial_id: int | None,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RunSettings", "GRACE_S", "MAX_POINTS"]
+__all__ = ["RunSettings", "GRACE_S", "MAX_POINTS", "DB_PATIENCE_S"]
 
+DB_PATIENCE_S = 180.0  # how long a worker waits for a database that went away before it gives up
 GRACE_S = 300.0  # a running claim with no heartbeat for this long belongs to a dead worker
 MAX_POINTS = 100_000  # points `runner grid` runs at once unless --max-points raises it
 
@@ -26,3 +27,4 @@ class RunSettings:
     checkpoints: str | None = None  # the folder of unfinished trials' epoch checkpoints; None: beside the SQLite file
     retry_failed: bool = False  # run again the points whose trial failed (grid)
     max_points: int = MAX_POINTS  # a grid of more points is refused before anything is touched
+    db_patience: float = DB_PATIENCE_S  # seconds a worker waits for a database that went away before giving up

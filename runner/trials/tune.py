@@ -30,7 +30,7 @@ from runner.store import Store
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.confirm import confirm_search
 from runner.trials.devices import on_gpus, worker_envs
-from runner.trials.grid import GridResult
+from runner.trials.grid import DROPPED, GridResult
 from runner.trials.lifecycle import Channel, StopTrial, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 from runner.trials.sampling import make_pruner, make_sampler, suggest
@@ -123,14 +123,23 @@ class SearchWorker(Worker):
 
     def _run_slot(self, slot: str) -> str:
         name = search_name(self.spec)
-        trial = self.study.ask()
+        trial = self.db(self.study.ask)
         self.trial_id = trial._trial_id
         setting = suggest(trial, self.spec)
         point = self.spec.point(setting, self.spec.study.seeds[0])
         table = point_table(point)
-        record.write(self.store.optuna, trial._trial_id, self.record(point, self.data, table, slot=slot))
-        run = TrialRun(self.store, self.name, trial._trial_id, [(name, slot)],
-                       finish=lambda state, value: self.study.tell(trial, value, state=state))
+        attrs = self.record(point, self.data, table, slot=slot)
+        self.db(lambda: record.write(self.store.optuna, trial._trial_id, attrs))
+        run = self.trial_run(trial._trial_id, [(name, slot)],
+                             finish=lambda state, value: self.study.tell(trial, value, state=state))
+        try:
+            return self._train_slot(slot, trial, setting, point, table, run)
+        finally:
+            run.close()
+
+    def _train_slot(self, slot: str, trial: Trial, setting: dict[str, Any], point: Any, table: Any,
+                    run: TrialRun) -> str:
+        name = search_name(self.spec)
         cap = self.search.max_params
         if cap and table.total > cap:
             run.fail(f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
@@ -146,13 +155,14 @@ class SearchWorker(Worker):
 
         def on_epoch(m: EpochMetrics) -> None:
             epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
-            record.write(self.store.optuna, trial._trial_id, {record.EPOCHS: epochs})
-            trial.report(getattr(m, metric), m.epoch)
+            so_far = list(epochs)  # a search waits for its database: the pruner reads what each epoch reported
+            self.db(lambda: record.write(self.store.optuna, trial._trial_id, {record.EPOCHS: so_far}))
+            self.db(lambda: trial.report(getattr(m, metric), m.epoch))
             run.beat()
             self.tick(1)
             self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
                      f"acc {m.train_acc:.2f}%  val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  ({m.seconds:.1f} s)")
-            if trial.should_prune():
+            if self.db(trial.should_prune):
                 raise _Pruned
 
         start = time.perf_counter()
@@ -160,22 +170,32 @@ class SearchWorker(Worker):
         try:
             trained = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
         except _Pruned:
-            record.write(self.store.optuna, trial._trial_id,
-                         record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device)))
-            run.complete(None, TrialState.PRUNED)
+            outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
+            self.db(lambda: record.write(self.store.optuna, trial._trial_id, outcome))
+            if not run.complete(None, TrialState.PRUNED):
+                return self._dropped(trial, point, len(epochs))
             self.tick(point.train.epochs - len(epochs))
             self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
             self.ran += 1
             return "pruned"
+        if run.dropped:
+            return self._dropped(trial, point, len(epochs))
         if trained is None:  # failed: its slot is tried again
             self.tick(point.train.epochs - len(epochs))
             self.failed += 1
             return "failed"
-        record.write(self.store.optuna, trial._trial_id,
-                     record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device)))
-        run.complete(getattr(trained[1][-1], metric))
+        outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
+        self.db(lambda: record.write(self.store.optuna, trial._trial_id, outcome))
+        if not run.complete(getattr(trained[1][-1], metric)):
+            return self._dropped(trial, point, len(epochs))
         self.ran += 1
         return "complete"
+
+    def _dropped(self, trial: Trial, point: Any, epochs: int) -> str:
+        """A trial whose slot another worker took over while this one was cut off from the database."""
+        self.tick(point.train.epochs - epochs)
+        self.log(f"{self.tag}  trial {trial.number}: {DROPPED}")
+        return "dropped"
 
     def _duplicate(self, run: TrialRun, trial: Trial, config: str) -> str:
         """A configuration already evaluated (or being evaluated): never trained twice."""
