@@ -7,11 +7,13 @@ name its tests use (`grid_trials as trials`)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import textwrap
 from pathlib import Path
 
+import click
 import numpy as np
 import optuna
 import pytest
@@ -77,6 +79,30 @@ def one_line_error(result, text: str) -> None:
     assert result.exit_code != 0
     assert text in result.output, result.output
     assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output, result.output
+
+
+def help_examples(*words: str) -> list[str]:
+    """The examples of `runner WORDS --help`, checked: each on a line of its own, as its docstring writes it
+    (a lost \\b runs them together into one paragraph), and each a command line click's parser takes:
+    every option of it exists and every value is valid (nothing runs)."""
+    result = invoke_ok(*words, "--help")
+    command = cli
+    for word in words:
+        command = command.commands[word]
+    written = [line.strip() for line in command.help.splitlines() if line.strip().startswith("runner ")]
+    shown = [line.strip() for line in result.output.splitlines() if line.startswith("    runner ")]
+    assert written and shown == written, (shown, written)
+    for line in shown:
+        tokens = shlex.split(line, comments=True)
+        tokens = tokens[:next((i for i, t in enumerate(tokens) if t in {">", ">>", "|"}), len(tokens))]
+        command, name, rest = cli, "runner", tokens[1:]
+        while isinstance(command, click.Group) and rest and rest[0] in command.commands:
+            name, command, rest = rest[0], command.commands[rest[0]], rest[1:]
+        try:
+            command.make_context(name, rest)
+        except click.UsageError as e:
+            pytest.fail(f"the example {line!r} of `runner {' '.join(words)} --help` does not parse: {e}")
+    return shown
 
 
 DB = Path("db") / "runner.sqlite"  # the default storage, under the current folder

@@ -7,10 +7,14 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 
+from tests.helpers import help_examples
+
 
 def test_bench_help_has_examples():
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0 and "runner bench --quick" in result.output
+    examples = help_examples("bench")  # each on its line, each parses
+    assert {"runner bench --quick --out /tmp/quick.json", "runner bench floor", "runner bench profile"} <= set(examples)
 
 
 def test_bench_options_before_a_subcommand_are_refused():

@@ -6,11 +6,15 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 
+from tests.helpers import help_examples
+
 
 @pytest.mark.parametrize("command", ["studies", "trials", "show"])
 def test_query_commands_have_help_with_examples(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+    examples = help_examples(command)  # each on its line, each parses
+    assert all(e.split()[:2] == ["runner", command] for e in examples), examples
 
 
 def test_report_help_has_examples():

@@ -27,7 +27,7 @@ from runner.models.layers import INPUT_KEYS, LAYER_KEYS
 from runner.spec import AXES, DATA_KEYS, MODEL_KEYS, SECTIONS, STUDY_KEYS, Spec, TRAIN_KEYS, load_spec, parse_spec
 from runner.usercode import TARGET
 
-from tests.helpers import VALID_SPEC as VALID
+from tests.helpers import V1, VALID_SPEC as VALID
 from tests.helpers import run, validation_write  # noqa: F401 - fixtures
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -117,8 +117,20 @@ def check_file(path: Path) -> None:
 
 
 def test_the_bases_are_valid(workdir):
+    """Each base is a Spec of the points it declares: the shipped specs' config hashes as pinned in
+    tests/fixtures/v1, SMALL's (2 x 2 x 2 grid + 3 runs) x 2 seeds, TARGET_DOC's (2 + 2 x 2) x 1 seed."""
+    pinned = json.loads((V1 / "config_hashes.json").read_text())
+    points = {"course": pinned["course.toml"]["points"], "regularization": pinned["regularization.toml"]["points"]}
+    counts = {"fuzz": 22, "mine": 6}
     for doc in BASES:
-        assert check(copy.deepcopy(doc)) is not None
+        spec = check(copy.deepcopy(doc))
+        assert isinstance(spec, Spec) and spec.study.name == doc["study"]["name"]
+        hashes = [p.config_hash for p in spec.points()]
+        assert len(set(hashes)) == len(hashes) == spec.point_count(), spec.study.name  # every point once
+        if spec.study.name in points:
+            assert hashes == points[spec.study.name], spec.study.name
+        else:
+            assert len(hashes) == counts[spec.study.name], spec.study.name
 
 
 # ---------------------------------------------------------------- values a TOML document can hold

@@ -186,7 +186,8 @@ def test_a_grid_of_10_to_the_8_points_is_counted_not_enumerated_and_refused(here
 def test_max_points_sets_the_limit(here, write_spec):
     spec = write_spec(seeds="[0, 1]")  # 4 points
     _refused(CliRunner().invoke(cli, ["grid", str(spec), "--max-points", "3"]), "4 points (batch_norm 2 x 2 seeds)")
-    assert CliRunner().invoke(cli, ["grid", str(spec), "--max-points", "4", "-q"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["grid", str(spec), "--max-points", "4", "-q"])
+    assert result.exit_code == 0 and result.output == "t: 4 of 4 trials complete\n", result.output
 
 
 def test_a_refusal_leaves_an_existing_database_byte_identical(here, write_spec):
