@@ -93,8 +93,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class PostgresServer:
+    """The suite's server: its URL, and a restart that keeps its data (for the fault tests)."""
+
+    def __init__(self, url: str, pg_ctl: list[str], data: Path, port: int):
+        self.url, self._pg_ctl, self._data, self._port = url, pg_ctl, data, port
+
+    def stop(self) -> None:
+        """`pg_ctl stop -m fast`: every connection terminated, as a maintenance restart does."""
+        subprocess.run([*self._pg_ctl, "-D", str(self._data), "-m", "fast", "-w", "stop"], check=True,
+                       capture_output=True, text=True, timeout=60)
+
+    def start(self) -> None:
+        subprocess.run([*self._pg_ctl, "-D", str(self._data), "-l", str(self._data.parent / "log"), "-w", "-o",
+                        f"-h 127.0.0.1 -p {self._port} -k {self._data.parent} -c fsync=off", "start"], check=True,
+                       capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture(scope="session")
-def postgres_url():
+def postgres_url(postgres_server):
+    """The URL of the suite's PostgreSQL server."""
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
     """Start a throwaway server; as root, its binaries run as the `postgres` user.
 
     Its folder is not under pytest's /tmp/pytest-of-<user>: any other pytest session that starts while it
@@ -117,7 +140,8 @@ def postgres_url():
         f"-h 127.0.0.1 -p {port} -k {data.parent} -c fsync=off", "start")
     try:
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "runner")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/runner"
+        yield PostgresServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/runner",
+                             [*as_user, str(bin_dir / "pg_ctl")], data, port)
     finally:
         try:
             run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")

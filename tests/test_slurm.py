@@ -255,3 +255,21 @@ def test_without_sbatch_or_with_a_sqlite_storage_or_a_bad_spec_nothing_is_submit
     wrong = run(bad, "--storage", "postgresql+psycopg://u@127.0.0.1:1/x", "--jobs", "2")
     assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "epochs" in wrong.stderr
     assert not (tmp_path / "slurm").exists()  # no script written, nothing submitted
+
+
+def test_a_database_restart_during_a_two_task_array_stops_nothing(slurm_cluster, postgres_server, tmp_path):
+    """Issue 29: the server restarted while both tasks train; each task waits it out, every point completes once."""
+    url = postgres_server.url
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(name="slurmblink", seeds="[0, 1]", train=3000, epochs=6, model="lenet5"))  # 4 points
+    job = _launch(slurm_cluster, spec, url, tmp_path, "--jobs", "2")
+    _running_mid_trial(url, "slurmblink", 6, timeout=240)
+    postgres_server.stop()
+    time.sleep(8)
+    postgres_server.start()
+    _wait(slurm_cluster, job, timeout=600)
+    trials = _optuna_trials(url, "slurmblink")
+    complete = Counter(t["user_attrs"]["config_hash"] for t in trials if t["state"] == "COMPLETE")
+    assert len(complete) == 4 and set(complete.values()) == {1}, _logs(tmp_path)
+    assert not [t for t in trials if t["state"] == "RUNNING"]
+    assert "lost the database" in _logs(tmp_path) and "has the database back after" in _logs(tmp_path)
