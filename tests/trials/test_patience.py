@@ -275,3 +275,26 @@ def test_four_sqlite_workers_lose_nothing_to_a_lock_another_process_holds(tmp_pa
     assert proc.returncode == 0, output
     assert "locked: 8 of 8 trials complete" in output
     _points_once(f"sqlite:///{db}", "locked")
+
+
+@pytest.mark.postgres
+def test_past_its_patience_a_worker_gives_up_in_one_line_and_the_next_run_resumes(postgres_server, tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(name="gone", train=3000, epochs=6))
+    proc = subprocess.Popen([RUNNER, "grid", str(spec), "--storage", postgres_server.url, "--db-patience", "3", "-q"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_epochs(postgres_server.url, "gone", 2, proc)
+        postgres_server.stop()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        postgres_server.start()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "the database was away for more than --db-patience 3 s" in err.strip().splitlines()[-1], err
+    again = subprocess.run([RUNNER, "grid", str(spec), "--storage", postgres_server.url], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from the checkpoint after epoch" in again.stderr and "gone: 8 of 8 trials complete" in again.stdout
+    _points_once(postgres_server.url, "gone")
