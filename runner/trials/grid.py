@@ -196,6 +196,9 @@ class GridWorker(Worker):
         run = self.trial_run(trial_id, [(spec.study.name, point.config_hash)])
         try:
             self._train_point(point, where, trial_id, number, run)
+        except BaseException:  # an interrupt: nothing of its may be written after its point is given back
+            run.writer.stop()
+            raise
         finally:
             run.close()
 

@@ -274,6 +274,7 @@ class TrialRun:
 
     def interrupted(self) -> None:
         """Fail the trial "interrupted" (best effort, on the way out) and give its claims back."""
+        self.writer.stop()  # no write of its may land after the claims are given back
         fail_trial(self.store, self.trial_id, "interrupted", self.finish)
         for study, key in self.claims:
             try:

@@ -115,6 +115,7 @@ class Writer:
         self.patience = patience
         self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue()
         self.error: BaseException | None = None
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -124,7 +125,7 @@ class Writer:
 
     def _run(self) -> None:
         while (fn := self._queue.get()) is not None:
-            if self.error is None:
+            if self.error is None and not self._stopped.is_set():
                 try:
                     self.patience.call(fn)
                 except optuna.exceptions.UpdateFinishedTrialError:
@@ -148,6 +149,13 @@ class Writer:
         """Stop the thread once the writes so far are done (or given up)."""
         self._queue.put(None)
         self._thread.join()
+
+    def stop(self, wait_s: float = 10.0) -> None:
+        """Stop at once (an interrupt): the writes not yet begun are dropped, the one under way is waited for
+        a few seconds, so that nothing this worker writes lands after it has given its trial and claims back."""
+        self._stopped.set()
+        self._queue.put(None)
+        self._thread.join(wait_s)
 
 
 def _first_line(e: BaseException) -> str:

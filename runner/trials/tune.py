@@ -134,6 +134,9 @@ class SearchWorker(Worker):
                              finish=lambda state, value: self.study.tell(trial, value, state=state))
         try:
             return self._train_slot(slot, trial, setting, point, table, run)
+        except BaseException:  # an interrupt: nothing of its may be written after its slot is given back
+            run.writer.stop()
+            raise
         finally:
             run.close()
 
