@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
-from runner.spec.grammar import ENQUEUE_TEXT
+from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS
 from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
@@ -58,8 +58,9 @@ def json_schema() -> dict[str, Any]:
                                     "description": MODEL_KEYS["input"].help}
     model["oneOf"] = [{"required": [k]} for k in ("arch", "layers", "target")]
     axes = [a for a in AXES]
-    grid = {"type": "object", "description": "the ablation: the cartesian product of every list",
-            "properties": {a: {"type": "array", "minItems": 1, "items": _axis_values(a)} for a in axes},
+    grid = {"type": "object", "description": "the ablation: the cartesian product of every list, or a fraction of it",
+            "properties": {"design": _design_schema(),
+                           **{a: {"type": "array", "minItems": 1, "items": _axis_values(a)} for a in axes}},
             "patternProperties": {LAYER_AXIS_PATTERN: {"type": "array", "minItems": 1,
                                                        "items": _layer_field_values()}},
             "additionalProperties": False}
@@ -83,6 +84,14 @@ def json_schema() -> dict[str, Any]:
         },
         "definitions": {"model": model, **layers},
     }
+
+
+def _design_schema() -> dict[str, Any]:
+    """[grid].design: one of its words, or a table { resolution = N }."""
+    key = GRID_KEYS["design"]
+    word = {"type": "string", "enum": list(key.choices)}
+    table = _table(RESOLUTION_KEYS, ("resolution",), "a fraction at this resolution, the fewest runs that reach it")
+    return {"anyOf": [word, table], "description": key.help, "default": key.default}
 
 
 def _search_schema() -> dict[str, Any]:
@@ -144,6 +153,8 @@ def key_tables() -> str:
             "each searched axis a range `{ low, high, log, step }` (bounds inclusive) or a list of choices; "
             f"`enqueue` is {ENQUEUE_TEXT}, every value inside the space.", "",
             *head, *_rows(SEARCH_KEYS), ""]
+    out += ["`[grid]`: beside its axis lists, which of their settings run.", "", *head, *_rows(GRID_KEYS),
+            *_rows(RESOLUTION_KEYS, "design."), ""]
     axes = [a for a in AXES if a not in EXECUTION_KEYS]
     out += ["`[grid]` lists and `[[runs]]` values may set: " + ", ".join(f"`{a}`" for a in axes)
             + ", and any named layer's field as `\"MODEL.LAYER.FIELD\"`."]

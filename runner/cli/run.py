@@ -117,6 +117,7 @@ def points_table(spec: Any) -> str:
     seeds = len(spec.study.seeds)
     footer = f"{plural(total, 'point')}: {plural(settings, 'setting')} x {plural(seeds, 'seed')}"
     footer += f" ({spec.grid_factors()})" if spec.grid_factors() != plural(seeds, "seed") else ""
+    footer += "".join(f"\n{line}" for line in spec.design_lines())  # a fraction: what it runs, what it aliases
     return text_table(names, rows) + "\n" + more + footer
 
 

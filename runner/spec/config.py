@@ -1,6 +1,7 @@
 """A spec as frozen dataclasses, and its expansion into points: one trial each, resolved and hashed."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -8,6 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from runner.design.fractional import Design, DesignError, alias_lines
+from runner.design.fractional import design as two_level
 from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform, Layer, LayerError, default_name, infer_shapes
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
@@ -18,6 +21,12 @@ from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, ME
 
 __all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
            "dataset_shape", "is_layer_axis", "layer_index", "layer_name", "check_shapes", "check_points"]
+
+
+@functools.lru_cache(maxsize=32)
+def _two_level(factors: tuple[str, ...], kind: str | int) -> Design:
+    """runner.design's two-level design of these factors (a resolution's search for generators is not free)."""
+    return two_level(factors, kind)
 
 
 def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int] | None:
@@ -239,6 +248,7 @@ class Spec:
     axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
     search: SearchSpec | None = None  # [search]: what `runner tune` searches
     tested: bool = True  # False: the test split is never evaluated (a search's selection stage)
+    grid_design: str | int = "full"  # [grid].design: "full" | "half" | a resolution (3 or more)
 
     def settings(self) -> list[dict[str, Any]]:
         """Every grid point and run, without seeds, in order, duplicates removed.
@@ -250,7 +260,6 @@ class Spec:
     def iter_settings(self, only: set[str] | None = None) -> Iterator[dict[str, Any]]:
         """The settings one by one, in order (see `settings`); with `only`, of those axes alone (and the
         model): fewer settings, for checks that depend on those axes only."""
-        first = next(iter(self.models))
         seen: set[str] = set()
 
         def new(s: dict[str, Any]) -> bool:
@@ -261,18 +270,87 @@ class Spec:
             return True
 
         keep = lambda k: only is None or k == "model" or k in only  # noqa: E731
-        if self.grid:
-            grid = [(k, v) for k, v in self.grid if keep(k)]
-            names = [k for k, _ in grid]
-            for values in itertools.product(*(v for _, v in grid)):
-                model = dict(zip(names, values)).get("model", first)
-                s = {k: v for k, v in zip(names, values) if self._applies(model, k)}
-                if new(s):
-                    yield s
+        for s in self.grid_settings(only):
+            if new(s):
+                yield s
         for r in self.runs:  # a run asks for its values: a module that cannot take one is refused
             s = self._run_setting(dict(r), keep)
             if new(s):
                 yield s
+
+    def grid_settings(self, only: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        """The grid's settings in the full grid's order (a fraction's runs among them), not deduplicated; with
+        `only`, of those axes alone (and the model)."""
+        if not self.grid:
+            return
+        first = next(iter(self.models))
+        keep = lambda k: only is None or k == "model" or k in only  # noqa: E731
+        d = self.fraction()
+        if d is None:  # the product of the kept axes only: a check of a few axes need not walk a large grid
+            grid = [(k, v) for k, v in self.grid if keep(k)]
+            names, rows = [k for k, _ in grid], itertools.product(*(v for _, v in grid))
+        else:
+            names, rows = [k for k, _ in self.grid], self._fraction_rows(d)
+        for values in rows:
+            setting = dict(zip(names, values))
+            model = setting.get("model", first)
+            yield {k: v for k, v in setting.items() if keep(k) and self._applies(model, k)}
+
+    def _fraction_rows(self, d: Design) -> Iterator[tuple[Any, ...]]:
+        """The design's runs as the grid's values, one per axis, in the order the full grid lists them."""
+        column = {a: j for j, a in enumerate(d.factors)}
+        picks = sorted(tuple(int(s > 0) for s in row) for row in d.signs)  # index tuples sort as the product runs
+        for pick in picks:
+            yield tuple(v[pick[column[a]]] if a in column else v[0] for a, v in self.grid)
+
+    def fraction(self) -> Design | None:
+        """The two-level design whose runs are a fractional grid's settings; None for the full grid.
+
+        Its factors are the grid's axes of two values in file order, each value the index of the
+        axis's value (sign -1: the first). DesignError, one line, for a grid no two-level design fits.
+        """
+        if self.grid_design == "full":
+            return None
+        name = self.design_text
+        if self.runs:
+            raise DesignError(f"{name} runs the settings of a two-level design; [[runs]] beside it are no part of "
+                              "its contrasts: give them a spec of their own, or use design = \"full\"")
+        models = self._grid_models()
+        if len(models) > 1:
+            raise DesignError(f"{name} varies one model's axes, and [grid].model has {len(models)} "
+                              f"({', '.join(models)}): give each model a spec of its own, or use design = \"full\"")
+        many = [(a, v) for a, v in self.grid if a != "model" and len(v) > 2]
+        if many:
+            axis, values = many[0]
+            raise DesignError(f"{name}: {axis} has {len(values)} values ({', '.join(map(show_value, values))}), "
+                              "and a two-level design takes axes of two: use design = \"full\", or a study per "
+                              "pair of values")
+        factors = tuple(a for a, v in self.grid if a != "model" and len(v) == 2)
+        inert = [a for a in factors if not self._applies(models[0], a)]
+        if inert:
+            raise DesignError(f"{name}: {inert[0]} does not apply to {models[0]} (its module takes no such "
+                              "argument), so its two values would be one setting: leave it out of the grid")
+        return _two_level(factors, self.grid_design)
+
+    @property
+    def design_text(self) -> str:
+        """[grid].design as the spec writes it: "full", "half" or { resolution = 4 }."""
+        if isinstance(self.grid_design, str):
+            return show_value(self.grid_design)
+        return f"{{ resolution = {self.grid_design} }}"
+
+    def design_lines(self) -> list[str]:
+        """A fractional grid in words, one line each: what it runs, then each aliased set once; none for the full grid."""
+        d = self.fraction()
+        if d is None:
+            return []
+        k, words, kind = len(d.factors), len(d.words), self.design_text
+        if not words:
+            return [f"[grid].design {kind}: all {len(d.signs)} settings of the {k} axes, as the full grid: no "
+                    f"fraction of {k} axes reaches resolution {self.grid_design}"]
+        p = words.bit_length()  # the group of p generators has 2^p - 1 words
+        return [f"[grid].design {kind}: {len(d.signs)} of the {2 ** k} settings, a 2^({k}-{p}) fraction of "
+                f"resolution {d.resolution}", *alias_lines(d)]
 
     def _applies(self, model: str, axis: str) -> bool:
         """Whether a grid axis applies to a model: not another model's layer field, nor a regularizer that is
@@ -289,6 +367,9 @@ class Spec:
 
     def setting_count(self) -> int:
         """len(self.settings()), computed from the axes' lengths without enumerating them."""
+        d = self.fraction()
+        if d is not None:  # one model, no [[runs]], every factor its: each run is one setting
+            return len(d.signs)
         first = next(iter(self.models))
         grid = {k: list(dict.fromkeys(json.dumps(x, sort_keys=True) for x in v)) for k, v in self.grid}
         models = [json.loads(m) for m in grid["model"]] if "model" in grid else [first]
@@ -332,6 +413,11 @@ class Spec:
         applies = {a: [m for m in models if self._applies(m, a)] for a, _ in sizes}
         seeds = plural(len(self.study.seeds), "seed")
         runs = f" + {plural(len(self.runs), 'run')}" if self.runs else ""
+        d = self.fraction()
+        if d is not None and d.words:  # a fraction: its factors do not multiply to its settings
+            p = len(d.words).bit_length()
+            return (f"a 2^({len(d.factors)}-{p}) fraction of " + " x ".join(f"{a} 2" for a in d.factors)
+                    + f", x {seeds}")
         if all(len(ms) in (0, len(models)) for ms in applies.values()):
             parts = [f"model {len(models)}" if a == "model" else f"{a} {dict(sizes)[a]}" for a, _ in self.grid
                      if (a == "model" and len(models) > 1) or (a in applies and applies[a])]

@@ -14,7 +14,8 @@ from runner.optim import OPTIMIZERS, SCHEDULES
 
 __all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS",
            "DATASETS", "DATA_KEYS",
-           "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES"]
+           "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES", "DESIGNS", "GRID_KEYS",
+           "RESOLUTION_KEYS"]
 
 
 ARCHS = ("lenet5", "mlp")
@@ -124,6 +125,20 @@ SEARCH_KEYS: dict[str, Key] = {
                              "sklearn's refit=True does; false: the validation split stays held out"),
     "start_from": Key(list, [], "studies in the same storage whose best configurations (of each model) are the "
                                 "search's first trials", item=str),
+}
+# [grid]'s own keys, beside its axis lists. A fractional design picks some of the grid's settings: each axis
+# has two values, and the runs are a two-level design's (runner.design.fractional).
+DESIGNS = ("full", "half")  # the words; { resolution = N } is the third form
+GRID_KEYS: dict[str, Key] = {
+    "design": Key(str, "full", "which settings of the grid run: full: every combination; half: half of them "
+                               "(2^(k-1) of 2^k), each main effect aliased only with the interaction of all the other "
+                               "axes; { resolution = N }: the fewest at that resolution. A fraction takes axes of two "
+                               "values (an axis of one value is a constant), one model and no [[runs]]",
+                  choices=DESIGNS, text='"full" | "half" | { resolution = N }'),
+}
+RESOLUTION_KEYS: dict[str, Key] = {  # [grid].design as a table
+    "resolution": Key(int, None, "at 3 main effects are aliased with two-way interactions, at 4 only with three-way "
+                                 "ones (two-ways with each other), at 5 two-ways are clear of each other too", ge=3),
 }
 ENQUEUE_TEXT = "a list of points, e.g. [{ lr = 0.05, batch_norm = true }], each the first trials in order"
 SECTIONS = ("study", "data", "train", "models", "grid", "runs", "search")

@@ -11,6 +11,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 
+from runner.design.fractional import DesignError
 from runner.errors import SpecError, read_text
 from runner.keys import choices_text
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform, Layer
@@ -20,8 +21,8 @@ from runner.spec.axes import axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
 from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfig, check_points, check_shapes,
                                 dataset_shape, is_layer_axis, layer_name)
-from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, LATER_REGULARIZERS, MODEL_KEYS,
-                                 REGULARIZERS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, GRID_KEYS, LATER_REGULARIZERS,
+                                 MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.search import parse_search
 from runner.usercode import TARGET, declared_parameters, locate, source_sha256, structure_sha256
 
@@ -74,7 +75,7 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
         raise c.fail("[study].metric", f'"{study_spec.metric}" needs a validation split: set [data].val_fraction '
                                        "(e.g. 0.1) to hold out part of the training images")
     models = _models(c, raw.get("models"), data, folder)
-    grid = _grid(c, raw.get("grid", {}), models)
+    grid, design = _grid(c, raw.get("grid", {}), models)
     runs = _runs(c, raw.get("runs", []), models)
     search = parse_search(c, raw["search"], models, data) if "search" in raw else None
     if not grid and not runs and search is None:
@@ -88,7 +89,11 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     always = [a for a in REGULARIZERS if a not in LATER_REGULARIZERS]  # a later one only where it is set
     axis_names = tuple(a for a in AXES if a != "model" and (a in always or a in varied))
     axis_names += tuple(dict.fromkeys(layer_axes))
-    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search)
+    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search, grid_design=design)
+    try:
+        spec.fraction()  # a two-level design that cannot be built, or a grid it does not fit
+    except DesignError as e:
+        raise c.fail("[grid].design", str(e)) from None
     check_points(c, spec)
     for line in spec.inert_axes():  # not an error: the spec runs, and says what the axis does not do
         warnings.warn(line, stacklevel=2)
@@ -250,11 +255,14 @@ def _layers(c: Checker, where: str, raw: list) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
-def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
+def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple[tuple, str | int]:
+    """(axis -> values in file order, [grid].design)."""
     if not isinstance(raw, dict):
         raise c.fail("[grid]", "must be a table of axis = [values]")
     grid = []
     for axis, values in raw.items():
+        if axis in GRID_KEYS:
+            continue
         where = f"[grid].{axis}"
         check_axis_name(c, "[grid]", axis, models)
         if not isinstance(values, list):
@@ -267,7 +275,18 @@ def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
         grid.append((axis, checked))
     if grid and "model" not in raw and len(models) > 1:
         raise c.fail("[grid].model", f"missing; which of {', '.join(models)}?")
-    return tuple(grid)
+    return tuple(grid), _design(c, raw.get("design", GRID_KEYS["design"].default))
+
+
+def _design(c: Checker, raw: Any) -> str | int:
+    """[grid].design: "full" | "half", or a resolution given as { resolution = N }."""
+    where = "[grid].design"
+    if not isinstance(raw, dict):
+        return c.value(where, GRID_KEYS["design"], raw)
+    values = c.table(where, raw, RESOLUTION_KEYS)
+    if "resolution" not in values:
+        raise c.fail(where, "a table needs resolution = N (N >= 3), e.g. { resolution = 4 }")
+    return values["resolution"]
 
 
 def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
