@@ -340,7 +340,7 @@ class Spec:
         return f"{{ resolution = {self.grid_design} }}"
 
     def design_lines(self) -> list[str]:
-        """A fractional grid in words, one line each: what it runs, then each aliased set once; none for the full grid."""
+        """A fractional grid in words, one line each: what it runs, then each aliased set once (none: a full grid)."""
         d = self.fraction()
         if d is None:
             return []
