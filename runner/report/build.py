@@ -14,13 +14,14 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.data import FAMILY
+from runner.design import aliases, estimable_interactions
 from runner.errors import StorageError
 from runner.models.counts import LayerRow
 from runner.models.user import REGULARIZER_ARGS
 from runner.record import TrialRecord, study_of
 from runner.record import of as stored
-from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Known, Report, ReportError,
-                                config_key)
+from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Fraction, Known, Report,
+                                ReportError, config_key)
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
@@ -411,6 +412,16 @@ def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> 
     return next((c for c in configs if c.key == config_key(params)), None)
 
 
+def _fraction(spec: Spec) -> Fraction | None:
+    """A fractional grid in words, and the two-way interactions it cannot estimate (aliased with a main effect)."""
+    d = spec.fraction()
+    if d is None:
+        return None
+    estimable = set(estimable_interactions(d))
+    left_out = tuple(n for n in aliases(d) if n.count(" x ") == 1 and n not in estimable)
+    return Fraction(tuple(spec.design_lines()), d.resolution, left_out)
+
+
 def _dataset(complete: list[FrozenTrial]) -> str:
     """The dataset the trials used ("mnist" for trials stored before there were others)."""
     names = {stored(t).dataset or stored(t).section("data").get("dataset", "mnist") for t in complete}
@@ -551,7 +562,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
     finally:
         reader.dispose()
     return Report(
-        search=search, mistakes=_mistakes(spec, configs, test, complete), notes=tuple(notes),
+        search=search, mistakes=_mistakes(spec, configs, test, complete), notes=tuple(notes), fraction=_fraction(spec),
         raw=_raw_tables(trials, epochs, axes),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,

@@ -9,7 +9,8 @@ import numpy as np
 
 from runner.errors import RunnerError
 
-__all__ = ["ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report", "REPORT_FILE",
+__all__ = ["ReportError", "Curve", "Config", "Effect", "Fraction", "Known", "Excluded", "Figure", "Report",
+           "REPORT_FILE",
            "SUMMARY_FILE", "CURVES", "config_key", "TopConfig",
            "Candidate", "Selection", "SearchSummary", "ClassView", "Mistake", "Gallery", "Mistakes"]
 
@@ -81,11 +82,28 @@ class Effect:
     boot_ci95: tuple[float, float] | None = None  # 95% percentile interval, seeds and test images resampled
     boot_p_raw: float | None = None  # two-sided bootstrap p
     boot_p: float | None = None  # Holm-corrected
+    # What decides the verdict (runner.design.power: normal approximation, 80% power), from the bootstrap's
+    # per-image contrasts; None where the bootstrap is not the test (no stored predictions, a loss metric).
+    level: float | None = None  # the two-sided level Holm's step-down tested it at: 0.05 / (tested - rank)
+    detectable: float | None = None  # the smallest |effect| that detectable_seeds seeds detect at `level`
+    detectable_seeds: int | None = None  # the seeds it was measured with
+    floor: float | None = None  # the same with unlimited seeds: what the test images alone can resolve
+    seeds_needed: int | None = None  # the fewest seeds that detect delta_mean; None when it is at or below the floor
+    aliases: tuple[str, ...] = ()  # a fractional grid's interaction: the two-way interactions sharing its estimate
 
     @property
     def decisive(self) -> tuple[tuple[float, float] | None, float | None]:
         """(interval, Holm p) of the test the verdict uses: the bootstrap where it exists, else the t-test."""
         return (self.boot_ci95, self.boot_p) if self.boot_p is not None else (self.ci95, self.p_value)
+
+
+@dataclass(frozen=True)
+class Fraction:
+    """A fractional grid ([grid].design): what it runs, and what its effects cannot be told apart from."""
+
+    lines: tuple[str, ...]  # Spec.design_lines(): what it runs, then each aliased set once
+    resolution: int | None  # None: no fraction reached the resolution asked, so every setting ran
+    left_out: tuple[str, ...]  # two-way interactions aliased with a main effect: not estimated
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,7 @@ class Report:
     search: SearchSummary | None = None  # the search behind a tuned spec, else None
     mistakes: Mistakes | None = None  # where the models are wrong; None without predictions
     notes: tuple[str, ...] = ()  # what the report could not check (a user's file gone), one line each
+    fraction: Fraction | None = None  # a fractional grid: what it runs and aliases; None for the full grid
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
 
     def config(self, key: str) -> Config:

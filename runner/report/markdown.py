@@ -16,7 +16,7 @@ from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
-           "render_markdown", "render_summary", "summary_json", "p_text", "change_text"]
+           "render_markdown", "render_summary", "summary_json", "p_text", "change_text", "power_text"]
 
 METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
                 "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
@@ -63,8 +63,32 @@ def change_text(e: Effect) -> str:
     return f"{toml_value(e.from_)} → {toml_value(e.to)}"
 
 
+_DECIDED = ("improves", "hurts", "worse", "interacts")  # the verdicts that found an effect
+
+
+def power_text(e: Effect) -> str:
+    """What decides an effect, in words: "detectable: ±0.12 points with 3 seeds; 7 seeds would decide it", or
+    "...; cannot be decided with this test set: the floor is 0.15 points"; "" without the figures."""
+    if e.detectable is None:
+        return ""
+    out = f"detectable: ±{e.detectable:.2f} points with {e.detectable_seeds} seeds"
+    decided = e.verdict in _DECIDED
+    if e.seeds_needed is None and decided:  # found, though smaller than unlimited seeds find 80% of the time
+        return out + (f"; below the floor of this test set, {e.floor:.2f} points: unlimited seeds find an effect "
+                      "this small less than 80% of the time")
+    if e.seeds_needed is None:
+        return out + f"; cannot be decided with this test set: the floor is {e.floor:.2f} points"
+    return out + f"; {e.seeds_needed:,} seeds " + ("detect it with 80% power" if decided else "would decide it")
+
+
+def _with_power(sentence: str, e: Effect) -> str:
+    """The sentence with what decides the effect before its full stop, where the report has it."""
+    power = power_text(e)
+    return f"{sentence[:-1]} ({power})." if power else sentence
+
+
 def effect_sentence(e: Effect, metric: str) -> str:
-    """One plain sentence that says only what the numbers support."""
+    """One plain sentence that says only what the numbers support, and what would decide it."""
     words, unit = METRIC_WORDS[metric]
     unit = f" {unit}" if unit else ""
     what = f"{e.factor} ({change_text(e)})"
@@ -73,13 +97,13 @@ def effect_sentence(e: Effect, metric: str) -> str:
     ci, p = e.decisive  # the bootstrap over seeds and test images where it exists, else the t-test
     numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(ci, metric)}"
     if e.verdict == "no detectable effect":
-        return f"{what}: no detectable effect on {words} ({numbers}, {p_text(p)})."
+        return _with_power(f"{what}: no detectable effect on {words} ({numbers}, {p_text(p)}).", e)
     if e.verdict == "hurts":
-        return f"{what} hurts {words}: {numbers} ({p_text(p)})."
+        return _with_power(f"{what} hurts {words}: {numbers} ({p_text(p)}).", e)
     digits = 2 if metric.endswith("_acc") else 4  # improves: the size of the gain and its interval
     lo, hi = sorted(abs(x) for x in ci) if ci else (math.nan, math.nan)
-    return (f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
-            f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(p)}).")
+    return _with_power(f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
+                       f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(p)}).", e)
 
 
 def interaction_sentence(e: Effect, metric: str) -> str:
@@ -89,10 +113,11 @@ def interaction_sentence(e: Effect, metric: str) -> str:
     (a, b), (a0, b0), (a1, b1) = e.factor.split(" x "), e.from_, e.to
     more = "larger" if e.delta_mean > 0 else "smaller"
     ci, p = e.decisive
+    twins = f"; the design cannot tell it from {' or '.join(e.aliases)}" if e.aliases else ""
     return (f"The change in {words} from {a} {toml_value(a0)} → {toml_value(a1)} "
             f"is {abs(e.delta_mean):.{2 if unit else 4}f}"
             f"{unit} {more} with {b}={toml_value(b1)} than with {b}={toml_value(b0)} "
-            f"{_ci(ci, metric)} ({p_text(p)}).")
+            f"{_ci(ci, metric)} ({p_text(p)}{twins}).")
 
 
 def _known_sentence(k: Known) -> str:
@@ -141,12 +166,40 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
     model = ["model"] if len({e.model for e in effects}) > 1 else []
     boot = any(e.boot_p is not None for e in effects)
     names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
-             *_test_names(boot), "pairs", "verdict"]
-    rows = [[*([e.model] if model else []), e.factor, change_text(e), _num(e.delta_mean, report.metric),
-             *_test_cells(e, report.metric, boot), str(e.n_pairs), e.verdict]
+             *_test_names(boot), "pairs", "verdict", *_power_names(effects)]
+    rows = [[*([e.model] if model else []), _factor_cell(e), change_text(e), _num(e.delta_mean, report.metric),
+             *_test_cells(e, report.metric, boot), str(e.n_pairs), e.verdict, *_power_cells(e, effects)]
             for e in effects]
-    first = len(model) + 2  # the numeric columns: delta, the tests' CI and p, pairs
-    return _table(names, rows, set(range(first, first + len(_test_names(boot)) + 2)))
+    first = len(model) + 2  # the numeric columns: delta, the tests' CI and p, pairs; then the power figures
+    power = set(range(len(names) - len(_power_names(effects)), len(names)))
+    return _table(names, rows, set(range(first, first + len(_test_names(boot)) + 2)) | power)
+
+
+def _factor_cell(e: Effect) -> str:
+    """The factor, and what a fraction cannot tell it from: "dropout x batch_norm (= weight_decay x augment)"."""
+    return e.factor + (f" (= {' = '.join(e.aliases)})" if e.aliases else "")
+
+
+def _power_names(effects: list[Effect]) -> list[str]:
+    """The power figures' column names: "detectable at 3 seeds (points)" when every row has 3, "seeds needed"."""
+    if not any(e.detectable is not None for e in effects):
+        return []
+    seeds = {e.detectable_seeds for e in effects if e.detectable is not None}
+    at = f"at {seeds.pop()} seeds" if len(seeds) == 1 else "at n seeds"
+    return [f"detectable {at} (points)", "seeds needed"]
+
+
+def _power_cells(e: Effect, effects: list[Effect]) -> list[str]:
+    if not _power_names(effects):
+        return []
+    if e.detectable is None:
+        return ["–", "–"]
+    several = len({x.detectable_seeds for x in effects if x.detectable is not None}) > 1
+    detectable = f"±{e.detectable:.2f}" + (f" at {e.detectable_seeds}" if several else "")
+    decided = e.verdict in _DECIDED
+    needed = (f"{e.seeds_needed:,}" if e.seeds_needed is not None else f"below the floor, {e.floor:.2f}" if decided
+              else f"cannot be decided: floor {e.floor:.2f}")
+    return [detectable, needed]
 
 
 def _test_names(boot: bool) -> list[str]:
@@ -187,7 +240,8 @@ def _runner_up_sentence(report: Report) -> str:
     how = "paired by seed, seeds and test images resampled" if e.boot_p is not None else "paired by seed"
     text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
             f"(runner-up minus best {_ci(ci, report.metric)}, {p_text(p)}, {how})")
-    return text + (": a real difference." if e.verdict == "worse" else ": the two cannot be told apart.")
+    text += ": a real difference." if e.verdict == "worse" else ": the two cannot be told apart."
+    return _with_power(text, e)
 
 
 def versus_best_table(report: Report) -> str:
@@ -195,11 +249,12 @@ def versus_best_table(report: Report) -> str:
     words, unit = METRIC_WORDS[report.metric]
     boot = any(e.boot_p is not None for e in report.versus_best)
     names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", *_test_names(boot),
-             "pairs", "verdict"]
+             "pairs", "verdict", *_power_names(report.versus_best)]
     rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), *_test_cells(e, report.metric, boot), str(e.n_pairs),
-             e.verdict]
+             e.verdict, *_power_cells(e, report.versus_best)]
             for e in report.versus_best]
-    return _table(names, rows, set(range(1, len(_test_names(boot)) + 3)))
+    power = set(range(len(names) - len(_power_names(report.versus_best)), len(names)))
+    return _table(names, rows, set(range(1, len(_test_names(boot)) + 3)) | power)
 
 
 def render_markdown(report: Report) -> str:
@@ -235,7 +290,9 @@ def render_markdown(report: Report) -> str:
                 f"Each configuration's final {METRIC_WORDS[m][0]} minus the best's (`{report.configs[0].label}`), "
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
                 f"{len(report.versus_best)} comparisons." + (_BOOT_WORDS if any(
-                    e.boot_p is not None for e in report.versus_best) else ""), "", versus_best_table(report), ""]
+                    e.boot_p is not None for e in report.versus_best) else "") + _power_words(report.versus_best), "",
+                versus_best_table(report), ""]
+        out += _power_note(report)
     if report.search is not None:
         out += search_markdown(report.search)
     out += mistakes_markdown(report.mistakes, "No trial of this study stored its predictions (they are kept "
@@ -292,6 +349,70 @@ _BOOT_WORDS = (f" The t-test treats the test set as the whole world; beside it, 
                "sentences below, use the bootstrap.")
 
 
+_POWER_WORDS = (" The last two columns say what would decide each verdict: the smallest effect these seeds detect "
+                "80% of the time at the level Holm's correction tested it at, and the fewest seeds that would detect "
+                "the effect observed; where even unlimited seeds could not (the test images alone set a floor, the "
+                "smallest effect they can resolve, at or above it), it cannot be decided with this test set. Both "
+                "come from splitting each contrast's variance into a part that shrinks with seeds and a part, the "
+                "test images', that does not (a normal approximation, and a rough one with few seeds; docs/report.md, "
+                "\"How many seeds?\").")
+
+
+def _power_words(effects: list[Effect], said: bool = False) -> str:
+    """The paragraph on the power figures where a table has them; a pointer back when it was `said` above."""
+    if not any(e.detectable is not None for e in effects):
+        return ""
+    return " The last two columns say what would decide each verdict, as above." if said else _POWER_WORDS
+
+
+def _power_note(report: Report) -> list[str]:
+    """One line where a loss-ranked study leaves the power figures out, in the first section with effects."""
+    first = report.versus_best or report.effects
+    if report.metric.endswith("_acc") or not first or any(e.detectable is not None for e in first):
+        return []
+    return [f"What would decide each verdict (the detectable effect, the seeds needed) is left out: it splits each "
+            f"test image's right or wrong, and this study is ranked by {METRIC_WORDS[report.metric][0]}.", ""]
+
+
+def _effects_intro(report: Report, words: str, models: str) -> str:
+    """How the main effects were estimated: paired differences in a full grid, contrasts over a fraction's runs."""
+    tests = (f"a 95% t-interval and a paired t-test, Holm-corrected over the {len(report.effects)} "
+             f"comparisons; verdicts at corrected p < {ALPHA}.")
+    if report.fraction is None:
+        return (f"Main effect of each grid factor on the final {words}, on the trials of {models} at grid "
+                "settings: the mean of paired differences (each value minus the factor's first, same seed, "
+                "every other param equal), " + tests)
+    f = report.fraction
+    return (f"The grid is a fraction ({f.lines[0]}), so no two of its settings differ in one factor only. Main "
+            f"effect of each grid factor on the final {words}, on the trials of {models} at the fraction's "
+            "settings: a contrast over its runs, per seed the mean of the runs at the factor's value minus the "
+            "mean of those at its first (the pairs are the seeds that ran every setting), with "
+            + tests.replace("a paired t-test", "a t-test over seeds"))
+
+
+def _aliased(report: Report) -> list[str]:
+    """A fraction's aliased sets, each once, as a list after the effects' introduction."""
+    if report.fraction is None or not report.fraction.lines[1:]:
+        return []
+    return ["What this design cannot tell apart, each set once (an estimate of one mixes in the others):", "",
+            *(f"- {line}" for line in report.fraction.lines[1:]), ""]
+
+
+def _interactions_intro(report: Report) -> list[str]:
+    """What the interactions are; for a fraction, which it leaves out as aliased with a main effect."""
+    n = len(report.interactions)
+    if report.fraction is None:
+        return [f"Two-way interactions, (on, on) − (on, off) − (off, on) + (off, off) paired by seed and the "
+                f"other params, Holm-corrected over the {n} tested.", ""]
+    left = report.fraction.left_out
+    out = ([f"Left out, as the design aliases each with a main effect: {', '.join(left)}."] if left else [])
+    if n:
+        out.insert(0, "Two-way interactions the design does not alias with a main effect, each a contrast over "
+                      "the runs, (on, on) − (on, off) − (off, on) + (off, off) per seed, one for each set of "
+                      f"interactions the design cannot tell apart; Holm-corrected over the {n} tested.")
+    return [" ".join(out), ""]
+
+
 def _effects_section(report: Report) -> list[str]:
     words = METRIC_WORDS[report.metric][0]
     regularizers_only = all(e.factor in REGULARIZERS for e in report.effects)
@@ -299,23 +420,24 @@ def _effects_section(report: Report) -> list[str]:
     if not report.effects:
         return out + ["The grid has no factor with two or more values: no effects to estimate.", ""]
     models = ", ".join(f"`{m}`" for m in dict.fromkeys(e.model for e in report.effects))
-    out += [f"Main effect of each grid factor on the final {words}, on the trials of {models} at grid "
-            "settings: the mean of paired differences (each value minus the factor's first, same seed, "
-            "every other param equal), "
-            f"a 95% t-interval and a paired t-test, Holm-corrected over the {len(report.effects)} "
-            f"comparisons; verdicts at corrected p < {ALPHA}." + (_BOOT_WORDS if any(
-                e.boot_p is not None for e in report.effects) else ""), ""]
+    out += [_effects_intro(report, words, models) + (_BOOT_WORDS if any(
+                e.boot_p is not None for e in report.effects) else "")
+            + _power_words(report.effects, said=any(e.detectable is not None for e in report.versus_best)), ""]
+    out += _aliased(report)
     out += [effects_table(report), ""]
+    out += [] if report.versus_best else _power_note(report)
     out += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
     out += [""]
     if any(f.kind == "effects" for f in report.figures):
         out += ["![Main effects](effects.png)", ""]
     out += ["### Interactions", ""]
     if not report.interactions:
+        if report.fraction is not None and report.fraction.left_out:
+            return out + [f"None can be estimated: this resolution-{report.fraction.resolution} design aliases every "
+                          f"two-way interaction with a main effect ({', '.join(report.fraction.left_out)}).", ""]
         return out + ["Fewer than two factors: no interactions to test.", ""]
     shown = [e for e in report.interactions if e.decisive[1] is not None and e.decisive[1] < ALPHA]
-    out += [f"Two-way interactions, (on, on) − (on, off) − (off, on) + (off, off) paired by seed and the "
-            f"other params, Holm-corrected over the {len(report.interactions)} tested.", ""]
+    out += _interactions_intro(report)
     if not shown:
         return out + [f"None has corrected p < {ALPHA}.", ""]
     out += [effects_table(report, shown), ""]
@@ -362,7 +484,9 @@ def summary_json(report: Report) -> str:
                 "delta_mean": _r(e.delta_mean), "ci95": None if e.ci95 is None else [_r(e.ci95[0]), _r(e.ci95[1])],
                 "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict,
                 "bootstrap_ci95": None if e.boot_ci95 is None else [_r(e.boot_ci95[0]), _r(e.boot_ci95[1])],
-                "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p)}
+                "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p),
+                "level": _r(e.level), "detectable": _r(e.detectable), "detectable_seeds": e.detectable_seeds,
+                "floor": _r(e.floor), "seeds_needed": e.seeds_needed, "aliases": list(e.aliases)}
 
     k = report.known
     doc = {
@@ -378,6 +502,9 @@ def summary_json(report: Report) -> str:
         "interactions": [effect(e) for e in report.interactions],
         "versus_best": [effect(e) for e in report.versus_best],
         "search": None if report.search is None else search_json(report.search),
+        "design": None if report.fraction is None else {
+            "lines": list(report.fraction.lines), "resolution": report.fraction.resolution,
+            "interactions_left_out": list(report.fraction.left_out)},
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

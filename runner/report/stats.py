@@ -5,27 +5,55 @@ Two tests for every effect and every comparison with the best:
 - a bootstrap that resamples both the seeds (the pairs) and the test images, so that the interval
   also counts that the 10,000 test images are a sample. It needs each trial's predictions (stored
   since runner kept them); the verdict uses it where it exists.
+Beside the bootstrap, from the same per-image contrasts, what decides a verdict (runner.design.power):
+the smallest effect the seeds detect with 80% power at the Holm level the contrast was tested at, the
+floor that unlimited seeds would reach, and the seeds that would detect the effect observed.
+
+A fractional grid ([grid].design) has no two settings that differ in one axis only: its main effects
+and interactions are contrasts over its runs, one value per seed (runner.design.fractional).
 """
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from runner.design import (POWER, Design, aliases, estimable_interactions, estimate_interactions, estimate_main_effects,
+                           floor, holm_levels, minimum_detectable_effect, seeds_needed, split_contrast)
 from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "BOOTSTRAP", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval", "grid_effects", "bootstrap",
-           "Correct"]
+__all__ = ["ALPHA", "BOOTSTRAP", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
+           "grid_effects", "bootstrap", "power_figures", "Correct", "Pair"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
 BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
 _CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
 Correct = dict[tuple[str, int], np.ndarray]  # (config key, seed) -> 100 * (predicted == label) per test image
-Contrast = list[tuple[float, list[tuple[np.ndarray | None, float]]]]  # per pair: its value, its corners' (predictions, sign)
+
+
+class Pair(NamedTuple):
+    """One paired difference of a contrast: the seed it was measured with, its value, and its corners'
+    (per-image correctness or None where not stored, sign); a fraction's pair is one seed's contrast."""
+    seed: int
+    value: float
+    corners: list[tuple[np.ndarray | None, float]]
+
+
+Contrast = list[Pair]
+
+
+class Row(NamedTuple):
+    """One effect to test: whose trials, which factor, from and to what, its pairs and what it is aliased with."""
+    model: str
+    factor: str
+    off: Any
+    on: Any
+    pairs: Contrast
+    aliases: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- statistics
@@ -101,7 +129,7 @@ def _contrast(pairs: Contrast) -> np.ndarray | None:
     if not pairs:
         return None
     rows = []
-    for _, corners in pairs:
+    for _, _, corners in pairs:
         if any(c is None for c, _ in corners):
             return None
         rows.append(sum(sign * c for c, sign in corners))
@@ -195,7 +223,7 @@ def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, An
             total += sign * value
             found.append((None if correct is None else correct.get((other, seed)), sign))
         else:
-            out.append((total, found))
+            out.append(Pair(seed, total, found))
     return out
 
 
@@ -204,9 +232,9 @@ def versus_best(configs: list[Config], direction: str, correct: Correct | None =
     best = configs[0]
     by_seed = dict(zip(best.seeds, best.final))
     get = (lambda key, s: None) if correct is None else (lambda key, s: correct.get((key, s)))
-    rows = [(c.model, "vs best", best.label, c.label,
-             [(v - by_seed[s], [(get(c.key, s), 1.0), (get(best.key, s), -1.0)])
-              for s, v in zip(c.seeds, c.final) if s in by_seed])
+    rows = [Row(c.model, "vs best", best.label, c.label,
+                [Pair(s, v - by_seed[s], [(get(c.key, s), 1.0), (get(best.key, s), -1.0)])
+                 for s, v in zip(c.seeds, c.final) if s in by_seed])
             for c in configs[1:]]
 
     def verdict(delta: float, p: float | None) -> str:
@@ -222,23 +250,28 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     Args:
         correct: each trial's per-image correctness (by config key and seed), for the bootstrap.
     """
-    mains: list[tuple[str, str, Any, Any, Contrast]] = []
-    inters: list[tuple[str, str, Any, Any, Contrast]] = []
+    mains: list[Row] = []
+    inters: list[Row] = []
     factors = _factors(spec)
+    d = spec.fraction()
     for model in _grid_models(spec):
         finals, by_key = _grid_finals(_grid_configs(spec, model, configs), correct)  # this model's only
+        if d is not None:  # one model; every factor is its own (Spec.fraction refuses the others)
+            m, i = _fraction_effects(spec, d, model, factors, finals, by_key)
+            mains, inters = mains + m, inters + i
+            continue
         own = spec.models[model].own if model in spec.models else (lambda axis: False)
         mine = [f for f in factors if (not is_layer_axis(f[0]) or f[0].split(".")[0] == model)  # not another's layer
                 and not own(f[0])]  # nor a regularizer a user's module has built in or not
         for axis, off, ons in mine:
             for on in ons:
                 diffs = _pairs(finals, {((axis, on),): 1.0, ((axis, off),): -1.0}, by_key)
-                mains.append((model, axis, off, on, diffs))
+                mains.append(Row(model, axis, off, on, diffs))
         for (a, a0, a_ons), (b, b0, b_ons) in itertools.combinations(mine, 2):
             for a1, b1 in itertools.product(a_ons, b_ons):
                 signs = {((a, a1), (b, b1)): 1.0, ((a, a1), (b, b0)): -1.0,
                          ((a, a0), (b, b1)): -1.0, ((a, a0), (b, b0)): 1.0}
-                inters.append((model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs, by_key)))
+                inters.append(Row(model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs, by_key)))
     direction = spec.study.direction
     effects = _tested(mains, lambda d, p: _verdict(d, p, direction))
     interactions = _tested(inters, lambda d, p: "too few pairs" if p is None
@@ -246,18 +279,81 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     return effects, interactions
 
 
-def _tested(rows: list[tuple[str, str, Any, Any, Contrast]], verdict: Callable[[float, float | None], str]) -> list[Effect]:
+def _fraction_effects(spec: Spec, d: Design, model: str, factors: list[tuple[str, Any, tuple[Any, ...]]],
+                      finals: dict[tuple[str, int], float], by_key: Correct | None) -> tuple[list[Row], list[Row]]:
+    """A fraction's main effects, and its two-way interactions that no main effect is aliased with (one per
+    aliased set), as contrasts over its runs: per seed with every run complete, the mean at the factor's value
+    minus the mean at its "off" value (runner.design.fractional); each seed's per-image contrast beside it."""
+    keys = _run_keys(spec, d, finals)
+    seeds = sorted({s for _, s in finals if all((k, s) in finals for k in keys)}) if keys else []
+    y = np.array([[finals[k, s] for s in seeds] for k in keys]).reshape(len(d.signs), len(seeds))  # (runs, seeds)
+    images = None
+    if by_key is not None and seeds and all((k, s) in by_key for k in keys for s in seeds) and \
+            len({len(by_key[k, s]) for k in keys for s in seeds}) == 1:
+        images = np.stack([np.stack([by_key[k, s] for s in seeds]) for k in keys])  # (runs, seeds, images)
+    values = dict(spec.grid)
+    turn = {axis: 1.0 if on == values[axis][1] else -1.0 for axis, _, (on,) in factors}  # the design's -1 is the first
+
+    def row(factor: str, off: Any, on: Any, sign: float, per_seed: Any, per_image: Any, also: tuple = ()) -> Row:
+        pairs = [Pair(s, sign * float(per_seed[j]), [(None if per_image is None else sign * per_image[j], 1.0)])
+                 for j, s in enumerate(seeds)]
+        return Row(model, factor, off, on, pairs, also)
+    mains_y = estimate_main_effects(d, y)
+    mains_i = estimate_main_effects(d, images) if images is not None else {}
+    mains = [row(axis, off, on, turn[axis], mains_y[axis], mains_i.get(axis)) for axis, off, (on,) in factors]
+    inters, done = [], set()
+    offs = {axis: (off, on) for axis, off, (on,) in factors}
+    for name in estimable_interactions(d):
+        if name in done:
+            continue
+        twins = tuple(o for o in aliases(d)[name] if o.count(" x ") == 1)  # the two-ways sharing its estimate
+        done.update(twins)
+        a, b = name.split(" x ")
+        per_seed = estimate_interactions(d, y, [name])[name]
+        per_image = estimate_interactions(d, images, [name])[name] if images is not None else None
+        inters.append(row(name, [offs[a][0], offs[b][0]], [offs[a][1], offs[b][1]], turn[a] * turn[b], per_seed,
+                          per_image, twins))
+    return mains, inters
+
+
+def _run_keys(spec: Spec, d: Design, finals: dict[tuple[str, int], float]) -> list[str]:
+    """Each run's configuration key (without the model), in the design's order; none without a stored trial."""
+    if not finals:
+        return ["" for _ in d.runs]  # no key: no run is complete
+    template = json.loads(next(iter(finals))[0])  # every other param is the same in each run of a fraction
+    values = dict(spec.grid)
+    return [config_key({**template, **{f: values[f][i] for f, i in run.items()}}) for run in d.runs]
+
+
+def _tested(rows: list[Row], verdict: Callable[[float, float | None], str]) -> list[Effect]:
     """Each row's t-test over seeds and bootstrap over seeds and test images, each Holm-corrected over the
-    rows; the verdict from the bootstrap where every row has one, else from the t-test."""
-    tests = [paired_t([d for d, _ in pairs]) for *_, pairs in rows]
+    rows, and the bootstrap's power figures; the verdict from the bootstrap where every row has one, else from
+    the t-test (and then no power figures)."""
+    tests = [paired_t([p.value for p in r.pairs]) for r in rows]
     corrected = holm([p for _, _, p in tests])
-    boots = bootstrap([_contrast(pairs) for *_, pairs in rows])
+    contrasts = [_contrast(r.pairs) for r in rows]
+    boots = bootstrap(contrasts)
     boot_corrected = holm([b[1] if b else None for b in boots])
     if not (any(boots) and all(b is not None or p is None for b, (_, _, p) in zip(boots, tests))):
         boots, boot_corrected = [None] * len(rows), [None] * len(rows)  # one test decides a whole family
+    levels = holm_levels([b[1] if b else None for b in boots], ALPHA)
     out = []
-    for (model, factor, off, on, pairs), (mean, ci, p), pc, b, bc in zip(rows, tests, corrected, boots, boot_corrected):
+    for r, (mean, ci, p), pc, b, bc, c, level in zip(rows, tests, corrected, boots, boot_corrected, contrasts, levels):
         decisive = bc if b is not None else pc
-        out.append(Effect(model, factor, off, on, len(pairs), mean, ci, p, pc, verdict(mean, decisive),
-                          b[0] if b else None, b[1] if b else None, bc))
+        power = power_figures(c, len({x.seed for x in r.pairs}), mean, level) if b is not None else {}
+        out.append(Effect(r.model, r.factor, r.off, r.on, len(r.pairs), mean, ci, p, pc, verdict(mean, decisive),
+                          b[0] if b else None, b[1] if b else None, bc, aliases=r.aliases, **power))
     return out
+
+
+def power_figures(contrast: np.ndarray | None, seeds: int, effect: float, level: float | None) -> dict[str, Any]:
+    """What decides a verdict, from a contrast's (rows, images) per-image values over `seeds` seeds (the rows
+    split evenly between them) tested at Holm's `level`: Effect's level, detectable, detectable_seeds, floor
+    and seeds_needed (runner.design.power, normal approximation, 80% power); {} without them."""
+    if contrast is None or level is None or seeds < 2:
+        return {}
+    split = split_contrast(contrast, rows_per_seed=contrast.shape[0] / seeds)  # type: ignore[arg-type]
+    return {"level": level, "detectable_seeds": seeds,
+            "detectable": minimum_detectable_effect(*split, seeds, level, POWER),
+            "floor": floor(split.sigma_image2, level, POWER),
+            "seeds_needed": seeds_needed(effect, *split, level, POWER)}
