@@ -14,8 +14,9 @@ The same stored trials give byte-identical Markdown, JSON and PNGs: nothing depe
 
 The package is cut by stage, and a stage that covers several sections has a module per section:
     data                      the Report and every part of it, the search's and the mistakes' included
-    build, build_search,      storage to Report: the grid's configurations, effects and setup; the
-      build_mistakes          search behind a tuned spec; where the models are wrong
+    build, build_trials,      storage to Report: the grid's configurations, effects and setup; which
+      build_search,           stored trials count (a user module's versions); the search behind a tuned
+      build_mistakes          spec; where the models are wrong
     stats                     every figure of chance: means, t-intervals, paired t-tests, the bootstrap, Holm
     markdown, markdown_search report.md, the README summary, summary.json; the search's section
     figures                   every PNG

@@ -5,7 +5,6 @@ import json
 import math
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,13 +23,14 @@ from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Exclu
                                 ReportError, config_key)
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
+from runner.report import build_trials
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
-from runner.text import csv_text, file_slug, plural, toml_value
+from runner.text import csv_text, file_slug, toml_value
 from runner.trials.confirm import confirm_spec
-from runner.trials.sources import adopt_stored_source, earlier_versions, known_structures
+from runner.trials.sources import adopt_stored_source, known_structures
 
 __all__ = ["build_report", "FULL_MNIST", "strip_paths"]
 
@@ -118,109 +118,6 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
     )
 
 
-def _stored_code(spec: Spec, trials: list[FrozenTrial]) -> tuple[Spec, list[str]]:
-    """The spec with each user file that was not found (load_spec(missing_code_ok=True)) given the code
-    version its latest complete trial stored, and one line per such file saying so."""
-    notes, models = [], dict(spec.models)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    for name, m in spec.models.items():
-        if m.target and not m.source:
-            mine = [t for t in complete if t.params.get("model") == name]
-            sha = next((stored(t).source_sha256 for t in reversed(mine) if stored(t).source_sha256), "")
-            models[name] = replace(m, source_sha256=sha)
-            notes.append(f"[models.{name}].target {m.target}: its module's file was not found; this report covers "
-                         + (f"the trials stored with code version sha256 {sha[:12]} (the latest stored), "
-                            "from what they stored" if sha else "none of its trials: none was stored"))
-    data = spec.data
-    if data.target and not data.source_sha256:
-        sha = next((stored(t).data_source_sha256 for t in reversed(complete) if stored(t).data_source_sha256), "")
-        data = replace(data, source_sha256=sha)
-        notes.append(f"[data].target {data.target}: its module's file was not found; this report covers the trials "
-                     f"stored with code version sha256 {sha[:12]} (the latest stored), from what they stored")
-    return replace(spec, models=models, data=data), notes
-
-
-def _stale(spec: Spec, t: FrozenTrial) -> str | None:
-    """Why a trial of a user's module no longer counts: its target or args are not the spec's now,
-    or its source file changed since (else None)."""
-    model = spec.models.get(t.params.get("model", ""))
-    if model is None or not model.target:
-        return None
-    config = stored(t).section("model")
-    then = (config.get("target", model.target), config.get("args", dict(model.args)))
-    if then != (model.target, dict(model.args)):  # the trial's params cannot tell them apart: say so here
-        return (f"made by {then[0]} with args {json.dumps(then[1], sort_keys=True)}; the spec now has "
-                f"{model.target} with args {json.dumps(dict(model.args), sort_keys=True)}: not this "
-                "configuration's result")
-    sha = config.get("source_sha256")
-    if sha in (None, model.source_sha256) or model.source_sha256 == ANY_VERSION:
-        return None
-    return (f"made by an earlier {model.source.rsplit('/', 1)[-1]} (sha256 {sha[:12]}; now "
-            f"{model.source_sha256[:12]}): not this code's result")
-
-
-def _module_version(spec: Spec, trials: list[FrozenTrial], version: str | None) -> tuple[Spec, list[str]]:
-    """The spec whose user modules are taken to be the stored version `version` (a SHA-256 or its start, or
-    "any": every version), and a line saying which trials that reports."""
-    if version is None:
-        return spec, []
-    earlier = earlier_versions(spec, trials)
-    if version == "any":
-        models = {n: replace(m, source_sha256=ANY_VERSION) if m.target else m for n, m in spec.models.items()}
-        n = sum(sum(v.values()) for v in earlier.values())
-        return replace(spec, models=models), [f"--module-version any: the trials of every stored version of the "
-                                              f"user's modules are reported ({plural(n, 'trial')} of earlier ones)"]
-    models, lines = dict(spec.models), []
-    for name, shas in earlier.items():
-        match = [s for s in shas if s.startswith(version)]
-        if len(match) == 1:
-            models[name] = replace(spec.models[name], source_sha256=match[0])
-            lines.append(f"--module-version {version}: {name}'s trials of sha256 {match[0][:12]} are reported "
-                         f"({plural(shas[match[0]], 'complete trial')}), not those of the file there now")
-    if not lines:
-        known = sorted({s[:12] for shas in earlier.values() for s in shas})
-        raise ReportError(f"--module-version {version}: no complete trial was made by such a version of a user's "
-                          f"module; the earlier versions stored: {', '.join(known) or 'none'} (or any)")
-    return replace(spec, models=models), lines
-
-
-ANY_VERSION = "*"  # a user module's SHA-256 that every stored version matches (--module-version any)
-
-
-def _earlier_note(spec: Spec, trials: list[FrozenTrial]) -> list[str]:
-    """A line per user module some of whose complete trials an earlier version of its file made, naming the
-    option that reports them (when this file's trials are reported)."""
-    lines = []
-    for name, shas in earlier_versions(spec, trials).items():
-        if spec.models[name].source_sha256 == ANY_VERSION:
-            continue
-        file = Path(spec.models[name].source).name or name
-        versions = ", ".join(f"{s[:12]} ({plural(n, 'trial')})" for s, n in shas.items())
-        lines.append(f"{name}: {plural(sum(shas.values()), 'complete trial')} of an earlier {file} (sha256 "
-                     f"{versions}) are left out; --module-version {next(iter(shas))[:12]} (or any) reports them")
-    return lines
-
-
-def _nothing_to_report(storage: str, spec: Spec, trials: list[FrozenTrial]) -> str:
-    """Why the study has no trial to report, in one line that says what to do."""
-    states = _count_states(trials)
-    earlier = earlier_versions(spec, trials)
-    n = sum(sum(v.values()) for v in earlier.values())
-    if n and n == states.get("complete", 0):
-        name, shas = next(iter(earlier.items()))
-        file = Path(spec.models[name].source).name or name
-        return (f"{storage}: study {spec.study.name!r} has {plural(n, 'complete trial')}, every one made by an "
-                f"earlier version of {file} (sha256 {', '.join(s[:12] for s in shas)}), none by the code there now: "
-                f"run `runner grid {spec.path}` to train this code, or report those trials with "
-                f"--module-version {next(iter(shas))[:12]} (or --module-version any)")
-    shown = ", ".join(f"{k} {s}" for s, k in sorted(states.items())) or "no trials"
-    if states.get("complete"):  # complete, but of configurations the spec no longer gives
-        return (f"{storage}: study {spec.study.name!r} has no complete trials of the configurations this spec gives "
-                f"({shown}, made with another config); run `runner grid {spec.path}` first")
-    return (f"{storage}: study {spec.study.name!r} has no complete trials ({shown}); "
-            f"run `runner grid {spec.path}` first")
-
-
 def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
     """A searched spec as its confirmation trained: refit on train + validation, or on the search's split
     (refit = false, or a study confirmed by the code before refit): whichever its complete trials match."""
@@ -229,32 +126,7 @@ def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     refit = confirm_spec(spec, [])
     views = [replace(spec, data=refit.data, study=refit.study), spec]
-    return max(views, key=lambda s: sum(_changed(s, t) is None for t in complete))
-
-
-def _changed(spec: Spec, t: FrozenTrial) -> str | None:
-    """Why a trial no longer counts: the spec now gives its params another config (else None).
-
-    A declared model's layers, a preset's hidden widths or a [train] / [data] value edited in the
-    spec since the trial ran: its params alone cannot tell, its stored config hash can.
-    """
-    name, then = t.params.get("model", ""), stored(t).config_hash
-    if name not in spec.models or then is None or "seed" not in t.params:
-        return None
-    setting = {k: v for k, v in t.params.items() if k != "seed"}
-    if spec.models[name].source_sha256 == ANY_VERSION:  # --module-version any: each trial as its version made it
-        model = replace(spec.models[name], source_sha256=stored(t).source_sha256 or "")
-        spec = replace(spec, models={**spec.models, name: model})
-    try:
-        now = spec.point(setting, t.params["seed"])
-    except (KeyError, TypeError, ValueError, StopIteration):  # a param the spec no longer has
-        return None
-    if now.config_hash == then:
-        return None
-    old, new = stored(t).config, now.resolved()
-    what = [k for k in ("model", "train", "data", "regularizers") if old.get(k) != new.get(k)]
-    return (f"stored with another {' and '.join(what) or 'config'} than the spec now gives "
-            f"(config {then}, now {now.config_hash}): not this spec's result")
+    return max(views, key=lambda s: sum(build_trials.changed(s, t) is None for t in complete))
 
 
 def why_not_complete(t: FrozenTrial) -> str:
@@ -287,7 +159,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         if t.state != TrialState.COMPLETE:
             excluded.append(Excluded(t.number, t.state.name.lower(), label, seed, why_not_complete(t)))
             continue
-        stale = _stale(axes.spec, t) or _changed(axes.spec, t)
+        stale = build_trials.stale(axes.spec, t) or build_trials.changed(axes.spec, t)
         if stale:
             excluded.append(Excluded(t.number, "complete", label, seed, stale))
             continue
@@ -528,14 +400,14 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
     """
     storage, trials, epochs, study_record = _load_trials(spec, url)
     searched, spec = spec, _as_confirmed(spec, trials)  # the spec as its search trained, and as its confirmation did
-    spec, notes = _stored_code(spec, trials)
+    spec, notes = build_trials.stored_code(spec, trials)
     spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, study_record))
-    spec, chosen = _module_version(spec, trials, module_version)
-    notes += adopted + chosen + _earlier_note(spec, trials)
+    spec, chosen = build_trials.module_version(spec, trials, module_version)
+    notes += adopted + chosen + build_trials.earlier_note(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
     if not groups:
-        raise ReportError(_nothing_to_report(storage, spec, trials))
+        raise ReportError(build_trials.nothing_to_report(storage, spec, trials))
     configs = _configs(spec, groups, epochs, axes)
     complete = [t for ts in groups.values() for t in ts]
     complete.sort(key=lambda t: t.number)
@@ -573,10 +445,3 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
         figures=_figures(spec, configs, effects),
     )
-
-
-def _count_states(trials: list[FrozenTrial]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in trials:
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
-    return out
