@@ -18,7 +18,9 @@ The package is cut by stage, and a stage that covers several sections has a modu
       build_search,           stored trials count (a user module's versions); the search behind a tuned
       build_mistakes          spec; where the models are wrong
     stats                     every figure of chance: means, t-intervals, paired t-tests, the bootstrap, Holm
-    markdown, markdown_search report.md, the README summary, summary.json; the search's section
+    markdown, markdown_search, report.md and the README summary; the search's section, the mistakes'
+      markdown_mistakes
+    summary                   summary.json
     figures                   every PNG
     files                     checks, then writes
 """
@@ -31,7 +33,8 @@ from runner.report.figures import curves_png, effects_png
 from runner.report.files import (END_MARKER, START_MARKER, default_out_dir, make_report, render_files, update_readme,
                                  write_report)
 from runner.report.markdown import (comparison_table, effect_sentence, effects_table, interaction_sentence,
-                                    render_markdown, render_summary, summary_json)
+                                    render_markdown, render_summary)
+from runner.report.summary import summary_json
 from runner.report.stats import holm
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The report as text: Markdown tables and sentences, the full report, the README's summary, summary.json."""
+"""The report as text: Markdown tables and sentences, the full report, the README's summary."""
 from __future__ import annotations
 
 import json
@@ -9,14 +9,15 @@ import numpy as np
 
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
-from runner.report.data import REPORT_FILE, Effect, Known, Mistakes, Report
-from runner.report.markdown_search import search_json, search_markdown
-from runner.report.stats import ALPHA, BOOTSTRAP, mean_of, std_of
+from runner.report.data import REPORT_FILE, Effect, Known, Report
+from runner.report.markdown_mistakes import mistakes_markdown
+from runner.report.markdown_search import search_markdown
+from runner.report.stats import ALPHA, BOOTSTRAP
 from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
-           "render_markdown", "render_summary", "summary_json", "p_text", "change_text", "power_text"]
+           "render_markdown", "render_summary", "p_text", "change_text", "power_text"]
 
 METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
                 "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
@@ -471,74 +472,3 @@ def render_summary(report: Report, link: str) -> str:
 
 
 # ---------------------------------------------------------------- JSON
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
-
-
-def summary_json(report: Report) -> str:
-    """summary.json: configurations and effects, accuracies in percent."""
-    def effect(e: Effect) -> dict[str, Any]:
-        return {"model": e.model, "factor": e.factor, "from": e.from_, "to": e.to, "n_pairs": e.n_pairs,
-                "delta_mean": _r(e.delta_mean), "ci95": None if e.ci95 is None else [_r(e.ci95[0]), _r(e.ci95[1])],
-                "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict,
-                "bootstrap_ci95": None if e.boot_ci95 is None else [_r(e.boot_ci95[0]), _r(e.boot_ci95[1])],
-                "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p),
-                "level": _r(e.level), "detectable": _r(e.detectable), "detectable_seeds": e.detectable_seeds,
-                "floor": _r(e.floor), "seeds_needed": e.seeds_needed, "aliases": list(e.aliases)}
-
-    k = report.known
-    doc = {
-        "study": report.study, "metric": report.metric, "direction": report.direction,
-        "configs": [{"model": c.model, "params": c.params, "label": c.label, "param_count": c.param_count,
-                     "seeds": len(c.seeds), "final_mean": _r(mean_of(c.final)), "final_std": _r(std_of(c.final)),
-                     "best_mean": _r(mean_of(c.best_acc)), "final_test_loss": _r(mean_of(c.final_loss)),
-                     "gap_mean": _r(mean_of(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
-                     "final_val_mean": _r(mean_of(c.final_val)),
-                     "peak_memory_mb": _r(c.peak_memory_mb)}
-                    for c in report.configs],
-        "effects": [effect(e) for e in report.effects],
-        "interactions": [effect(e) for e in report.interactions],
-        "versus_best": [effect(e) for e in report.versus_best],
-        "search": None if report.search is None else search_json(report.search),
-        "design": None if report.fraction is None else {
-            "lines": list(report.fraction.lines), "resolution": report.fraction.resolution,
-            "interactions_left_out": list(report.fraction.left_out)},
-        "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
-                                         "reference": k.reference, "difference": _r(k.mean - k.reference),
-                                         "within_seed_spread": k.lo <= k.reference <= k.hi,
-                                         "full_data": k.full_data},
-        "excluded": [{"number": x.number, "state": x.state, "label": x.label, "seed": x.seed,
-                      "reason": x.reason} for x in report.excluded],
-    }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def mistakes_markdown(m: Mistakes | None, note_if_none: str) -> list[str]:
-    """The report's section on where the models are wrong."""
-    out = ["## Where the models are wrong", ""]
-    if m is None:
-        return out + [note_if_none, ""]
-    out += ["From every trial's predicted class for every test image, counted over the seeds of each "
-            "configuration. The confusion matrices count the mistakes by true class (rows) and predicted class "
-            "(columns), summed over the seeds; the diagonal (the images it gets right) is left white.", "",
-            "![Confusion matrices](confusion.png)", ""]
-    names = ["class", *(f"{v.role}: `{v.label}`" for v in m.views)]
-    rows = [[m.names[c], *(f"{v.per_class[c]:.2f}" for v in m.views)] for c in range(len(m.names))]
-    out += ["Accuracy per class (%), mean over seeds:", "",
-            "| " + " | ".join(names) + " |", "|---|" + "---:|" * len(m.views)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    out += [""]
-    g = m.gallery
-    if g is not None:
-        also = ("" if g.baseline_too is None else
-                f"; the baseline `{g.baseline}` (same seed) also gets {g.baseline_too:,} of them wrong")
-        out += ["### The test images the best configuration gets wrong", "",
-                f"`{g.label}`, seed {g.seed}, gets {g.wrong:,} of the {g.total:,} test images wrong{also}. "
-                f"The {len(g.shown)} it was most sure of, most confident first:", ""]
-        if g.images is not None:
-            out += ["![The best configuration's mistakes](mistakes.png)", ""]
-    if m.gallery_note:
-        out += [m.gallery_note, ""]
-    return out

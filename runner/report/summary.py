@@ -1,0 +1,54 @@
+"""summary.json: the report's numbers for programs, accuracies in percent, every float to 7 significant digits."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from runner.report.data import Effect, Report
+from runner.report.markdown_search import search_json
+from runner.report.stats import mean_of, std_of
+
+__all__ = ["summary_json"]
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else float(f"{x:.7g}")  # 7 significant digits, small p too
+
+
+def summary_json(report: Report) -> str:
+    """summary.json: configurations and effects, accuracies in percent."""
+    def effect(e: Effect) -> dict[str, Any]:
+        return {"model": e.model, "factor": e.factor, "from": e.from_, "to": e.to, "n_pairs": e.n_pairs,
+                "delta_mean": _r(e.delta_mean), "ci95": None if e.ci95 is None else [_r(e.ci95[0]), _r(e.ci95[1])],
+                "p_raw": _r(e.p_raw), "p_value": _r(e.p_value), "verdict": e.verdict,
+                "bootstrap_ci95": None if e.boot_ci95 is None else [_r(e.boot_ci95[0]), _r(e.boot_ci95[1])],
+                "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p),
+                "level": _r(e.level), "detectable": _r(e.detectable), "detectable_seeds": e.detectable_seeds,
+                "floor": _r(e.floor), "seeds_needed": e.seeds_needed, "aliases": list(e.aliases)}
+
+    k = report.known
+    doc = {
+        "study": report.study, "metric": report.metric, "direction": report.direction,
+        "configs": [{"model": c.model, "params": c.params, "label": c.label, "param_count": c.param_count,
+                     "seeds": len(c.seeds), "final_mean": _r(mean_of(c.final)), "final_std": _r(std_of(c.final)),
+                     "best_mean": _r(mean_of(c.best_acc)), "final_test_loss": _r(mean_of(c.final_loss)),
+                     "gap_mean": _r(mean_of(c.gap)), "seconds_per_epoch": _r(c.seconds_per_epoch),
+                     "final_val_mean": _r(mean_of(c.final_val)),
+                     "peak_memory_mb": _r(c.peak_memory_mb)}
+                    for c in report.configs],
+        "effects": [effect(e) for e in report.effects],
+        "interactions": [effect(e) for e in report.interactions],
+        "versus_best": [effect(e) for e in report.versus_best],
+        "search": None if report.search is None else search_json(report.search),
+        "design": None if report.fraction is None else {
+            "lines": list(report.fraction.lines), "resolution": report.fraction.resolution,
+            "interactions_left_out": list(report.fraction.left_out)},
+        "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
+                                         "reference": k.reference, "difference": _r(k.mean - k.reference),
+                                         "within_seed_spread": k.lo <= k.reference <= k.hi,
+                                         "full_data": k.full_data},
+        "excluded": [{"number": x.number, "state": x.state, "label": x.label, "seed": x.seed,
+                      "reason": x.reason} for x in report.excluded],
+    }
+    return json.dumps(doc, indent=2) + "\n"
