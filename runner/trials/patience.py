@@ -146,7 +146,10 @@ class Writer:
         self.check()
 
     def close(self) -> None:
-        """Stop the thread once the writes so far are done (or given up)."""
+        """Stop the thread once the writes so far are done (or given up); after `stop`, nothing more is waited
+        for (an interrupt during an outage must not wait out the patience)."""
+        if self._stopped.is_set():
+            return
         self._queue.put(None)
         self._thread.join()
 

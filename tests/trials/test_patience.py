@@ -298,3 +298,15 @@ def test_past_its_patience_a_worker_gives_up_in_one_line_and_the_next_run_resume
     assert again.returncode == 0, again.stderr
     assert "resumed from the checkpoint after epoch" in again.stderr and "gone: 8 of 8 trials complete" in again.stdout
     _points_once(postgres_server.url, "gone")
+
+
+def test_a_stopped_writer_does_not_wait_out_the_patience_on_close():
+    """Ctrl-C during an outage: the write under way is waited for a moment, then nothing more."""
+    writer = Writer(Patience(600))
+    writer.put(lambda: (_ for _ in ()).throw(_down()))  # the database away: this write would retry for 600 s
+    time.sleep(0.2)
+    writer.stop(wait_s=0.5)
+    closing = threading.Thread(target=writer.close, daemon=True)
+    closing.start()
+    closing.join(5)
+    assert not closing.is_alive()  # close returned: it did not wait for the retrying write
