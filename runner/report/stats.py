@@ -180,11 +180,8 @@ def _grid_models(spec: Spec) -> list[str]:
 
 def _grid_configs(spec: Spec, model: str, configs: list[Config]) -> list[Config]:
     """The model's configurations at grid settings."""
-    grid = dict(spec.grid)
-    names = list(grid)
     keys = set()
-    for values in itertools.product(*grid.values()):
-        setting = dict(zip(names, values))
+    for setting in spec.grid_settings():  # a fraction's own: a [[runs]] entry at another setting is none of them
         if setting.get("model", model) == model:
             params = dict(spec.point(setting, 0).params)
             params.pop("seed")

@@ -312,9 +312,6 @@ class Spec:
         if self.grid_design == "full":
             return None
         name = self.design_text
-        if self.runs:
-            raise DesignError(f"{name} runs the settings of a two-level design; [[runs]] beside it are no part of "
-                              "its contrasts: give them a spec of their own, or use design = \"full\"")
         models = self._grid_models()
         if len(models) > 1:
             raise DesignError(f"{name} varies one model's axes, and [grid].model has {len(models)} "
@@ -368,9 +365,11 @@ class Spec:
     def setting_count(self) -> int:
         """len(self.settings()), computed from the axes' lengths without enumerating them."""
         d = self.fraction()
-        if d is not None:  # one model, no [[runs]], every factor its: each run is one setting
-            return len(d.signs)
         first = next(iter(self.models))
+        if d is not None:  # one model, every factor its: each of its runs is one setting; [[runs]] beside it
+            fraction = {json.dumps(s, sort_keys=True) for s in self.grid_settings()}
+            return len(d.signs) + len({k for r in self.runs
+                                       if (k := json.dumps(self._run_setting(dict(r)), sort_keys=True)) not in fraction})
         grid = {k: list(dict.fromkeys(json.dumps(x, sort_keys=True) for x in v)) for k, v in self.grid}
         models = [json.loads(m) for m in grid["model"]] if "model" in grid else [first]
         total = 0
@@ -417,7 +416,7 @@ class Spec:
         if d is not None and d.words:  # a fraction: its factors do not multiply to its settings
             p = len(d.words).bit_length()
             return (f"a 2^({len(d.factors)}-{p}) fraction of " + " x ".join(f"{a} 2" for a in d.factors)
-                    + f", x {seeds}")
+                    + f", x {seeds}" + runs)
         if all(len(ms) in (0, len(models)) for ms in applies.values()):
             parts = [f"model {len(models)}" if a == "model" else f"{a} {dict(sizes)[a]}" for a, _ in self.grid
                      if (a == "model" and len(models) > 1) or (a in applies and applies[a])]

@@ -84,7 +84,21 @@ def reports(tmp_path_factory):
     flipped = GRID.format(design='"half"', weight_decay=WEIGHT_DECAY).replace("[false, true]", "[true, false]")
     (root / "flipped.toml").write_text(flipped)  # batch norm's "on" first: the other half, signs turned
     flips = _report(load_spec(root / "flipped.toml"), url, root / "flipped")
-    return halves, fulls, thirds, flips
+    (root / "runs.toml").write_text(GRID.format(design='"half"', weight_decay=WEIGHT_DECAY) + RUN_BESIDE)
+    beside = _report(load_spec(root / "runs.toml"), url, root / "runs")
+    return halves, fulls, thirds, flips, beside
+
+
+RUN_BESIDE = '[[runs]]\nmodel = "lenet5"\ndropout = 0.5\n'  # a full-grid setting the half leaves out (-+++ of ABCD)
+
+
+def test_a_run_beside_the_fraction_is_compared_with_the_best_and_changes_none_of_its_effects(reports):
+    (half, _), *_, (beside, text) = reports
+    assert len(beside["configs"]) == 16  # every stored trial of the study, the full grid's included, as a report reads
+    for mine, theirs in zip(beside["effects"], half["effects"]):
+        assert (mine["factor"], mine["delta_mean"], mine["n_pairs"]) == (theirs["factor"], theirs["delta_mean"],
+                                                                          theirs["n_pairs"])
+    assert any(e["to"] == "lenet5 dropout=0.5" for e in beside["versus_best"])
 
 
 def _by_factor(summary: dict, family: str = "effects") -> dict[str, dict]:
@@ -92,7 +106,7 @@ def _by_factor(summary: dict, family: str = "effects") -> dict[str, dict]:
 
 
 def test_the_half_fraction_gives_the_full_designs_main_effects(reports):
-    (half, text), (full, _), _, (flipped, _) = reports
+    (half, text), (full, _), _, (flipped, _), _ = reports
     halves, fulls = _by_factor(half), _by_factor(full)
     assert list(halves) == list(fulls) == list(OWN)
     for factor, n in OWN.items():
@@ -129,7 +143,7 @@ def test_the_report_names_each_aliased_set_once_and_estimates_only_what_no_main_
 
 
 def test_a_resolution_three_design_leaves_the_two_way_interactions_out_with_a_note(reports):
-    _, (full, _), (third, text), _ = reports
+    _, (full, _), (third, text), *_ = reports
     assert third["design"]["resolution"] == 3 and third["interactions"] == []
     assert third["design"]["interactions_left_out"] == ["dropout x batch_norm", "dropout x augment",
                                                         "batch_norm x augment"]

@@ -92,13 +92,23 @@ def test_the_design_lines_say_what_runs_and_each_aliased_set_once():
                     "of 4 axes reaches resolution 5")
 
 
+def test_runs_beside_a_fraction_add_their_settings_once_and_are_none_of_its_runs():
+    runs = ('[[runs]]\nmodel = "mlp"\n'  # another model: a baseline beside the fraction
+            '[[runs]]\nmodel = "lenet5"\naugment = "elastic"\nlr = 0.05\n'  # a setting of no run of the fraction
+            '[[runs]]\nmodel = "lenet5"\ndropout = 0.0\nbatch_norm = false\nweight_decay = 0.0\naugment = "none"\n'
+            'lr = 0.05\n')  # the fraction's own first run, named again: no new setting
+    half, alone = spec_of('"half"', SPEC + runs), spec_of('"half"')
+    assert [s for s in half.grid_settings()] == [s for s in alone.grid_settings()]  # the runs change no run of it
+    assert half.setting_count() == len(half.settings()) == 8 + 2
+    assert half.point_count() == len(half.points()) == 3 * 10
+    assert half.grid_factors().endswith("x 3 seeds + 3 runs")
+    assert half.fraction().factors == FACTORS
+
+
 @pytest.mark.parametrize("change, message", [
     (('augment = ["none", "affine"]', 'augment = ["none", "affine", "elastic"]'),
      'd.toml: [grid].design: "half": augment has 3 values ("none", "affine", "elastic"), and a two-level design '
      'takes axes of two: use design = "full", or a study per pair of values'),
-    (('lr = [0.05]', 'lr = [0.05]\n[[runs]]\nmodel = "mlp"'),
-     'd.toml: [grid].design: "half" runs the settings of a two-level design; [[runs]] beside it are no part of its '
-     'contrasts: give them a spec of their own, or use design = "full"'),
     (('model = ["lenet5"]', 'model = ["lenet5", "mlp"]'),
      'd.toml: [grid].design: "half" varies one model\'s axes, and [grid].model has 2 (lenet5, mlp): give each model '
      'a spec of its own, or use design = "full"'),
