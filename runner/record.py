@@ -70,7 +70,9 @@ WINNER = "winner"  # <name>-select: the chosen setting, recorded once; what <nam
 TEST_INFORMATION = "test_information"  # <name>-select: {trial number: test accuracy}, after the choice
 SOURCE_VERSIONS = "source_versions"  # {file SHA-256: structure SHA-256} of the user modules its runs have seen
 
-STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS})
+ROUND = "round"  # seeds in rounds: {round, seeds, max, until, stopped, racing} of the round at hand (runner.rounds)
+
+STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS, ROUND})
 
 # ---------------------------------------------------------------- derived study names
 
@@ -264,6 +266,7 @@ class StudyRecord:
     winner = _Key[dict[str, Any] | None](WINNER)
     test_information = _Key[dict[str, float]](TEST_INFORMATION, {})
     source_versions = _Key[dict[str, str]](SOURCE_VERSIONS, {})
+    round = _Key[dict[str, Any] | None](ROUND)
 
 
 def of(trial: Any) -> TrialRecord:

@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
-from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS
+from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS, ROUNDS_KEYS
 from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
@@ -67,6 +67,12 @@ def json_schema() -> dict[str, Any]:
     run = {"type": "object", "description": "one point beside the grid; axes not given take their defaults",
            "properties": {a: _axis_values(a) for a in axes},
            "patternProperties": {LAYER_AXIS_PATTERN: _layer_field_values()}, "additionalProperties": False}
+    sections = {name: _table(keys, ("name",) if name == "study" else (), text) for name, (keys, text) in SECTIONS.items()}
+    seeds = sections["study"]["properties"]["seeds"]
+    sections["study"]["properties"]["seeds"] = {
+        "anyOf": [{k: v for k, v in seeds.items() if k not in ("description", "default")},
+                  _table(ROUNDS_KEYS, ("max",), "seeds in rounds, added until the study is decided")],
+        "description": seeds["description"], "default": seeds["default"]}
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "runner spec",
@@ -75,7 +81,7 @@ def json_schema() -> dict[str, Any]:
         "required": ["study", "models"],
         "additionalProperties": False,
         "properties": {
-            **{name: _table(keys, ("name",) if name == "study" else (), text) for name, (keys, text) in SECTIONS.items()},
+            **sections,
             "models": {"type": "object", "minProperties": 1, "description": "named models; a grid refers to them",
                        "additionalProperties": {"$ref": "#/definitions/model"}},
             "grid": grid,
@@ -144,6 +150,9 @@ def key_tables() -> str:
     out = []
     for name, (keys, text) in SECTIONS.items():
         out += [f"`[{name}]`: {text}.", "", *head, *_rows(keys), ""]
+        if name == "study":
+            out += ["`[study].seeds` as a table: seeds in rounds, added until the study is decided "
+                    "([How many seeds?](../README.md#how-many-seeds)).", "", *head, *_rows(ROUNDS_KEYS, "seeds."), ""]
     out += ["`[models.NAME]`: exactly one of `arch`, `layers` or `target`; the regularizers set this "
             "model's defaults.", "", *head, *_rows(MODEL_KEYS), ""]
     out += ["`input`: one of", "", *head, *_rows(INPUT_KEYS), ""]

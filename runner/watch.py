@@ -52,6 +52,7 @@ class Progress:
     search: bool = False  # a search: its trials count, not its points
     rate_from: str = "epochs"  # "trials": counted from the trials that ended (older databases' epochs have no time)
     covered_min: float | None = None  # the minutes the rate divides by: the window, or less when the run began in it
+    round: dict | None = None  # seeds in rounds: the round at hand as runner.rounds stored it (record.ROUND)
 
     @property
     def to_go(self) -> int | None:
@@ -99,7 +100,9 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         if study not in known:
             raise StorageError(f"{shown}: no study {study!r}" + (f"; it has {', '.join(known)}" if known else
                                                                  "; it has none"))
-        trials = store.optuna.get_all_trials(store.optuna.get_study_id_from_name(study), deepcopy=False)
+        study_id = store.optuna.get_study_id_from_name(study)
+        trials = store.optuna.get_all_trials(study_id, deepcopy=False)
+        at = record.StudyRecord(store.optuna.get_study_user_attrs(study_id)).round
         now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         claims = {c.trial_id: c for c in store.claims(study).values() if c.trial_id is not None}
         live = [t for t in trials if t.state == TrialState.RUNNING]
@@ -144,9 +147,11 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     lengths = [e for t in trials if (e := _epochs_of(t))]
     per_trial = Counter(lengths).most_common(1)[0][0] if lengths else None
     covered = _covered_min(trials, window_min)
+    if at is not None:  # the round's points, not the first round's that a spec alone gives
+        total = at.get("points", total)
     return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
-                    None if recent is None else recent / covered, window_min, search, rate_from, covered)
+                    None if recent is None else recent / covered, window_min, search, rate_from, covered, at)
 
 
 def _covered_min(trials: list[FrozenTrial], window_min: float) -> float:
@@ -175,6 +180,7 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
     go = f", {p.to_go} to go" if p.to_go is not None else ", to go: not known from the study's name alone (give SPEC)"
     pruned = f", {p.pruned} pruned" if p.pruned else ""
     lines = [f"{p.study} on {p.storage}, {now:%Y-%m-%d %H:%M:%S} UTC",
+             *_round_line(p.round),
              f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]
     if p.rate is None:
         lines.append(f"rate: not known (this database's epochs carry no time, and no trial ended in the last "
@@ -204,6 +210,19 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
             rows.append([str(r.number), r.worker, r.host, r.device, epoch, r.metric, beat])
         lines += ["", text_table(["trial", "worker", "host", "device", "epoch", "last", "heartbeat"], rows)]
     return "\n".join(lines)
+
+
+def _round_line(at: dict | None) -> list[str]:
+    """Seeds in rounds: the round at hand, or why the rounds stopped (as runner.rounds stored it)."""
+    if at is None:
+        return []
+    last = at["max"] - (at["seeds"] - at["round"] + 1) + 1
+    if at.get("stopped"):
+        return [f"seeds in rounds: stopped after round {at['round']} of at most {last} ({at['seeds']} seeds): "
+                f"{at['stopped']}"]
+    racing = f", {at['racing']} configurations still racing" if at.get("racing") else ""
+    return [f"round {at['round']} of at most {last}: seeds 0-{at['seeds'] - 1} (until = \"{at['until']}\"){racing}; "
+            f"the totals below are this round's"]
 
 
 def snapshot(storage: str | None, study: str, total: int | None = None, window_min: float = 10,

@@ -148,6 +148,25 @@ def test_a_two_task_array_runs_every_point_exactly_once(slurm_cluster, postgres_
     assert len(list((tmp_path / "artifacts").rglob("*"))) > 0  # the weights went to the shared folder
 
 
+@pytest.mark.slurm
+@pytest.mark.postgres
+def test_a_two_task_array_runs_the_same_rounds_each_point_once(slurm_cluster, postgres_url, tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(name="rounds2", seeds='{ first = 2, max = 3, until = "best" }', train=600, epochs=1,
+                                model="mlp").replace("batch_norm = [false, true]", "weight_decay = [0.0, 1e-12]"))
+    job = _launch(slurm_cluster, spec, postgres_url, tmp_path, "--jobs", "2")  # two settings that train alike
+    _wait(slurm_cluster, job)
+    trials = _optuna_trials(postgres_url, "rounds2")
+    logs = _logs(tmp_path)
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 6, logs  # both race to max = 3 seeds: 2 x 3 points
+    per_point = Counter(t["user_attrs"]["config_hash"] for t in trials)
+    assert len(per_point) == 6 and set(per_point.values()) == {1}
+    for task in ("_0.out", "_1.out"):  # each task ran both rounds and saw where they stopped
+        [text] = [p.read_text() for p in (tmp_path / "logs").glob(f"*{task}")]
+        assert 'rounds2: round 2 of at most 2: seeds 0-2 (until = "best")' in text, logs
+        assert "stopped after round 2 of at most 2: max = 3 seeds reached" in text, logs
+
+
 def _running_mid_trial(url: str, study: str, epochs: int, timeout: float = 120) -> optuna.trial.FrozenTrial:
     """A trial that has stored at least one epoch and is not done."""
     deadline = time.monotonic() + timeout

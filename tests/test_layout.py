@@ -19,6 +19,7 @@ LAYERS = {
     "train": 3, "schema": 3, "weights": 3,
     "trials": 4,
     "report": 5, "query": 5, "bench": 5, "export": 5, "predict": 5, "launch": 5, "watch": 5,
+    "rounds": 5,
     "cli": 6, "__init__": 6,  # the package's own __init__: runner.load_model
 }
 # Lazy imports are for heavy libraries; of the runner's own modules, only where start-up must not load

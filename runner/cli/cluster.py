@@ -42,7 +42,9 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
     against the same --storage: a PostgreSQL server every node reaches.
 
     The tasks share the work through the storage: each point is claimed once, a stopped task gives its
-    point back, and the point resumes from its epoch checkpoint in --checkpoints (a shared folder). The
+    point back, and the point resumes from its epoch checkpoint in --checkpoints (a shared folder). With
+    seeds in rounds every task runs the same rounds: one that finds a round's points all taken waits for
+    the others, and all go on to the next round together. The
     storage and the study are made here, before anything is submitted. It prints the job id and the
     command that watches the study; add jobs to a running study by launching again.
 
@@ -65,6 +67,10 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
     if not tune:
         from runner.trials.grid import check_size
 
+        if spec.study.rounds is not None:  # seeds in rounds: every task runs the same rounds, up to their most
+            from runner.rounds import most_points
+
+            check_size(most_points(spec), max_points)
         check_size(spec, max_points)  # every task would refuse it: say so here, and submit nothing
     job = job_for(spec, url, jobs, checkpoints, artifacts, logs, tune=tune, partition=partition, time=time_limit,
                   gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem=mem, max_points=max_points,

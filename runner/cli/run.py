@@ -33,6 +33,12 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
     A point already complete in the storage is skipped, so running the same command again
     continues where it stopped, and adding a seed or a grid value runs only the new points.
 
+    With [study].seeds = { first, max, until } the seeds come in rounds: after each round the
+    stored trials are tested (a group-sequential rule, so that looking often does not inflate
+    false verdicts) and another round runs only while it can still decide something. Every
+    worker, machine or Slurm task runs the same rounds; run again, it continues the round it
+    stopped in.
+
     Progress goes to stderr: on a terminal, a bar over the study's trial-epochs (all workers
     together) with elapsed and remaining time, the remaining time estimated from the epochs
     measured so far, and each trial's epochs printed above it; piped or redirected, one plain
@@ -53,7 +59,13 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
         from runner.trials.lifecycle import dry_run as checks
 
         click.echo(points_table(spec))
-        if spec.point_count() > run.max_points:
+        most = spec.point_count()
+        if spec.study.rounds is not None:
+            from runner.rounds import cost_lines, most_points
+
+            click.echo("\n".join(cost_lines(spec)))
+            most = most_points(spec).point_count()
+        if most > run.max_points:
             click.echo(f"runner grid would refuse it: more than {run.max_points:,} points (--max-points raises the "
                        "limit)")
             return
@@ -61,7 +73,12 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
         click.echo("\n".join([*lines[:-1], *stored_lines(spec, storage), lines[-1]]))
         return
     with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
-        result = run_grid(spec, storage, run, progress)
+        if spec.study.rounds is None:
+            result = run_grid(spec, storage, run, progress)
+        else:
+            from runner.rounds import run_rounds
+
+            result, _ = run_rounds(spec, storage, run, progress)
     complete = result.done_before + result.ran
     failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
     click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")

@@ -24,6 +24,7 @@ from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Exclu
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report import build_trials
+from runner.report.rounds import Plan, plan
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
@@ -391,13 +392,9 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
     return build_mistakes(spec, roles, test, _dataset(complete), classes)
 
 
-def build_report(spec: Spec, url: str | None, module_version: str | None = None) -> Report:
-    """Every number of the report, from the trials stored for `spec`'s study at `url`.
-
-    Args:
-        module_version: report the trials an earlier version of a user's module made: a stored file's
-            SHA-256 (its first 12 digits are enough), or "any" for every stored version.
-    """
+def _read(spec: Spec, url: str | None, module_version: str | None = None) -> tuple:
+    """The stored trials as the report reads them: (storage URL, trials, epochs, the spec as searched, the spec
+    as its trials ran, notes, axes, complete trials by configuration, trials left out)."""
     storage, trials, epochs, study_record = _load_trials(spec, url)
     searched, spec = spec, _as_confirmed(spec, trials)  # the spec as its search trained, and as its confirmation did
     spec, notes = build_trials.stored_code(spec, trials)
@@ -406,6 +403,32 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
     notes += adopted + chosen + build_trials.earlier_note(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
+    return storage, trials, epochs, searched, spec, notes, axes, groups, excluded
+
+
+def stored_plan(spec: Spec, url: str | None) -> Plan:
+    """Where a study of seeds in rounds stands, from its stored trials (report.rounds.plan); its first round
+    when nothing is stored yet."""
+    assert spec.study.rounds is not None
+    try:
+        _, _, epochs, _, spec, _, axes, groups, _ = _read(spec, url)
+    except StorageError:
+        groups = {}
+    if not groups:
+        return plan(spec, [], None)
+    configs = _configs(spec, groups, epochs, axes)
+    return plan(spec, configs, _correct(spec, url, configs, _predictions(url, configs, "test")))
+
+
+def build_report(spec: Spec, url: str | None, module_version: str | None = None) -> Report:
+    """Every number of the report, from the trials stored for `spec`'s study at `url`.
+
+    Args:
+        module_version: report the trials an earlier version of a user's module made: a stored file's
+            SHA-256 (its first 12 digits are enough), or "any" for every stored version.
+    """
+    read = _read(spec, url, module_version)
+    storage, trials, epochs, searched, spec, notes, axes, groups, excluded = read
     if not groups:
         raise ReportError(build_trials.nothing_to_report(storage, spec, trials))
     configs = _configs(spec, groups, epochs, axes)
@@ -414,6 +437,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
     test = _predictions(url, configs, "test")
     correct = _correct(spec, url, configs, test)
     effects, interactions = grid_effects(spec, configs, correct)
+    looks = plan(spec, configs, correct) if spec.study.rounds is not None else None
     data, train, prov = _setup(complete)
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
         a = stored(complete[0])
@@ -443,5 +467,5 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
         param_tables=parameter_tables(spec, tables, [{"model": c.model, **c.params} for c in configs]
                                       if search is not None else None), configs=configs, known=known, effects=effects,
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
-        figures=_figures(spec, configs, effects),
+        figures=_figures(spec, configs, effects), rounds=looks,
     )

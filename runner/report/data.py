@@ -195,6 +195,7 @@ class Report:
     mistakes: Mistakes | None = None  # where the models are wrong; None without predictions
     notes: tuple[str, ...] = ()  # what the report could not check (a user's file gone), one line each
     fraction: Fraction | None = None  # a fractional grid: what it runs and aliases; None for the full grid
+    rounds: Any = None  # seeds in rounds: report.rounds.Plan, the looks the stored trials allow; None: a list of seeds
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
 
     def config(self, key: str) -> Config:

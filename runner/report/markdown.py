@@ -11,6 +11,7 @@ from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
 from runner.report.data import REPORT_FILE, Effect, Known, Report
 from runner.report.markdown_mistakes import mistakes_markdown
+from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
 from runner.report.stats import ALPHA, BOOTSTRAP
 from runner.spec import REGULARIZERS
@@ -317,6 +318,7 @@ def render_markdown(report: Report) -> str:
         out += _effects_section(report)
     else:
         left_out.append("the effects of grid factors (a search has no grid)")
+    out += rounds_markdown(report.rounds, METRIC_WORDS[report.metric][0])
     out += _excluded_section(report)
     if left_out:
         out += [f"Left out, as they do not apply to this search: {'; '.join(left_out)}.", ""]

@@ -22,12 +22,14 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from runner.design import (POWER, Design, aliases, estimable_interactions, estimate_interactions, estimate_main_effects,
-                           floor, holm_levels, minimum_detectable_effect, seeds_needed, split_contrast)
+                           floor, holm_levels, minimum_detectable_effect, seeds_needed, split_contrast,
+                           z_statistic)
 from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
 __all__ = ["ALPHA", "BOOTSTRAP", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
-           "grid_effects", "bootstrap", "power_figures", "Correct", "Pair"]
+           "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
+           "sequential", "Sequential"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
 BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
@@ -224,15 +226,20 @@ def _pairs(finals: dict[tuple[str, int], float], signs: dict[tuple[tuple[str, An
     return out
 
 
-def versus_best(configs: list[Config], direction: str, correct: Correct | None = None) -> list[Effect]:
-    """Every other configuration against the best, paired by seed (other minus best), Holm-corrected."""
+def best_rows(configs: list[Config], correct: Correct | None = None) -> list[Row]:
+    """Every other configuration against the first (the best), paired by seed: other minus best."""
     best = configs[0]
     by_seed = dict(zip(best.seeds, best.final))
     get = (lambda key, s: None) if correct is None else (lambda key, s: correct.get((key, s)))
-    rows = [Row(c.model, "vs best", best.label, c.label,
+    return [Row(c.model, "vs best", best.label, c.label,
                 [Pair(s, v - by_seed[s], [(get(c.key, s), 1.0), (get(best.key, s), -1.0)])
                  for s, v in zip(c.seeds, c.final) if s in by_seed])
             for c in configs[1:]]
+
+
+def versus_best(configs: list[Config], direction: str, correct: Correct | None = None) -> list[Effect]:
+    """Every other configuration against the best, paired by seed (other minus best), Holm-corrected."""
+    rows = best_rows(configs, correct)
 
     def verdict(delta: float, p: float | None) -> str:
         if p is None:
@@ -247,6 +254,16 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     Args:
         correct: each trial's per-image correctness (by config key and seed), for the bootstrap.
     """
+    mains, inters = effect_rows(spec, configs, correct)
+    direction = spec.study.direction
+    effects = _tested(mains, lambda d, p: _verdict(d, p, direction))
+    interactions = _tested(inters, lambda d, p: "too few pairs" if p is None
+                           else "interacts" if p < ALPHA else "no detectable interaction")
+    return effects, interactions
+
+
+def effect_rows(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Row], list[Row]]:
+    """The grid's main effects and two-way interactions to test, each with its pairs (see grid_effects)."""
     mains: list[Row] = []
     inters: list[Row] = []
     factors = _factors(spec)
@@ -269,11 +286,29 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
                 signs = {((a, a1), (b, b1)): 1.0, ((a, a1), (b, b0)): -1.0,
                          ((a, a0), (b, b1)): -1.0, ((a, a0), (b, b0)): 1.0}
                 inters.append(Row(model, f"{a} x {b}", [a0, b0], [a1, b1], _pairs(finals, signs, by_key)))
-    direction = spec.study.direction
-    effects = _tested(mains, lambda d, p: _verdict(d, p, direction))
-    interactions = _tested(inters, lambda d, p: "too few pairs" if p is None
-                           else "interacts" if p < ALPHA else "no detectable interaction")
-    return effects, interactions
+    return mains, inters
+
+
+class Sequential(NamedTuple):
+    """A contrast as the group-sequential rule reads it (runner.design.sequential): its estimate in points,
+    its variance parts, its seeds and its z (power.z_statistic: t over seeds and images, as a normal score)."""
+    estimate: float
+    sigma_seed2: float
+    sigma_image2: float
+    seeds: int
+    z: float
+
+
+def sequential(row: Row) -> Sequential | None:
+    """The row's statistic for the sequential rule; None without stored predictions or with fewer than 2 seeds."""
+    contrast = _contrast(row.pairs)
+    seeds = len({p.seed for p in row.pairs})
+    if contrast is None or seeds < 2:
+        return None
+    estimate = float(np.mean([p.value for p in row.pairs]))
+    split = split_contrast(contrast, rows_per_seed=contrast.shape[0] / seeds)
+    z = z_statistic(estimate, *split, seeds, df_seed=contrast.shape[0] - 1)
+    return Sequential(estimate, split.sigma_seed2, split.sigma_image2, seeds, z)
 
 
 def _fraction_effects(spec: Spec, d: Design, model: str, factors: list[tuple[str, Any, tuple[Any, ...]]],

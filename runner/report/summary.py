@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from runner.report.data import Effect, Report
+from runner.report.markdown_rounds import rounds_json
 from runner.report.markdown_search import search_json
 from runner.report.stats import mean_of, std_of
 
@@ -44,6 +45,7 @@ def summary_json(report: Report) -> str:
         "design": None if report.fraction is None else {
             "lines": list(report.fraction.lines), "resolution": report.fraction.resolution,
             "interactions_left_out": list(report.fraction.left_out)},
+        **({"rounds": rounds_json(report.rounds)} if report.rounds is not None else {}),
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

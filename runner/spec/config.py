@@ -18,6 +18,7 @@ from runner.models.user import REGULARIZER_ARGS
 from runner.spec.check import Checker, show_value
 from runner.text import plural, toml_value
 from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, METRICS, REGULARIZERS, TRAIN_KEYS
+from runner.spec.study import Rounds, StudySpec
 
 __all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
            "dataset_shape", "is_layer_axis", "layer_index", "layer_name", "check_shapes", "check_points"]
@@ -42,20 +43,6 @@ def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int] | None:
 def is_layer_axis(axis: str) -> bool:
     """Whether an axis names a layer field, "MODEL.LAYER.FIELD"."""
     return axis.count(".") == 2
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    name: str
-    description: str  # shown at the top of the report
-    seeds: tuple[int, ...]  # every point runs once per seed
-    metric: str  # test_acc | test_loss: what reports rank by (final epoch)
-    keep: str = "all"  # all | none: whether complete trials keep their final weights
-
-    @property
-    def direction(self) -> str:
-        """Optuna's direction for `metric`."""
-        return METRICS[self.metric]
 
 
 @dataclass(frozen=True)
@@ -170,6 +157,12 @@ class Point:
     def params(self) -> dict[str, Any]:
         """Optuna trial params: model, every axis, seed."""
         return {"model": self.model.name, **dict(self.axes), "seed": self.seed}
+
+    @property
+    def setting_key(self) -> str:
+        """The point's setting, whatever its seed: its params but the seed as JSON with sorted keys (the
+        report's configuration key)."""
+        return json.dumps({"model": self.model.name, **dict(self.axes)}, sort_keys=True)
 
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
@@ -395,7 +388,9 @@ class Spec:
         return total
 
     def point_count(self) -> int:
-        """len(self.points()), without enumerating them."""
+        """len(self.points()), without enumerating them (but for racing's rounds)."""
+        if self.study.race:
+            return len(self.points())
         return self.setting_count() * len(self.study.seeds)
 
     def _grid_models(self) -> list[str]:
@@ -442,7 +437,9 @@ class Spec:
     def points(self) -> list[Point]:
         """Every (setting, seed), seed-major so that a partial run covers every setting once."""
         settings = self.settings()
-        return [self.point(s, seed) for seed in self.study.seeds for s in settings]
+        out = [self.point(s, seed) for seed in self.study.seeds for s in settings]
+        race = self.study.race
+        return [p for p in out if p.seed not in race or p.setting_key in race[p.seed]]
 
     def model_points(self) -> list[Point]:
         """The points that stand for the spec's models: one per setting of the axes that change a model (its

@@ -15,7 +15,7 @@ from runner.optim import OPTIMIZERS, SCHEDULES
 __all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS",
            "DATASETS", "DATA_KEYS",
            "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES", "DESIGNS",
-           "GRID_KEYS", "RESOLUTION_KEYS"]
+           "GRID_KEYS", "RESOLUTION_KEYS", "ROUNDS_KEYS", "UNTIL"]
 
 
 ARCHS = ("lenet5", "mlp")
@@ -83,11 +83,22 @@ STUDY_KEYS: dict[str, Key] = {
                 text=f"a non-empty name of at most {STUDY_NAME_MAX} characters (Optuna stores a study's name in 512, "
                      "and a search's study adds \"-search\"; file names derived from a long name are hashed)"),
     "description": Key(str, "", "shown at the top of the report"),
-    "seeds": Key(list, [0], "every point runs once per seed", item=int, item_ge=0, nonempty=True),
+    "seeds": Key(list, [0], "every point runs once per seed; or { first, max, until }: seeds 0, 1, ... added one "
+                            "round at a time until the study is decided", item=int, item_ge=0, nonempty=True,
+                 text="a non-empty list of integers >= 0, or a table { first = N, max = M, until = ... }"),
     "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),
     "keep": Key(str, "all", "all: every complete trial's final weights are kept as an Optuna artifact "
                             "(runner export, runner predict); none: only their metrics and predictions",
                 choices=KEEP),
+}
+
+UNTIL = ("effects", "best")  # [study].seeds.until: what decides that no more seeds are needed
+ROUNDS_KEYS: dict[str, Key] = {  # [study].seeds as a table: seeds in rounds (runner.rounds)
+    "first": Key(int, 3, "seeds of the first round (0 to first - 1); each later round adds the next seed", ge=2),
+    "max": Key(int, None, "the most seeds any point gets: the study's largest cost", ge=3),
+    "until": Key(str, "effects", "effects: a round gives every point one more seed while some main effect of the "
+                                 "grid is undecided and can still be decided within max; best: racing, one more seed "
+                                 "only for the settings not yet shown worse than the best", choices=UNTIL),
 }
 
 MODEL_KEYS: dict[str, Key] = {
@@ -133,7 +144,7 @@ GRID_KEYS: dict[str, Key] = {
     "design": Key(str, "full", "which settings of the grid run: full: every combination; half: half of them "
                                "(2^(k-1) of 2^k), each main effect aliased only with the interaction of all the other "
                                "axes; { resolution = N }: the fewest at that resolution. A fraction takes axes of two "
-                               "values (an axis of one value is a constant), one model and no [[runs]]",
+                               "values (an axis of one value is a constant) and one model; [[runs]] beside it add their settings",
                   choices=DESIGNS, text='"full" | "half" | { resolution = N }'),
 }
 RESOLUTION_KEYS: dict[str, Key] = {  # [grid].design as a table

@@ -19,11 +19,13 @@ from runner.models.presets import MLP_HIDDEN, preset_layers
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec.axes import axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
-from runner.spec.config import (DataSpec, ModelSpec, Spec, StudySpec, TrainConfig, check_points, check_shapes,
+from runner.spec.config import (DataSpec, ModelSpec, Spec, TrainConfig, check_points, check_shapes,
                                 dataset_shape, is_layer_axis, layer_name)
 from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, GRID_KEYS, LATER_REGULARIZERS,
-                                 MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
+                                 MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, ROUNDS_KEYS, SECTIONS, STUDY_KEYS,
+                                 TRAIN_KEYS)
 from runner.spec.search import parse_search
+from runner.spec.study import Rounds, StudySpec
 from runner.usercode import TARGET, declared_parameters, locate, source_sha256, structure_sha256
 
 __all__ = ["load_spec", "parse_spec"]
@@ -60,14 +62,19 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
             raise c.unknown("top level", k, list(SECTIONS))
     if "study" not in raw:
         raise c.fail("[study]", "missing; it needs at least name = \"...\"")
-    study = c.table("[study]", raw["study"], STUDY_KEYS)
+    raw_study = raw["study"]
+    rounds = None
+    if isinstance(raw_study, dict) and isinstance(raw_study.get("seeds"), dict):
+        rounds = _rounds(c, raw_study["seeds"])
+        raw_study = {k: v for k, v in raw_study.items() if k != "seeds"}
+    study = c.table("[study]", raw_study, STUDY_KEYS)
     if "name" not in study:
         raise c.fail("[study].name", "missing; give the study a name")
-    seeds = study.get("seeds", STUDY_KEYS["seeds"].default)
+    seeds = tuple(range(rounds.first)) if rounds else study.get("seeds", STUDY_KEYS["seeds"].default)
     if len(set(seeds)) != len(seeds):
         raise c.fail("[study].seeds", f"{seeds} repeats a seed")
     study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
-                           study.get("metric", "test_acc"), study.get("keep", "all"))
+                           study.get("metric", "test_acc"), study.get("keep", "all"), rounds)
     train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
     folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
     data = _data(c, raw.get("data", {}), folder)
@@ -94,6 +101,7 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
         spec.fraction()  # a two-level design that cannot be built, or a grid it does not fit
     except DesignError as e:
         raise c.fail("[grid].design", str(e)) from None
+    _check_rounds(c, spec)
     check_points(c, spec)
     for line in spec.inert_axes():  # not an error: the spec runs, and says what the axis does not do
         warnings.warn(line, stacklevel=2)
@@ -287,6 +295,37 @@ def _design(c: Checker, raw: Any) -> str | int:
     if "resolution" not in values:
         raise c.fail(where, "a table needs resolution = N (N >= 3), e.g. { resolution = 4 }")
     return values["resolution"]
+
+
+def _check_rounds(c: Checker, spec: Spec) -> None:
+    """Seeds in rounds need what their looks test: per-image predictions, and effects or settings to compare."""
+    r, where = spec.study.rounds, "[study].seeds"
+    if r is None:
+        return
+    if spec.study.metric.endswith("_loss"):
+        raise c.fail(where, f'rounds test accuracy over seeds and images, and [study].metric is "{spec.study.metric}": '
+                            'use "test_acc" (or "val_acc"), or a list of seeds')
+    if spec.search is not None:
+        raise c.fail(where, "rounds are for runner grid; a [search] takes a list of seeds (its selection's)")
+    if r.until == "effects" and not any(a != "model" and len(v) > 1 for a, v in spec.grid):
+        raise c.fail(where, 'until = "effects" decides the main effects of [grid] axes, and no axis of [grid] has two '
+                            'values or more: give one, or until = "best" to race the settings')
+    if r.until == "best" and spec.setting_count() < 2:
+        raise c.fail(where, 'until = "best" races settings against the best, and the spec has one: give a [grid] or '
+                            "[[runs]] of two or more, or a list of seeds")
+
+
+def _rounds(c: Checker, raw: dict[str, Any]) -> Rounds:
+    """[study].seeds as a table: { first = N, max = M, until = "effects" | "best" }."""
+    where = "[study].seeds"
+    values = c.table(where, raw, ROUNDS_KEYS)
+    if "max" not in values:
+        raise c.fail(where, "a table needs max = M, the most seeds any point gets, e.g. { first = 3, max = 10 }")
+    first, most = values.get("first", ROUNDS_KEYS["first"].default), values["max"]
+    if most <= first:
+        raise c.fail(f"{where}.max", f"{most} is not above first = {first}: no round could add a seed (a fixed "
+                                     f"number of seeds is a list, seeds = [0, 1, ...])")
+    return Rounds(first, most, values.get("until", ROUNDS_KEYS["until"].default))
 
 
 def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:

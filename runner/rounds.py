@@ -1,0 +1,146 @@
+"""`runner grid` of a study whose seeds come in rounds: [study].seeds = { first, max, until }.
+
+Each round is a grid run (runner.trials.grid) of the points the stored trials call for next
+(runner.report.rounds.plan): the first round every setting's seeds 0 to first - 1, each later round
+one more seed, for every setting (until = "effects") or for the settings still racing (until = "best").
+Between rounds the looks are read again from the storage, so any number of workers, machines or Slurm
+tasks run the same rounds, an interrupted run continues the round it stopped in, and a worker that
+finds every point of a round taken waits for the others before it looks.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from runner import record
+from runner.report.build import stored_plan
+from runner.report.rounds import Plan
+from runner.spec import Spec
+from runner.store import Store
+from runner.trials.grid import GridResult, check_size, run_grid
+from runner.trials.lifecycle import Log
+from runner.trials.settings import RunSettings
+
+__all__ = ["run_rounds", "round_line", "cost_lines", "most_points", "POLL_S"]
+
+POLL_S = 10.0  # how often a worker with nothing left to claim looks whether the others have ended the round
+
+
+def round_line(spec: Spec, p: Plan) -> str:
+    """Where the study stands, in one line: "round 2 of at most 5: seeds 0-3 ..." or why it stopped."""
+    r = p.rounds
+    last = r.max - r.first + 1
+    if p.stopped is not None:
+        return f"{spec.study.name}: seeds in rounds {r.text}: stopped after round {p.round} of at most {last}: {p.stopped}"
+    racing = ""
+    if r.until == "best" and p.race:
+        racing = f", {len(p.race[p.seeds - 1])} configurations still racing"
+    return (f"{spec.study.name}: round {p.round} of at most {last}: seeds 0-{p.seeds - 1} "
+            f"(until = \"{r.until}\"){racing}")
+
+
+def cost_lines(spec: Spec) -> list[str]:
+    """For --dry-run: the first round's points, and the most the study can cost (max seeds)."""
+    r = spec.study.rounds
+    if r is None:
+        return []
+    settings = spec.setting_count()
+    most = "for every setting" if r.until == "effects" else "if no setting leaves the race"
+    return [f"seeds in rounds {r.text}: the first round is the {spec.point_count():,} points above (seeds 0-"
+            f"{r.first - 1}); each later round adds one seed; at most {settings * r.max:,} points ({r.max} seeds "
+            f"{most}, {r.max - r.first} more rounds)"]
+
+
+def _write_round(url: str | None, spec: Spec, p: Plan) -> None:
+    """The round at hand as the study's record, for `runner watch`."""
+    store = Store(url)
+    try:
+        study = store.open_study(spec.study.name, spec.study.direction)
+        study.set_user_attr(record.ROUND, {"round": p.round, "seeds": p.seeds, "max": p.rounds.max,
+                                           "until": p.rounds.until, "stopped": p.stopped,
+                                           "racing": len(p.race[p.seeds - 1]) if p.seeds - 1 in p.race else None,
+                                           "points": p.spec(spec).point_count()})
+    finally:
+        store.dispose()
+
+
+def _waiting_for(spec: Spec, url: str | None) -> tuple[int, int]:
+    """(points of the round still running elsewhere, points failed) once this worker has nothing to claim."""
+    store = Store(url)
+    try:
+        claims = store.claims(spec.study.name)
+        states = [claims[p.config_hash].state if p.config_hash in claims else "none" for p in spec.points()]
+        failed = sum(s == "failed" for s in states)
+        return sum(s not in ("complete", "failed") for s in states), failed
+    finally:
+        store.dispose()
+
+
+def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), progress: Any = None,
+               log: Log = lambda s: None) -> tuple[GridResult, Plan]:
+    """Run `spec`'s rounds until the stored trials decide it (or max seeds); (what ran, where it stopped)."""
+    assert spec.study.rounds is not None, "a fixed list of seeds is a plain run_grid"
+    if progress is not None:
+        log = progress.log
+    check_size(most_points(spec), run.max_points)
+    done_before = ran = failed = 0
+    deaths: tuple[str, ...] = ()
+    first, told, waiting = True, None, False
+    while True:
+        p = stored_plan(spec, url)
+        if told != (p.seeds, p.stopped):
+            _write_round(url, spec, p)
+            log(round_line(spec, p))
+            told, waiting = (p.seeds, p.stopped), False
+        if p.stopped is not None:
+            return GridResult(p.spec(spec).point_count(), done_before, ran, failed, deaths), p
+        if waiting:  # one worker, and its count line only once it trains a point another worker left
+            result = run_grid(p.spec(spec), url, replace(run, workers=1), None, _Quiet(log))
+        else:
+            if progress is not None:
+                progress.close()  # each round counts its own trial-epochs
+            result = run_grid(p.spec(spec), url, run, progress, log)
+        if first:
+            done_before, first = result.done_before, False
+        ran, failed, deaths = ran + result.ran, failed + result.failed, deaths + result.deaths
+        if result.failed:
+            log(f"{spec.study.name}: round {p.round} cannot be looked at: {result.failed} of its trials failed "
+                "(see `runner trials`; --retry-failed runs them again)")
+            return GridResult(result.total, done_before, ran, failed, deaths), p
+        after = stored_plan(spec, url)
+        if (after.seeds, after.stopped) != (p.seeds, p.stopped):
+            continue
+        elsewhere, broken = _waiting_for(p.spec(spec), url)
+        if broken and not elsewhere:
+            log(f"{spec.study.name}: round {p.round} cannot be looked at: {broken} of its trials failed before "
+                "(--retry-failed runs them again)")
+            return GridResult(result.total, done_before, ran, failed + broken, deaths), p
+        if not waiting:
+            log(f"{spec.study.name}: round {p.round}: waiting for the {elsewhere} trials other workers are running")
+            waiting = True
+        time.sleep(POLL_S)
+
+
+class _Quiet:
+    """A log that holds run_grid's count line back until a line follows it (a point taken over and trained)."""
+
+    def __init__(self, log: Log):
+        self.log, self.held = log, []  # type: ignore[var-annotated]
+
+    def __call__(self, line: str) -> None:
+        if self.held is None:
+            self.log(line)
+        elif not self.held:
+            self.held.append(line)
+        else:
+            for held in self.held:
+                self.log(held)
+            self.held = None
+            self.log(line)
+
+
+def most_points(spec: Spec) -> Spec:
+    """A spec whose point count is the most the rounds can cost: every setting at max seeds."""
+    r = spec.study.rounds
+    return replace(spec, study=replace(spec.study, seeds=tuple(range(r.max)), race={}))
