@@ -49,9 +49,10 @@ def test_adding_a_grid_value_keeps_the_old_points(write_spec):
 def test_shipped_specs_are_valid():
     reg = load_spec("specs/regularization.toml")
     grid_axes = {k for k, _ in reg.grid}
-    assert {"dropout", "batch_norm", "weight_decay", "augment"} <= grid_axes
-    assert len(reg.study.seeds) == 3
-    assert len(list(itertools.product(*dict(reg.grid).values()))) == 16
+    assert {"dropout", "batch_norm", "weight_decay", "augment", "label_smoothing", "ema"} <= grid_axes
+    assert reg.study.seeds == (0, 1, 2, 3) and (reg.study.rounds.first, reg.study.rounds.max) == (4, 7)
+    assert len(list(itertools.product(*dict(reg.grid).values()))) == 64
+    assert reg.fraction().resolution == 4 and reg.setting_count() == 16 + 2  # the fraction, the MLP, affine
     baseline = [p for p in reg.points() if p.model.name == "mlp" and not p.reg("batch_norm")][0]
     assert (baseline.train.optimizer, baseline.train.lr, baseline.train.momentum) == ("sgd", 0.01, 0.9)
     assert load_spec("specs/smoke.toml").data.train_limit > 0
