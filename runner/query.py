@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from runner.errors import RunnerError
 from runner.record import of as stored
+from runner.record import state_of
 from runner.store import Store
 from runner.text import text_table
 
@@ -260,12 +261,12 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
     rows = []
     for s in store.optuna.get_all_studies():
         trials = store.optuna.get_all_trials(s._study_id, deepcopy=False)
-        states = [t.state.name.lower() for t in trials]
+        states = [state_of(t) for t in trials]
         complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
         maximize = s.directions[0].name == "MAXIMIZE"
         best = (max if maximize else min)(complete) if complete else None
         rows.append({"study": s.study_name, "direction": s.directions[0].name.lower(), "trials": len(trials),
-                     **{st: states.count(st) for st in ("complete", "running", "fail", "pruned", "waiting")},
+                     **{st: states.count(st) for st in ("complete", "running", "fail", "pruned", "waiting", "refused")},
                      "best_value": best})
     return rows
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Mapping, TypeVar
 
-__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "trial_record", "outcome_record",
+__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "state_of", "over_cap_reason", "trial_record", "outcome_record",
            "provenance_record", "write", "search_study", "select_study", "is_search_study", "SEARCH_SUFFIX",
            "SELECT_SUFFIX", "TRIAL_KEYS", "STUDY_KEYS"]
 
@@ -56,12 +56,14 @@ PEAK_MEMORY_MB = "peak_memory_mb"
 BEST_TEST_ACC = "best_test_acc"
 COPY_OF = "copy_of"  # a search trial whose configuration another trial evaluated: that trial's number
 ENQUEUED_FROM = "enqueued_from"  # an enqueued search trial: where its point came from
+OVER_CAP = "over_cap"  # a search draw over [search].max_params, never trained: why (ended PRUNED, infeasible)
 
 TRIAL_KEYS = frozenset({
     CONFIG_HASH, CONFIG, LABEL, PARAM_COUNT, LAYER_TABLE, DATA_CHECKSUM, DATASET, DATA_SOURCE, DATA_OFFICIAL,
     DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, SOURCE_STRUCTURE, WORKER, SLOT,
     CODE_VERSION, DEVICE, DEVICE_INDEX, DEVICE_NAME, THREADS, CPU, PYTHON, VERSIONS,
-    EPOCHS, FAIL_REASON, WEIGHTS, WALL_SECONDS, PEAK_MEMORY_MB, BEST_TEST_ACC, COPY_OF, ENQUEUED_FROM})
+    EPOCHS, FAIL_REASON, WEIGHTS, WALL_SECONDS, PEAK_MEMORY_MB, BEST_TEST_ACC, COPY_OF, ENQUEUED_FROM,
+    OVER_CAP})
 
 # ---------------------------------------------------------------- a study's user attrs
 
@@ -235,6 +237,7 @@ class TrialRecord:
     best_test_acc = _Key[float | None](BEST_TEST_ACC)
     copy_of = _Key[int | None](COPY_OF)
     enqueued_from = _Key[str | None](ENQUEUED_FROM)
+    over_cap = _Key[str | None](OVER_CAP)
 
     # the resolved config's parts
     source_sha256 = _Config[str | None]("model", "source_sha256")  # a user's module's file
@@ -267,6 +270,25 @@ class StudyRecord:
     test_information = _Key[dict[str, float]](TEST_INFORMATION, {})
     source_versions = _Key[dict[str, str]](SOURCE_VERSIONS, {})
     round = _Key[dict[str, Any] | None](ROUND)
+
+
+_over_cap_words = "> [search].max_params"  # in the reason of a draw over the cap, old (FAIL) and new (PRUNED)
+
+
+def over_cap_reason(total: int, cap: int) -> str:
+    """Why a search draw over [search].max_params was not trained (as the code before wrote it, too)."""
+    return f"{total:,} parameters {_over_cap_words} {cap:,}: not trained"
+
+
+def state_of(trial: Any) -> str:
+    """A trial's state as runner counts it: Optuna's, in lower case ("complete", "pruned", "fail", ...), or
+    "refused" for a search draw over [search].max_params that was never trained (ended PRUNED and
+    infeasible; a database of the code before ended it FAIL with that reason)."""
+    rec = of(trial)
+    state = trial.state.name.lower()
+    if rec.over_cap is not None or (state == "fail" and _over_cap_words in (rec.fail_reason or "")):
+        return "refused"
+    return state
 
 
 def of(trial: Any) -> TrialRecord:

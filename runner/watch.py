@@ -53,6 +53,7 @@ class Progress:
     rate_from: str = "epochs"  # "trials": counted from the trials that ended (older databases' epochs have no time)
     covered_min: float | None = None  # the minutes the rate divides by: the window, or less when the run began in it
     round: dict | None = None  # seeds in rounds: the round at hand as runner.rounds stored it (record.ROUND)
+    refused: int = 0  # a search's draws over [search].max_params, never trained (neither failed nor finished)
 
     @property
     def to_go(self) -> int | None:
@@ -112,8 +113,11 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     finally:
         store.dispose()
     states = Counter(t.state for t in trials)
-    if search:  # a search's budget counts finished trials: complete or pruned
-        complete, failed = states[TrialState.COMPLETE], states[TrialState.FAIL]
+    refused = 0
+    if search:  # a search's budget counts finished trials: complete or pruned; a draw over the cap is neither
+        kinds = Counter(record.state_of(t) for t in trials)
+        complete, failed, refused = kinds["complete"], kinds["fail"], kinds["refused"]
+        states[TrialState.PRUNED] = kinds["pruned"]
     else:  # a grid's point is complete once, whatever trials it took; a failed one until it is retried
         by_state = {s: {record.of(t).config_hash for t in trials if t.state == s}
                     for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
@@ -151,7 +155,8 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         total = at.get("points", total)
     return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
-                    None if recent is None else recent / covered, window_min, search, rate_from, covered, at)
+                    None if recent is None else recent / covered, window_min, search, rate_from, covered, at,
+                    refused)
 
 
 def _covered_min(trials: list[FrozenTrial], window_min: float) -> float:
@@ -179,6 +184,7 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
     of = f" of {p.total}" if p.total is not None else ""
     go = f", {p.to_go} to go" if p.to_go is not None else ", to go: not known from the study's name alone (give SPEC)"
     pruned = f", {p.pruned} pruned" if p.pruned else ""
+    pruned += f", {p.refused} refused (over the cap)" if p.refused else ""
     lines = [f"{p.study} on {p.storage}, {now:%Y-%m-%d %H:%M:%S} UTC",
              *_round_line(p.round),
              f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]

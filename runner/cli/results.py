@@ -60,7 +60,8 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
 @format_option
 @user_errors
 def studies(storage: str | None, fmt: str) -> None:
-    """Every study in the storage: its trials by state and its best value.
+    """Every study in the storage: its trials by state and its best value (a search's pruned trials and its
+    draws refused over [search].max_params in columns of their own, where there are any).
 
     \b
     Example:
@@ -71,6 +72,9 @@ def studies(storage: str | None, fmt: str) -> None:
 
     rows = study_rows(reader(storage))
     columns = ["study", "direction", "trials", "complete", "running", "fail", "best_value"]
+    for extra in ("pruned", "refused"):  # a search's: pruned, and drawn over [search].max_params (never trained)
+        if any(r[extra] for r in rows):
+            columns.insert(columns.index("best_value"), extra)
     click.echo(render(rows, columns, fmt) if rows else "no studies in this storage")
 
 

@@ -237,7 +237,8 @@ def tune(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, no_con
     with stopping_cleanly(quiet, "the trial in progress was marked failed and its budget slot given back") as progress:
         result = run_tune(spec, storage, run, not no_confirm, progress)
     click.echo(f"{search_name(spec)}: {result.finished} of {result.trials} trials finished"
-               + (f", {result.failed} failed" if result.failed else ""))
+               + (f", {result.failed} failed" if result.failed else "")
+               + (f", {result.refused} refused (over the cap)" if result.refused else ""))
     if result.confirm is not None:
         c = result.confirm
         click.echo(f"{spec.study.name}: {c.done_before + c.ran} of {c.total} confirmation trials complete")

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from runner.record import of as stored
-from runner.record import search_study, study_of
+from runner.record import search_study, state_of, study_of
 from runner.report.data import Candidate, Config, SearchSummary, Selection, TopConfig
 from runner.text import csv_text
 from runner.trials.confirm import PROTOCOL, candidates, select_name, selection_spec, winner
@@ -54,8 +54,8 @@ def build_search(spec: Any, storage: Any, configs: list[Config],
         return None
     study = storage.load_study(name)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    states = [t.state.name.lower() for t in trials]
-    counts = {s: states.count(s) for s in ("complete", "pruned", "fail", "running")}
+    states = [state_of(t) for t in trials]
+    counts = {s: states.count(s) for s in ("complete", "pruned", "fail", "running", "refused")}
     maximize = search.direction == "maximize"
     history, best = [], None
     for t in trials:

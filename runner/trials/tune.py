@@ -41,6 +41,7 @@ from runner.trials.warmstart import warm_start
 __all__ = ["TuneResult", "run_tune", "search_name", "top_settings", "budget", "SearchWorker"]
 
 REFUSALS_MAX = 200  # sampled configurations over max_params in a row before the search gives up
+OVER_CAP_KEY = "parameters_over_cap"  # the constraint of every draw of a capped search: its count less the cap
 BUSY_WAIT_S = 2.0  # after sampling a configuration another worker is training
 
 
@@ -52,6 +53,7 @@ class TuneResult:
     confirm: GridResult | None  # the winner tested; None with --no-confirm
     deaths: tuple[str, ...] = ()  # search workers that died (a line each); their slots went to live workers
     select: GridResult | None = None  # the selection over seeds on validation
+    refused: int = 0  # draws over [search].max_params, never trained (in neither finished nor failed)
 
 
 def search_name(spec: Spec) -> str:
@@ -59,11 +61,11 @@ def search_name(spec: Spec) -> str:
     return record.search_study(spec.study.name)
 
 
-def budget(study: optuna.Study) -> tuple[int, int]:
-    """(finished: complete or pruned, failed) trials of a search."""
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return (sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states),
-            sum(s == TrialState.FAIL for s in states))
+def budget(study: optuna.Study) -> tuple[int, int, int]:
+    """(finished: complete or pruned, failed, refused: drawn over the parameter cap, never trained) trials of a
+    search; the refused count in neither of the others."""
+    states = [record.state_of(t) for t in study.get_trials(deepcopy=False)]
+    return (sum(s in ("complete", "pruned") for s in states), states.count("fail"), states.count("refused"))
 
 
 class _Pruned(StopTrial):
@@ -144,8 +146,10 @@ class SearchWorker(Worker):
                     run: TrialRun) -> str:
         name = search_name(self.spec)
         cap = self.search.max_params
+        if cap:  # the sampler learns the cap from every draw: over it is infeasible (Optuna's constraints)
+            self.db(lambda: trial.set_constraint(OVER_CAP_KEY, float(table.total - cap)))
         if cap and table.total > cap:
-            run.fail(f"{table.total:,} parameters > [search].max_params {cap:,}: not trained")
+            self._refuse(run, record.over_cap_reason(table.total, cap))
             return "refused"
         config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
         if self.take(name, config, retry_failed=True) is None:
@@ -193,6 +197,15 @@ class SearchWorker(Worker):
             return self._dropped(trial, point, len(epochs))
         self.ran += 1
         return "complete"
+
+    def _refuse(self, run: TrialRun, reason: str) -> None:
+        """End a draw over the cap untrained: PRUNED, so that the sampler reads its constraint (Optuna's samplers
+        learn only from complete and pruned trials), and its budget slot failed, to be filled again."""
+        run.writer.flush()
+        self.db(lambda: record.write(self.store.optuna, run.trial_id, {record.OVER_CAP: reason}))
+        self.db(lambda: run.finish(TrialState.PRUNED, None))
+        for study, key in run.claims:
+            self.db(lambda: self.store.update_claim(study, key, self.name, state="failed"))
 
     def _dropped(self, trial: Trial, point: Any, epochs: int) -> str:
         """A trial whose slot another worker took over while this one was cut off from the database."""
@@ -256,7 +269,7 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
     remember_sources(study, spec)
     for line in adopted:
         log(line)
-    finished, failed = budget(study)
+    finished, failed, _ = budget(study)
     left = max(0, search.trials - finished)
     if left:
         warm_start(spec, store, study, log)
@@ -278,10 +291,11 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
         if progress is not None:
             progress.close()
     study = store.load_study(name)
-    finished, failed = budget(study)
-    log(f"{name}: {finished} of {search.trials} trials finished ({failed} failed)")
+    finished, failed, refused = budget(study)
+    log(f"{name}: {finished} of {search.trials} trials finished ({failed} failed"
+        + (f", {refused} refused (over the cap)" if refused else "") + ")")
     store.dispose()
-    result = TuneResult(search.trials, finished, failed, None, tuple(deaths))
+    result = TuneResult(search.trials, finished, failed, None, tuple(deaths), refused=refused)
     if confirm and finished >= search.trials or confirm and search.timeout_s is not None:
         settings = top_settings(spec, study)
         if settings:

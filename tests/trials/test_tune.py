@@ -104,11 +104,42 @@ def test_a_configuration_over_the_parameter_cap_is_refused_not_trained(project):
     result = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
     assert result.exit_code == 0, result.output
     search = trials("tu-search")
+    refused = [t for t in search if "over_cap" in t.user_attrs]
+    assert refused and sum(t.state == TrialState.COMPLETE for t in search) == 3  # the budget: trained trials only
     for t in search:
-        if t.state == TrialState.FAIL:
-            assert "[search].max_params 4,000: not trained" in t.user_attrs["fail_reason"] and "epochs" not in t.user_attrs
+        [(key, over)] = [(k, v) for k, v in t.system_attrs.items() if k.startswith("constraints")]
+        assert key.endswith("parameters_over_cap") and over == t.user_attrs["param_count"] - 4000  # the sampler's
+        if t in refused:  # ended PRUNED, the state Optuna's samplers learn a constraint from, never trained
+            assert t.state == TrialState.PRUNED and over > 0 and "epochs" not in t.user_attrs
+            assert "[search].max_params 4,000: not trained" in t.user_attrs["over_cap"]
         else:
-            assert t.user_attrs["param_count"] <= 4000
+            assert t.user_attrs["param_count"] <= 4000 and over <= 0
+    assert f"tu-search: 3 of 3 trials finished, {len(refused)} refused (over the cap)" in result.output
+    watch = CliRunner().invoke(cli, ["watch", "--study", "tu-search", "--once"])
+    assert f"3 complete, 0 running, 0 failed, {len(refused)} refused (over the cap)" in watch.output, watch.output
+    studies = CliRunner().invoke(cli, ["studies", "--format", "json"])
+    [row] = [r for r in __import__("json").loads(studies.output) if r["study"] == "tu-search"]
+    assert (row["complete"], row["fail"], row["refused"]) == (3, 0, len(refused))
+    # a search of the code before ended such a draw FAIL with its reason: it resumes, kept and counted as refused
+    import json
+    from sqlalchemy import text
+
+    store = Store(URL)
+    old = refused[0]
+    with store.session() as session:  # as the previous code left it: FAIL with its reason, no over_cap, no constraint
+        session.execute(text("UPDATE trials SET state = 'FAIL' WHERE trial_id = :i"), {"i": old._trial_id})
+        session.execute(text("UPDATE trial_user_attributes SET key = 'fail_reason' WHERE trial_id = :i AND "
+                             "key = 'over_cap'"), {"i": old._trial_id})
+        session.execute(text("DELETE FROM trial_system_attributes WHERE trial_id = :i"), {"i": old._trial_id})
+    store.dispose()
+    assert json.loads(json.dumps(trials("tu-search")[old.number].user_attrs))["fail_reason"].endswith("not trained")
+    (project / "spec.toml").write_text(SPEC.replace("top = 2", "top = 2\nmax_params = 4000").replace(
+        "trials = 6", "trials = 4"))
+    again = CliRunner().invoke(cli, ["tune", "spec.toml", "--no-confirm"])
+    assert again.exit_code == 0, again.output
+    after = trials("tu-search")
+    assert after[old.number].state == TrialState.FAIL and sum(t.state == TrialState.COMPLETE for t in after) == 4
+    assert "tu-search: 4 of 4 trials finished" in again.output and "failed" not in again.output.splitlines()[-1]
 
 
 def test_ctrl_c_marks_the_trial_failed_gives_its_slot_back_and_the_same_command_continues(project, monkeypatch):
