@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Mapping, TypeVar
 
-__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "state_of", "over_cap_reason", "trial_record", "outcome_record",
+__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "state_of", "over_cap_reason", "reused_record", "trial_record", "outcome_record",
            "provenance_record", "write", "search_study", "select_study", "is_search_study", "SEARCH_SUFFIX",
            "SELECT_SUFFIX", "TRIAL_KEYS", "STUDY_KEYS"]
 
@@ -57,13 +57,14 @@ BEST_TEST_ACC = "best_test_acc"
 COPY_OF = "copy_of"  # a search trial whose configuration another trial evaluated: that trial's number
 ENQUEUED_FROM = "enqueued_from"  # an enqueued search trial: where its point came from
 OVER_CAP = "over_cap"  # a search draw over [search].max_params, never trained: why (ended PRUNED, infeasible)
+REUSED_FROM = "reused_from"  # a selection trial that is a candidate's search trial (same config, split, seed)
 
 TRIAL_KEYS = frozenset({
     CONFIG_HASH, CONFIG, LABEL, PARAM_COUNT, LAYER_TABLE, DATA_CHECKSUM, DATASET, DATA_SOURCE, DATA_OFFICIAL,
     DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, SOURCE_STRUCTURE, WORKER, SLOT,
     CODE_VERSION, DEVICE, DEVICE_INDEX, DEVICE_NAME, THREADS, CPU, PYTHON, VERSIONS,
     EPOCHS, FAIL_REASON, WEIGHTS, WALL_SECONDS, PEAK_MEMORY_MB, BEST_TEST_ACC, COPY_OF, ENQUEUED_FROM,
-    OVER_CAP})
+    OVER_CAP, REUSED_FROM})
 
 # ---------------------------------------------------------------- a study's user attrs
 
@@ -156,6 +157,12 @@ def weights_record(sha256: str, size: int, artifact_id: str) -> dict[str, Any]:
     return {WEIGHTS: {"sha256": sha256, "bytes": size, "artifact_id": artifact_id}}
 
 
+def reused_record(trial: Any, source: str) -> dict[str, Any]:
+    """The record of a trial that stands for `trial` in another study (a search trial as a selection trial):
+    its own record but its budget slot, and where it came from ("tune_lenet-search trial 12")."""
+    return {**{k: v for k, v in trial.user_attrs.items() if k in TRIAL_KEYS and k != SLOT}, REUSED_FROM: source}
+
+
 def write(storage: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
     """Store `attrs` (built here) as the user attrs of the trial `trial_id` in an Optuna storage."""
     for key, value in attrs.items():
@@ -238,6 +245,7 @@ class TrialRecord:
     copy_of = _Key[int | None](COPY_OF)
     enqueued_from = _Key[str | None](ENQUEUED_FROM)
     over_cap = _Key[str | None](OVER_CAP)
+    reused_from = _Key[str | None](REUSED_FROM)
 
     # the resolved config's parts
     source_sha256 = _Config[str | None]("model", "source_sha256")  # a user's module's file

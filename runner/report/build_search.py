@@ -94,7 +94,9 @@ def _selection(spec: Any, storage: Any, searched: list[Any], label: Callable[[An
         rows.append(Candidate(label(first) if first else str(c.setting),
                               stored(first).param_count if first else None,
                               value.get(json.dumps(c.setting, sort_keys=True)), c.values,
-                              tuple(info[str(n)] for n in c.numbers if str(n) in info), c is best))
+                              tuple(info[str(n)] for n in c.numbers if str(n) in info), c is best,
+                              tuple((by_number[n].params["seed"], stored(by_number[n]).reused_from) for n in c.numbers
+                                    if stored(by_number[n]).reused_from is not None)))
     sizes = [stored(t).train_size or 0 for t in trials if t.state == TrialState.COMPLETE]
     train = sizes[0] if sizes else 0
     refit, test = _confirmed_sizes(storage, spec, best.setting if best else {})

@@ -225,6 +225,7 @@ class Candidate:
     val: tuple[float, ...]  # the selection's final validation metric per seed
     test: tuple[float, ...]  # information only: its selection trials' weights on test, after the choice
     winner: bool
+    reused: tuple[tuple[int, str], ...] = ()  # (seed, "<name>-search trial N"): search trials that stand for its
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ def _selection_markdown(s: SearchSummary) -> list[str]:
         search = "–" if c.search is None else f"{c.search:.2f}"
         params = "–" if c.param_count is None else f"{c.param_count:,}"
         out.append(f"| {i}. {label} | {params} | {search} | {_fmt_ci(c.val)} | {_fmt_ci(c.test)} |")
+    reused = [f"candidate {i}'s seed {seed} is {source}" for i, c in enumerate(sel.candidates, 1)
+              for seed, source in c.reused]
+    if reused:
+        out += ["", "Reused, not trained again: " + "; ".join(reused) + " (the same configuration, split and seed as "
+                "its selection trial, whose values it reproduces)."]
     out += ["", "The test column is for information only: it was computed from the selection trials' kept weights "
                 "after the winner had been chosen. Picking among the candidates by it would be biased (it would "
                 "choose on the test split, and the figure would then overstate the accuracy).", ""]
@@ -90,4 +95,6 @@ def search_json(s: SearchSummary) -> dict[str, Any]:
                 "train_images": list(s.selection.train_images),
                 "candidates": [{"label": c.label, "param_count": c.param_count, "search_value": c.search,
                                 "val": list(c.val), "val_mean_ci95": ci(c.val), "test_information": list(c.test),
-                                "winner": c.winner} for c in s.selection.candidates]}}
+                                "winner": c.winner,
+                                "reused": [{"seed": seed, "from": source} for seed, source in c.reused]}
+                               for c in s.selection.candidates]}}

@@ -13,6 +13,7 @@ refit and tested.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,12 @@ from runner import record
 from runner.data import Data
 from runner.spec import Spec
 from runner.store import Store
-from runner.trials.grid import GridResult, run_grid
+from runner.trials.grid import GridResult, distributions, fixed_choices, model_choices, run_grid
 from runner.trials.lifecycle import Log, load
 from runner.trials.settings import RunSettings
 from runner.weights import KeptError, exported_accuracy, load_kept
 
-__all__ = ["confirm_search", "Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
+__all__ = ["confirm_search", "reuse_search_trials", "Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
            "test_information", "PROTOCOL", "finished"]
 
 PROTOCOL = ("The search's top {top} configurations by validation {words} (one seed each) were trained again "
@@ -129,6 +130,49 @@ def test_information(store: Store, study: optuna.Study, data: Data, artifacts: s
     return out
 
 
+REUSER = "reused"  # the worker name that claims a selection point for a search trial standing in for it
+
+
+def reuse_search_trials(spec: Spec, select: Spec, url: str | None) -> list[str]:
+    """Each candidate's complete search trial as its selection trial for the seed it was trained with, where the
+    selection's point is the same (configuration, split and seed: the same config hash): a COMPLETE trial of
+    <name>-select with the search trial's record, value, epochs and validation predictions, its weights the
+    same artifact, and `reused_from` naming it. One line per trial reused."""
+    store = Store(url)
+    try:
+        search_name = record.search_study(spec.study.name)
+        trained = {}
+        for t in store.load_study(search_name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if record.of(t).copy_of is None:  # a copy stands for a trial trained once; that one is reused
+                trained.setdefault(record.of(t).config_hash, t)
+        study = store.open_study(select.study.name, select.study.direction)
+        choices, fixed = model_choices(select, study), fixed_choices(select, study)
+        lines = []
+        claimed = store.claims(select.study.name)
+        for point in select.points():
+            t = trained.get(point.config_hash)
+            if t is None or point.config_hash in claimed or \
+                    store.claim(select.study.name, point.config_hash, REUSER, math.inf) is None:
+                continue  # not searched at this seed, or complete, failed or running already (another machine)
+            source = f"{search_name} trial {t.number}"
+            copy = optuna.trial.create_trial(state=TrialState.COMPLETE, value=t.value, params=point.params,
+                                             distributions=distributions(point, choices, fixed),
+                                             user_attrs=record.reused_record(t, source),
+                                             intermediate_values=dict(t.intermediate_values))
+            study.add_trial(copy)
+            new = study.get_trials(deepcopy=False)[-1]._trial_id
+            for split, p in (("val", store.predictions([t._trial_id], "val").get(t._trial_id)),):
+                if p is not None:
+                    store.add_predictions(select.study.name, new, split, p)
+            store.update_claim(select.study.name, point.config_hash, REUSER, trial_id=new)
+            store.complete_claim(select.study.name, point.config_hash, REUSER)
+            lines.append(f"{select.study.name}: {point.label()} seed={point.seed}: {source} is this point (the same "
+                         "configuration, split and seed), reused, not trained again")
+        return lines
+    finally:
+        store.dispose()
+
+
 def confirm_search(spec: Spec, settings: list[dict[str, Any]], url: str | None, run: RunSettings, progress: Any,
                    log: Log) -> tuple[GridResult, GridResult | None]:
     """Selection over seeds on validation, then the winner refit and tested (the steps above)."""
@@ -144,6 +188,8 @@ def confirm_search(spec: Spec, settings: list[dict[str, Any]], url: str | None, 
     select = selection_spec(spec, settings)
     log(f"{select.study.name}: the top {len(settings)} trained again with seeds {seeds} on the validation split "
         "(never tested): the best mean validation metric wins")
+    for line in reuse_search_trials(spec, select, url):
+        log(line)
     selected = run_grid(select, url, run, progress)
     store = Store(url)
     study = store.load_study(select.study.name)

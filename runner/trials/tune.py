@@ -26,12 +26,13 @@ from runner.data import Data
 from runner.errors import RunnerError
 from runner.spec import Spec
 from runner.spec.tables import point_table
-from runner.store import Store
+from runner.store import Store, artifacts_dir
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.confirm import confirm_search
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.grid import DROPPED, GridResult
 from runner.trials.lifecycle import Channel, StopTrial, TrialRun, Worker, abandon, give_back, load, prepare
+from runner.trials.outputs import keep_outputs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 from runner.trials.sampling import make_pruner, make_sampler, suggest
 from runner.trials.settings import RunSettings
@@ -81,6 +82,7 @@ class SearchWorker(Worker):
         self.index = index
         self.search = spec.search
         self.data = data.untested()  # the test split is not even kept
+        self.artifacts = artifacts_dir(store.url, run.artifacts) if spec.study.keep == "all" else None
         self.study = self._study()
         self.start = time.monotonic()
 
@@ -191,6 +193,10 @@ class SearchWorker(Worker):
             self.tick(point.train.epochs - len(epochs))
             self.failed += 1
             return "failed"
+        # its validation predictions, and its weights unless [study].keep = "none": a candidate's search trial is
+        # its selection trial for the seed it was trained with (confirm.reuse_search_trials)
+        self.db(lambda: keep_outputs(self.store, self.artifacts, name, trial._trial_id, trial.number, trained[0],
+                                     point, self.data, self.device))
         outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
         self.db(lambda: record.write(self.store.optuna, trial._trial_id, outcome))
         if not run.complete(getattr(trained[1][-1], metric)):

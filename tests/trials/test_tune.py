@@ -57,6 +57,14 @@ def test_the_search_never_evaluates_the_test_split_and_confirms_the_top_on_test(
     assert sorted(map(str, top)) == sorted({str({k: t.params[k] for k in top[0]}) for t in select})
     for t in select:
         assert t.user_attrs["test_size"] == 0 and not any(k.startswith("test_") for e in t.user_attrs["epochs"] for k in e)
+    # each candidate's search trial is its seed-0 selection trial (same configuration, split and seed): reused
+    reused = [t for t in select if "reused_from" in t.user_attrs]
+    assert sorted(t.params["seed"] for t in reused) == [0, 0] and again.output.count("reused, not trained again") == 2
+    for t in reused:
+        source = search[int(t.user_attrs["reused_from"].removeprefix("tu-search trial "))]
+        assert (t.value, t.user_attrs["config_hash"], t.user_attrs["epochs"]) == (
+            source.value, source.user_attrs["config_hash"], source.user_attrs["epochs"])
+    assert "tu-select: 2 of 4 trials complete; 2 to run" in again.output  # it trains seed 1 only
     means = {}
     for t in select:
         means.setdefault(str({k: v for k, v in t.params.items() if k != "seed"}), []).append(t.value)
@@ -70,6 +78,11 @@ def test_the_search_never_evaluates_the_test_split_and_confirms_the_top_on_test(
     assert sum(set(built[:first])) == 600 and set(built[first:]) == {600, 200}  # test only after the choice
     info = optuna.load_study(study_name="tu-select", storage=URL).user_attrs["test_information"]
     assert sorted(map(int, info)) == sorted(t.number for t in select) and all(0 <= v <= 100 for v in info.values())
+    report = CliRunner().invoke(cli, ["report", "spec.toml", "--out", "rep"])  # the report says which were reused
+    assert report.exit_code == 0, report.output
+    cands = __import__("json").loads(open("rep/summary.json").read())["search"]["selection"]["candidates"]
+    assert [[r["seed"] for r in c["reused"]] for c in cands] == [[0], [0]]
+    assert "Reused, not trained again: candidate 1's seed 0 is tu-search trial " in open("rep/report.md").read()
 
 
 def test_refit_false_keeps_the_validation_split_out_of_the_confirmation(project):
