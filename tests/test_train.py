@@ -91,17 +91,20 @@ def metrics(history: list) -> list[tuple]:
     return [(m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.lr) for m in history]
 
 
-def test_the_evaluated_weights_are_the_moving_average_of_every_step(mnist, monkeypatch):
+@pytest.mark.parametrize("warmup", [True, False])
+def test_the_evaluated_weights_are_the_moving_average_of_every_step(mnist, monkeypatch, warmup):
     decay = 0.9
-    point = spec({"ema": [decay]}, model={"arch": "mlp", "hidden": [32], "batch_norm": True}).points()[0]
+    point = spec({"ema": [decay], "ema_warmup": [warmup]},
+                 model={"arch": "mlp", "hidden": [32], "batch_norm": True}).points()[0]
     steps = []
     real = AveragedModel.update_parameters
     monkeypatch.setattr(AveragedModel, "update_parameters", lambda self, m: steps.append(weights(m)) or real(self, m))
     model, _ = train_point(point, small(mnist), CPU)
     assert len(steps) == 6  # one update after each optimizer step
     by_hand = dict(steps[0])  # the first step's weights as they are
-    for w in steps[1:]:
-        by_hand = {k: decay * by_hand[k] + (1 - decay) * w[k] for k in w}
+    for n, w in enumerate(steps[1:], 1):  # the n-th update after the first: warmed up, min(decay, (1 + n) / (10 + n))
+        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
+        by_hand = {k: d * by_hand[k] + (1 - d) * w[k] for k in w}
     got = weights(model)
     assert type(model) is not AveragedModel and set(got) == set(steps[-1])  # the raw model's keys
     floats = [k for k in got if got[k].is_floating_point()]
@@ -118,6 +121,16 @@ def test_ema_changes_what_is_evaluated_and_kept_not_how_the_model_trains(mnist):
     assert [(m.train_loss, m.train_acc) for m in a] == [(m.train_loss, m.train_acc) for m in b]
     assert a[-1].test_loss != b[-1].test_loss
     assert not all(torch.equal(v, averaged.state_dict()[k]) for k, v in raw.state_dict().items())
+
+
+def test_the_warm_up_is_on_by_default_and_an_ema_without_it_hashes_as_before_it_existed():
+    before = spec({"ema": [0.999], "ema_warmup": [False]}).points()[0]  # as every EMA trial stored before it
+    now = spec({"ema": [0.999]}).points()[0]
+    assert before.reg("ema_warmup") is False and now.reg("ema_warmup") is True
+    assert "ema_warmup" not in before.resolved()["regularizers"] and now.resolved()["regularizers"]["ema_warmup"]
+    assert before.config_hash != now.config_hash and "ema_warmup" not in now.params  # an axis only where set
+    off = spec({"ema": [0.0]}).points()[0]  # no average, nothing to warm up: the hash of no EMA at all
+    assert off.config_hash == spec().points()[0].config_hash and "ema_warmup" not in off.resolved()["regularizers"]
 
 
 def test_ema_zero_is_no_ema_bit_for_bit_and_keeps_the_hash(mnist):

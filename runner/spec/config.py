@@ -168,7 +168,9 @@ class Point:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
         regs = {k: v for k, v in self.regularizers  # one added later, while off: the hash stored before it
-                if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default)}
+                if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default) and k != "ema_warmup"}
+        if self.reg("ema") and self.reg("ema_warmup"):  # stored only where it acts: EMA trials before it had none
+            regs["ema_warmup"] = True
         return {"model": self.model.resolved(), "regularizers": regs, "train": train,
                 "data": self.data.resolved(), "seed": self.seed}
 

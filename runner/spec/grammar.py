@@ -35,10 +35,13 @@ REGULARIZERS: dict[str, Key] = {
     "label_smoothing": Key(float, 0.0, "cross-entropy label smoothing", ge=0, lt=1),
     "ema": Key(float, 0.0, "decay of an exponential moving average of the weights, updated after every step: "
                            "validation, test and the kept weights use the average (0 = off)", ge=0, lt=1),
+    "ema_warmup": Key(bool, True, "the average's decay warms up, min(ema, (1 + n) / (10 + n)) after n updates (as "
+                                  "TensorFlow's num_updates), so that it does not lag the first epochs' weights; "
+                                  "false: the decay is ema from the first step (as EMA trials stored before it)"),
 }
 # Regularizers added after databases were stored: an axis of a point (an Optuna param, a report column,
 # part of the config hash) only where a spec sets one, so that points without it keep their hashes.
-LATER_REGULARIZERS = ("ema",)
+LATER_REGULARIZERS = ("ema", "ema_warmup")
 
 TRAIN_KEYS: dict[str, Key] = {
     "epochs": Key(int, 15, "epochs of training", ge=1),

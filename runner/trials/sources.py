@@ -20,7 +20,7 @@ from runner import record
 from runner.spec import Point, Spec
 from runner.usercode import source_sha256
 
-__all__ = ["known_structures", "adopt_stored_source", "remember_sources", "stale_sources", "earlier_versions"]
+__all__ = ["known_structures", "adopt_stored_source", "adopt_stored_ema", "remember_sources", "stale_sources", "earlier_versions"]
 
 
 def known_structures(trials: Iterable[FrozenTrial], study_record: record.StudyRecord) -> dict[str, str]:
@@ -46,7 +46,27 @@ def adopt_stored_source(spec: Spec, trials: list[FrozenTrial], known: dict[str, 
             lines.append(f"{name}: {Path(m.source).name} changed since its trials were stored, but only in comments, "
                          f"docstrings or formatting (sha256 {m.source_sha256[:12]} now, {same[-1][:12]} then, the "
                          "same code): its trials still count")
-    return dataclasses.replace(spec, models=models), lines
+    spec = dataclasses.replace(spec, models=models)
+    spec, ema = adopt_stored_ema(spec, trials)
+    return spec, lines + ema
+
+
+def adopt_stored_ema(spec: Spec, trials: list[FrozenTrial]) -> tuple[Spec, list[str]]:
+    """A study whose EMA trials were stored before the decay warm-up (ema_warmup) goes on as it was begun: the
+    spec, where it says nothing of ema_warmup, takes it off for every model (its EMA points keep their config
+    hashes and their trials count), and one line says so."""
+    if "ema_warmup" in spec.axis_names or any("ema_warmup" in dict(m.defaults) for m in spec.models.values()):
+        return spec, []
+    before = [t for t in trials if t.state == TrialState.COMPLETE
+              and record.of(t).section("regularizers").get("ema") and
+              "ema_warmup" not in record.of(t).section("regularizers")]
+    if not before:
+        return spec, []
+    models = {n: dataclasses.replace(m, defaults=(*m.defaults, ("ema_warmup", False))) for n, m in spec.models.items()}
+    return dataclasses.replace(spec, models=models), [
+        f"{spec.study.name}: ema_warmup is off, as for the {len(before)} EMA trial{'s' * (len(before) != 1)} this "
+        "study stored before the warm-up existed (their results keep their meaning); ema_warmup = true in [grid], "
+        "[[runs]] or a model trains the warm-up beside them"]
 
 
 def remember_sources(study: Any, spec: Spec) -> None:
