@@ -18,9 +18,10 @@ from runner.report.build import stored_plan
 from runner.report.rounds import Plan
 from runner.spec import Spec
 from runner.store import Store
-from runner.trials.grid import GridResult, check_size, run_grid
+from runner.trials.grid import GridResult, check_size, pending, run_grid
 from runner.trials.lifecycle import Log
 from runner.trials.settings import RunSettings
+from runner.trials.sources import adopt_stored_source, known_structures
 
 __all__ = ["run_rounds", "round_line", "cost_lines", "most_points", "POLL_S"]
 
@@ -94,6 +95,8 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
             log(round_line(spec, p))
             told, waiting = (p.seeds, p.stopped), False
         if p.stopped is not None:
+            if first:  # stopped before this run trained anything: what the storage holds
+                done_before = _complete(p.spec(spec), url)
             return GridResult(p.spec(spec).point_count(), done_before, ran, failed, deaths), p
         if waiting:  # one worker, and its count line only once it trains a point another worker left
             result = run_grid(p.spec(spec), url, replace(run, workers=1), None, _Quiet(log))
@@ -120,6 +123,18 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
             log(f"{spec.study.name}: round {p.round}: waiting for the {elsewhere} trials other workers are running")
             waiting = True
         time.sleep(POLL_S)
+
+
+def _complete(spec: Spec, url: str | None) -> int:
+    """The points of `spec` complete in the storage."""
+    store = Store(url)
+    try:
+        study = store.open_study(spec.study.name, spec.study.direction)
+        trials = study.get_trials(deepcopy=False)
+        spec, _ = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))  # as run_grid
+        return pending(spec, store)[1]
+    finally:
+        store.dispose()
 
 
 class _Quiet:

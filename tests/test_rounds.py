@@ -64,6 +64,7 @@ def test_rounds_run_until_max_with_two_workers_and_watch_shows_where_they_stoppe
     assert watch.output.splitlines()[2].startswith("6 of 6 complete")  # the round's points, not the first round's
     again_code, again = _grid(str(spec), "--storage", url)  # nothing left: the same stop, nothing trained
     assert again_code == 0 and "stopped after round 2" in again and "trial 6" not in again
+    assert again.splitlines()[-1] == "race: 6 of 6 trials complete"  # what the storage holds, nothing run
     report = CliRunner().invoke(cli, ["report", str(spec), "--storage", url, "--out", str(tmp_path / "report")])
     assert report.exit_code == 0, report.output
     assert "## Seeds in rounds" in (tmp_path / "report" / "report.md").read_text()
