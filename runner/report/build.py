@@ -246,7 +246,10 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
                      + (" (auto: computed from the training images)" if auto else "")))
     train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
     train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
-    train += [(r, _regularizer(attrs, r)) for r in REGULARIZERS]
+    train += [(r, _regularizer(attrs, r)) for r in REGULARIZERS if r != "ema_warmup"]
+    averaged = [a.section("regularizers") for a in attrs if a.section("regularizers").get("ema")]
+    if averaged:  # stored only where it was on: an EMA trial without it predates the warm-up
+        train.append(("ema_warmup", _distinct([r.get("ema_warmup", False) for r in averaged]) + " (the EMA trials)"))
     versions = sorted({lib for a in attrs for lib in a.versions})
     wall = sum(a.wall_seconds or 0.0 for a in attrs)
     prov = [("code version", each([a.code_version for a in attrs]))]

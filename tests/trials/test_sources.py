@@ -39,6 +39,7 @@ def test_ema_trials_stored_before_the_warm_up_keep_their_hashes_values_and_meani
     assert report.exit_code == 0, report.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert len(summary["configs"]) == 2 and summary["excluded"] == []  # both count, neither "not this spec's result"
+    assert "| ema_warmup | false (the EMA trials) |" in (tmp_path / "r" / "report.md").read_text()  # as they ran
     other = f"sqlite:///{tmp_path / 'new.sqlite'}"  # the same spec, a new study: the EMA point warms up
     dry = runner.invoke(cli, ["grid", str(tmp_path / "ema.toml"), "--storage", other, "--dry-run"])
     assert dry.exit_code == 0 and fresh.points()[1].config_hash in dry.output and "ema_warmup is off" not in dry.output
