@@ -114,7 +114,7 @@ def into_space(spec: Spec, config: dict[str, Any], where: str) -> dict[str, Any]
         else:
             value = (config["regularizers"] if d.axis in REGULARIZERS else config["train"]).get(d.axis)
             if value is None and d.axis in LATER_REGULARIZERS:  # stored only where it is on: absent, it was off
-                value = REGULARIZERS[d.axis].default
+                value = False if d.axis == "ema_warmup" else REGULARIZERS[d.axis].default
             if value is None:  # a setting the source's code did not have: the sampler draws it
                 continue
         _check(d, value, where)
