@@ -72,8 +72,11 @@ KEPT = "interrupted: nothing incomplete was marked complete; run the same comman
 
 def _interrupt(tmp_path, delay: float) -> tuple[int, str, str]:
     """Start `runner grid spec.toml --quiet`, send SIGINT `delay` s after its code starts; exit code, out, err."""
+    # SIGINT as a terminal leaves it: a suite run in the background (nohup, &) passes it on ignored, and Python
+    # then installs no KeyboardInterrupt for it
     p = subprocess.Popen([sys.executable, "-c", STARTED, "grid", "spec.toml", "--quiet"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdout.readline() == "started\n"
     time.sleep(delay)
     p.send_signal(signal.SIGINT)
