@@ -87,17 +87,16 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
     check_size(most_points(spec), run.max_points)
     done_before = ran = failed = 0
     deaths: tuple[str, ...] = ()
-    first, told, waiting = True, None, False
+    first, told, waiting, again = True, None, False, False
     while True:
         p = stored_plan(spec, url)
         if told != (p.seeds, p.stopped):
             _write_round(url, spec, p)
             log(round_line(spec, p))
-            told, waiting = (p.seeds, p.stopped), False
-        if p.stopped is not None:
-            if first:  # stopped before this run trained anything: what the storage holds
-                done_before = _complete(p.spec(spec), url)
-            return GridResult(p.spec(spec).point_count(), done_before, ran, failed, deaths), p
+            told, waiting, again = (p.seeds, p.stopped), False, False
+        if p.stopped is not None:  # what the storage holds: this run's trials, and the others' (other workers')
+            return GridResult(p.spec(spec).point_count(), _complete(p.spec(spec), url) - ran, ran, failed,
+                              deaths), p
         if waiting:  # one worker, and its count line only once it trains a point another worker left
             result = run_grid(p.spec(spec), url, replace(run, workers=1), None, _Quiet(log))
         else:
@@ -113,12 +112,21 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
             return GridResult(result.total, done_before, ran, failed, deaths), p
         after = stored_plan(spec, url)
         if (after.seeds, after.stopped) != (p.seeds, p.stopped):
+            again = False
             continue
         elsewhere, broken = _waiting_for(p.spec(spec), url)
         if broken and not elsewhere:
             log(f"{spec.study.name}: round {p.round} cannot be looked at: {broken} of its trials failed before "
                 "(--retry-failed runs them again)")
             return GridResult(result.total, done_before, ran, failed + broken, deaths), p
+        if not elsewhere:  # the others ended the round meanwhile: look again at once, once
+            if again:
+                log(f"{spec.study.name}: round {p.round}: every point is complete, yet the stored trials do not "
+                    "complete the round (see `runner trials`); stopping here")
+                return GridResult(result.total, done_before, ran, failed, deaths), p
+            again = True
+            continue
+        again = False
         if not waiting:
             log(f"{spec.study.name}: round {p.round}: waiting for the {elsewhere} trials other workers are running")
             waiting = True

@@ -161,10 +161,13 @@ def test_a_two_task_array_runs_the_same_rounds_each_point_once(slurm_cluster, po
     assert [t["state"] for t in trials] == ["COMPLETE"] * 6, logs  # both race to max = 3 seeds: 2 x 3 points
     per_point = Counter(t["user_attrs"]["config_hash"] for t in trials)
     assert len(per_point) == 6 and set(per_point.values()) == {1}
-    for task in ("_0.out", "_1.out"):  # each task ran both rounds and saw where they stopped
-        [text] = [p.read_text() for p in (tmp_path / "logs").glob(f"*{task}")]
-        assert 'rounds2: round 2 of at most 2: seeds 0-2 (until = "best")' in text, logs
+    texts = [[p.read_text() for p in (tmp_path / "logs").glob(f"*{task}")][0] for task in ("_0.out", "_1.out")]
+    for text in texts:  # each task began the first round and saw where the rounds stopped, all complete
+        assert 'rounds2: round 1 of at most 2: seeds 0-1 (until = "best")' in text, logs
         assert "stopped after round 2 of at most 2: max = 3 seeds reached" in text, logs
+        assert text.rstrip().splitlines()[-1] == "rounds2: 6 of 6 trials complete", logs
+    # the second round ran once both tasks were past the first (a task that waits may find it ended already)
+    assert any('rounds2: round 2 of at most 2: seeds 0-2 (until = "best")' in text for text in texts), logs
 
 
 def _running_mid_trial(url: str, study: str, epochs: int, timeout: float = 120) -> optuna.trial.FrozenTrial:
