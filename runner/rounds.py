@@ -46,10 +46,10 @@ def cost_lines(spec: Spec) -> list[str]:
     r = spec.study.rounds
     if r is None:
         return []
-    settings = spec.setting_count()
     most = "for every setting" if r.until == "effects" else "if no setting leaves the race"
     return [f"seeds in rounds {r.text}: the first round is the {spec.point_count():,} points above (seeds 0-"
-            f"{r.first - 1}); each later round adds one seed; at most {settings * r.max:,} points ({r.max} seeds "
+            f"{r.first - 1}); each later round adds one seed; at most {most_points(spec).point_count():,} points "
+            f"({r.max} seeds "
             f"{most}, {r.max - r.first} more rounds)"]
 
 
@@ -66,10 +66,19 @@ def _write_round(url: str | None, spec: Spec, p: Plan) -> None:
         store.dispose()
 
 
+def _adopted(spec: Spec, store: Store) -> Spec:
+    """`spec` as run_grid reads it against the stored trials (a user module's form-only edit, EMA trials before
+    the warm-up), so that its points' config hashes are the stored ones."""
+    study = store.open_study(spec.study.name, spec.study.direction)
+    trials = study.get_trials(deepcopy=False)
+    return adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))[0]
+
+
 def _waiting_for(spec: Spec, url: str | None) -> tuple[int, int]:
     """(points of the round still running elsewhere, points failed) once this worker has nothing to claim."""
     store = Store(url)
     try:
+        spec = _adopted(spec, store)
         claims = store.claims(spec.study.name)
         states = [claims[p.config_hash].state if p.config_hash in claims else "none" for p in spec.points()]
         failed = sum(s == "failed" for s in states)
@@ -137,10 +146,7 @@ def _complete(spec: Spec, url: str | None) -> int:
     """The points of `spec` complete in the storage."""
     store = Store(url)
     try:
-        study = store.open_study(spec.study.name, spec.study.direction)
-        trials = study.get_trials(deepcopy=False)
-        spec, _ = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))  # as run_grid
-        return pending(spec, store)[1]
+        return pending(_adopted(spec, store), store)[1]
     finally:
         store.dispose()
 
