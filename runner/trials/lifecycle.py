@@ -263,12 +263,13 @@ class TrialRun:
         self.db(lambda: self.finish(state, value))
         return True
 
-    def fail(self, reason: str) -> None:
-        """End the trial FAIL with its reason; its claims are failed (a budget slot is tried again)."""
+    def fail(self, reason: str, state: TrialState = TrialState.FAIL, why: str = record.FAIL_REASON) -> None:
+        """End the trial FAIL (or `state`) with its reason stored under `why`; its claims are failed (a budget
+        slot is tried again)."""
         self.reason = reason
         self.writer.flush()
-        self.db(lambda: record.write(self.store.optuna, self.trial_id, {record.FAIL_REASON: reason}))
-        self.db(lambda: self.finish(TrialState.FAIL, None))
+        self.db(lambda: record.write(self.store.optuna, self.trial_id, {why: reason}))
+        self.db(lambda: self.finish(state, None))
         for study, key in self.claims:
             self.db(lambda: self.store.update_claim(study, key, self.worker, state="failed"))
 

@@ -151,7 +151,8 @@ class SearchWorker(Worker):
         if cap:  # the sampler learns the cap from every draw: over it is infeasible (Optuna's constraints)
             self.db(lambda: trial.set_constraint(OVER_CAP_KEY, float(table.total - cap)))
         if cap and table.total > cap:
-            self._refuse(run, record.over_cap_reason(table.total, cap))
+            # PRUNED, the state Optuna's samplers read a constraint from; its slot failed, to be filled again
+            run.fail(record.over_cap_reason(table.total, cap), TrialState.PRUNED, record.OVER_CAP)
             return "refused"
         config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
         if self.take(name, config, retry_failed=True) is None:
@@ -203,15 +204,6 @@ class SearchWorker(Worker):
             return self._dropped(trial, point, len(epochs))
         self.ran += 1
         return "complete"
-
-    def _refuse(self, run: TrialRun, reason: str) -> None:
-        """End a draw over the cap untrained: PRUNED, so that the sampler reads its constraint (Optuna's samplers
-        learn only from complete and pruned trials), and its budget slot failed, to be filled again."""
-        run.writer.flush()
-        self.db(lambda: record.write(self.store.optuna, run.trial_id, {record.OVER_CAP: reason}))
-        self.db(lambda: run.finish(TrialState.PRUNED, None))
-        for study, key in run.claims:
-            self.db(lambda: self.store.update_claim(study, key, self.name, state="failed"))
 
     def _dropped(self, trial: Trial, point: Any, epochs: int) -> str:
         """A trial whose slot another worker took over while this one was cut off from the database."""
