@@ -75,7 +75,11 @@ SOURCE_VERSIONS = "source_versions"  # {file SHA-256: structure SHA-256} of the 
 
 ROUND = "round"  # seeds in rounds: {round, seeds, max, until, stopped, racing} of the round at hand (runner.rounds)
 
-STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS, ROUND})
+PLAN = "plan"  # the analysis plan (runner.plan): {hash, plan, stored, test_results}, stored before the first trial
+PLAN_CHANGES = "plan_changes"  # each change of the plan after it was stored: {at, from, to, test_results, changed}
+TEST_LOCKED = "test_locked"  # true: the study was stored with [study].test = "locked", and stays locked
+
+STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS, ROUND, PLAN, PLAN_CHANGES, TEST_LOCKED})
 
 # ---------------------------------------------------------------- derived study names
 
@@ -278,6 +282,9 @@ class StudyRecord:
     test_information = _Key[dict[str, float]](TEST_INFORMATION, {})
     source_versions = _Key[dict[str, str]](SOURCE_VERSIONS, {})
     round = _Key[dict[str, Any] | None](ROUND)
+    plan = _Key[dict[str, Any] | None](PLAN)
+    plan_changes = _Key[list[dict[str, Any]]](PLAN_CHANGES, [])
+    test_locked = _Key[bool](TEST_LOCKED, False)
 
 
 _over_cap_words = "> [search].max_params"  # in the reason of a draw over the cap, old (FAIL) and new (PRUNED)

@@ -48,18 +48,22 @@ def load_source(dataset: str, root: str = "", target: str = "", args: dict[str, 
 def load_data(dataset: str = "mnist", root: str = "", *, train_limit: int = 0, test_limit: int = 0,
               val_fraction: float = 0.0, val_seed: int = 0, mean: float | str | None = None,
               std: float | str | None = None, target: str = "", args: dict[str, Any] | None = None,
-              folder: str = "", sha256: str = "") -> Data:
+              folder: str = "", sha256: str = "", test: bool = True) -> Data:
     """Load, cut to the limits, carve the validation split and settle the normalization.
 
     Args:
+        test: False for a study whose test set is locked: the test split is left empty as the source is
+            read (its images never reach a tensor a trial sees), and the checksum covers the training images.
         mean, std: numbers, "auto" (computed from the training images used, validation excluded)
             or None (the dataset's default; "auto" where it has none).
     """
     raw = load_source(dataset, root, target, args, folder, sha256)
-    train, test = raw.train.head(train_limit), raw.test.head(test_limit)
+    locked = not test
+    train = raw.train.head(train_limit)
+    test_split = Split(raw.test.images[:0], raw.test.labels[:0]) if locked else raw.test.head(test_limit)
     sums = [raw.checksums.get(n) if s is whole else None for n, s, whole in
-            (("train", train, raw.train), ("test", test, raw.test))]
-    checksum = combine(*(s or split_checksum(x) for s, x in zip(sums, (train, test))))
+            (("train", train, raw.train), ("test", test_split, raw.test))]
+    checksum = combine(*(s or split_checksum(x) for s, x in zip(sums, (train, test_split))))
     classes = FAMILY[dataset].classes if not target else int(raw.train.labels.max()) + 1
     val = None
     if val_fraction > 0:
@@ -74,7 +78,7 @@ def load_data(dataset: str = "mnist", root: str = "", *, train_limit: int = 0, t
             raise DataError(f'[data].std = "auto": the pixels of the {images} used have std {s} (4 decimals), '
                             "every pixel (nearly) the same value; give std as a number > 0")
         mean, std = (m if mean == "auto" else mean), (s if std == "auto" else std)
-    return Data(train, test, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
+    return Data(train, test_split, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
                 float(mean), float(std))
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from runner.design import one_at_a_time
 from runner.design.fractional import Design, DesignError, alias_lines
 from runner.design.fractional import design as two_level
 from runner.models.build import ModelConfig
@@ -243,7 +244,37 @@ class Spec:
     axis_names: tuple[str, ...] = field(default=())  # every axis varied anywhere, in a stable order
     search: SearchSpec | None = None  # [search]: what `runner tune` searches
     tested: bool = True  # False: the test split is never evaluated (a search's selection stage)
-    grid_design: str | int = "full"  # [grid].design: "full" | "half" | a resolution (3 or more)
+    grid_design: str | int = "full"  # [grid].design: "full" | "half" | "one-at-a-time" | a resolution (3 or more)
+    across: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # [grid].across: crossed with a one-at-a-time design
+    run_roles: tuple[str, ...] = ()  # each [[runs]] entry's: "" | "baseline" | "tuned" (empty: all "")
+    run_labels: tuple[str, ...] = ()  # each [[runs]] entry's label (its comparison's name)
+
+    @property
+    def against_baseline(self) -> bool:
+        """Whether settings are compared with a baseline: design = "one-at-a-time", or a [[runs]] baseline."""
+        return self.grid_design == one_at_a_time.NAME or "baseline" in self.run_roles
+
+    def _roles(self) -> list[str]:
+        return list(self.run_roles) or [""] * len(self.runs)
+
+    def _labels(self) -> list[str]:
+        return list(self.run_labels) or [" + ".join(f"{k}={toml_value(v)}" for k, v in r if k != "model")
+                                         for r in self.runs]
+
+    def comparisons(self) -> list[one_at_a_time.Comparison]:
+        """Each setting against its baseline at the same budget (none unless `against_baseline`), every setting
+        as `settings` gives it (axes that do not apply to its model dropped)."""
+        if not self.against_baseline:
+            return []
+        first = next(iter(self.models))
+        model_of = lambda s: s.get("model", first)  # noqa: E731
+        out = one_at_a_time.comparisons(self.grid, self.across, [dict(r) for r in self.runs], self._roles(),
+                                        self._labels(), model_of, set(TRAIN_KEYS))
+        return [replace(c, setting=self._run_setting(c.setting), baseline=self._run_setting(c.baseline)) for c in out]
+
+    def tuned_baseline(self) -> dict[str, Any] | None:
+        """The [[runs]] entry marked baseline = "tuned", as a setting; None without one."""
+        return next((self._run_setting(dict(r)) for r, role in zip(self.runs, self._roles()) if role == "tuned"), None)
 
     def settings(self) -> list[dict[str, Any]]:
         """Every grid point and run, without seeds, in order, duplicates removed.
@@ -265,6 +296,12 @@ class Spec:
             return True
 
         keep = lambda k: only is None or k == "model" or k in only  # noqa: E731
+        if self.against_baseline:  # the baseline, each change alone, the runs: every one crossed with across
+            for s in one_at_a_time.settings(self.grid, self.across, [dict(r) for r in self.runs], self._roles()):
+                s = self._run_setting(s, keep)
+                if new(s):
+                    yield s
+            return
         for s in self.grid_settings(only):
             if new(s):
                 yield s
@@ -304,7 +341,7 @@ class Spec:
         Its factors are the grid's axes of two values in file order, each value the index of the
         axis's value (sign -1: the first). DesignError, one line, for a grid no two-level design fits.
         """
-        if self.grid_design == "full":
+        if self.grid_design in ("full", one_at_a_time.NAME):
             return None
         name = self.design_text
         models = self._grid_models()
@@ -359,6 +396,8 @@ class Spec:
 
     def setting_count(self) -> int:
         """len(self.settings()), computed from the axes' lengths without enumerating them."""
+        if self.against_baseline:  # a sum, not a product: few enough to list
+            return len(self.settings())
         d = self.fraction()
         first = next(iter(self.models))
         if d is not None:  # one model, every factor its: each of its runs is one setting; [[runs]] beside it
@@ -409,6 +448,9 @@ class Spec:
         applies = {a: [m for m in models if self._applies(m, a)] for a, _ in sizes}
         seeds = plural(len(self.study.seeds), "seed")
         runs = f" + {plural(len(self.runs), 'run')}" if self.runs else ""
+        if self.against_baseline:
+            across = "".join(f" x {a} {len(v)}" for a, v in self.across)
+            return f"{plural(self.setting_count(), 'setting')} one at a time against the baseline{across}, x {seeds}"
         d = self.fraction()
         if d is not None and d.words:  # a fraction: its factors do not multiply to its settings
             p = len(d.words).bit_length()

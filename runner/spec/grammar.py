@@ -15,12 +15,13 @@ from runner.optim import OPTIMIZERS, SCHEDULES
 __all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS",
            "DATASETS", "DATA_KEYS",
            "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES", "DESIGNS",
-           "GRID_KEYS", "RESOLUTION_KEYS", "ROUNDS_KEYS", "UNTIL"]
+           "GRID_KEYS", "RESOLUTION_KEYS", "ROUNDS_KEYS", "UNTIL", "TEST_LOCK", "RUN_KEYS"]
 
 
 ARCHS = ("lenet5", "mlp")
 METRICS = {"test_acc": "maximize", "test_loss": "minimize", "val_acc": "maximize", "val_loss": "minimize"}
 AUGMENTS = ("none", *AUGMENTATIONS)  # in the order they were added: a grid study stores them by index
+TEST_LOCK = ("open", "locked")  # [study].test
 KEEP = ("all", "none")  # [study].keep: which trials' weights are kept
 
 # Regularizers: a [grid] list, a [[runs]] value, or a [models.X] default. Defaults are "off".
@@ -90,6 +91,9 @@ STUDY_KEYS: dict[str, Key] = {
                             "round at a time until the study is decided", item=int, item_ge=0, nonempty=True,
                  text="a non-empty list of integers >= 0, or a table { first = N, max = M, until = ... }"),
     "metric": Key(str, "test_acc", "what reports rank by (final epoch)", choices=tuple(METRICS)),
+    "test": Key(str, "open", "locked: the test images are never loaded and no test metric is computed, stored or "
+                             "shown (exploring: [study].metric must be a validation metric); a study stored locked "
+                             "stays locked", choices=TEST_LOCK),
     "keep": Key(str, "all", "all: every complete trial's final weights are kept as an Optuna artifact "
                             "(runner export, runner predict); none: only their metrics and predictions",
                 choices=KEEP),
@@ -142,17 +146,29 @@ SEARCH_KEYS: dict[str, Key] = {
 }
 # [grid]'s own keys, beside its axis lists. A fractional design picks some of the grid's settings: each axis
 # has two values, and the runs are a two-level design's (runner.design.fractional).
-DESIGNS = ("full", "half")  # the words; { resolution = N } is the third form
+DESIGNS = ("full", "half", "one-at-a-time")  # the words; { resolution = N } is the fourth form
 GRID_KEYS: dict[str, Key] = {
     "design": Key(str, "full", "which settings of the grid run: full: every combination; half: half of them "
                                "(2^(k-1) of 2^k), each main effect aliased only with the interaction of all the other "
                                "axes; { resolution = N }: the fewest at that resolution. A fraction takes axes of two "
-                               "values (an axis of one value is a constant) and one model; [[runs]] beside it add their settings",
-                  choices=DESIGNS, text='"full" | "half" | { resolution = N }'),
+                               "values (an axis of one value is a constant) and one model; [[runs]] beside it add their "
+                               "settings. one-at-a-time: the first value of every axis is the baseline, and each other "
+                               "value is added to it alone, compared with it (runner.design.one_at_a_time)",
+                  choices=DESIGNS, text='"full" | "half" | "one-at-a-time" | { resolution = N }'),
+    "across": Key(dict, None, "one-at-a-time only: axes crossed with the design (a budget: lr, epochs, model...), "
+                              "each a list; every comparison is taken within one combination of them",
+                  text="a table of axis = [values]"),
 }
 RESOLUTION_KEYS: dict[str, Key] = {  # [grid].design as a table
     "resolution": Key(int, None, "at 3 main effects are aliased with two-way interactions, at 4 only with three-way "
                                  "ones (two-ways with each other), at 5 two-ways are clear of each other too", ge=3),
+}
+RUN_KEYS: dict[str, Key] = {  # a [[runs]] entry's own keys, beside its axes
+    "baseline": Key(str, None, "true: this run is the baseline every other setting is compared with; \"tuned\": the "
+                               "baseline at its own best budget, which the settings that improve on the baseline are "
+                               "also compared with", text='true or "tuned"'),
+    "label": Key(str, None, "the name its comparison with the baseline goes by (default: the axes it changes)",
+                 nonempty=True),
 }
 ENQUEUE_TEXT = "a list of points, e.g. [{ lr = 0.05, batch_norm = true }], each the first trials in order"
 SECTIONS = ("study", "data", "train", "models", "grid", "runs", "search")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.design.fractional import DesignError
+from runner.design.one_at_a_time import NAME as ONE_AT_A_TIME
 from runner.errors import SpecError, read_text
 from runner.keys import choices_text
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED, InputTransform, Layer
@@ -22,10 +23,11 @@ from runner.spec.check import Checker, show_value
 from runner.spec.config import (DataSpec, ModelSpec, Spec, TrainConfig, check_points, check_shapes,
                                 dataset_shape, is_layer_axis, layer_name)
 from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, GRID_KEYS, LATER_REGULARIZERS,
-                                 MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, ROUNDS_KEYS, SECTIONS, STUDY_KEYS,
-                                 TRAIN_KEYS)
+                                 MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, ROUNDS_KEYS, RUN_KEYS, SECTIONS,
+                                 STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.search import parse_search
 from runner.spec.study import Rounds, StudySpec
+from runner.text import toml_value
 from runner.usercode import TARGET, declared_parameters, locate, source_sha256, structure_sha256
 
 __all__ = ["load_spec", "parse_spec"]
@@ -74,7 +76,10 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     if len(set(seeds)) != len(seeds):
         raise c.fail("[study].seeds", f"{seeds} repeats a seed")
     study_spec = StudySpec(study["name"], study.get("description", ""), tuple(seeds),
-                           study.get("metric", "test_acc"), study.get("keep", "all"), rounds)
+                           study.get("metric", "test_acc"), study.get("keep", "all"), rounds, test=study.get("test", "open"))
+    if study_spec.locked and not study_spec.metric.startswith("val_"):
+        raise c.fail("[study].metric", f'"{study_spec.metric}" reads the test set, and [study].test = "locked": '
+                                       'use "val_acc" or "val_loss" (with [data].val_fraction)')
     train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
     folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
     data = _data(c, raw.get("data", {}), folder)
@@ -82,21 +87,23 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
         raise c.fail("[study].metric", f'"{study_spec.metric}" needs a validation split: set [data].val_fraction '
                                        "(e.g. 0.1) to hold out part of the training images")
     models = _models(c, raw.get("models"), data, folder)
-    grid, design = _grid(c, raw.get("grid", {}), models)
-    runs = _runs(c, raw.get("runs", []), models)
+    grid, design, across = _grid(c, raw.get("grid", {}), models)
+    runs, roles, labels = _runs(c, raw.get("runs", []), models)
+    _check_baselines(c, design, grid, roles)
     search = parse_search(c, raw["search"], models, data) if "search" in raw else None
     if not grid and not runs and search is None:
         raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry, "
                                "or a [search]")
-    varied = {k for k, _ in grid} | {k for r in runs for k, _ in r}
+    varied = {k for k, _ in grid} | {k for r in runs for k, _ in r} | {k for k, _ in across}
     varied |= {d.axis for d in search.space} if search else set()
     varied |= {k for m in models.values() for k, _ in m.defaults}
-    layer_axes = [k for k in [*(k for k, _ in grid), *(k for r in runs for k, _ in r),
+    layer_axes = [k for k in [*(k for k, _ in grid), *(k for k, _ in across), *(k for r in runs for k, _ in r),
                               *(d.axis for d in (search.space if search else ()))] if is_layer_axis(k)]
     always = [a for a in REGULARIZERS if a not in LATER_REGULARIZERS]  # a later one only where it is set
     axis_names = tuple(a for a in AXES if a != "model" and (a in always or a in varied))
     axis_names += tuple(dict.fromkeys(layer_axes))
-    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search, grid_design=design)
+    spec = Spec(path, study_spec, data, train, models, grid, runs, axis_names, search, tested=not study_spec.locked,
+                grid_design=design, across=across, run_roles=roles, run_labels=labels)
     try:
         spec.fraction()  # a two-level design that cannot be built, or a grid it does not fit
     except DesignError as e:
@@ -263,16 +270,38 @@ def _layers(c: Checker, where: str, raw: list) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
-def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple[tuple, str | int]:
-    """(axis -> values in file order, [grid].design)."""
+def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple[tuple, str | int, tuple]:
+    """(axis -> values in file order, [grid].design, [grid].across's axis -> values)."""
     if not isinstance(raw, dict):
         raise c.fail("[grid]", "must be a table of axis = [values]")
+    design = _design(c, raw.get("design", GRID_KEYS["design"].default))
+    grid = _axis_lists(c, "[grid]", {k: v for k, v in raw.items() if k not in GRID_KEYS}, models)
+    across = ()
+    if "across" in raw:
+        if design != ONE_AT_A_TIME:
+            raise c.fail("[grid].across", f'crosses axes with design = "{ONE_AT_A_TIME}"; in a {design} grid, list '
+                                          "those axes in [grid] itself")
+        if not isinstance(raw["across"], dict) or not raw["across"]:
+            raise c.fail("[grid].across", "must be a table of axis = [values], e.g. { lr = [0.01, 0.05] }")
+        across = _axis_lists(c, "[grid].across", raw["across"], models)
+        both = [a for a, _ in across if a in dict(grid)]
+        if both:
+            raise c.fail(f"[grid].across.{both[0]}", "is also a [grid] axis: an axis is either compared (in [grid]) "
+                                                     "or crossed (in across)")
+    if design == ONE_AT_A_TIME and len(dict(grid).get("model", ())) > 1:
+        raise c.fail("[grid].model", f'design = "{ONE_AT_A_TIME}" compares within one model: give it one, put the '
+                                     "others in [grid].across (each its own baseline) or in [[runs]]")
+    if grid and "model" not in raw and len(models) > 1:
+        raise c.fail("[grid].model", f"missing; which of {', '.join(models)}?")
+    return grid, design, across
+
+
+def _axis_lists(c: Checker, section: str, raw: dict, models: dict[str, ModelSpec]) -> tuple:
+    """axis -> its checked values, in file order."""
     grid = []
     for axis, values in raw.items():
-        if axis in GRID_KEYS:
-            continue
-        where = f"[grid].{axis}"
-        check_axis_name(c, "[grid]", axis, models)
+        where = f"{section}.{axis}"
+        check_axis_name(c, section, axis, models)
         if not isinstance(values, list):
             raise c.fail(where, f"{show_value(values)} is not a list; write {axis} = [{show_value(values)}]")
         if not values:
@@ -281,9 +310,7 @@ def _grid(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple[tuple, st
         if len(set(map(repr, checked))) != len(checked):
             raise c.fail(where, f"{show_value(values)} repeats a value")
         grid.append((axis, checked))
-    if grid and "model" not in raw and len(models) > 1:
-        raise c.fail("[grid].model", f"missing; which of {', '.join(models)}?")
-    return tuple(grid), _design(c, raw.get("design", GRID_KEYS["design"].default))
+    return tuple(grid)
 
 
 def _design(c: Checker, raw: Any) -> str | int:
@@ -307,7 +334,10 @@ def _check_rounds(c: Checker, spec: Spec) -> None:
                             'use "test_acc" (or "val_acc"), or a list of seeds')
     if spec.search is not None:
         raise c.fail(where, "rounds are for runner grid; a [search] takes a list of seeds (its selection's)")
-    if r.until == "effects" and not any(a != "model" and len(v) > 1 for a, v in spec.grid):
+    if r.until == "effects" and spec.against_baseline and not spec.comparisons():
+        raise c.fail(where, 'until = "effects" decides the comparisons with the baseline, and the spec has none: '
+                            'give [grid] axes or [[runs]] to compare, or a list of seeds')
+    if r.until == "effects" and not spec.against_baseline and not any(a != "model" and len(v) > 1 for a, v in spec.grid):
         raise c.fail(where, 'until = "effects" decides the main effects of [grid] axes, and no axis of [grid] has two '
                             'values or more: give one, or until = "best" to race the settings')
     if r.until == "best" and spec.setting_count() < 2:
@@ -328,14 +358,19 @@ def _rounds(c: Checker, raw: dict[str, Any]) -> Rounds:
     return Rounds(first, most, values.get("until", ROUNDS_KEYS["until"].default))
 
 
-def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
+def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple[tuple, tuple[str, ...], tuple[str, ...]]:
+    """([[runs]] entries as (axis, value) pairs, each one's role ("", "baseline", "tuned"), each one's label)."""
     if not isinstance(raw, list):
         raise c.fail("[[runs]]", "must be an array of tables: write [[runs]]")
-    runs = []
+    runs, roles, labels = [], [], []
     for i, run in enumerate(raw):
         where = f"[[runs]] #{i + 1}"
         if not isinstance(run, dict):
             raise c.fail(where, "must be a table")
+        role, label = _run_role(c, where, run.get("baseline")), run.get("label")
+        if label is not None:
+            label = c.value(f"{where}.label", RUN_KEYS["label"], label)
+        run = {k: v for k, v in run.items() if k not in RUN_KEYS}
         for k in run:
             check_axis_name(c, where, k, models)
         if "model" not in run and len(models) > 1:
@@ -345,4 +380,31 @@ def _runs(c: Checker, raw: Any, models: dict[str, ModelSpec]) -> tuple:
             if is_layer_axis(k) and k.split(".")[0] != model:
                 raise c.fail(f"{where}.{k}", f"names a layer of {k.split('.')[0]}, but this run trains {model}")
         runs.append(tuple((k, axis_value(c, f"{where}.{k}", k, v, models)) for k, v in run.items()))
-    return tuple(runs)
+        roles.append(role)
+        labels.append(label or " + ".join(f"{k}={toml_value(v)}" for k, v in runs[-1] if k != "model") or model)
+    if roles.count("baseline") > 1 or roles.count("tuned") > 1:
+        twice = "baseline = true" if roles.count("baseline") > 1 else 'baseline = "tuned"'
+        raise c.fail("[[runs]]", f"{twice} is given to {max(roles.count('baseline'), roles.count('tuned'))} runs; "
+                                 "a study has one")
+    return tuple(runs), tuple(roles), tuple(labels)
+
+
+def _run_role(c: Checker, where: str, raw: Any) -> str:
+    """A [[runs]] entry's baseline key: "" (absent or false), "baseline" (true) or "tuned"."""
+    if raw is None or raw is False:
+        return ""
+    if raw is True:
+        return "baseline"
+    if raw == "tuned":
+        return "tuned"
+    raise c.fail(f"{where}.baseline", f'{show_value(raw)} is not true, false or "tuned"')
+
+
+def _check_baselines(c: Checker, design: str | int, grid: tuple, roles: tuple[str, ...]) -> None:
+    """A baseline run compares the others with it: one-at-a-time, or [[runs]] alone."""
+    if any(roles) and grid and design != ONE_AT_A_TIME:
+        raise c.fail("[[runs]].baseline", f'a baseline is what design = "{ONE_AT_A_TIME}" compares with: set '
+                                          f'[grid].design = "{ONE_AT_A_TIME}", or leave [grid] out')
+    if "tuned" in roles and "baseline" not in roles and design != ONE_AT_A_TIME:
+        raise c.fail("[[runs]].baseline", 'a "tuned" baseline stands beside the baseline: give another run '
+                                          'baseline = true, or use [grid].design = "one-at-a-time"')

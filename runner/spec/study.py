@@ -30,9 +30,15 @@ class StudySpec:
     metric: str  # test_acc | test_loss: what reports rank by (final epoch)
     keep: str = "all"  # all | none: whether complete trials keep their final weights
     rounds: Rounds | None = None  # [study].seeds as a table; None: a fixed list
+    test: str = "open"  # open | locked: a locked study never loads, computes, stores or shows a test metric
     # racing's rounds: seed -> the settings (Point.setting_key) still in the race when it was added; a seed not
     # here runs for every setting
     race: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def locked(self) -> bool:
+        """Whether the test set is locked ([study].test = "locked")."""
+        return self.test == "locked"
 
     @property
     def direction(self) -> str:

@@ -16,7 +16,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from runner import record
+from runner import plan, record
 from runner.data import Data
 from runner.errors import RunnerError, StorageError
 from runner.keys import choices_text
@@ -291,8 +291,11 @@ def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), prog
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     stored = study.get_trials(deepcopy=False)
+    plan.lock(study, spec)  # a study stored locked stays locked
     spec, adopted = adopt_stored_source(spec, stored, known_structures(stored, record.study_of(study)))
     remember_sources(study, spec)
+    for line in plan.store_plan(study, spec, plan.test_results(stored, spec), len(stored)):
+        log(line)
     todo, done = pending(spec, store, run.retry_failed)
     for line in [*adopted, *stale_sources(spec, stored, todo)]:
         log(line)

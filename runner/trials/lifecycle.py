@@ -46,7 +46,7 @@ KILLED = "was killed by"  # in the reason of a trial whose worker a signal kille
 
 def load(spec: Spec) -> Data:
     """The spec's data, loaded (once per process: each worker process loads its own copy)."""
-    return load_data(**spec.data.load_args())
+    return load_data(**spec.data.load_args(), test=not spec.study.locked)
 
 
 @dataclass(frozen=True)
