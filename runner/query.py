@@ -19,20 +19,21 @@ import re
 import statistics
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 
 from runner.errors import RunnerError
 from runner.record import of as stored
-from runner.record import state_of
+from runner.record import BEST_TEST_ACC, TEST_SIZE, state_of, study_of
 from runner.store import Store
 from runner.text import text_table
 
-__all__ = ["QueryError", "Clause", "parse_filter", "trial_records", "select", "group", "render",
-           "study_rows", "trial_detail", "METRICS", "FORMATS"]
+__all__ = ["QueryError", "Clause", "Trials", "parse_filter", "trial_records", "select", "group", "render",
+           "refuse_locked", "study_rows", "trial_detail", "METRICS", "TEST_METRICS", "FORMATS"]
 
 METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss", "best_test_acc", "seconds")
 VAL_METRICS = ("val_acc", "val_loss")  # shown by default only when a trial has them
+TEST_METRICS = ("test_acc", "test_loss", "best_test_acc")  # none in a study whose test set is locked
 FIXED_KEYS = ("number", "state", "model", "seed")
 FORMATS = ("table", "csv", "json", "markdown")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -128,9 +129,26 @@ def _kind(v: Any) -> str:
     return "true/false values" if isinstance(v, bool) else "numbers" if isinstance(v, (int, float)) else "words"
 
 
-def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """One flat record per trial (params as keys of their own), and the axis names in order."""
+class Trials(NamedTuple):
+    """A study's trials as flat records, its axis names in order, and the metrics its records hold."""
+
+    records: list[dict[str, Any]]
+    axes: list[str]
+    metrics: tuple[str, ...]  # METRICS; without TEST_METRICS when the study's test set is locked
+
+
+def refuse_locked(option: str, key: str, metrics: tuple[str, ...]) -> None:
+    """A test metric asked of a study whose test set is locked is refused in one line."""
+    if key in TEST_METRICS and key not in metrics:
+        raise QueryError(f'{option}: {key}: the study\'s test set is locked ([study].test = "locked"), no test '
+                         f"metric is stored; use val_acc or val_loss")
+
+
+def trial_records(store: Store, study_name: str) -> Trials:
+    """One flat record per trial (params as keys of their own), the axis names in order, and the metrics: a
+    study whose test set is locked has no test metric, not even an empty one."""
     study = store.load_study(study_name)
+    metrics = tuple(m for m in METRICS if m not in TEST_METRICS) if study_of(study).test_locked else METRICS
     trials = study.get_trials(deepcopy=False)
     epochs = store.epochs([t._trial_id for t in trials])
     axes: list[str] = []
@@ -149,8 +167,8 @@ def trial_records(store: Store, study_name: str) -> tuple[list[dict[str, Any]], 
         record["best_test_acc"] = max(tests) if tests else None
         record["seconds"] = sum(r.seconds or 0.0 for r in rows) if rows else None
         record["fail_reason"] = stored(t).fail_reason
-        records.append(record)
-    return records, axes
+        records.append({k: v for k, v in record.items() if k not in TEST_METRICS or k in metrics})
+    return Trials(records, axes, metrics)
 
 
 def _search_epochs(t: Any) -> list[Any]:
@@ -162,18 +180,21 @@ def _search_epochs(t: Any) -> list[Any]:
 
 
 def select(records: list[dict[str, Any]], axes: list[str], where: str | None = None,
-           sort: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Filter, sort and cut the records."""
-    keys = [*FIXED_KEYS, *axes, *METRICS]
+           sort: str | None = None, limit: int | None = None,
+           metrics: tuple[str, ...] = METRICS) -> list[dict[str, Any]]:
+    """Filter, sort and cut the records (whose metrics are `metrics`)."""
+    keys = [*FIXED_KEYS, *axes, *metrics]
     out = records
     if where is not None:
         groups = parse_filter(where)
         for clause in (c for g in groups for c in g):
+            refuse_locked("--where", clause.key, metrics)
             if clause.key not in keys:
                 raise QueryError(f"--where: unknown key {clause.key!r}; keys: {', '.join(keys)}")
         out = [r for r in out if any(all(_matches(r, c) for c in g) for g in groups)]
     if sort:
         key = sort.lstrip("-")
+        refuse_locked("--sort", key, metrics)
         if key not in keys:
             raise QueryError(f"--sort: unknown key {key!r}; keys: {', '.join(keys)} (prefix - for descending)")
         present = [r for r in out if r.get(key) is not None]
@@ -184,8 +205,9 @@ def select(records: list[dict[str, Any]], axes: list[str], where: str | None = N
     return out
 
 
-def group(records: list[dict[str, Any]], axes: list[str], by: list[str]) -> list[dict[str, Any]]:
-    """Mean, std and n of every metric per group of complete trials (n counts seeds)."""
+def group(records: list[dict[str, Any]], axes: list[str], by: list[str],
+          metrics: tuple[str, ...] = METRICS) -> list[dict[str, Any]]:
+    """Mean, std and n of every metric of `metrics` per group of complete trials (n counts seeds)."""
     keys = ["model", *axes, "seed", "state"]
     for k in by:
         if k not in keys:
@@ -198,7 +220,7 @@ def group(records: list[dict[str, Any]], axes: list[str], by: list[str]) -> list
     for values, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         row: dict[str, Any] = dict(zip(by, values))
         row["n"] = len(members)
-        for m in METRICS:
+        for m in metrics:
             xs = [r[m] for r in members if r[m] is not None]
             row[f"{m}_mean"] = statistics.fmean(xs) if xs else None
             row[f"{m}_std"] = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
@@ -257,7 +279,8 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: str, grouped: bo
 
 
 def study_rows(store: Store) -> list[dict[str, Any]]:
-    """Every study: its trials by state and its best value."""
+    """Every study: its trials by state, its best value, and its test set: "locked" ([study].test = "locked")
+    or "open"."""
     rows = []
     for s in store.optuna.get_all_studies():
         trials = store.optuna.get_all_trials(s._study_id, deepcopy=False)
@@ -267,13 +290,15 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
         best = (max if maximize else min)(complete) if complete else None
         rows.append({"study": s.study_name, "direction": s.directions[0].name.lower(), "trials": len(trials),
                      **{st: states.count(st) for st in ("complete", "running", "fail", "pruned", "waiting", "refused")},
-                     "best_value": best})
+                     "best_value": best, "test": "locked" if study_of(s).test_locked else "open"})
     return rows
 
 
 def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
-    """One trial: params, value, state, resolved config, provenance and per-epoch metrics."""
+    """One trial: params, value, state, resolved config, provenance and per-epoch metrics; of a study whose test
+    set is locked, no test metric and no test split's size."""
     study = store.load_study(study_name)
+    locked = study_of(study).test_locked
     trials = study.get_trials(deepcopy=False)
     match = [t for t in trials if t.number == number]
     if not match:
@@ -281,7 +306,7 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
                          if trials else f"study {study_name!r} has no trials")
     t = match[0]
     rec = stored(t)
-    attrs = rec.provenance()
+    attrs = {k: v for k, v in rec.provenance().items() if not (locked and k in (TEST_SIZE, BEST_TEST_ACC))}
     config = rec.config or None
     epochs = store.epochs([t._trial_id])[t._trial_id] or _search_epochs(t)
     weights = rec.weights
@@ -298,7 +323,7 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
         "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
         "completed": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
         "epochs": [{"epoch": getattr(e, "epoch", i), "train_loss": e.train_loss, "train_acc": e.train_acc,
-                    "test_loss": e.test_loss, "test_acc": e.test_acc, "val_loss": e.val_loss, "val_acc": e.val_acc,
-                    "lr": e.lr, "seconds": e.seconds}
+                    **({} if locked else {"test_loss": e.test_loss, "test_acc": e.test_acc}),
+                    "val_loss": e.val_loss, "val_acc": e.val_acc, "lr": e.lr, "seconds": e.seconds}
                    for i, e in enumerate(epochs, 1)],
     }

@@ -31,7 +31,7 @@ class Running:
     device: str
     epoch: int
     epochs: int | None
-    metric: str  # "test acc 98.91%"
+    metric: str  # "test acc 98.91%"; "val acc 98.91%" in a study whose test set is locked
     heartbeat_s: float | None  # seconds since its last sign of life
 
 
@@ -54,6 +54,7 @@ class Progress:
     covered_min: float | None = None  # the minutes the rate divides by: the window, or less when the run began in it
     round: dict | None = None  # seeds in rounds: the round at hand as runner.rounds stored it (record.ROUND)
     refused: int = 0  # a search's draws over [search].max_params, never trained (neither failed nor finished)
+    locked: bool = False  # its test set is locked: its epochs are kept with its trials, no test metric is shown
 
     @property
     def to_go(self) -> int | None:
@@ -103,13 +104,15 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
                                                                  "; it has none"))
         study_id = store.optuna.get_study_id_from_name(study)
         trials = store.optuna.get_all_trials(study_id, deepcopy=False)
-        at = record.StudyRecord(store.optuna.get_study_user_attrs(study_id)).round
+        kept = record.StudyRecord(store.optuna.get_study_user_attrs(study_id))
+        at, locked = kept.round, kept.test_locked
         now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         claims = {c.trial_id: c for c in store.claims(study).values() if c.trial_id is not None}
         live = [t for t in trials if t.state == TrialState.RUNNING]
         last = store.epochs([t._trial_id for t in live])
-        # a search reports its epochs to Optuna only: its rate comes from its trials (below)
-        recent = None if search else store.epochs_since(study, now - dt.timedelta(minutes=window_min))
+        # a search, and a study whose test set is locked, keep their epochs with their trials (record.EPOCHS), not
+        # in runner_epochs: their rate comes from their trials (below)
+        recent = None if search or locked else store.epochs_since(study, now - dt.timedelta(minutes=window_min))
     finally:
         store.dispose()
     states = Counter(t.state for t in trials)
@@ -126,7 +129,10 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     running = []
     for t in live:
         rows = last.get(t._trial_id, [])
-        if rows:
+        kept_epochs = record.of(t).epochs if locked else []
+        if kept_epochs:  # no test metric: the validation split's
+            epoch, metric = kept_epochs[-1]["epoch"], _val_metric(kept_epochs[-1])
+        elif rows:
             r = rows[-1]
             epoch = r.epoch
             metric = f"val acc {r.val_acc:.2f}%" if r.val_acc is not None and not r.test_acc else \
@@ -142,8 +148,8 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
                                epoch, _epochs_of(t), metric, beat))
     rate_from = "epochs"
-    if recent is None or search:  # epochs without a time (older databases), or a search's (reported to Optuna
-        # only): the trials that ended in the window, whole
+    if recent is None:  # epochs without a time (older databases), or kept with their trials (a search's, a
+        # locked study's): the trials that ended in the window, whole
         since = dt.datetime.now() - dt.timedelta(minutes=window_min)  # Optuna's times are local
         ended = [t for t in trials if t.datetime_complete is not None and t.datetime_complete >= since]
         recent = sum(len(t.intermediate_values) for t in ended) if ended else None
@@ -156,7 +162,14 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
                     None if recent is None else recent / covered, window_min, search, rate_from, covered, at,
-                    refused)
+                    refused, locked)
+
+
+def _val_metric(epoch: dict) -> str:
+    """A kept epoch's validation metric as `runner watch` shows it: its accuracy, else its loss."""
+    if epoch.get("val_acc") is not None:
+        return f"val acc {epoch['val_acc']:.2f}%"
+    return "–" if epoch.get("val_loss") is None else f"val loss {epoch['val_loss']:.4f}"
 
 
 def _covered_min(trials: list[FrozenTrial], window_min: float) -> float:
@@ -189,10 +202,10 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
              *_round_line(p.round),
              f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]
     if p.rate is None:
-        lines.append(f"rate: not known (this database's epochs carry no time, and no trial ended in the last "
-                     f"{p.window_min:g} min)")
+        timeless = "this study keeps its epochs with its trials, without a time" if p.locked else "this database's epochs carry no time"
+        lines.append(f"rate: not known ({timeless}, and no trial ended in the last {p.window_min:g} min)")
     else:
-        counted = "" if p.rate_from == "epochs" else " (from the trials that ended)" if p.search else \
+        counted = "" if p.rate_from == "epochs" else " (from the trials that ended)" if p.search or p.locked else \
             " (from the trials that ended: this database's epochs carry no time)"
         covered = p.window_min if p.covered_min is None else p.covered_min
         span = (f"over the last {p.window_min:g} min" if covered >= p.window_min else

@@ -200,3 +200,111 @@ def test_a_study_without_a_validation_split_shows_no_val_columns(run, write):
     shown = run("show", "--study", "v", "0")
     epochs = shown.output.split("\nepochs:\n")[1]
     assert "val_" not in epochs and "test_acc" in epochs
+
+
+# ---------------------------------------------------------------- a study whose test set is locked
+
+
+LOCKED_SPEC = """
+[study]
+name = "lk"
+seeds = [0]
+metric = "val_acc"
+test = "locked"
+
+[data]
+train_limit = 300
+test_limit = 100
+val_fraction = 0.2
+
+[train]
+epochs = 1
+batch_size = 100
+
+[models.mlp]
+arch = "mlp"
+hidden = [16]
+
+[grid]
+model = ["mlp"]
+lr = [0.01, 0.05]
+"""
+TEST_WORDS = ("test_acc", "test_loss", "best_test_acc", "test_size")
+
+
+@pytest.fixture(scope="module")
+def locked_db(tmp_path_factory) -> Path:
+    """A locked study of 2 points ([study].test = "locked"), 1 epoch on 240 training images, weights kept."""
+    folder = tmp_path_factory.mktemp("locked")
+    (folder / "lk.toml").write_text(LOCKED_SPEC)
+    url = f"sqlite:///{folder}/lk.sqlite"
+    result = CliRunner().invoke(cli, ["grid", str(folder / "lk.toml"), "--storage", url, "--quiet",
+                                      "--artifacts", str(folder / "artifacts")])
+    assert result.exit_code == 0, result.output
+    return folder / "lk.sqlite"
+
+
+@pytest.fixture
+def locked(locked_db, tmp_path):
+    copy = tmp_path / "lk.sqlite"
+    shutil.copy(locked_db, copy)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, [*args, "--storage", f"sqlite:///{copy}"])
+    return run
+
+
+def test_trials_of_a_locked_study_have_no_test_column_in_any_format(locked):
+    table = locked("trials", "--study", "lk")
+    assert table.exit_code == 0, table.output
+    assert header(table.output) == ["number", "state", "model", "lr", "seed", "epochs", "val_acc", "val_loss",
+                                    "train_acc", "train_loss", "seconds"]
+    rows = json.loads(locked("trials", "--study", "lk", "--format", "json").output)
+    assert len(rows) == 2 and all(r["val_acc"] is not None for r in rows)
+    assert not any(k.startswith(("test_", "best_test")) for r in rows for k in r)
+    assert "test" not in locked("trials", "--study", "lk", "--format", "csv").output
+    grouped = locked("trials", "--study", "lk", "--group-by", "model", "--format", "json").output
+    assert "val_acc_mean" in grouped and "test" not in grouped
+    ranked = json.loads(locked("trials", "--study", "lk", "--sort", "-val_acc", "--format", "json").output)
+    assert [r["val_acc"] for r in ranked] == sorted((r["val_acc"] for r in rows), reverse=True)
+
+
+@pytest.mark.parametrize("args", [
+    ["--where", "test_acc>1"], ["--sort", "-test_acc"], ["--sort", "best_test_acc"], ["--columns", "number,test_loss"],
+    ["--group-by", "model", "--sort", "-test_acc"],
+])
+def test_a_test_metric_asked_of_a_locked_study_is_refused_in_one_line(locked, args):
+    result = locked("trials", "--study", "lk", *args)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "the study's test set is locked ([study].test = \"locked\")" in result.output
+    assert "use val_acc or val_loss" in result.output
+
+
+def test_show_of_a_locked_trial_has_no_test_line(locked):
+    out = locked("show", "--study", "lk", "0").output
+    assert "trial 0 of lk: complete" in out
+    epochs = out.split("\nepochs:\n")[1]
+    assert epochs.splitlines()[0].split() == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    provenance = out.split("\nprovenance:\n")[1].split("\n\n")[0]
+    assert not any(w in provenance for w in TEST_WORDS) and "val_size: " in provenance
+    detail = json.loads(locked("show", "--study", "lk", "0", "--format", "json").output)
+    assert detail["epochs"][0]["val_acc"] == detail["value"]
+    assert not any(w in json.dumps([detail["epochs"], detail["provenance"]]) for w in TEST_WORDS)
+
+
+def test_studies_says_a_locked_study_is_locked(locked, query):
+    out = locked("studies").output.splitlines()
+    assert out[0].split()[-2:] == ["best_value", "test"] and out[2].split()[-1] == "locked"
+    assert "test" not in query("studies").output  # no study locked: as before, no column
+
+
+def test_export_of_a_locked_study_holds_no_test_metric(locked_db, tmp_path):
+    import torch
+
+    url, out = f"sqlite:///{locked_db}", tmp_path / "best.pt"
+    result = CliRunner().invoke(cli, ["export", "--study", "lk", "--best", "--out", str(out), "--storage", url,
+                                      "--artifacts", str(locked_db.parent / "artifacts")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {out}: trial ") and "test" not in result.output.split(": ", 1)[1]
+    kept = torch.load(out, weights_only=True)
+    assert not any("test" in k or "acc" in k for k in kept)

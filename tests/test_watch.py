@@ -93,3 +93,47 @@ def test_the_rate_divides_by_the_time_the_window_covers(write_spec, tmp_path):
     p = progress(url, "t")
     assert p.covered_min == 10 and abs(p.rate * 10 - 4) < 1e-9
     assert "per minute over the last 10 min" in CliRunner().invoke(cli, ["watch", "--study", "t", "--storage", url]).output
+
+
+LOCKED_SPEC = """
+[study]
+name = "lk"
+seeds = [0]
+metric = "val_acc"
+test = "locked"
+[data]
+train_limit = 300
+test_limit = 100
+val_fraction = 0.2
+[train]
+epochs = 2
+batch_size = 100
+[models.mlp]
+arch = "mlp"
+hidden = [16]
+[grid]
+model = ["mlp"]
+lr = [0.01, 0.05]
+"""
+
+
+def test_watch_of_a_locked_study_shows_the_validation_metric_and_counts_its_epochs(write_spec, tmp_path):
+    spec = write_spec(LOCKED_SPEC)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert CliRunner().invoke(cli, ["grid", str(spec), "--storage", url, "-q"]).exit_code == 0
+    study = optuna.load_study(study_name="lk", storage=url)
+    done = study.get_trials()[0]
+    kept = [{"epoch": 1, "train_loss": 2.1, "train_acc": 30.0, "val_loss": 1.9, "val_acc": 41.25, "lr": 0.05,
+             "seconds": 0.1}]  # as a locked trial keeps its epochs: no test key, no runner_epochs row
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params=done.params, distributions=done.distributions,
+        intermediate_values={1: 41.25}, user_attrs={**done.user_attrs, "worker": "node7:4242", "epochs": kept}))
+
+    result = CliRunner().invoke(cli, ["watch", str(spec), "--storage", url, "--once"])
+    assert result.exit_code == 0, result.output
+    assert "test" not in result.output.split("\n", 1)[1]  # below the line naming the storage's path
+    [row] = [x for x in result.output.splitlines() if "node7:4242" in x]
+    assert "1/2" in row and "val acc 41.25%" in row
+    # its 4 epochs are kept with its trials, not in runner_epochs: counted from the trials that ended, not as 0
+    rate = [x for x in result.output.splitlines() if "trial-epochs per minute" in x][0]
+    assert float(rate.split()[0]) > 0 and rate.endswith("(from the trials that ended)"), rate

@@ -61,7 +61,8 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
 @user_errors
 def studies(storage: str | None, fmt: str) -> None:
     """Every study in the storage: its trials by state and its best value (a search's pruned trials and its
-    draws refused over [search].max_params in columns of their own, where there are any).
+    draws refused over [search].max_params in columns of their own, where there are any; a column test,
+    "locked" or "open", where a study's test set is locked).
 
     \b
     Example:
@@ -75,6 +76,8 @@ def studies(storage: str | None, fmt: str) -> None:
     for extra in ("pruned", "refused"):  # a search's: pruned, and drawn over [search].max_params (never trained)
         if any(r[extra] for r in rows):
             columns.insert(columns.index("best_value"), extra)
+    if any(r["test"] == "locked" for r in rows):  # its best value is a validation metric's
+        columns.append("test")
     click.echo(render(rows, columns, fmt) if rows else "no studies in this storage")
 
 
@@ -93,7 +96,8 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
     """A table of a study's trials: number, state, model, axes, seed, final metrics, seconds.
 
     Accuracies are in percent, of the last stored epoch; best_test_acc is the best epoch's;
-    seconds is the training time summed over epochs. A filter is KEY OP VALUE clauses joined
+    seconds is the training time summed over epochs. A study whose test set is locked
+    ([study].test = "locked") has no test column. A filter is KEY OP VALUE clauses joined
     by "and" / "or"; KEY is model, seed, state, number, an axis or a metric; OP is one of
     = != < <= > >=. Reading never writes to the storage.
 
@@ -105,21 +109,22 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
       runner trials --study regularization --group-by batch_norm,augment
       runner trials --study regularization --format csv > trials.csv
     """
-    from runner.query import QueryError, group, render, select, trial_records
+    from runner.query import QueryError, group, refuse_locked, render, select, trial_records
 
-    records, axes = trial_records(reader(storage), study_name)
-    rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit)
+    records, axes, metrics = trial_records(reader(storage), study_name)
+    rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit, metrics)
     if group_by:
         by = [k.strip() for k in group_by.split(",") if k.strip()]
-        rows = group(rows, axes, by)
+        rows = group(rows, axes, by, metrics)
         if sort:
             key = sort.lstrip("-")
-            rows = select([{**r, key: r.get(f"{key}_mean", r.get(key))} for r in rows], axes + ["n"], None, sort)
+            rows = select([{**r, key: r.get(f"{key}_mean", r.get(key))} for r in rows], axes + ["n"], None, sort,
+                          metrics=metrics)
         rows = rows[:limit] if limit is not None else rows
-        default = [*by, "n", *_shown_metrics(records)]
+        default = [*by, "n", *_shown_metrics(records, metrics)]
     else:
         varied = [a for a in axes if len({r[a] for r in records}) > 1]
-        default = ["number", "state", "model", *varied, "seed", "epochs", *_shown_metrics(records)]
+        default = ["number", "state", "model", *varied, "seed", "epochs", *_shown_metrics(records, metrics)]
         default += ["fail_reason"] if any(r["fail_reason"] for r in rows) else []
     if columns:
         shown = [c.strip() for c in columns.split(",")]
@@ -129,16 +134,18 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
         shown = default
     known = set(default) | set(records[0] if records else ()) | {"n"}
     unknown = [c for c in shown if c not in known]
+    for c in unknown:
+        refuse_locked("--columns", c, metrics)
     if unknown:
         raise QueryError(f"--columns: unknown column {unknown[0]!r}; columns: {', '.join(sorted(known))}")
     click.echo(render(rows, shown, fmt, grouped=bool(group_by)) if rows else "no trials match")
 
 
-def _shown_metrics(records: list[dict[str, Any]]) -> list[str]:
-    from runner.query import METRICS, VAL_METRICS
+def _shown_metrics(records: list[dict[str, Any]], metrics: tuple[str, ...]) -> list[str]:
+    from runner.query import VAL_METRICS
 
     has_val = any(r.get("val_acc") is not None for r in records)
-    return [m for m in METRICS if has_val or m not in VAL_METRICS]
+    return [m for m in metrics if has_val or m not in VAL_METRICS]
 
 
 @cli.command()
@@ -174,7 +181,8 @@ def show(study_name: str, number: int, storage: str | None, fmt: str) -> None:
                                                     if d["weights"].startswith("kept") else ""))
     columns = ["epoch", "train_loss", "train_acc", *(["val_loss", "val_acc"] if any(e["val_acc"] is not None
                                                                                    for e in d["epochs"]) else []),
-               "test_loss", "test_acc", "lr", "seconds"]
+               *(["test_loss", "test_acc"] if all("test_acc" in e for e in d["epochs"]) else []),  # none: locked
+               "lr", "seconds"]
     click.echo("\nepochs:\n" + (render(d["epochs"], columns, "table") if d["epochs"] else "  none stored"))
 
 
