@@ -24,16 +24,18 @@ import numpy as np
 from runner.design import (POWER, Design, aliases, estimable_interactions, estimate_interactions, estimate_main_effects,
                            floor, holm_levels, minimum_detectable_effect, seeds_needed, split_contrast,
                            z_statistic)
+from runner.design.one_at_a_time import within_text
 from runner.report.data import Config, Effect, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "BOOTSTRAP", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
+__all__ = ["ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
            "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
+           "baseline_rows", "versus_tuned",
            "sequential", "Sequential"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
 BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
-_CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
+CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
 Correct = dict[tuple[str, int], np.ndarray]  # (config key, seed) -> 100 * (predicted == label) per test image
 
 
@@ -56,6 +58,7 @@ class Row(NamedTuple):
     on: Any
     pairs: Contrast
     aliases: tuple[str, ...] = ()
+    within: str = ""  # one-at-a-time: the across axes' values the comparison is taken at ("lr=0.05 epochs=16")
 
 
 # ---------------------------------------------------------------- statistics
@@ -102,6 +105,12 @@ def bootstrap(contrasts: list[np.ndarray | None], seed: int = 0) -> list[tuple[t
     One resample draws the test images with replacement (the same draw for every contrast: they share
     one test set) and the pairs with replacement. p is twice the share of resampled means on the far
     side of 0 (+1 smoothing), as a percentile bootstrap's test. None for a contrast without predictions.
+
+    The sums are exact: the per-image values are multiples of a power of two (100 * correct, signed; a
+    fraction's contrasts scale them by 2 / 2^k) and the weights are the images' integer counts, so every
+    partial sum is exactly representable and a resampled mean that is 0 is 0 on any machine. Weighted by
+    count / n instead, its sign was rounding noise that depended on BLAS (its kernel for the CPU, its
+    threads): p moved by up to 0.01 between machines, or between 1 and 2 cores, for the same trials.
     """
     rng = np.random.default_rng(seed)
     todo = [i for i, c in enumerate(contrasts) if c is not None and c.shape[0] >= 2 and c.shape[1] > 0]
@@ -109,14 +118,14 @@ def bootstrap(contrasts: list[np.ndarray | None], seed: int = 0) -> list[tuple[t
         return [None] * len(contrasts)
     n = contrasts[todo[0]].shape[1]
     means = {i: np.empty(BOOTSTRAP) for i in todo}
-    for start in range(0, BOOTSTRAP, _CHUNK):
-        m = min(_CHUNK, BOOTSTRAP - start)
-        weights = rng.multinomial(n, np.full(n, 1 / n), size=m).T.astype(np.float64) / n  # (images, m)
+    for start in range(0, BOOTSTRAP, CHUNK):
+        m = min(CHUNK, BOOTSTRAP - start)
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=m).T.astype(np.float64)  # (images, m): integers
         for i in todo:
             c = contrasts[i]
-            pair_means = c @ weights  # (pairs, m): each pair's difference on the resampled images
+            pair_sums = c @ counts  # (pairs, m): n x each pair's difference on the resampled images, exact
             picks = rng.integers(0, c.shape[0], size=(m, c.shape[0]))  # the pairs, resampled
-            means[i][start:start + m] = pair_means[picks, np.arange(m)[:, None]].mean(1)
+            means[i][start:start + m] = pair_sums[picks, np.arange(m)[:, None]].sum(1) / (n * c.shape[0])
     out: list[tuple[tuple[float, float], float] | None] = [None] * len(contrasts)
     for i in todo:
         x = means[i]
@@ -262,8 +271,55 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     return effects, interactions
 
 
+def _setting_key(spec: Spec, setting: dict[str, Any]) -> str:
+    """A setting's configuration key, as the report groups its trials."""
+    params = dict(spec.point(setting, 0).params)
+    params.pop("seed")
+    return config_key(params)
+
+
+def _versus(model: str, factor: str, off: Any, on: Any, mine: Config | None, base: Config | None,
+            correct: Correct | None, within: str = "") -> Row:
+    """A configuration against another, paired by seed: mine minus base (no pairs where either is missing)."""
+    if mine is None or base is None:
+        return Row(model, factor, off, on, [], within=within)
+    by_seed = dict(zip(base.seeds, base.final))
+    get = (lambda key, s: None) if correct is None else (lambda key, s: correct.get((key, s)))
+    pairs = [Pair(s, v - by_seed[s], [(get(mine.key, s), 1.0), (get(base.key, s), -1.0)])
+             for s, v in zip(mine.seeds, mine.final) if s in by_seed]
+    return Row(model, factor, off, on, pairs, within=within)
+
+
+def baseline_rows(spec: Spec, configs: list[Config], correct: Correct | None = None) -> list[Row]:
+    """One factor at a time: each setting against its baseline at the same budget (Spec.comparisons), paired
+    by seed; a comparison whose trials are not stored yet has no pairs."""
+    by_key = {c.key: c for c in configs}
+    first = next(iter(spec.models))
+    return [_versus(c.setting.get("model", first), c.factor, c.off, c.on, by_key.get(_setting_key(spec, c.setting)),
+                    by_key.get(_setting_key(spec, c.baseline)), correct, within_text(c.within))
+            for c in spec.comparisons()]
+
+
+def versus_tuned(spec: Spec, configs: list[Config], correct: Correct | None = None) -> list[Effect]:
+    """Each compared setting against the tuned baseline ([[runs]] baseline = "tuned": the baseline at its own best
+    budget), paired by seed, Holm-corrected over them; none without a tuned baseline."""
+    tuned = spec.tuned_baseline()
+    if tuned is None:
+        return []
+    by_key = {c.key: c for c in configs}
+    base = by_key.get(_setting_key(spec, tuned))
+    first = next(iter(spec.models))
+    rows = [_versus(c.setting.get("model", first), c.factor, "tuned baseline", c.on,
+                    by_key.get(_setting_key(spec, c.setting)), base, correct)
+            for c in spec.comparisons() if _setting_key(spec, c.setting) != _setting_key(spec, tuned)]
+    return _tested(rows, lambda d, p: _verdict(d, p, spec.study.direction))
+
+
 def effect_rows(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Row], list[Row]]:
-    """The grid's main effects and two-way interactions to test, each with its pairs (see grid_effects)."""
+    """The grid's main effects and two-way interactions to test, each with its pairs (see grid_effects); for a
+    one-at-a-time design, its comparisons with the baseline and no interactions."""
+    if spec.against_baseline:
+        return baseline_rows(spec, configs, correct), []
     mains: list[Row] = []
     inters: list[Row] = []
     factors = _factors(spec)
@@ -374,7 +430,7 @@ def _tested(rows: list[Row], verdict: Callable[[float, float | None], str]) -> l
         decisive = bc if b is not None else pc
         power = power_figures(c, len({x.seed for x in r.pairs}), mean, level) if b is not None else {}
         out.append(Effect(r.model, r.factor, r.off, r.on, len(r.pairs), mean, ci, p, pc, verdict(mean, decisive),
-                          b[0] if b else None, b[1] if b else None, bc, aliases=r.aliases, **power))
+                          b[0] if b else None, b[1] if b else None, bc, aliases=r.aliases, within=r.within, **power))
     return out
 
 

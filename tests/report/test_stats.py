@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from runner.report import build_report, holm, render_markdown
-from runner.report.stats import bootstrap, paired_t
+from runner.report.stats import CHUNK, BOOTSTRAP, bootstrap, paired_t
 from runner.spec import load_spec
 
 from tests.report.synthetic import BN_EFFECT, MLP_ACC
@@ -84,6 +84,25 @@ def test_the_bootstrap_counts_test_image_sampling_that_the_t_test_cannot_see():
     assert lo < 0 < hi and p > 0.05
     assert bootstrap([same]) == bootstrap([same])  # seeded: the same trials give the same report
     assert bootstrap([None, same[:1]]) == [None, None]  # no predictions, or one pair: nothing to resample
+
+
+def test_a_resampled_mean_of_exactly_zero_counts_on_both_sides_whatever_the_blas():
+    """Two pairs that each differ by one image won and one lost: many resamples balance exactly at 0. Their
+    sign used to come from rounding in c @ (counts / n), which BLAS's kernel and threads decided (p moved by
+    up to 0.01 between machines); the sums are exact now, so p is the integer count's, the same everywhere."""
+    c = np.zeros((2, 50))
+    c[0, 0] = c[1, 1] = 100.0
+    c[0, 2] = c[1, 3] = -100.0
+    [(_, p)] = bootstrap([c])
+    rng, n, below, above = np.random.default_rng(0), 50, 0, 0  # the same draws, in integers
+    for start in range(0, BOOTSTRAP, CHUNK):
+        m = min(CHUNK, BOOTSTRAP - start)
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=m).T
+        picks = rng.integers(0, 2, size=(m, 2))
+        totals = (np.rint(c).astype(np.int64) @ counts)[picks, np.arange(m)[:, None]].sum(1)
+        below, above = below + int((totals <= 0).sum()), above + int((totals >= 0).sum())
+    assert p == min(1.0, 2 * (min(below, above) + 1) / (BOOTSTRAP + 1))
+    assert below + above > BOOTSTRAP  # ties at 0 happened, and count on both sides
 
 
 def test_effects_and_comparisons_carry_the_bootstrap_and_the_verdict_uses_it(report):
