@@ -139,6 +139,53 @@ def points_table(spec: Any) -> str:
 
 
 @cli.command()
+@click.argument("spec_path", metavar="EXPLORATION", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--out", "-o", metavar="FILE", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the confirmatory spec [default: print it].")
+@click.option("--name", metavar="NAME", default=None,
+              help="The confirmation's [study].name [default: the exploration's without -explore].")
+@user_errors
+def confirmation(spec_path: str, storage: str | None, out: str | None, name: str | None) -> None:
+    """Write the confirmatory spec that an exploration's stored results choose.
+
+    EXPLORATION is a one-at-a-time spec run across budgets ([grid].across), usually with its test set
+    locked. From its stored trials, by the rule its report states ("The budget and strengths this
+    exploration chooses"), this writes a spec that compares each regularizer alone with the baseline
+    at the chosen budget, the baseline at its own best budget (the tuned baseline), the stack of the
+    regularizers that improved on validation and each other model at its own best budget; trained on
+    every training image, tested, with seeds in rounds. Run on the same database, it writes the same
+    spec: the step from exploring to confirming is one a reader can repeat.
+
+    \b
+    Examples:
+      runner confirmation specs/regularization_explore.toml -o specs/regularization.toml
+      runner grid specs/regularization.toml --dry-run
+    """
+    from pathlib import Path
+
+    from runner.errors import RunnerError
+    from runner.report.build import build_report
+    from runner.spec import load_spec
+    from runner.report.confirmation import confirmation_spec
+
+    spec = load_spec(spec_path, missing_code_ok=True)
+    choice = build_report(spec, storage).choice
+    if choice is None:
+        raise RunnerError(f"{spec_path}: nothing to choose from: a confirmation is written from a one-at-a-time "
+                          "exploration across two budgets or more ([grid].across) whose baseline and every "
+                          "compared setting have a complete trial at each budget")
+    command = f"runner confirmation {spec_path}" + (f" --name {name}" if name else "")
+    text = confirmation_spec(spec, choice, command, name)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    Path(out).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}: {load_spec(out).point_count()} points in the first round "
+               f"({load_spec(out).grid_factors()})")
+
+
+@cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--diagram", metavar="DIR", type=click.Path(file_okay=False), default=None,
               help="Also draw one PNG per table into DIR: the layers in order with shapes and counts.")

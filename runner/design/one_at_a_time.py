@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from runner.text import toml_value
+
 __all__ = ["NAME", "Comparison", "budgets", "settings", "comparisons", "within_text"]
 
 NAME = "one-at-a-time"  # [grid].design's word for it
@@ -50,8 +52,6 @@ def budgets(across: tuple[tuple[str, tuple[Any, ...]], ...]) -> list[dict[str, A
 
 def within_text(within: dict[str, Any]) -> str:
     """The across axes' values as a label: "lr=0.05 epochs=20"; "" without across."""
-    from runner.text import toml_value
-
     return " ".join(f"{a}={toml_value(v)}" for a, v in within.items())
 
 

@@ -25,7 +25,9 @@ from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report import build_trials
 from runner.report.rounds import Plan, plan
-from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best
+from runner.plan import status as plan_status
+from runner.report.choose import choose, fits
+from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best, versus_tuned
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
@@ -47,12 +49,23 @@ def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], d
     try:
         study = store.open_study(spec.study.name, spec.study.direction, create=False)
         trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-        complete = [t._trial_id for t in trials if t.state == TrialState.COMPLETE]
-        return store.url, trials, store.epochs(complete), study_of(study)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        epochs = store.epochs([t._trial_id for t in complete])
+        for t in complete:  # a trial never tested (a locked study's) keeps its epochs in its record
+            if not epochs[t._trial_id] and stored(t).epochs:
+                epochs[t._trial_id] = [_untested_row(t, e) for e in stored(t).epochs]
+        return store.url, trials, epochs, study_of(study)
     except (SQLAlchemyError, optuna.exceptions.OptunaError) as e:
         raise StorageError(f"{store.url}: cannot read study {spec.study.name!r}: {e}") from None
     finally:
         store.dispose()
+
+
+def _untested_row(t: FrozenTrial, e: dict[str, Any]) -> EpochRow:
+    """An epoch kept in a never-tested trial's record, as a runner_epochs row without test metrics."""
+    return EpochRow(trial_id=t._trial_id, epoch=e["epoch"], study_name="", trial_number=t.number,
+                    train_loss=e["train_loss"], train_acc=e["train_acc"], test_loss=None, test_acc=None, lr=e["lr"],
+                    seconds=e["seconds"], val_loss=e.get("val_loss"), val_acc=e.get("val_acc"), ended=None)
 
 
 class _Axes:
@@ -80,11 +93,19 @@ class _Axes:
 # ---------------------------------------------------------------- configurations
 
 
+def held_out(rows: list[list[EpochRow]]) -> str:
+    """Which split the trials were scored on: "test", or "val" for trials never tested (a locked study's)."""
+    return "val" if rows and all(r and r[-1].test_acc is None for r in rows) else "test"
+
+
 def _curves(rows: list[list[EpochRow]]) -> dict[str, Curve]:
+    """Each of CURVES over the epochs; a locked study's "test" curves are its validation split's."""
     out = {}
     epochs = sorted({r.epoch for trial in rows for r in trial})
+    held = held_out(rows)
     for name in CURVES:
-        per_epoch = [[getattr(r, name) for trial in rows for r in trial if r.epoch == e] for e in epochs]
+        column = name.replace("test_", "val_") if held == "val" else name
+        per_epoch = [[getattr(r, column) for trial in rows for r in trial if r.epoch == e] for e in epochs]
         out[name] = Curve(tuple(epochs), tuple(float(np.mean(v)) for v in per_epoch),
                           tuple(float(min(v)) for v in per_epoch), tuple(float(max(v)) for v in per_epoch))
     return out
@@ -94,24 +115,31 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
             epochs: dict[int, list[EpochRow]], axes: _Axes) -> Config:
     rows = [epochs.get(t._trial_id, []) for t in trials]
     with_rows = [r for r in rows if r]
-    final_acc = tuple(r[-1].test_acc if r else t.intermediate_values[max(t.intermediate_values)]
-                      for t, r in zip(trials, rows) if r or t.intermediate_values)
-    best_acc = tuple(stored(t).best_test_acc if stored(t).best_test_acc is not None else
-                     max(e.test_acc for e in r) if r else math.nan for t, r in zip(trials, rows))
-    per_epoch_s = [float(np.mean([e.seconds for e in r])) for r in with_rows]
     label = axes.label(model, params)
     first = stored(trials[0])
+    per_epoch_s = [float(np.mean([e.seconds for e in r])) for r in with_rows]
+    if held_out(with_rows) == "val":  # never tested: no test figure at all, the gap against validation
+        final_acc: tuple[float, ...] = ()
+        best_acc: tuple[float, ...] = ()
+        final_loss: tuple[float, ...] = ()
+        gap = tuple(r[-1].train_acc - r[-1].val_acc for r in with_rows if r[-1].val_acc is not None)
+    else:
+        final_acc = tuple(r[-1].test_acc if r else t.intermediate_values[max(t.intermediate_values)]
+                          for t, r in zip(trials, rows) if r or t.intermediate_values)
+        best = (stored(t).best_test_acc if stored(t).best_test_acc is not None else
+                max(e.test_acc for e in r) if r else math.nan for t, r in zip(trials, rows))
+        best_acc = tuple(b for b in best if not math.isnan(b))
+        final_loss = tuple(r[-1].test_loss for r in with_rows)
+        gap = tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows)
     return Config(
         key=key, model=model, arch=first.section("model").get("arch", model),
         params=params, label=label, slug=file_slug(label),
         regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
         param_count=int(first.param_count or 0), seeds=tuple(t.params["seed"] for t in trials),
         trial_ids=tuple(t._trial_id for t in trials),
-        final=tuple(float(t.value) for t in trials), final_acc=final_acc,
-        best_acc=tuple(b for b in best_acc if not math.isnan(b)),
-        final_loss=tuple(r[-1].test_loss for r in with_rows),
+        final=tuple(float(t.value) for t in trials), final_acc=final_acc, best_acc=best_acc, final_loss=final_loss,
         final_val=tuple(r[-1].val_acc for r in with_rows if r[-1].val_acc is not None),
-        gap=tuple(r[-1].train_acc - r[-1].test_acc for r in with_rows),
+        gap=gap,
         seconds_per_epoch=mean_of(per_epoch_s),
         peak_memory_mb=mean_of([float(stored(t).peak_memory_mb) for t in trials
                                 if stored(t).peak_memory_mb is not None]),
@@ -406,7 +434,7 @@ def _read(spec: Spec, url: str | None, module_version: str | None = None) -> tup
     notes += adopted + chosen + build_trials.earlier_note(spec, trials)
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes)
-    return storage, trials, epochs, searched, spec, notes, axes, groups, excluded
+    return storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record
 
 
 def stored_plan(spec: Spec, url: str | None) -> Plan:
@@ -414,7 +442,7 @@ def stored_plan(spec: Spec, url: str | None) -> Plan:
     when nothing is stored yet."""
     assert spec.study.rounds is not None
     try:
-        _, _, epochs, _, spec, _, axes, groups, _ = _read(spec, url)
+        _, _, epochs, _, spec, _, axes, groups, _, _ = _read(spec, url)
     except StorageError:
         groups = {}
     if not groups:
@@ -431,7 +459,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
             SHA-256 (its first 12 digits are enough), or "any" for every stored version.
     """
     read = _read(spec, url, module_version)
-    storage, trials, epochs, searched, spec, notes, axes, groups, excluded = read
+    storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record = read
     if not groups:
         raise ReportError(build_trials.nothing_to_report(storage, spec, trials))
     configs = _configs(spec, groups, epochs, axes)
@@ -440,8 +468,12 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
     test = _predictions(url, configs, "test")
     correct = _correct(spec, url, configs, test)
     effects, interactions = grid_effects(spec, configs, correct)
+    held = held_out([epochs.get(i, []) for c in configs for i in c.trial_ids])
     looks = plan(spec, configs, correct) if spec.study.rounds is not None else None
     data, train, prov = _setup(complete)
+    if held == "val":  # a locked study: nothing of the test set was loaded
+        data = [("test images", "locked ([study].test = \"locked\"): never loaded") if k == "test images" else (k, v)
+                for k, v in data]
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
         a = stored(complete[0])
         spec = spec.bind(tuple(a.data_shape or (1, 28, 28)), int(a.classes or 10))
@@ -470,5 +502,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
         param_tables=parameter_tables(spec, tables, [{"model": c.model, **c.params} for c in configs]
                                       if search is not None else None), configs=configs, known=known, effects=effects,
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
-        figures=_figures(spec, configs, effects), rounds=looks,
+        figures=_figures(spec, configs, effects), rounds=looks, held_out=held, against_baseline=spec.against_baseline,
+        plan=plan_status(study_record.attrs, spec.study.locked), versus_tuned=versus_tuned(spec, configs, correct),
+        fits=fits(configs), choice=choose(spec, configs),
     )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from runner.errors import RunnerError
 __all__ = ["ReportError", "Curve", "Config", "Effect", "Fraction", "Known", "Excluded", "Figure", "Report",
            "REPORT_FILE",
            "SUMMARY_FILE", "CURVES", "config_key", "TopConfig",
-           "Candidate", "Selection", "SearchSummary", "ClassView", "Mistake", "Gallery", "Mistakes"]
+           "Candidate", "Selection", "SearchSummary", "Fit", "Choice", "ClassView", "Mistake", "Gallery", "Mistakes"]
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -90,6 +90,7 @@ class Effect:
     floor: float | None = None  # the same with unlimited seeds: what the test images alone can resolve
     seeds_needed: int | None = None  # the fewest seeds that detect delta_mean; None when it is at or below the floor
     aliases: tuple[str, ...] = ()  # a fractional grid's interaction: the two-way interactions sharing its estimate
+    within: str = ""  # one-at-a-time: the across axes' values both sides share ("lr=0.05 epochs=16"), else ""
 
     @property
     def decisive(self) -> tuple[tuple[float, float] | None, float | None]:
@@ -172,6 +173,33 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """How a configuration fits: its final train accuracy as trained against held-out, and where its held-out loss
+    bottoms out (means over seeds)."""
+    label: str
+    train_acc: float  # % on the training batches as seen in the last epoch (augmentation and dropout on)
+    held_acc: float  # % on the held-out split at the last epoch
+    gap: float  # train_acc - held_acc, points
+    best_epoch: int  # the epoch of the lowest mean held-out loss
+    last_epoch: int
+    rise: float  # the final held-out loss over its lowest, as a fraction (0.25: 25% above)
+    verdict: str  # overfits | underfits | neither
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What an exploration across budgets chooses for its confirmation, by the rule it states."""
+    rule: tuple[str, ...]  # the rule, one sentence per part
+    budgets: tuple[tuple[str, float | None, float | None, int], ...]  # (budget, baseline, regularized mean, settings)
+    budget: dict[str, Any]  # the across values the regularized settings do best at
+    tuned: dict[str, Any]  # the baseline's own best budget
+    models: tuple[tuple[str, dict[str, Any], float], ...]  # each other model: its best budget and value there
+    settings: tuple[tuple[str, float, str], ...]  # each compared setting: its best value over budgets, and where
+    kept: tuple[tuple[str, Any, float], ...]  # (factor, value, delta at the chosen budget) of each one kept
+    stack: tuple[tuple[str, Any], ...]  # the (axis, value) of those that improved on the baseline there
+
+
+@dataclass(frozen=True)
 class Report:
     study: str
     description: str
@@ -197,6 +225,12 @@ class Report:
     fraction: Fraction | None = None  # a fractional grid: what it runs and aliases; None for the full grid
     rounds: Any = None  # seeds in rounds: report.rounds.Plan, the looks the stored trials allow; None: a list of seeds
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
+    against_baseline: bool = False  # the effects are comparisons with a baseline (one-at-a-time), not main effects
+    held_out: str = "test"  # the split the trials were scored on: test, or val for a study whose test set is locked
+    plan: Any = None  # runner.plan.Status: confirmatory or exploratory, and why
+    versus_tuned: list[Effect] = field(default_factory=list)  # compared settings minus the tuned baseline
+    fits: list[Fit] = field(default_factory=list)  # over- and underfitting, one per configuration
+    choice: Choice | None = None  # an exploration across budgets: what it chooses for its confirmation
 
     def config(self, key: str) -> Config:
         """The configuration with this key."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from runner.plotting import DPI, png as _png, style as _style
 from runner.report.data import CURVES, Config, Figure, Gallery, Mistakes, Report, SearchSummary
-from runner.report.markdown import METRIC_WORDS, change_text, p_text
+from runner.report.markdown_text import METRIC_WORDS, change_text, p_text
 
 __all__ = ["DPI", "curves_png", "effects_png", "history_png", "search_curves_png", "confusion_png", "gallery_png"]
 

@@ -2,110 +2,27 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
-
-import numpy as np
 
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
 from runner.report.data import REPORT_FILE, Effect, Known, Report
 from runner.report.markdown_mistakes import mistakes_markdown
+from runner.report.markdown_plan import baseline_section, choice_section, fit_section, plan_lines
 from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
-from runner.report.stats import ALPHA, BOOTSTRAP
+from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_sentence, effects_table,
+                                         num, p_text, pm, power_cells, power_names, power_text, power_words, table,
+                                         test_cells, test_names, with_power, change_text)
+from runner.report.stats import ALPHA
 from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
            "render_markdown", "render_summary", "p_text", "change_text", "power_text"]
 
-METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
-                "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
-
 
 # ---------------------------------------------------------------- Markdown
-
-
-def _table(names: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    right = right or set()
-    lines = ["| " + " | ".join(names) + " |",
-             "|" + "|".join("---:" if i in right else "---" for i in range(len(names))) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _pm(xs: tuple[float, ...], digits: int = 2) -> str:
-    if not xs:
-        return "–"
-    if len(xs) == 1:
-        return f"{xs[0]:.{digits}f}"
-    return f"{np.mean(xs):.{digits}f} ± {np.std(xs, ddof=1):.{digits}f}"
-
-
-def p_text(p: float | None) -> str:
-    """A p-value as the report writes it: "p = 0.012", "p < 0.001", or "–" when untested."""
-    if p is None:
-        return "–"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def _num(x: float, metric: str) -> str:
-    return f"{x:+.2f}" if metric.endswith("_acc") else f"{x:+.4f}"
-
-
-def _ci(ci: tuple[float, float] | None, metric: str) -> str:
-    return "–" if ci is None else f"[{_num(ci[0], metric)}, {_num(ci[1], metric)}]"
-
-
-def change_text(e: Effect) -> str:
-    """An effect's change of setting as text: "off → on", or "a0 → a1, b0 → b1" for an interaction."""
-    if isinstance(e.from_, list):
-        return ", ".join(f"{toml_value(a)} → {toml_value(b)}" for a, b in zip(e.from_, e.to))
-    return f"{toml_value(e.from_)} → {toml_value(e.to)}"
-
-
-_DECIDED = ("improves", "hurts", "worse", "interacts")  # the verdicts that found an effect
-
-
-def power_text(e: Effect) -> str:
-    """What decides an effect, in words: "detectable: ±0.12 points with 3 seeds; 7 seeds would decide it", or
-    "...; cannot be decided with this test set: the floor is 0.15 points"; "" without the figures."""
-    if e.detectable is None:
-        return ""
-    out = f"detectable: ±{e.detectable:.2f} points with {e.detectable_seeds} seeds"
-    decided = e.verdict in _DECIDED
-    if e.seeds_needed is None and decided:  # found, though smaller than unlimited seeds find 80% of the time
-        return out + (f"; below the floor of this test set, {e.floor:.2f} points: unlimited seeds find an effect "
-                      "this small less than 80% of the time")
-    if e.seeds_needed is None:
-        return out + f"; cannot be decided with this test set: the floor is {e.floor:.2f} points"
-    return out + f"; {e.seeds_needed:,} seeds " + ("detect it with 80% power" if decided else "would decide it")
-
-
-def _with_power(sentence: str, e: Effect) -> str:
-    """The sentence with what decides the effect before its full stop, where the report has it."""
-    power = power_text(e)
-    return f"{sentence[:-1]} ({power})." if power else sentence
-
-
-def effect_sentence(e: Effect, metric: str) -> str:
-    """One plain sentence that says only what the numbers support, and what would decide it."""
-    words, unit = METRIC_WORDS[metric]
-    unit = f" {unit}" if unit else ""
-    what = f"{e.factor} ({change_text(e)})"
-    if e.verdict == "too few pairs":
-        return f"{what}: too few paired trials ({e.n_pairs}) to tell."
-    ci, p = e.decisive  # the bootstrap over seeds and test images where it exists, else the t-test
-    numbers = f"{_num(e.delta_mean, metric)}{unit} {_ci(ci, metric)}"
-    if e.verdict == "no detectable effect":
-        return _with_power(f"{what}: no detectable effect on {words} ({numbers}, {p_text(p)}).", e)
-    if e.verdict == "hurts":
-        return _with_power(f"{what} hurts {words}: {numbers} ({p_text(p)}).", e)
-    digits = 2 if metric.endswith("_acc") else 4  # improves: the size of the gain and its interval
-    lo, hi = sorted(abs(x) for x in ci) if ci else (math.nan, math.nan)
-    return _with_power(f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
-                       f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(p)}).", e)
 
 
 def interaction_sentence(e: Effect, metric: str) -> str:
@@ -119,7 +36,7 @@ def interaction_sentence(e: Effect, metric: str) -> str:
     return (f"The change in {words} from {a} {toml_value(a0)} → {toml_value(a1)} "
             f"is {abs(e.delta_mean):.{2 if unit else 4}f}"
             f"{unit} {more} with {b}={toml_value(b1)} than with {b}={toml_value(b0)} "
-            f"{_ci(ci, metric)} ({p_text(p)}{twins}).")
+            f"{ci_text(ci, metric)} ({p_text(p)}{twins}).")
 
 
 def _known_sentence(k: Known) -> str:
@@ -140,15 +57,17 @@ def _known_sentence(k: Known) -> str:
 
 def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
     val = any(c.final_val for c in report.configs)
+    tested = report.held_out == "test"  # a locked study has no test column at all
     names = ["#", "model", *report.axes, "parameters", "seeds", *(["final val acc (%)"] if val else []),
-             "final test acc (%)", "best test acc (%)",
-             "final test loss", "train − test (points)", "s / epoch", "peak MB"]
+             *(["final test acc (%)", "best test acc (%)", "final test loss", "train − test (points)"] if tested else
+               ["final val loss", "train − val (points)"]), "s / epoch", "peak MB"]
     rows = []
     for i, c in enumerate(report.configs, 1):
+        held = [pm(c.final_acc), pm(c.best_acc), pm(c.final_loss, 4)] if tested else \
+            [f"{c.curves['test_loss'].mean[-1]:.4f}" if c.curves["test_loss"].epochs else "–"]
         rows.append([str(i), c.model, *(toml_value(c.params.get(a, "")) for a in report.axes),
-                     f"{c.param_count:,}", str(len(c.seeds)), *([_pm(c.final_val)] if val else []),
-                     _pm(c.final_acc), _pm(c.best_acc),
-                     _pm(c.final_loss, 4), _pm(c.gap),
+                     f"{c.param_count:,}", str(len(c.seeds)), *([pm(c.final_val)] if val else []),
+                     *held, pm(c.gap),
                      "–" if c.seconds_per_epoch is None else f"{c.seconds_per_epoch:.1f}",
                      "–" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}"])
     first_number = 2 + len(report.axes)
@@ -158,68 +77,13 @@ def _config_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
 def comparison_table(report: Report) -> str:
     """Every configuration, best first by the study's metric."""
     names, rows, right = _config_rows(report)
-    return _table(names, rows, right)
-
-
-def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
-    """Main effects (or the given interactions) as a Markdown table."""
-    effects = report.effects if effects is None else effects
-    words, unit = METRIC_WORDS[report.metric]
-    model = ["model"] if len({e.model for e in effects}) > 1 else []
-    boot = any(e.boot_p is not None for e in effects)
-    names = [*model, "factor", "change", f"Δ {words}{' (' + unit + ')' if unit else ''}",
-             *_test_names(boot), "pairs", "verdict", *_power_names(effects)]
-    rows = [[*([e.model] if model else []), _factor_cell(e), change_text(e), _num(e.delta_mean, report.metric),
-             *_test_cells(e, report.metric, boot), str(e.n_pairs), e.verdict, *_power_cells(e, effects)]
-            for e in effects]
-    first = len(model) + 2  # the numeric columns: delta, the tests' CI and p, pairs; then the power figures
-    power = set(range(len(names) - len(_power_names(effects)), len(names)))
-    return _table(names, rows, set(range(first, first + len(_test_names(boot)) + 2)) | power)
-
-
-def _factor_cell(e: Effect) -> str:
-    """The factor, and what a fraction cannot tell it from: "dropout x batch_norm (= weight_decay x augment)"."""
-    return e.factor + (f" (= {' = '.join(e.aliases)})" if e.aliases else "")
-
-
-def _power_names(effects: list[Effect]) -> list[str]:
-    """The power figures' column names: "detectable at 3 seeds (points)" when every row has 3, "seeds needed"."""
-    if not any(e.detectable is not None for e in effects):
-        return []
-    seeds = {e.detectable_seeds for e in effects if e.detectable is not None}
-    at = f"at {seeds.pop()} seeds" if len(seeds) == 1 else "at n seeds"
-    return [f"detectable {at} (points)", "seeds needed"]
-
-
-def _power_cells(e: Effect, effects: list[Effect]) -> list[str]:
-    if not _power_names(effects):
-        return []
-    if e.detectable is None:
-        return ["–", "–"]
-    several = len({x.detectable_seeds for x in effects if x.detectable is not None}) > 1
-    detectable = f"±{e.detectable:.2f}" + (f" at {e.detectable_seeds}" if several else "")
-    decided = e.verdict in _DECIDED
-    needed = (f"{e.seeds_needed:,}" if e.seeds_needed is not None else f"below the floor, {e.floor:.2f}" if decided
-              else f"cannot be decided: floor {e.floor:.2f}")
-    return [detectable, needed]
-
-
-def _test_names(boot: bool) -> list[str]:
-    if not boot:
-        return ["95% CI", "p (Holm)"]
-    return ["95% CI, seeds", "p (Holm), seeds", "95% CI, seeds + test images", "p (Holm), seeds + test images"]
-
-
-def _test_cells(e: Effect, metric: str, boot: bool) -> list[str]:
-    p = lambda x: p_text(x).removeprefix("p = ").removeprefix("p ")  # noqa: E731
-    cells = [_ci(e.ci95, metric), p(e.p_value)]
-    return cells + [_ci(e.boot_ci95, metric), p(e.boot_p)] if boot else cells
+    return table(names, rows, right)
 
 
 def _answer(report: Report) -> list[str]:
     best = report.configs[0]
     words, _ = METRIC_WORDS[report.metric]
-    value = _pm(best.final, 2 if report.metric.endswith("_acc") else 4) + ("%" if report.metric.endswith("_acc") else "")
+    value = pm(best.final, 2 if report.metric.endswith("_acc") else 4) + ("%" if report.metric.endswith("_acc") else "")
     lines = [f"- Best configuration: `{best.label}`, {value} final {words} "
              f"({len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}, {best.param_count:,} parameters)."]
     if report.known:
@@ -241,22 +105,22 @@ def _runner_up_sentence(report: Report) -> str:
     ci, p = e.decisive
     how = "paired by seed, seeds and test images resampled" if e.boot_p is not None else "paired by seed"
     text = (f"The best is {ahead} the runner-up `{e.to}` by {abs(e.delta_mean):.{digits}f}{unit} of {words} "
-            f"(runner-up minus best {_ci(ci, report.metric)}, {p_text(p)}, {how})")
+            f"(runner-up minus best {ci_text(ci, report.metric)}, {p_text(p)}, {how})")
     text += ": a real difference." if e.verdict == "worse" else ": the two cannot be told apart."
-    return _with_power(text, e)
+    return with_power(text, e)
 
 
 def versus_best_table(report: Report) -> str:
     """Each configuration minus the best, paired by seed."""
     words, unit = METRIC_WORDS[report.metric]
     boot = any(e.boot_p is not None for e in report.versus_best)
-    names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", *_test_names(boot),
-             "pairs", "verdict", *_power_names(report.versus_best)]
-    rows = [[f"`{e.to}`", _num(e.delta_mean, report.metric), *_test_cells(e, report.metric, boot), str(e.n_pairs),
-             e.verdict, *_power_cells(e, report.versus_best)]
+    names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", *test_names(boot),
+             "pairs", "verdict", *power_names(report.versus_best)]
+    rows = [[f"`{e.to}`", num(e.delta_mean, report.metric), *test_cells(e, report.metric, boot), str(e.n_pairs),
+             e.verdict, *power_cells(e, report.versus_best)]
             for e in report.versus_best]
-    power = set(range(len(names) - len(_power_names(report.versus_best)), len(names)))
-    return _table(names, rows, set(range(1, len(_test_names(boot)) + 3)) | power)
+    power = set(range(len(names) - len(power_names(report.versus_best)), len(names)))
+    return table(names, rows, set(range(1, len(test_names(boot)) + 3)) | power)
 
 
 def render_markdown(report: Report) -> str:
@@ -264,22 +128,23 @@ def render_markdown(report: Report) -> str:
     m = report.metric
     out = [f"# {report.study}: {report.description}" if report.description else f"# {report.study}", ""]
     out += [f"> Note: {n}" for n in report.notes] + ([""] if report.notes else [])
+    out += plan_lines(report)
     out += [f"Generated by `runner report {report.spec_path}` from {sum(len(c.seeds) for c in report.configs)} "
             f"complete trials in {len(report.configs)} configurations; ranked by final {METRIC_WORDS[m][0]}.", ""]
     out += ["## The answer", "", *_answer(report), ""]
     if report.search is not None:  # the winner, as the user would write it
         out += ["The best configuration as a `[[runs]]` entry, to paste into a spec:", "", "```toml",
                 *runs_entry(report.configs[0]), "```", ""]
-    out += ["## Setup", "", "### Data", "", _table(["item", "value"], [list(r) for r in report.data]), ""]
-    out += ["### Training", "", _table(["key", "value"], [list(r) for r in report.train]), "",
+    out += ["## Setup", "", "### Data", "", table(["item", "value"], [list(r) for r in report.data]), ""]
+    out += ["### Training", "", table(["key", "value"], [list(r) for r in report.train]), "",
             f"Seeds: {', '.join(map(str, report.seeds))} ({len(report.seeds)}); every configuration "
             f"runs once per seed.", ""]
-    out += ["### Provenance", "", _table(["item", "value"], [list(r) for r in report.provenance]), ""]
+    out += ["### Provenance", "", table(["item", "value"], [list(r) for r in report.provenance]), ""]
     out += ["## Parameter counts", ""]
     out += ["Each layer's output shape is for one image; a formula counts weights then biases "
             "(`+1`); batch norm has a scale and a shift per channel.", ""]
     for t in report.param_tables:
-        out += [f"### {t.title}", "", _table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), ""]
+        out += [f"### {t.title}", "", table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), ""]
         out += [t.unused_line()[0].upper() + t.unused_line()[1:] + ".", ""] if t.unused_line() else []
         out += [f"Total: **{t.total:,}** parameters.", "", f"![{t.title}]({diagram_file(t)})", ""]
     out += ["## Comparison", "",
@@ -291,13 +156,15 @@ def render_markdown(report: Report) -> str:
         out += ["### Against the best configuration", "",
                 f"Each configuration's final {METRIC_WORDS[m][0]} minus the best's (`{report.configs[0].label}`), "
                 f"paired by seed: mean, 95% t-interval and paired t-test, Holm-corrected over the "
-                f"{len(report.versus_best)} comparisons." + (_BOOT_WORDS if any(
-                    e.boot_p is not None for e in report.versus_best) else "") + _power_words(report.versus_best), "",
+                f"{len(report.versus_best)} comparisons." + (BOOT_WORDS if any(
+                    e.boot_p is not None for e in report.versus_best) else "") + power_words(report.versus_best), "",
                 versus_best_table(report), ""]
         out += _power_note(report)
     if report.search is not None:
         out += search_markdown(report.search)
-    out += mistakes_markdown(report.mistakes, "No trial of this study stored its predictions (they are kept "
+    out += mistakes_markdown(report.mistakes, "The test set is locked: no confusion matrix, no gallery of mistakes "
+                             "(they are of test images)." if report.held_out == "val" else
+                             "No trial of this study stored its predictions (they are kept "
                              "since runner kept them): no confusion matrix, no gallery of mistakes.")
     out += _curves_section(report)
     left_out = []
@@ -311,13 +178,17 @@ def render_markdown(report: Report) -> str:
     elif report.search is None:
         dataset = dict(report.data).get("dataset", "?")
         why = ("it is the user's own data, for which no published figure applies" if dataset == "user" else
-               "there is either no complete LeNet-5 trial with every regularizer off, or no figure the runner "
+               "the test set is locked: the published figure is a test accuracy, for the confirmation to compare"
+               if report.held_out == "val" else "there is either no complete LeNet-5 trial with every regularizer off, or no figure the runner "
                "knows of for this dataset")
         out += [f"Nothing is compared for `{dataset}` data: {why}.", ""]
-    if report.effects or report.search is None:
+    if report.against_baseline:
+        out += baseline_section(report)
+    elif report.effects or report.search is None:
         out += _effects_section(report)
     else:
         left_out.append("the effects of grid factors (a search has no grid)")
+    out += fit_section(report) + choice_section(report)
     out += rounds_markdown(report.rounds, METRIC_WORDS[report.metric][0])
     out += _excluded_section(report)
     if left_out:
@@ -344,28 +215,6 @@ def _curves_section(report: Report) -> list[str]:
                 out += [f"Compared: {', '.join(f'`{x}`' for x in labels)}.", ""]
             out += [f"![{f.title}]({f.file})", ""]
     return out
-
-
-_BOOT_WORDS = (f" The t-test treats the test set as the whole world; beside it, a bootstrap ({BOOTSTRAP:,} "
-               "resamples) draws the seed pairs and the test images with replacement, from every trial's stored "
-               "predictions, so its interval also counts that the test images are a sample. The verdicts, and the "
-               "sentences below, use the bootstrap.")
-
-
-_POWER_WORDS = (" The last two columns say what would decide each verdict: the smallest effect these seeds detect "
-                "80% of the time at the level Holm's correction tested it at, and the fewest seeds that would detect "
-                "the effect observed; where even unlimited seeds could not (the test images alone set a floor, the "
-                "smallest effect they can resolve, at or above it), it cannot be decided with this test set. Both "
-                "come from splitting each contrast's variance into a part that shrinks with seeds and a part, the "
-                "test images', that does not (a normal approximation, and a rough one with few seeds; docs/report.md, "
-                "\"How many seeds?\").")
-
-
-def _power_words(effects: list[Effect], said: bool = False) -> str:
-    """The paragraph on the power figures where a table has them; a pointer back when it was `said` above."""
-    if not any(e.detectable is not None for e in effects):
-        return ""
-    return " The last two columns say what would decide each verdict, as above." if said else _POWER_WORDS
 
 
 def _power_note(report: Report) -> list[str]:
@@ -423,9 +272,9 @@ def _effects_section(report: Report) -> list[str]:
     if not report.effects:
         return out + ["The grid has no factor with two or more values: no effects to estimate.", ""]
     models = ", ".join(f"`{m}`" for m in dict.fromkeys(e.model for e in report.effects))
-    out += [_effects_intro(report, words, models) + (_BOOT_WORDS if any(
+    out += [_effects_intro(report, words, models) + (BOOT_WORDS if any(
                 e.boot_p is not None for e in report.effects) else "")
-            + _power_words(report.effects, said=any(e.detectable is not None for e in report.versus_best)), ""]
+            + power_words(report.effects, said=any(e.detectable is not None for e in report.versus_best)), ""]
     out += _aliased(report)
     out += [effects_table(report), ""]
     out += [] if report.versus_best else _power_note(report)
@@ -456,7 +305,7 @@ def _excluded_section(report: Report) -> list[str]:
             for x in report.excluded]
     return out + ["Failed, running or duplicate trials, and trials stored with a config or code the spec no "
                   "longer gives; none of them is in the statistics above.", "",
-                  _table(["trial", "state", "label", "seed", "reason"], rows, {0, 3}), ""]
+                  table(["trial", "state", "label", "seed", "reason"], rows, {0, 3}), ""]
 
 
 def render_summary(report: Report, link: str) -> str:

@@ -108,7 +108,7 @@ def _effects(spec: Spec, rounds: Rounds, keys: list[str], by_key: dict[str, Conf
         verdicts = decide_effects(zs, seen, rounds.max, decided=verdicts, direction=spec.study.direction)
         undecided = sum(v == "undecided" for v in verdicts)
         level = ALPHA / max(undecided, 1)
-        effects = tuple(LookEffect(r.factor, s.estimate if s else None, s.z if s else None, v,
+        effects = tuple(LookEffect(r.factor + (f" at {r.within}" if r.within else ""), s.estimate if s else None, s.z if s else None, v,
                                    v == "undecided" and s is not None and
                                    can_still_decide(s.estimate, s.sigma_seed2, s.sigma_image2, seen, rounds.max, level))
                         for r, s, v in zip(mains, stats, verdicts))
