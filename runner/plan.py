@@ -65,8 +65,9 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             out.append(f"{key}: {', '.join(parts) or 'reordered'}")
         else:
             out.append(f"{key}: {_show(b)} (stored: {_show(a)})")
-    if not out and old.get("configs") != new.get("configs"):
-        out.append("configs: the same settings with another configuration (data, training or code)")
+    fresh = set(new.get("configs", [])) - set(old.get("configs", []))
+    if fresh:  # a setting's configuration changed (its data, training or model), or a setting was added
+        out.append(f"configurations: {len(fresh)} of {len(new.get('configs', []))} not in the stored plan")
     return out
 
 

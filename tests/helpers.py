@@ -406,3 +406,47 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir() and os.environ.get("CI") != "true",
                                    reason="apt-get install dataset-fashion-mnist (CI installs it and fails without)")
+
+
+# ---------------------------------------------------------------- one factor at a time, the test set locked
+
+EXPLORE_SPEC = """
+[study]
+name = "{name}"
+seeds = {seeds}
+metric = "val_acc"
+test = "locked"
+
+[data]
+train_limit = 400
+test_limit = 200
+val_fraction = 0.25
+
+[train]
+epochs = 1
+lr = 0.05
+
+[models.lenet5]
+arch = "lenet5"
+
+[models.mlp]
+arch = "mlp"
+
+[grid]
+design = "one-at-a-time"
+model = ["lenet5"]
+batch_norm = [false, true]
+augment = ["none", "affine"]
+across = {{ epochs = [1, 2] }}
+
+[[runs]]
+model = "mlp"
+"""
+
+
+def explore_spec(tmp_path: Path, name: str = "explore", seeds: str = "[0, 1]", text: str = EXPLORE_SPEC) -> Path:
+    """A small exploration: test locked, batch_norm and affine one at a time against plain LeNet-5 at 1 and 2
+    epochs, the MLP at both; 2 seeds, 400 training images: 12 trials, a few seconds."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text.format(name=name, seeds=seeds))
+    return path

@@ -52,7 +52,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
     from runner.spec import load_spec
-    from runner.trials.grid import run_grid, stored_lines
+    from runner.trials.grid import plan_lines, run_grid, stored_lines
 
     spec, run = load_spec(spec_path), run_settings(options)
     if dry_run:
@@ -70,7 +70,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
                        "limit)")
             return
         lines = checks(spec, run.workers, run.gpus)  # its last line: nothing trained, the storage not touched
-        click.echo("\n".join([*lines[:-1], *stored_lines(spec, storage), lines[-1]]))
+        click.echo("\n".join([*lines[:-1], *stored_lines(spec, storage), *plan_lines(spec, storage), lines[-1]]))
         return
     with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
         if spec.study.rounds is None:

@@ -393,9 +393,11 @@ def _correct(spec: Spec, url: str | None, configs: list[Config], test: dict[int,
 _EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "seconds")
 
 
-def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], axes: _Axes) -> tuple[str, str]:
+def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], axes: _Axes,
+                held: str = "test") -> tuple[str, str]:
     """trials.csv (one row per trial: params, seed, final metrics, seconds, parameter count) and epochs.csv
-    (one row per trial-epoch), so that a reader can recompute every figure without the database."""
+    (one row per trial-epoch), so that a reader can recompute every figure without the database; a locked
+    study's (held = "val") without any test column."""
     rows, epoch_rows = [], []
     for t in trials:
         mine = epochs.get(t._trial_id, [])
@@ -408,7 +410,14 @@ def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], ax
         epoch_rows += [[t.number, e.epoch, *(getattr(e, c) for c in _EPOCH_COLUMNS)] for e in mine]
     names = ["number", "state", "model", *axes.names, "seed", "param_count", *_EPOCH_COLUMNS[:6], "best_test_acc",
              "seconds", "wall_seconds", "config_hash", "label"]
-    return csv_text(names, rows), csv_text(["number", "epoch", *_EPOCH_COLUMNS], epoch_rows)
+    epoch_names = ["number", "epoch", *_EPOCH_COLUMNS]
+    return _csv_without(names, rows, held), _csv_without(epoch_names, epoch_rows, held)
+
+
+def _csv_without(names: list[str], rows: list[list[Any]], held: str) -> str:
+    """The CSV's text; for a locked study (held = "val"), without its test columns."""
+    keep = [i for i, n in enumerate(names) if held == "test" or "test_" not in n]
+    return csv_text([names[i] for i in keep], [[r[i] for i in keep] for r in rows])
 
 
 def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], complete: list[FrozenTrial]) -> Any:
@@ -494,7 +503,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None)
         reader.dispose()
     return Report(
         search=search, mistakes=_mistakes(spec, configs, test, complete), notes=tuple(notes), fraction=_fraction(spec),
-        raw=_raw_tables(trials, epochs, axes),
+        raw=_raw_tables(trials, epochs, axes, held),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,

@@ -24,6 +24,7 @@ def curves_png(report: Report, figure: Figure) -> bytes:
         axes = fig.subplots(2, 2, sharex=True, sharey="row")
         for ax, name in zip(axes.flat, CURVES):
             title, ylabel = CURVES[name]
+            title = title.replace("test", "validation") if report.held_out == "val" else title
             for i, c in enumerate(configs):
                 curve = c.curves[name]
                 color = f"C{i}"
@@ -77,13 +78,15 @@ def effects_png(report: Report) -> bytes:
                         fmt="o", color=color, capsize=4)
         ax.axvline(0.0, color="black", linewidth=0.8)
         prefix = (lambda e: f"{e.model}: ") if several else (lambda e: "")
-        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({change_text(e)})\n{e.verdict}, {p_text(e.decisive[1])}"
+        ax.set_yticks(ys, [f"{prefix(e)}{e.factor} ({change_text(e)}){' at ' + e.within if e.within else ''}\n"
+                           f"{e.verdict}, {p_text(e.decisive[1])}"
                            for e in effects], fontsize="small")
         over = "paired seeds and test images (bootstrap)" if boot else "paired seeds"
         ax.set_xlabel(f"change in final {words}{' (' + unit + ')' if unit else ''}, mean and 95% CI over {over}")
         ax.set_ylim(-0.7, len(effects) - 0.3)
         ax.grid(True, axis="x", alpha=0.3)
-        ax.set_title("Main effects with 95% CI; p Holm-corrected\n"
+        ax.set_title(("Each against the baseline" if report.against_baseline else "Main effects") +
+                     " with 95% CI; p Holm-corrected\n"
                      "green: improves, red: hurts, grey: no detectable effect", fontsize="medium")
         return _png(fig)
 

@@ -26,7 +26,8 @@ def summary_json(report: Report) -> str:
                 "bootstrap_ci95": None if e.boot_ci95 is None else [_r(e.boot_ci95[0]), _r(e.boot_ci95[1])],
                 "bootstrap_p_raw": _r(e.boot_p_raw), "bootstrap_p_value": _r(e.boot_p),
                 "level": _r(e.level), "detectable": _r(e.detectable), "detectable_seeds": e.detectable_seeds,
-                "floor": _r(e.floor), "seeds_needed": e.seeds_needed, "aliases": list(e.aliases)}
+                "floor": _r(e.floor), "seeds_needed": e.seeds_needed, "aliases": list(e.aliases),
+                **({"within": e.within} if e.within else {})}
 
     k = report.known
     doc = {
@@ -46,6 +47,18 @@ def summary_json(report: Report) -> str:
             "lines": list(report.fraction.lines), "resolution": report.fraction.resolution,
             "interactions_left_out": list(report.fraction.left_out)},
         **({"rounds": rounds_json(report.rounds)} if report.rounds is not None else {}),
+        **({"plan": {"confirmatory": report.plan.confirmatory, "why": report.plan.why, "hash": report.plan.plan_hash}}
+           if report.plan is not None else {}),
+        **({"held_out": "val"} if report.held_out == "val" else {}),
+        **({"versus_tuned": [effect(e) for e in report.versus_tuned]} if report.versus_tuned else {}),
+        **({"fits": [{"label": f.label, "train_acc": _r(f.train_acc), "held_out_acc": _r(f.held_acc), "gap": _r(f.gap),
+                      "lowest_loss_epoch": f.best_epoch, "last_epoch": f.last_epoch, "verdict": f.verdict}
+                     for f in report.fits]} if report.against_baseline else {}),
+        **({"choice": {"budget": report.choice.budget, "tuned": report.choice.tuned,
+                       "models": {m: b for m, b, _ in report.choice.models},
+                       "kept": [[f, v, _r(d)] for f, v, d in report.choice.kept],
+                       "stack": [[f, v] for f, v in report.choice.stack], "rule": list(report.choice.rule)}}
+           if report.choice is not None else {}),
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

@@ -36,7 +36,7 @@ from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "fixed_choices",
-           "pending", "stored_lines", "GridWorker"]
+           "pending", "stored_lines", "plan_lines", "GridWorker"]
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -138,6 +138,27 @@ def stored_lines(spec: Spec, url: str | None) -> list[str]:
         trials = study.get_trials(deepcopy=False)
         spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))
         return [*adopted, *stale_sources(spec, trials, pending(spec, store)[0])]
+    finally:
+        store.dispose()
+
+
+def plan_lines(spec: Spec, url: str | None) -> list[str]:
+    """What `runner grid --dry-run` says of the stored plan: that this spec would change it (and whether test results
+    exist, which make the verdicts exploratory), or that it would unlock a locked study; nothing else. Reading
+    never writes."""
+    try:
+        store = Store(url, create=False)
+    except RunnerError:
+        return []
+    try:
+        if spec.study.name not in store.study_names():
+            return []
+        study = store.load_study(spec.study.name)
+        try:
+            plan.check_lock(study.user_attrs, spec)
+        except plan.LockError as e:
+            return [f"runner grid would refuse it: {e}"]
+        return plan.pending_change(study.user_attrs, spec, plan.test_results(study.get_trials(deepcopy=False), spec))
     finally:
         store.dispose()
 
