@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
-from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS, ROUNDS_KEYS
+from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS, ROUNDS_KEYS, RUN_KEYS
 from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
@@ -58,14 +58,19 @@ def json_schema() -> dict[str, Any]:
                                     "description": MODEL_KEYS["input"].help}
     model["oneOf"] = [{"required": [k]} for k in ("arch", "layers", "target")]
     axes = [a for a in AXES]
-    grid = {"type": "object", "description": "the ablation: the cartesian product of every list, or a fraction of it",
-            "properties": {"design": _design_schema(),
-                           **{a: {"type": "array", "minItems": 1, "items": _axis_values(a)} for a in axes}},
-            "patternProperties": {LAYER_AXIS_PATTERN: {"type": "array", "minItems": 1,
-                                                       "items": _layer_field_values()}},
-            "additionalProperties": False}
+    lists = {a: {"type": "array", "minItems": 1, "items": _axis_values(a)} for a in axes}
+    layer_lists = {LAYER_AXIS_PATTERN: {"type": "array", "minItems": 1, "items": _layer_field_values()}}
+    across = {"type": "object", "minProperties": 1, "description": GRID_KEYS["across"].help, "properties": lists,
+              "patternProperties": layer_lists, "additionalProperties": False}
+    grid = {"type": "object", "description": "the ablation: the cartesian product of every list, a fraction of it, or "
+                                             "each value alone against the baseline",
+            "properties": {"design": _design_schema(), "across": across, **lists},
+            "patternProperties": layer_lists, "additionalProperties": False}
     run = {"type": "object", "description": "one point beside the grid; axes not given take their defaults",
-           "properties": {a: _axis_values(a) for a in axes},
+           "properties": {**{a: _axis_values(a) for a in axes},
+                          "baseline": {"anyOf": [{"type": "boolean"}, {"enum": ["tuned"]}],
+                                       "description": RUN_KEYS["baseline"].help},
+                          "label": {"type": "string", "minLength": 1, "description": RUN_KEYS["label"].help}},
            "patternProperties": {LAYER_AXIS_PATTERN: _layer_field_values()}, "additionalProperties": False}
     sections = {name: _table(keys, ("name",) if name == "study" else (), text) for name, (keys, text) in SECTIONS.items()}
     seeds = sections["study"]["properties"]["seeds"]
@@ -164,6 +169,8 @@ def key_tables() -> str:
             *head, *_rows(SEARCH_KEYS), ""]
     out += ["`[grid]`: beside its axis lists, which of their settings run.", "", *head, *_rows(GRID_KEYS),
             *_rows(RESOLUTION_KEYS, "design."), ""]
+    out += ["`[[runs]]`: beside its axes, a run's role in a study against a baseline.", "", *head,
+            *_rows(RUN_KEYS), ""]
     axes = [a for a in AXES if a not in EXECUTION_KEYS]
     out += ["`[grid]` lists and `[[runs]]` values may set: " + ", ".join(f"`{a}`" for a in axes)
             + ", and any named layer's field as `\"MODEL.LAYER.FIELD\"`."]
