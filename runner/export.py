@@ -45,8 +45,10 @@ def find_trial(store: Store, study: str, number: int | None) -> FrozenTrial:
 
 
 def export_model(store: Store, study: str, number: int | None, out: str | Path, fmt: str = "runner",
-                 artifacts: str | None = None, module_dir: str = ".") -> tuple[FrozenTrial, Path]:
-    """Write trial `number`'s model (the best when None) to `out`: the runner file, or TorchScript."""
+                 artifacts: str | None = None, module_dir: str | None = None) -> tuple[FrozenTrial, Path]:
+    """Write trial `number`'s model (the best when None) to `out`: the runner file, or TorchScript.
+
+    A trial of the user's own module finds it where `runner grid` did, unless `module_dir` is given."""
     trial = find_trial(store, study, number)
     out = Path(out)
     if out.is_dir():

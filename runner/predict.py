@@ -1,7 +1,10 @@
-"""`runner predict`: what a trial's kept model predicts for the user's own images.
+"""`runner predict`: what a trial's kept model predicts for the user's own images; `runner digit`: a test
+image of MNIST as a PNG to try it on.
 
 An input that cannot be read is reported in one line and the others go on; the model's failures are
-those of runner.export.find_trial and runner.weights.
+those of runner.export.find_trial and runner.weights. An image that carries no digit-like content (see
+`degenerate`) still gets the model's best guess, with a note saying so. A model whose forward ends in
+softmax is read as giving probabilities (runner.models.user.probabilities), never softmaxed twice.
 """
 from __future__ import annotations
 
@@ -16,14 +19,23 @@ import numpy as np
 import torch
 from optuna.trial import FrozenTrial
 
+from runner.data import load_mnist
+from runner.errors import DataError
 from runner.export import find_trial
+from runner.models.user import probabilities
 from runner.store import Store
-from runner.weights import load_kept
+from runner.weights import KeptError, load_kept
 
-__all__ = ["Prediction", "read_inputs", "predict_images", "prediction_rows", "IMAGE_SUFFIXES", "MAX_PIXELS"]
+__all__ = ["Prediction", "read_inputs", "degenerate", "predict_images", "prediction_rows", "write_test_digit",
+           "IMAGE_SUFFIXES", "MAX_PIXELS", "MIN_SIDE", "MAX_ASPECT", "MIN_CONTRAST"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 50_000_000  # pixels one input may have (a 50-megapixel photo); a larger one is refused unread
+# An image with no digit-like content (predicted all the same, with a note): any one of these, as given, before
+# it is resized. MNIST's digits are 28x28 with their grey levels spanning 0 to 255.
+MIN_SIDE = 8  # pixels: a side shorter than this holds no digit (a 1x1 image)
+MAX_ASPECT = 4  # a side over 4 times the other is a line or a strip, not a digit (200x5)
+MIN_CONTRAST = 32  # grey levels: brightest minus darkest under 32 of 255 is blank or constant (a white page)
 
 
 @dataclass(frozen=True)
@@ -116,13 +128,31 @@ def _as_uint8(a: np.ndarray) -> np.ndarray:
     return np.clip(np.round(a * 255 if a.max() <= 1.0 else a), 0, 255).astype(np.uint8)
 
 
+def degenerate(image: torch.Tensor) -> str:
+    """Why a greyscale image (1, H, W) uint8, as given, carries no digit-like content; "" when it may hold one.
+
+    Any of: a side under MIN_SIDE pixels, a side over MAX_ASPECT times the other, or its grey levels spanning
+    fewer than MIN_CONTRAST (blank or constant).
+    """
+    h, w = image.shape[-2:]
+    reasons = []
+    if min(h, w) < MIN_SIDE:
+        reasons.append(f"{w}x{h}, a side under {MIN_SIDE} pixels")
+    elif max(h, w) > MAX_ASPECT * min(h, w):
+        reasons.append(f"{w}x{h}, a side over {MAX_ASPECT} times the other")
+    lo, hi = int(image.min()), int(image.max())
+    if hi - lo < MIN_CONTRAST:
+        reasons.append(f"nearly constant: grey levels {lo} to {hi}" if hi > lo else f"constant: every pixel {lo}")
+    return f"no digit-like content ({'; '.join(reasons)}): the class is a best guess" if reasons else ""
+
+
 def _prepare(image: np.ndarray, shape: tuple[int, int, int]) -> tuple[torch.Tensor, str]:
     """An image as the dataset has them: greyscale uint8 (C, H, W) of its size, a light digit on dark."""
-    notes = []
     x = torch.from_numpy(np.ascontiguousarray(image))
     x = x[None] if x.dim() == 2 else x  # (C, H, W)
     if x.shape[0] != shape[0]:
         x = x.float().mean(0, keepdim=True).round().to(torch.uint8)
+    notes = [note] if (note := degenerate(x)) else []
     if tuple(x.shape[1:]) != tuple(shape[1:]):
         from torchvision.transforms.v2.functional import resize
 
@@ -135,8 +165,10 @@ def _prepare(image: np.ndarray, shape: tuple[int, int, int]) -> tuple[torch.Tens
 
 
 def predict_images(store: Store, study: str, number: int | None, inputs: list[str], artifacts: str | None = None,
-                   module_dir: str = ".") -> tuple[FrozenTrial, list[Prediction]]:
-    """What trial `number` (the best when None) predicts for every image of `inputs`."""
+                   module_dir: str | None = None) -> tuple[FrozenTrial, list[Prediction]]:
+    """What trial `number` (the best when None) predicts for every image of `inputs`.
+
+    A trial of the user's own module finds it where `runner grid` did, unless `module_dir` is given."""
     trial = find_trial(store, study, number)
     with tempfile.TemporaryDirectory() as tmp:
         _, model = load_kept(store, study, trial, Path(tmp), artifacts, module_dir)
@@ -146,7 +178,7 @@ def predict_images(store: Store, study: str, number: int | None, inputs: list[st
             out.append(Prediction(name, None, "", None, note))
             continue
         with torch.inference_mode():
-            p = torch.softmax(model(image[None]), 1)[0]
+            p = probabilities(model(image[None]))[0]  # as they are, from a model that ends in softmax
         k = int(p.argmax())
         out.append(Prediction(name, k, model.class_names[k], float(p[k]), note))
     return trial, out
@@ -157,3 +189,21 @@ def prediction_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
     return [{"input": p.input, "predicted": p.predicted, "class": p.name,
              "probability": None if p.probability is None else round(p.probability, 4), "note": p.note}
             for p in predictions]
+
+
+def write_test_digit(index: int, out: str | Path) -> int:
+    """Write test image `index` of MNIST (the packaged copy) to `out` as a 28x28 greyscale PNG; its label."""
+    from PIL import Image
+
+    test = load_mnist("", 1, 0).test
+    if not 0 <= index < len(test):
+        raise DataError(f"--index {index}: MNIST's test set has {len(test):,} images, 0 to {len(test) - 1:,}")
+    out = Path(out)
+    if out.is_dir():
+        raise KeptError(f"--out {out}: is a folder; give a file name, e.g. {out / 'digit.png'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test.images[index].numpy()).save(out, format="PNG")
+    except OSError as e:
+        raise KeptError(f"--out {out}: cannot write it: {e.strerror or e}") from None
+    return int(test.labels[index])

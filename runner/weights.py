@@ -2,7 +2,8 @@
 from, its reader, and its errors.
 
 The file is self-contained: the `state_dict` and what rebuilds the model without its spec (the model
-config, the normalization, the input transform, the class count and names), loadable with
+config, the normalization, the input transform, the class count and names; for a user's module, its file's
+SHA-256 and the folder `runner grid` found it in, where export and predict look first), loadable with
 `torch.load(weights_only=True)`. It is stored through Optuna's artifact API
 (`optuna.artifacts.upload_artifact`, a `FileSystemArtifactStore`), and its SHA-256 is part of its
 trial's record, so a file that changed since is refused. `load_model(FILE)` gives an `ExportedModel`:
@@ -49,8 +50,9 @@ def model_file(model: nn.Module, point: Point, data: Data, study: str, number: i
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "model": point.model_config().to_dict(),  # rebuilds it: runner.load_model
         "module": ({"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256,
-                    **({"source_structure": m.source_structure} if m.source_structure else {})}
-                   if m.target else None),  # a user's module: found again by name, checked by what it does
+                    **({"source_structure": m.source_structure} if m.source_structure else {}),
+                    **({"search_dir": m.search_dir} if m.search_dir else {})}  # absolute; files kept before have none
+                   if m.target else None),  # a user's module: found again where grid found it, checked by what it does
         "normalization": {"mean": data.mean, "std": data.std},  # x / 255 -> (x - mean) / std
         "input_shape": list(data.shape),  # (C, H, W) of the data's images, before the model's input transform
         "classes": data.classes, "class_names": list(class_names(data.dataset, data.classes)),
@@ -129,7 +131,8 @@ def read_model_file(path: str | Path, sha256: str | None = None, name: str | Non
 
 
 class ExportedModel(nn.Module):
-    """A trained model with its input preparation: images in, logits out (in eval mode)."""
+    """A trained model with its input preparation: images in, logits out (in eval mode); a user's module whose
+    forward ends in softmax gives its probabilities (runner.models.user.probabilities reads either)."""
 
     def __init__(self, net: nn.Module, mean: float, std: float, transform: InputTransform, doc: dict[str, Any]):
         super().__init__()
@@ -148,13 +151,14 @@ class ExportedModel(nn.Module):
         return self.net(x.float().mul_(self.scale).sub_(self.shift))
 
 
-def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | None = None, name: str | None = None,
-               module_option: str = "module_dir=") -> ExportedModel:
+def load_model(path: str | Path, module_dir: str | Path | None = None, sha256: str | None = None,
+               name: str | None = None, module_option: str = "module_dir=") -> ExportedModel:
     """The model a weights file holds, in eval mode, built without its spec.
 
     Args:
-        module_dir: for a user's module (`target`), the folder searched first for its source; the
-            file's SHA-256 must equal the one it was trained with.
+        module_dir: for a user's module (`target`), the folder searched first for its source; by default the
+            folder `runner grid` found it in (the spec's, stored in the file), else the current folder. Its
+            SHA-256 must equal the one it was trained with.
         sha256: the file's expected SHA-256 (as stored with its trial), if known.
         name: what the messages call the file (see read_model_file).
         module_option: how the caller gives `module_dir`, for the message when the module is not found
@@ -163,18 +167,15 @@ def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | Non
     doc = read_model_file(path, sha256, name)
     name = name or str(path)
     module = doc.get("module")
+    folder = "." if module_dir is None else str(module_dir)
     if module:
-        found = locate(module["target"], str(module_dir))
-        if found is None:
-            raise ModelFileError(f"{name}: its model is {module['target']}, from {module['file']}, which is not in "
-                                 f"{module_dir} nor on the Python path: give the folder that holds {module['file']} "
-                                 f"with {module_option}")
+        folder, found = _module_source(module, module_dir, name, module_option)
         same = source_sha256(found) == module["source_sha256"] or (  # or only its comments or form changed
             module.get("source_structure") and structure_sha256(found) == module["source_structure"])
         if not same:
             raise ModelFileError(f"{name}: {found} is not the code these weights were trained with (sha256 "
                                  f"{source_sha256(found)[:12]} now, {module['source_sha256'][:12]} then); refusing it")
-    cfg = ModelConfig.from_dict(doc["model"], str(module_dir))
+    cfg = ModelConfig.from_dict(doc["model"], folder)
     net = build_model(cfg)
     try:
         net.load_state_dict(doc["state_dict"])
@@ -184,8 +185,28 @@ def load_model(path: str | Path, module_dir: str | Path = ".", sha256: str | Non
     return ExportedModel(net, doc["normalization"]["mean"], doc["normalization"]["std"], cfg.input, doc)
 
 
+def _module_source(module: dict[str, Any], module_dir: str | Path | None, name: str,
+                   module_option: str) -> tuple[str, Path]:
+    """(the folder to import from, the source file) of a weights file's user module: in `module_dir` when one
+    is given (a moved folder), else in the folder runner grid found it in, else in the current one; the
+    Python path only after these folders ("" then: nothing added to sys.path)."""
+    stored = module.get("search_dir", "")
+    places = [str(module_dir)] if module_dir is not None else list(dict.fromkeys(p for p in (stored, ".") if p))
+    for place in places:
+        found = locate(module["target"], place)  # the folder first, then the Python path
+        if found is not None and found.is_file() and found.resolve().is_relative_to(Path(place).resolve()):
+            return place, found
+    found = locate(module["target"], "")
+    if found is not None and found.is_file():  # not a module this process imported from a file gone since
+        return "", found
+    where = (f"{stored} (where runner grid found it), nor in the current folder," if module_dir is None and stored
+             else f"{places[0]}")
+    raise ModelFileError(f"{name}: its model is {module['target']}, from {module['file']}, which is not in {where} "
+                         f"nor on the Python path: give the folder that holds {module['file']} with {module_option}")
+
+
 def load_kept(store: Store, study: str, trial: FrozenTrial, folder: Path, artifacts: str | None = None,
-              module_dir: str = ".") -> tuple[Path, ExportedModel]:
+              module_dir: str | None = None) -> tuple[Path, ExportedModel]:
     """A kept trial's weights file, fetched into `folder`, and its model, every check made; the messages name
     the trial and its artifact (never the folder's temporary path) and --module-dir."""
     weights = record.of(trial).weights

@@ -1,5 +1,6 @@
 """runner/predict.py: `runner predict` on PNGs and arrays gives the classes the trial stored; every
-input it cannot read, hostile ones included, is one line and the others go on."""
+input it cannot read, hostile ones included, is one line and the others go on; an image with no digit-like
+content (blank, constant, 1x1, 200x5) gets a best guess and a note; `runner digit` writes a test image."""
 from __future__ import annotations
 
 import json
@@ -88,3 +89,68 @@ def test_hostile_inputs_are_one_line_each_and_the_others_go_on(project):
     assert rows["empty.png"]["note"] == rows["empty.npy"]["note"] == "an empty file (0 bytes)"
     assert "symbolic links" in rows["loop.png"]["note"]
     assert all(rows[n]["predicted"] is None for n in names[:-1]) and rows["ok.png"]["predicted"] == stored(0)[0]
+
+
+def _degenerate_images() -> dict[str, np.ndarray]:
+    """Images with no digit-like content, each of one kind the help names."""
+    rng = np.random.default_rng(0)
+    strip = np.zeros((20, 120), dtype=np.uint8)  # 120x20: sides of 8 px and more, but one 6 times the other
+    strip[8:12, 10:110] = 255
+    return {"blank.png": np.zeros((28, 28), dtype=np.uint8), "grey.png": np.full((28, 28), 128, dtype=np.uint8),
+            "noise.png": rng.integers(200, 211, (28, 28), dtype=np.uint8),  # a white page's noise: 200 to 210
+            "dot.png": np.full((1, 1), 255, dtype=np.uint8), "thin.png": rng.integers(0, 256, (5, 200), dtype=np.uint8),
+            "strip.png": strip}
+
+
+def test_an_image_with_no_digit_like_content_gets_a_best_guess_and_a_note(project):
+    for name, pixels in _degenerate_images().items():
+        Image.fromarray(pixels).save(name)
+    Image.fromarray(load_mnist("", 0, 1).test.images[0].numpy()).save("ok.png")
+    result = invoke("predict", "--study", "k", "0", *_degenerate_images(), "ok.png", "--format", "json")
+    assert result.exit_code == 0, result.output  # a guess is still a prediction
+    rows = {r["input"]: r for r in json.loads(result.output)}
+    guess = ": the class is a best guess"
+    assert rows["blank.png"]["note"] == f"no digit-like content (constant: every pixel 0){guess}"
+    assert rows["grey.png"]["note"] == f"no digit-like content (constant: every pixel 128){guess}; inverted (light background)"
+    assert rows["noise.png"]["note"] == (f"no digit-like content (nearly constant: grey levels 200 to 210){guess}; "
+                                         "inverted (light background)")
+    assert rows["dot.png"]["note"] == (f"no digit-like content (1x1, a side under 8 pixels; constant: every pixel 255)"
+                                       f"{guess}; resized from 1x1 to 28x28; inverted (light background)")
+    assert rows["thin.png"]["note"] == f"no digit-like content (200x5, a side under 8 pixels){guess}; resized from 200x5 to 28x28"
+    assert rows["strip.png"]["note"] == (f"no digit-like content (120x20, a side over 4 times the other){guess}; "
+                                         "resized from 120x20 to 28x28")
+    assert all(0 <= r["predicted"] <= 9 and 0 < r["probability"] <= 1 for r in rows.values())
+    assert rows["ok.png"]["note"] == "" and rows["ok.png"]["predicted"] == stored(0)[0]
+
+
+def test_the_note_says_the_same_for_an_array_and_in_the_table(project):
+    np.save("flat.npy", np.full((2, 28, 28), 0.5, dtype=np.float32))  # floats in [0, 1]: 128 every pixel
+    table = invoke("predict", "--study", "k", "0", "flat.npy")
+    assert table.exit_code == 0, table.output
+    lines = [line for line in table.output.splitlines() if line.startswith("flat.npy[")]
+    assert len(lines) == 2 and all("no digit-like content (constant: every pixel 128)" in line for line in lines)
+
+
+def test_the_help_states_what_has_no_digit_like_content():
+    from runner.predict import MAX_ASPECT, MIN_CONTRAST, MIN_SIDE
+
+    text = " ".join(invoke("predict", "--help").output.split())
+    assert (f"a side under {MIN_SIDE} pixels, a side over {MAX_ASPECT} times the other (200x5), or grey levels "
+            f"spanning fewer than {MIN_CONTRAST} of 255 (blank or constant)") in text
+
+
+def test_digit_writes_a_test_image_as_a_png_and_prints_its_label(project):
+    test = load_mnist("", 0, 2).test
+    result = invoke("digit", "--index", "1", "--out", "pngs/two.png")
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote pngs/two.png: MNIST test image 1, a {int(test.labels[1])}\n"
+    assert (np.array(Image.open("pngs/two.png")) == test.images[1].numpy()).all()
+    assert invoke("digit").output == "wrote digit.png: MNIST test image 0, a 7\n"  # the README's
+    predicted = invoke("predict", "--study", "k", "0", "digit.png", "--format", "json")
+    [row] = json.loads(predicted.output)
+    assert row["predicted"] == stored(0)[0] and row["note"] == ""
+    assert invoke("digit", "--index", "10000").output.strip() == (
+        "Error: --index 10000: MNIST's test set has 10,000 images, 0 to 9,999")
+    Path("here").mkdir()
+    wrong = invoke("digit", "--out", "here")
+    assert wrong.exit_code == 2 and "is a directory" in wrong.output

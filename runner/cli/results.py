@@ -1,4 +1,5 @@
-"""`runner report`, `studies`, `trials`, `show`, `export`, `predict`: what reads stored results."""
+"""`runner report`, `studies`, `trials`, `show`, `export`, `predict`: what reads stored results; `digit`: a test
+image to give predict."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +10,7 @@ import click
 from runner.cli.base import artifacts_option, cli, format_option, reader, storage_option, user_errors
 from runner.text import plural, text_table, toml_value
 
-__all__ = ["report", "studies", "trials", "show", "export", "predict"]
+__all__ = ["report", "studies", "trials", "show", "export", "predict", "digit"]
 
 
 @cli.command()
@@ -201,11 +202,12 @@ def _trial_choice(number: int | None, best: bool) -> int | None:
               help="runner: weights and what rebuilds the model (runner.load_model); torchscript: torch.jit.load.")
 @storage_option
 @artifacts_option
-@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
-              help="For a trial of your own module: the folder that holds its file (checked against its SHA-256).")
+@click.option("--module-dir", metavar="DIR", default=None,
+              help="For a trial of your own module whose folder moved: the folder that holds its file (checked "
+                   "against its SHA-256) [default: the folder runner grid found it in, else the current one]")
 @user_errors
 def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, storage: str | None,
-           artifacts: str | None, module_dir: str) -> None:
+           artifacts: str | None, module_dir: str | None) -> None:
     """Write a trial's trained model to one self-contained file.
 
     The file holds the weights (a state_dict), the model's config, the normalization, the input
@@ -213,7 +215,8 @@ def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, 
     nn.Module in eval mode, without the spec, that takes the dataset's images as uint8
     (N, C, H, W) and returns logits. --format torchscript writes the same model, traced, for
     `torch.jit.load` without runner. The weights are checked against the SHA-256 stored with the
-    trial; a trial of your own module needs that module's file, unchanged.
+    trial; a trial of your own module needs that module's file, unchanged, and finds it where
+    `runner grid` did (--module-dir for a folder that moved).
 
     \b
     Examples:
@@ -237,12 +240,13 @@ def export(study_name: str, number: int | None, best: bool, out: str, fmt: str, 
 @click.option("--best", is_flag=True, help="The study's best trial by its metric, instead of NUMBER.")
 @storage_option
 @artifacts_option
-@click.option("--module-dir", metavar="DIR", default=".", show_default=True,
-              help="For a trial of your own module: the folder that holds its file.")
+@click.option("--module-dir", metavar="DIR", default=None,
+              help="For a trial of your own module whose folder moved: the folder that holds its file "
+                   "[default: the folder runner grid found it in, else the current one]")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @user_errors
 def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | None, artifacts: str | None,
-            module_dir: str, fmt: str) -> None:
+            module_dir: str | None, fmt: str) -> None:
     """What a trial's model predicts for your own images.
 
     INPUT is a PNG or JPEG file, a folder of them, or a .npy array ((H, W), (N, H, W) or
@@ -250,11 +254,18 @@ def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | N
     greyscale, the dataset's size (another size is resized, with a note), a light digit on a dark
     background (a light page is inverted, with a note), then the stored normalization and input
     transform. One line per image: the input, the predicted class (with the dataset's class names,
-    Fashion-MNIST's "Sneaker") and its probability. An input that cannot be read is one line
-    saying so, and the others go on (the exit code is then 1).
+    Fashion-MNIST's "Sneaker") and its probability (a model whose forward ends in softmax is read
+    as giving probabilities). An input that cannot be read is one line saying so, and the others
+    go on (the exit code is then 1).
+
+    An image with no digit-like content gets the model's best guess and the note "no digit-like
+    content": one with a side under 8 pixels, a side over 4 times the other (200x5), or grey
+    levels spanning fewer than 32 of 255 (blank or constant), as given, before resizing.
 
     \b
     Examples:
+      runner digit --index 0 --out digit.png
+      runner predict --study regularization --best digit.png
       runner predict --study regularization --best my_digit.png
       runner predict --study regularization 17 digits/ --format csv
       runner predict --study fashion_mnist --best shoes.npy --format json
@@ -288,3 +299,26 @@ def predict(study_name: str, args: tuple[str, ...], best: bool, storage: str | N
                                 f"{r['probability']:.3f}", r["note"]] for r in rows]))
     if any(p.predicted is None for p in predictions):
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--index", type=click.IntRange(0), default=0, show_default=True,
+              help="Which test image: 0 is the first of the 10,000.")
+@click.option("--out", metavar="FILE", type=click.Path(dir_okay=False), default="digit.png", show_default=True,
+              help="The PNG to write.")
+@user_errors
+def digit(index: int, out: str) -> None:
+    """Write a test image of MNIST as a PNG, and print its label: something to try runner predict on.
+
+    The image is MNIST's test image number --index (the packaged copy: no download), 28x28
+    greyscale, a light digit on a dark background, as the models see them.
+
+    \b
+    Examples:
+      runner digit --index 0 --out digit.png     # a 7
+      runner digit --index 1 --out two.png
+    """
+    from runner.predict import write_test_digit
+
+    label = write_test_digit(index, out)
+    click.echo(f"wrote {out}: MNIST test image {index}, a {label}")

@@ -1,7 +1,9 @@
 """The user's own nn.Module: `target = "mynet:Net"`, `args = { width = 8 }`.
 
 Finding and hashing its file is runner.usercode's (it never runs the code); importing, checking
-the arguments and the forward pass happen in `check_user_model`, before anything trains.
+the arguments and the forward pass happen in `check_user_model`, before anything trains. What a model's
+outputs are (logits, or probabilities from a softmax at the end) is `output_kind`'s one check, which the
+training-time warning, `runner predict` and the stored predictions share (`probabilities`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from runner.errors import RunnerError, out_of_memory
 from runner.models.layers import InputTransform
 from runner.usercode import UserCodeError, first_line, load_target
 
-__all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_model", "accepted_regularizers"]
+__all__ = ["ModelError", "REGULARIZER_ARGS", "build_user_model", "check_user_model", "accepted_regularizers",
+           "output_kind", "probabilities", "PROBABILITIES", "LOG_PROBABILITIES", "LOGITS"]
 
 # Regularizers a user's constructor may take by name; the others (weight decay, augmentation,
 # label smoothing, the weight average) are the trainer's and work with any model.
@@ -157,6 +160,34 @@ def _input_hint(model: nn.Module, cfg: Any) -> str:
     return ""
 
 
+PROBABILITIES, LOG_PROBABILITIES, LOGITS = "probabilities", "log-probabilities", "logits"
+# why a kind is what it is, as the warning at training time says it
+_KIND_SIGNS = {PROBABILITIES: "probabilities (every row non-negative and summing to 1: a softmax at the end)",
+               LOG_PROBABILITIES: "log-probabilities (a log_softmax at the end)"}
+
+
+def output_kind(out: torch.Tensor) -> str:
+    """What a model's outputs (N, classes) are: PROBABILITIES (every row non-negative and summing to 1, within
+    1e-3), LOG_PROBABILITIES (every row non-positive, its exp summing to 1), else LOGITS. The one check the
+    warning at training time, `runner predict` and the stored predictions all make."""
+    if out.dim() != 2 or out.shape[1] < 2 or out.numel() == 0:
+        return LOGITS
+    out = out.detach().float()
+    if (out >= 0).all() and ((out.sum(1) - 1).abs() <= 1e-3).all():
+        return PROBABILITIES
+    if (out <= 0).all() and ((out.exp().sum(1) - 1).abs() <= 1e-3).all():
+        return LOG_PROBABILITIES
+    return LOGITS
+
+
+def probabilities(out: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, classes), float32, from a model's outputs: as they are when they already are
+    probabilities (a forward that ends in softmax), else their softmax (of logits; of log-probabilities that
+    is their exp). Never a softmax of a softmax."""
+    out = out.float()
+    return out if output_kind(out) == PROBABILITIES else torch.softmax(out, 1)
+
+
 def _warn_if_probabilities(model: nn.Module, cfg: Any, where: str, sample: tuple[torch.Tensor, float, float]) -> None:
     """One warning when the outputs on real images look like softmax (or log_softmax) outputs."""
     images, mean, std = sample
@@ -165,14 +196,8 @@ def _warn_if_probabilities(model: nn.Module, cfg: Any, where: str, sample: tuple
             out = model((cfg.input.apply(images).float() / 255 - mean) / std).float()
     except Exception:  # noqa: BLE001 - the two-image check passed; a batch problem is training's to report
         return
-    if out.dim() != 2 or out.shape[1] < 2:
+    kind = output_kind(out)
+    if kind == LOGITS:
         return
-    ones = torch.ones(out.shape[0])
-    if (out >= 0).all() and torch.allclose(out.sum(1), ones, atol=1e-3):
-        kind = "probabilities (every row non-negative and summing to 1: a softmax at the end)"
-    elif (out <= 0).all() and torch.allclose(out.exp().sum(1), ones, atol=1e-3):
-        kind = "log-probabilities (a log_softmax at the end)"
-    else:
-        return
-    warnings.warn(f"{where}: {cfg.target} returns {kind}; CrossEntropyLoss expects logits and applies "
+    warnings.warn(f"{where}: {cfg.target} returns {_KIND_SIGNS[kind]}; CrossEntropyLoss expects logits and applies "
                   "log_softmax itself: return the last layer's output as it is", stacklevel=2)

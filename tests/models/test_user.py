@@ -561,3 +561,18 @@ def test_a_user_module_that_runs_out_of_memory_fails_its_trial_in_one_line_and_l
     (here / "net.py").write_text(BROKEN.replace("if x.shape[0] > 16:", "if True:"))
     _refused(CliRunner().invoke(cli, ["grid", "spec.toml"]),
              "a forward pass on 2 images of shape (1, 28, 28) ran out of memory (")
+
+
+@pytest.mark.parametrize("head, kind", [(lambda z: z, user_module.LOGITS),
+                                        (lambda z: z.softmax(1), user_module.PROBABILITIES),
+                                        (lambda z: z.log_softmax(1), user_module.LOG_PROBABILITIES)])
+def test_probabilities_are_read_once_whatever_the_model_returns(head, kind):
+    """The one check (output_kind) the warning above, runner predict and the stored predictions share: a
+    softmax model's outputs are its probabilities, never softmaxed again."""
+    import torch
+
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0)) * 3  # (N, classes)
+    out = head(logits)
+    assert user_module.output_kind(out) == kind
+    assert torch.allclose(user_module.probabilities(out), logits.softmax(1), atol=1e-6)
+    assert user_module.output_kind(logits[:, :1]) == user_module.LOGITS  # one class: nothing to tell
