@@ -5,11 +5,13 @@ the table stored with its trials, without importing it. Byte-identical for the s
 """
 from __future__ import annotations
 
+from typing import Any
+
 from runner.models.counts import UNUSED, LayerRow, ParamTable
-from runner.plotting import png, style
+from runner.plotting import render, text_inches, wrap
 from runner.text import file_slug, format_shape, plural
 
-__all__ = ["diagram_png", "diagram_file"]
+__all__ = ["diagram_png", "diagram_figure", "diagram_file"]
 
 # Box colour by the first word of a row's type.
 COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "adaptive": "#d9ead3", "fc": "#fce5cd",
@@ -17,6 +19,7 @@ COLORS = {"conv": "#cfe2f3", "max": "#d9ead3", "avg": "#d9ead3", "adaptive": "#d
           **dict.fromkeys(("relu", "tanh", "sigmoid", "gelu", "leaky", "elu", "silu", "selu", "softplus", "hardtanh",
                            "p"), "#fff2cc")}
 INPUT_COLOR = "#ffffff"
+TITLE_SIZE, DETAIL_SIZE = 10, 8.5  # points: a box's bold title line, its monospace detail line
 OTHER_COLOR = "#ead1dc"
 
 
@@ -39,6 +42,11 @@ def _boxes(table: ParamTable, input_shape: tuple[int, ...] | None) -> list[tuple
 
 
 def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -> bytes:
+    """The diagram (`diagram_figure`) as PNG bytes."""
+    return render(diagram_figure, table, input_shape)
+
+
+def diagram_figure(table: ParamTable, input_shape: tuple[int, ...] | None = None) -> Any:
     """The model's layers as a column of boxes joined by arrows, titled with the total count.
 
     Args:
@@ -51,24 +59,28 @@ def diagram_png(table: ParamTable, input_shape: tuple[int, ...] | None = None) -
     boxes = _boxes(table, input_shape)
     step = 1.0  # vertical distance between box centres, in data units
     height = 0.62
-    with style():
-        fig = Figure(figsize=(7.2, 0.9 + 0.62 * len(boxes)), layout="constrained")
-        ax = fig.subplots()
-        for i, (title, detail, color) in enumerate(boxes):
-            y = -i * step
-            ax.add_patch(FancyBboxPatch((0.05, y - height / 2), 0.9, height, boxstyle="round,pad=0.02",
-                                        facecolor=color, edgecolor="#444444", linewidth=1))
-            ax.text(0.5, y + 0.12, title, ha="center", va="center", fontsize=10, fontweight="bold")
-            ax.text(0.5, y - 0.14, detail, ha="center", va="center", fontsize=8.5, family="monospace")
-            if i:
-                ax.annotate("", xy=(0.5, y + height / 2 + 0.02), xytext=(0.5, y + step - height / 2 - 0.04),
-                            arrowprops={"arrowstyle": "-|>", "color": "#444444", "lw": 1})
-        ax.set_xlim(0, 1)
-        ax.set_ylim(-(len(boxes) - 1) * step - 0.5, 0.5)
-        ax.axis("off")
-        unused = f"\n{table.unused_line()}" if table.unused_line() else ""
-        ax.set_title(f"{table.title}: {table.total:,} parameters{unused}", fontsize=11)
-        return png(fig)
+    # as wide as the widest box text: a box spans 0.9 of the plot, its text keeps a margin inside it
+    widest = max((max(text_inches(t, TITLE_SIZE, "bold"), text_inches(d, DETAIL_SIZE, family="monospace"))
+                  for t, d, _ in boxes), default=0.0)
+    width = max(7.2, widest / 0.85 + 0.2)
+    unused = f"\n{table.unused_line()}" if table.unused_line() else ""
+    title = wrap(f"{table.title}: {table.total:,} parameters{unused}", width - 0.3, 11)
+    fig = Figure(figsize=(width, 0.9 + 0.2 * title.count("\n") + 0.62 * len(boxes)), layout="constrained")
+    ax = fig.subplots()
+    for i, (name, detail, color) in enumerate(boxes):
+        y = -i * step
+        ax.add_patch(FancyBboxPatch((0.05, y - height / 2), 0.9, height, boxstyle="round,pad=0.02",
+                                    facecolor=color, edgecolor="#444444", linewidth=1))
+        ax.text(0.5, y + 0.12, name, ha="center", va="center", fontsize=TITLE_SIZE, fontweight="bold")
+        ax.text(0.5, y - 0.14, detail, ha="center", va="center", fontsize=DETAIL_SIZE, family="monospace")
+        if i:
+            ax.annotate("", xy=(0.5, y + height / 2 + 0.02), xytext=(0.5, y + step - height / 2 - 0.04),
+                        arrowprops={"arrowstyle": "-|>", "color": "#444444", "lw": 1})
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-(len(boxes) - 1) * step - 0.5, 0.5)
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+    return fig
 
 
 def diagram_file(table: ParamTable) -> str:
