@@ -108,7 +108,20 @@ def user_errors(f: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """click's group, except that its list of commands gives each command's first sentence whole, wrapped.
+
+    click cuts it to fit one line of the terminal ("bench  Time the runner against a bare loop, the course...").
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if cmd.short_help is None and cmd.help:
+            paragraph = " ".join(cmd.help.split("\n\n")[0].split())
+            cmd.short_help = paragraph.split(". ")[0].rstrip(".") + "."
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="runner")
 def cli() -> None:
     """Declarative ablation grids for PyTorch image classifiers, stored as Optuna studies.

@@ -103,10 +103,11 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
 @user_errors
 def watch(spec_path: str | None, study: str | None, storage: str | None, once: bool, every: float,
           minutes: float) -> None:
-    """One live view of a study from the storage alone, wherever its workers run: trials complete,
-    running, failed and to go; each running trial's worker, host, device, epoch and last metric (its
-    test accuracy; a search trial's reported validation metric); the rate of trial-epochs per minute
-    and the time left. Reading never writes.
+    """One live view of a study from the storage alone, wherever its workers run.
+
+    Trials complete, running, failed and to go; each running trial's worker, host, device, epoch and
+    last metric (its test accuracy; a search trial's reported validation metric); the rate of
+    trial-epochs a minute and the time left. Reading never writes.
 
     \b
     Examples:

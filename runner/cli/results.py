@@ -61,9 +61,10 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
 @format_option
 @user_errors
 def studies(storage: str | None, fmt: str) -> None:
-    """Every study in the storage: its trials by state and its best value (a search's pruned trials and its
-    draws refused over [search].max_params in columns of their own, where there are any; a column test,
-    "locked" or "open", where a study's test set is locked).
+    """Every study in the storage: its trials by state and its best value.
+
+    A search's pruned trials and its draws refused over [search].max_params are in columns of their own,
+    where there are any; a column test, "locked" or "open", where a study's test set is locked.
 
     \b
     Example:
