@@ -209,8 +209,8 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
             " (from the trials that ended: this database's epochs carry no time)"
         covered = p.window_min if p.covered_min is None else p.covered_min
         span = (f"over the last {p.window_min:g} min" if covered >= p.window_min else
-                f"over the {covered:.1f} min since the run's first trial in the last {p.window_min:g} min started")
-        lines.append(f"{p.rate:.1f} trial-epochs per minute {span}{counted}")
+                f"over the {covered:.1f} min since the run began")  # it began inside the window
+        lines.append(f"{p.rate:.1f} trial-epochs a minute, measured {span}{counted}")
         left = p.epochs_left
         if left is not None:
             if left == 0:

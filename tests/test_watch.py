@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 import optuna
@@ -46,8 +47,8 @@ def test_watch_shows_counts_rate_time_left_and_each_running_trials_worker_and_de
     assert lines[0].startswith(f"t on {url}")
     assert lines[1] == "4 of 4 complete, 1 running, 0 failed, 0 to go"
     # the grid ran for seconds: the rate divides its 4 epochs by those seconds, not by the 10-minute window
-    assert "trial-epochs per minute over the " in lines[2] and lines[2].endswith(
-        " min since the run's first trial in the last 10 min started") and float(lines[2].split()[0]) > 4 / 10
+    assert re.fullmatch(r"\d+\.\d trial-epochs a minute, measured over the \d+\.\d min since the run began",
+                        lines[2]) and float(lines[2].split()[0]) > 4 / 10
     [row] = [x for x in lines[3:] if x.split()[:1] == [str(running.number)]]
     assert "node7:4242" in row and " node7 " in row and "cuda:1 NVIDIA H200" in row and "1/1" in row
     assert "(stopped? the next run takes it over)" in row
@@ -92,7 +93,7 @@ def test_the_rate_divides_by_the_time_the_window_covers(write_spec, tmp_path):
                   {"t": dt.datetime.now() - dt.timedelta(minutes=30)})
     p = progress(url, "t")
     assert p.covered_min == 10 and abs(p.rate * 10 - 4) < 1e-9
-    assert "per minute over the last 10 min" in CliRunner().invoke(cli, ["watch", "--study", "t", "--storage", url]).output
+    assert "trial-epochs a minute, measured over the last 10 min\n" in CliRunner().invoke(cli, ["watch", "--study", "t", "--storage", url]).output
 
 
 LOCKED_SPEC = """
@@ -135,5 +136,5 @@ def test_watch_of_a_locked_study_shows_the_validation_metric_and_counts_its_epoc
     [row] = [x for x in result.output.splitlines() if "node7:4242" in x]
     assert "1/2" in row and "val acc 41.25%" in row
     # its 4 epochs are kept with its trials, not in runner_epochs: counted from the trials that ended, not as 0
-    rate = [x for x in result.output.splitlines() if "trial-epochs per minute" in x][0]
+    rate = [x for x in result.output.splitlines() if "trial-epochs a minute" in x][0]
     assert float(rate.split()[0]) > 0 and rate.endswith("(from the trials that ended)"), rate
