@@ -25,6 +25,7 @@ from runner.errors import RunnerError
 from runner.models import build_model
 from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform
+from runner.models.user import probabilities
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import Point, TrainConfig
 
@@ -153,7 +154,7 @@ def predict(model: nn.Module, data: Batches) -> tuple[torch.Tensor, torch.Tensor
     with torch.inference_mode():
         for i in range(0, len(data), EVAL_BATCH):
             x, _ = data.batch(slice(i, i + EVAL_BATCH))
-            p, c = torch.softmax(model(x).float(), 1).max(1)
+            p, c = probabilities(model(x).float()).max(1)  # a model that returns probabilities: as they are
             classes.append(c.cpu())
             confidence.append(p.cpu())
     if not classes:

@@ -30,7 +30,7 @@ def test_the_quick_start_names_the_smoke_study_only():
     verbs = [c.split()[1] for c in commands if c.startswith("runner ")]
     assert {"grid", "trials", "report", "export", "predict", "watch"} <= set(verbs)
     assert not any("regularization" in c or "--readme" in c for c in commands)  # no 53-minute job, no README rewrite
-    png = next(c for c in commands if c.startswith("python -c"))
+    png = next(c for c in commands if c.startswith("runner digit"))
     assert "digit.png" in png and any("predict" in c and "digit.png" in c for c in commands)
 
 

@@ -306,14 +306,19 @@ def _model_of_arch(spec: Spec, configs: list[Config], arch: str) -> str | None:
 
 
 def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> Config | None:
-    """The model's default point (with every regularizer off, if asked), if it was stored."""
+    """The model's default point (with every regularizer off, if asked), if it was stored; else, for a model
+    that ran at a budget of its own ([[runs]] beside a one-at-a-time design), its best configuration with
+    every regularizer off."""
     if model not in spec.models:
         return None
     params = dict(spec.point({"model": model}, 0).params)
     params.pop("seed")
     if regs_off:
         params.update({r: k.default for r, k in REGULARIZERS.items() if r in params})
-    return next((c for c in configs if c.key == config_key(params)), None)
+    found = next((c for c in configs if c.key == config_key(params)), None)
+    if found is None and spec.against_baseline:
+        found = next((c for c in configs if c.model == model and not c.regularized), None)  # best first
+    return found
 
 
 def _fraction(spec: Spec) -> Fraction | None:

@@ -89,6 +89,7 @@ class Effect:
     detectable_seeds: int | None = None  # the seeds it was measured with
     floor: float | None = None  # the same with unlimited seeds: what the test images alone can resolve
     seeds_needed: int | None = None  # the fewest seeds that detect delta_mean; None when it is at or below the floor
+    detectable_next: float | None = None  # what detectable_seeds + 1 seeds would detect
     aliases: tuple[str, ...] = ()  # a fractional grid's interaction: the two-way interactions sharing its estimate
     within: str = ""  # one-at-a-time: the across axes' values both sides share ("lr=0.05 epochs=16"), else ""
 

@@ -13,7 +13,8 @@ from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
 from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_sentence, effects_table,
                                          num, p_text, pm, power_cells, power_names, power_text, power_words, table,
-                                         test_cells, test_names, with_power, change_text)
+                                         test_cells, test_names, with_power, change_text, verdict_name,
+                                         several_models)
 from runner.report.stats import ALPHA
 from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
@@ -90,7 +91,7 @@ def _answer(report: Report) -> list[str]:
         lines.append(f"- {_known_sentence(report.known)}")
     if report.versus_best:
         lines.append(f"- {_runner_up_sentence(report)}")
-    lines += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
+    lines += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects]
     return lines
 
 
@@ -115,7 +116,7 @@ def versus_best_table(report: Report) -> str:
     words, unit = METRIC_WORDS[report.metric]
     boot = any(e.boot_p is not None for e in report.versus_best)
     names = ["configuration", f"Δ final {words} vs best{' (' + unit + ')' if unit else ''}", *test_names(boot),
-             "pairs", "verdict", *power_names(report.versus_best)]
+             "pairs", verdict_name(boot), *power_names(report.versus_best)]
     rows = [[f"`{e.to}`", num(e.delta_mean, report.metric), *test_cells(e, report.metric, boot), str(e.n_pairs),
              e.verdict, *power_cells(e, report.versus_best)]
             for e in report.versus_best]
@@ -278,7 +279,7 @@ def _effects_section(report: Report) -> list[str]:
     out += _aliased(report)
     out += [effects_table(report), ""]
     out += [] if report.versus_best else _power_note(report)
-    out += [f"- {effect_sentence(e, report.metric)}" for e in report.effects]
+    out += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects]
     out += [""]
     if any(f.kind == "effects" for f in report.figures):
         out += ["![Main effects](effects.png)", ""]

@@ -11,7 +11,7 @@ from runner.text import toml_value
 
 __all__ = ["METRIC_WORDS", "p_text", "change_text", "power_text", "effect_sentence", "effects_table", "table", "pm",
            "num", "ci_text", "DECIDED", "with_power", "power_names", "power_cells", "test_names", "test_cells",
-           "BOOT_WORDS", "power_words"]
+           "BOOT_WORDS", "power_words", "verdict_name", "several_models"]
 
 METRIC_WORDS = {"test_acc": ("test accuracy", "points"), "test_loss": ("test loss", ""),
                 "val_acc": ("validation accuracy", "points"), "val_loss": ("validation loss", "")}
@@ -60,17 +60,27 @@ DECIDED = ("improves", "hurts", "worse", "interacts")  # the verdicts that found
 
 def power_text(e: Effect) -> str:
     """What decides an effect, in words: "detectable: ±0.12 points with 3 seeds; 7 seeds would decide it", or
-    "...; cannot be decided with this test set: the floor is 0.15 points"; "" without the figures."""
-    if e.detectable is None:
+    "...; cannot be decided with this test set: the floor is 0.15 points"; "" without the figures, or where they
+    are not defined (a contrast without any spread: nothing is detectable or undetectable there). Never "N seeds
+    would decide it" with N the seeds the study has: what one more seed would detect instead."""
+    if e.detectable is None or not e.detectable >= 0.005 or not math.isfinite(e.detectable):
         return ""
     out = f"detectable: ±{e.detectable:.2f} points with {e.detectable_seeds} seeds"
     decided = e.verdict in DECIDED
     if e.seeds_needed is None and decided:  # found, though smaller than unlimited seeds find 80% of the time
         return out + (f"; below the floor of this test set, {e.floor:.2f} points: unlimited seeds find an effect "
                       "this small less than 80% of the time")
-    if e.seeds_needed is None:
+    if e.seeds_needed is None and e.floor is not None and e.floor >= 0.005:
         return out + f"; cannot be decided with this test set: the floor is {e.floor:.2f} points"
-    return out + f"; {e.seeds_needed:,} seeds " + ("detect it with 80% power" if decided else "would decide it")
+    if e.seeds_needed is None:
+        return out
+    if decided:
+        return out + f"; {e.seeds_needed:,} seeds detect it with 80% power"
+    if e.detectable_seeds is not None and e.seeds_needed <= e.detectable_seeds:  # the normal approximation's
+        # count is no more than the seeds that did not decide it: say what one more seed would detect instead
+        more = e.detectable_seeds + 1
+        return out + (f"; with {more} seeds, ±{e.detectable_next:.2f} points" if e.detectable_next else "")
+    return out + f"; {e.seeds_needed:,} seeds would decide it"
 
 
 def with_power(sentence: str, e: Effect) -> str:
@@ -79,11 +89,12 @@ def with_power(sentence: str, e: Effect) -> str:
     return f"{sentence[:-1]} ({power})." if power else sentence
 
 
-def effect_sentence(e: Effect, metric: str) -> str:
-    """One plain sentence that says only what the numbers support, and what would decide it."""
+def effect_sentence(e: Effect, metric: str, several: bool = False) -> str:
+    """One plain sentence that says only what the numbers support, and what would decide it; `several`: the
+    study compares more than one model, and the sentence begins with the effect's."""
     words, unit = METRIC_WORDS[metric]
     unit = f" {unit}" if unit else ""
-    what = f"{e.factor} ({change_text(e)})" + (f" at {e.within}" if e.within else "")
+    what = (f"{e.model}: " if several else "") + f"{e.factor} ({change_text(e)})" + (f" at {e.within}" if e.within else "")
     if e.verdict == "too few pairs":
         return f"{what}: too few paired trials ({e.n_pairs}) to tell."
     ci, p = e.decisive  # the bootstrap over seeds and test images where it exists, else the t-test
@@ -106,7 +117,7 @@ def effects_table(report: Report, effects: list[Effect] | None = None) -> str:
     at = ["at"] if any(e.within for e in effects) else []  # one-at-a-time across budgets: where it was compared
     boot = any(e.boot_p is not None for e in effects)
     names = [*model, "factor", "change", *at, f"Δ {words}{' (' + unit + ')' if unit else ''}",
-             *test_names(boot), "pairs", "verdict", *power_names(effects)]
+             *test_names(boot), "pairs", verdict_name(boot), *power_names(effects)]
     rows = [[*([e.model] if model else []), _factor_cell(e), change_text(e), *([e.within] if at else []),
              num(e.delta_mean, report.metric),
              *test_cells(e, report.metric, boot), str(e.n_pairs), e.verdict, *power_cells(e, effects)]
@@ -133,14 +144,31 @@ def power_names(effects: list[Effect]) -> list[str]:
 def power_cells(e: Effect, effects: list[Effect]) -> list[str]:
     if not power_names(effects):
         return []
-    if e.detectable is None:
+    if e.detectable is None or not e.detectable >= 0.005:  # not defined: a contrast without any spread
         return ["–", "–"]
     several = len({x.detectable_seeds for x in effects if x.detectable is not None}) > 1
     detectable = f"±{e.detectable:.2f}" + (f" at {e.detectable_seeds}" if several else "")
     decided = e.verdict in DECIDED
-    needed = (f"{e.seeds_needed:,}" if e.seeds_needed is not None else f"below the floor, {e.floor:.2f}" if decided
-              else f"cannot be decided: floor {e.floor:.2f}")
+    n = e.detectable_seeds or 0
+    if e.seeds_needed is not None and not decided and e.seeds_needed <= n:  # as power_text: not "n would decide"
+        needed = f"more than {n}"
+    elif e.seeds_needed is not None:
+        needed = f"{e.seeds_needed:,}"
+    elif e.floor is None or e.floor < 0.005:
+        needed = "–"
+    else:
+        needed = f"below the floor, {e.floor:.2f}" if decided else f"cannot be decided: floor {e.floor:.2f}"
     return [detectable, needed]
+
+
+def verdict_name(boot: bool) -> str:
+    """The verdict column's name, saying which test gave it when the table shows two."""
+    return "verdict (seeds + test images)" if boot else "verdict"
+
+
+def several_models(effects: list[Effect]) -> bool:
+    """Whether the effects are of more than one model (each sentence then names its own)."""
+    return len({e.model for e in effects}) > 1
 
 
 def test_names(boot: bool) -> list[str]:

@@ -30,7 +30,7 @@ from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
 __all__ = ["ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
            "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
-           "baseline_rows", "versus_tuned",
+           "baseline_rows", "versus_tuned", "effects_of",
            "sequential", "Sequential"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
@@ -257,6 +257,11 @@ def versus_best(configs: list[Config], direction: str, correct: Correct | None =
     return _tested(rows, verdict)
 
 
+def effects_of(rows: list[Row], direction: str) -> list[Effect]:
+    """Rows tested as effects (improves | hurts | no detectable effect), Holm-corrected over them."""
+    return _tested(rows, lambda d, p: _verdict(d, p, direction))
+
+
 def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Effect], list[Effect]]:
     """Main effects and two-way interactions of the grid's factors, Holm-corrected per family.
 
@@ -443,5 +448,6 @@ def power_figures(contrast: np.ndarray | None, seeds: int, effect: float, level:
     split = split_contrast(contrast, rows_per_seed=contrast.shape[0] / seeds)  # type: ignore[arg-type]
     return {"level": level, "detectable_seeds": seeds,
             "detectable": minimum_detectable_effect(*split, seeds, level, POWER),
+            "detectable_next": minimum_detectable_effect(*split, seeds + 1, level, POWER),
             "floor": floor(split.sigma_image2, level, POWER),
             "seeds_needed": seeds_needed(effect, *split, level, POWER)}
