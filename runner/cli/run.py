@@ -145,8 +145,10 @@ def points_table(spec: Any) -> str:
               help="Where to write the confirmatory spec [default: print it].")
 @click.option("--name", metavar="NAME", default=None,
               help="The confirmation's [study].name [default: the exploration's without -explore].")
+@click.option("--seeds", metavar="FIRST:MAX", default="3:5", show_default=True,
+              help="Its seeds in rounds: FIRST in the first round, at most MAX (until the comparisons are decided).")
 @user_errors
-def confirmation(spec_path: str, storage: str | None, out: str | None, name: str | None) -> None:
+def confirmation(spec_path: str, storage: str | None, out: str | None, name: str | None, seeds: str) -> None:
     """Write the confirmatory spec that an exploration's stored results choose.
 
     EXPLORATION is a one-at-a-time spec run across budgets ([grid].across), usually with its test set
@@ -169,14 +171,18 @@ def confirmation(spec_path: str, storage: str | None, out: str | None, name: str
     from runner.spec import load_spec
     from runner.report.confirmation import confirmation_spec
 
+    first, _, most = seeds.partition(":")
+    if not (first.isdigit() and most.isdigit() and 2 <= int(first) < int(most)):
+        raise click.BadParameter(f"{seeds!r} is not FIRST:MAX with 2 <= FIRST < MAX, e.g. 3:5", param_hint="--seeds")
     spec = load_spec(spec_path, missing_code_ok=True)
     choice = build_report(spec, storage).choice
     if choice is None:
         raise RunnerError(f"{spec_path}: nothing to choose from: a confirmation is written from a one-at-a-time "
                           "exploration across two budgets or more ([grid].across) whose baseline and every "
                           "compared setting have a complete trial at each budget")
-    command = f"runner confirmation {spec_path}" + (f" --name {name}" if name else "")
-    text = confirmation_spec(spec, choice, command, name)
+    command = (f"runner confirmation {spec_path}" + (f" --name {name}" if name else "")
+               + (f" --seeds {seeds}" if seeds != "3:5" else ""))
+    text = confirmation_spec(spec, choice, command, name, {"first": int(first), "max": int(most), "until": "effects"})
     if out is None:
         click.echo(text, nl=False)
         return
