@@ -28,9 +28,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from runner.dberrors import database_error, named, permanent, reason, shown_url, sqlite_path, transient
 from runner.errors import StorageError
 
-__all__ = ["DEFAULT_STORAGE", "storage_url", "Base", "EpochRow", "ClaimRow", "PredictionRow", "Predictions", "Store",
+__all__ = ["DEFAULT_STORAGE", "storage_url", "shown_url", "named", "Base", "EpochRow", "ClaimRow", "PredictionRow", "Predictions", "Store",
            "checkpoint_dir", "artifacts_dir", "study_folder", "worker_name"]
 
 DEFAULT_STORAGE = "sqlite:///db/runner.sqlite"
@@ -56,23 +57,6 @@ def storage_url(url: str | None) -> str:
     except sa.exc.ArgumentError:
         raise StorageError(f"--storage {url!r}: not a SQLAlchemy URL; give {STORAGE_FORMS}") from None
     return url
-
-
-def shown_url(url: str) -> str:
-    """A storage URL as messages show it: its password hidden."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
-
-
-def _sqlite_path(url: str) -> Path | None:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    if parsed.query.get("uri") == "true":  # sqlite:///file:path?mode=ro&uri=true
-        return Path(parsed.database.removeprefix("file:"))
-    return Path(parsed.database)
 
 
 class Base(DeclarativeBase):
@@ -142,16 +126,25 @@ def _now() -> dt.datetime:
 
 
 class Store:
-    """One storage URL: the Optuna storage and our tables on one database."""
+    """One storage URL: the Optuna storage and our tables on one database.
+
+    Opened to write (`create`), it is written at once: a database that cannot be (a read-only file or folder,
+    another user's file, a full disk, a wrong password) is a StorageError here, in one line, before any work.
+    """
 
     def __init__(self, url: str | None = None, create: bool = True):
         self.url = storage_url(url)
-        path = _sqlite_path(self.url)
+        path = sqlite_path(self.url)
         if path is not None:
             if not path.exists() and not create:
-                raise StorageError(f"{self.url}: no such database")
+                raise StorageError(f"{named(self.url)}: no such database; run runner grid SPEC first, "
+                                   "or pass --storage")
             if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StorageError(f"{named(self.url)}: cannot create its folder {os.path.abspath(path.parent)}: "
+                                       f"{e.strerror}") from None
         is_sqlite = self.url.startswith("sqlite")
         # a server's pooled connections are checked before use: after a restart the pool holds dead ones
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if is_sqlite else {"pool_pre_ping": True}
@@ -163,6 +156,7 @@ class Store:
                 if create:
                     Base.metadata.create_all(self.engine)
                     _add_new_columns(self.engine)
+                    _try_a_write(self.engine)
                 self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
                                                          skip_table_creation=not create)
                 break
@@ -172,12 +166,16 @@ class Store:
                 if attempt + 1 < CREATE_ATTEMPTS and _is_creation_race(e):
                     time.sleep(random.uniform(0.1, 1.0))
                     continue
-                raise StorageError(f"{shown_url(self.url)}: cannot open storage: {_where(self.url, e)}"
-                                   f"{_reason(e)}") from None
+                if permanent(e):
+                    raise database_error(self.url, e) from None
+                raise StorageError(f"{named(self.url)}: cannot open storage: {_where(self.url, e)}"
+                                   f"{reason(e)}") from None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success, rolls back on error and raises StorageError."""
+        """A session that commits on success, rolls back on error and raises StorageError (one line, from the
+        SQLAlchemy error, which runner.dberrors reads to tell a database that blinked from one that cannot be
+        used)."""
         with Session(self.engine) as s:
             try:
                 yield s
@@ -187,7 +185,7 @@ class Store:
                 raise
             except SQLAlchemyError as e:
                 s.rollback()
-                raise StorageError(f"{self.url}: {_reason(e)}") from e
+                raise database_error(self.url, e) from e
 
     # ---------------------------------------------------------------- studies
 
@@ -196,7 +194,7 @@ class Store:
         try:
             return optuna.load_study(study_name=name, storage=self.optuna)
         except KeyError:
-            raise StorageError(f"{self.url}: no study named {name!r}; "
+            raise StorageError(f"{named(self.url)}: no study named {name!r}; "
                                f"studies here: {', '.join(self.study_names()) or 'none'}") from None
 
     def open_study(self, name: str, direction: str, create: bool = True) -> optuna.Study:
@@ -210,7 +208,7 @@ class Store:
                 study = optuna.load_study(study_name=name, storage=self.optuna)
         existing = study.direction.name.lower()
         if existing != direction:
-            raise StorageError(f"{self.url}: study {name!r} exists with direction {existing}, "
+            raise StorageError(f"{named(self.url)}: study {name!r} exists with direction {existing}, "
                                f"the spec asks for {direction}; rename [study].name or fix [study].metric")
         return study
 
@@ -390,6 +388,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     _sqlite_busy_timeout(dbapi_conn, _record)
 
 
+def _try_a_write(engine: sa.Engine) -> None:
+    """Start a write that changes nothing, so that a database that cannot be written says so now, not after
+    the first epoch: SQLite opens a file it may not write read-only, and only a write finds out."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(ClaimRow).where(sa.false()))
+
+
 def _is_creation_race(e: BaseException) -> bool:
     text = str(getattr(e, "orig", None) or e).lower()
     return "already exists" in text or "duplicate key" in text
@@ -399,33 +404,13 @@ def _sqlite_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
 
 
-def _reason(e: BaseException) -> str:
-    """The first line of the driver's own message, without SQLAlchemy's background links.
-
-    Optuna re-raises a failed commit as its own error ("An exception is raised during the commit..."):
-    the driver's reason is the innermost database error of the chain.
-    """
-    inner = next((x.orig for x in reversed(_chain(e)) if getattr(x, "orig", None) is not None), None)
-    text = str(inner or getattr(e, "orig", None) or e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
 def _where(url: str, e: BaseException) -> str:
     """"cannot reach HOST:PORT: " for a server that did not answer, else ""."""
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" or not any(isinstance(x, sa.exc.OperationalError) for x in _chain(e)):
+    if parsed.get_backend_name() == "sqlite" or not transient(e):
         return ""
     port = parsed.port or {"postgresql": 5432, "mysql": 3306}.get(parsed.get_backend_name(), "")
     return f"cannot reach {parsed.host or 'localhost'}:{port}: "
-
-
-def _chain(e: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    x: BaseException | None = e
-    while x is not None and x not in out:
-        out.append(x)
-        x = x.__cause__ or x.__context__
-    return out
 
 
 def _dead_here(worker: str) -> bool:
@@ -443,7 +428,7 @@ def _dead_here(worker: str) -> bool:
 
 
 def _beside(url: str, folder: str) -> Path:
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     return (path.parent if path is not None else Path("db")) / folder
 
 

@@ -12,8 +12,9 @@ from typing import Any, Callable
 
 import click
 
+from runner.dberrors import database_error, kind
 from runner.errors import RunnerError
-from runner.store import DEFAULT_STORAGE
+from runner.store import DEFAULT_STORAGE, storage_url
 
 __all__ = ["cli", "storage_option", "artifacts_option", "checkpoints_option", "run_options", "run_settings", "db_patience_option",
            "format_option", "user_errors", "as_typed", "reader"]
@@ -74,8 +75,10 @@ def db_patience_option(f: Callable) -> Callable:
     """--db-patience, how long a worker waits out a database that went away (grid, tune, launch slurm)."""
     return click.option("--db-patience", type=click.FloatRange(0), default=180, show_default=True, metavar="SECONDS",
                          help="How long a worker waits for a database that went away (a server restart, a failover, "
-                              "a lost connection, SQLite's lock) before it gives up as an interrupt does; training "
-                              "goes on meanwhile, and what it writes is stored when the database is back.")(f)
+                              "a lost connection, a timeout, SQLite's lock) before it gives up as an interrupt does; "
+                              "training goes on meanwhile, and what it writes is stored when the database is back. "
+                              "A database that cannot be used (read-only, a full disk, a missing table, a wrong "
+                              "password) stops it at once.")(f)
 
 
 def storage_option(f: Callable) -> Callable:
@@ -92,7 +95,11 @@ def format_option(f: Callable) -> Callable:
 
 
 def user_errors(f: Callable) -> Callable:
-    """Turn RunnerErrors and warnings into one line each, without a traceback."""
+    """Turn RunnerErrors, the database's errors and warnings into one line each, without a traceback.
+
+    A database error that a library call let through (Optuna's "An exception is raised during the commit",
+    SQLAlchemy's own) is said as runner.dberrors says it, naming the command's --storage: a read-only file, a
+    full disk, a wrong password is never a traceback."""
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
@@ -103,9 +110,21 @@ def user_errors(f: Callable) -> Callable:
             return f(*args, **kwargs)
         except RunnerError as e:
             raise click.ClickException(str(e)) from None
+        except Exception as e:
+            if kind(e) is None:
+                raise
+            raise click.ClickException(str(database_error(_storage_of(kwargs), e))) from None
         finally:
             warnings.showwarning = old
     return wrapper
+
+
+def _storage_of(options: dict[str, Any]) -> str:
+    """The storage URL a command was given (its --storage), for a message; "" when it cannot say."""
+    try:
+        return storage_url(options.get("storage"))
+    except RunnerError:
+        return ""
 
 
 class _Group(click.Group):

@@ -117,7 +117,7 @@ class Worker:
         self.threads = set_threads(threads)
         self.prov = {**provenance(self.device.type, self.threads), **device_provenance(self.device, index)}
         self.ran = self.failed = 0
-        self.patience = Patience(run.db_patience, out.log, out.tag)
+        self.patience = Patience(run.db_patience, out.log, out.tag, store.url)
 
     def db(self, fn: Callable[[], Any]) -> Any:
         """fn(), a call to the database, waiting out a database that is away (runner.trials.patience)."""
@@ -170,7 +170,7 @@ class TrialRun:
                  finish: Finish | None = None, patience: Patience | None = None):
         self.store, self.worker, self.trial_id, self.claims = store, worker, trial_id, tuple(claims)
         self.finish = finish or self._finish_in_storage
-        self.patience = patience or Patience()
+        self.patience = patience or Patience(url=store.url)
         self.writer = Writer(self.patience)
         self.dropped = False  # another worker took the point over: this trial's result does not count
         for study, key in self.claims:

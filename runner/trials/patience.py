@@ -1,5 +1,6 @@
 """A database that blinks stops nothing: a worker waits out a server restart, a failover, a lost connection or
-SQLite's lock, for up to --db-patience seconds.
+SQLite's lock, for up to --db-patience seconds. A database that cannot be used (a read-only file or folder, a
+full disk, a missing table, a wrong password: runner.dberrors tells them apart) stops it at once, in one line.
 
 Training needs the database only at the edges of an epoch. What a worker writes while it trains (the epoch
 rows, the per-epoch value, the heartbeat) goes through a `Writer`: a thread that stores them in order, and
@@ -18,8 +19,8 @@ import time
 from typing import Any, Callable, TypeVar
 
 import optuna
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
+from runner.dberrors import database_error, permanent, transient
 from runner.errors import RunnerError
 from runner.trials.settings import DB_PATIENCE_S
 
@@ -37,27 +38,14 @@ class ClaimLost(RunnerError):
     """Another worker took this worker's point over while it was cut off from the database."""
 
 
-def transient(e: BaseException) -> bool:
-    """Whether an error is the database being away for a while (connection refused or lost, the server
-    terminating the connection, a failover, SQLite's "database is locked"), looking through the causes that
-    Optuna's and the store's own errors wrap it in."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (OperationalError, DisconnectionError, InterfaceError)):
-            return True
-        if isinstance(e, DBAPIError) and e.connection_invalidated:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 class Patience:
-    """One worker's patience with its database: calls retried with backoff while the error is transient, a line
-    when the database goes and one when it is back, DatabaseGone past `seconds`."""
+    """One worker's patience with its database at `url`: calls retried with backoff while the error is transient,
+    a line when the database goes and one when it is back, DatabaseGone past `seconds`; a permanent error at
+    once as one StorageError that names the storage and the cause."""
 
-    def __init__(self, seconds: float = DB_PATIENCE_S, log: Callable[[str], None] = lambda s: None, tag: str = ""):
-        self.seconds, self.log, self.tag = seconds, log, tag
+    def __init__(self, seconds: float = DB_PATIENCE_S, log: Callable[[str], None] = lambda s: None, tag: str = "",
+                 url: str = ""):
+        self.seconds, self.log, self.tag, self.url = seconds, log, tag, url
         self._lock = threading.Lock()
         self.lost_at: float | None = None  # when the current outage began (monotonic), None while connected
         self.reason = ""
@@ -92,6 +80,8 @@ class Patience:
             try:
                 out = fn()
             except Exception as e:  # noqa: BLE001 - only a transient one is waited out; the rest goes on up
+                if permanent(e):
+                    raise database_error(self.url, e) from None
                 if not transient(e):
                     raise
                 if self.lost(e) > self.seconds:

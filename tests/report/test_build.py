@@ -76,7 +76,7 @@ def test_missing_storage_is_an_error(study, tmp_path):
     url = f"sqlite:///{tmp_path / 'missing.sqlite'}"
     result = CliRunner().invoke(cli, ["report", str(spec_path), "--storage", url, "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {url}: no such database"
+    assert result.output.strip() == f"Error: {url}: no such database; run runner grid SPEC first, or pass --storage"
     assert not (tmp_path / "missing.sqlite").exists()
 
 
