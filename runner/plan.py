@@ -135,9 +135,10 @@ def store_plan(study: Any, spec: Spec, test_results: int, trials: int) -> list[s
     return [f"{spec.study.name}: the plan changed ({'; '.join(changed)}), {after}"]
 
 
-def pending_change(study_attrs: Any, spec: Spec, test_results: int) -> list[str]:
-    """What `runner grid --dry-run` says of the spec's plan against the stored one (nothing when the same)."""
-    rec = record.StudyRecord(study_attrs)
+def pending_change(study: Any, spec: Spec, test_results: int) -> list[str]:
+    """What `runner grid --dry-run` says of the spec's plan against the study's stored one (nothing when the
+    same)."""
+    rec = record.study_of(study)
     if rec.plan is None:
         return []
     plan = plan_of(spec)
@@ -153,9 +154,9 @@ class LockError(StorageError):
     """A spec that would unlock a study stored with its test set locked."""
 
 
-def check_lock(study_attrs: Any, spec: Spec) -> None:
+def check_lock(study: Any, spec: Spec) -> None:
     """A study stored locked stays locked: a spec that opens its test set is refused in one line."""
-    if record.StudyRecord(study_attrs).test_locked and not spec.study.locked:
+    if record.study_of(study).test_locked and not spec.study.locked:
         raise LockError(f"{spec.path}: study {spec.study.name!r} is stored with its test set locked "
                         f"([study].test = \"locked\"), and this spec opens it: a confirmation is a new study, give "
                         f"it a new [study].name (e.g. \"{spec.study.name}-confirm\")")
@@ -163,7 +164,7 @@ def check_lock(study_attrs: Any, spec: Spec) -> None:
 
 def lock(study: Any, spec: Spec) -> None:
     """Check the lock against the stored study, and store a locked spec's lock (once)."""
-    check_lock(study.user_attrs, spec)
+    check_lock(study, spec)
     if spec.study.locked and not record.study_of(study).test_locked:
         study.set_user_attr(record.TEST_LOCKED, True)
 

@@ -155,10 +155,10 @@ def plan_lines(spec: Spec, url: str | None) -> list[str]:
             return []
         study = store.load_study(spec.study.name)
         try:
-            plan.check_lock(study.user_attrs, spec)
+            plan.check_lock(study, spec)
         except plan.LockError as e:
             return [f"runner grid would refuse it: {e}"]
-        return plan.pending_change(study.user_attrs, spec, plan.test_results(study.get_trials(deepcopy=False), spec))
+        return plan.pending_change(study, spec, plan.test_results(study.get_trials(deepcopy=False), spec))
     finally:
         store.dispose()
 

@@ -116,7 +116,7 @@ def test_runs_beside_a_fraction_add_their_settings_once_and_are_none_of_its_runs
      'd.toml: [grid].design: a half fraction of 2 factors aliases main effects with each other: use "full", or 3 '
      'factors or more'),
     (('design = "half"', 'design = "third"'), 'd.toml: [grid].design: "third" is not "full" | "half" | '
-                                               '{ resolution = N }'),
+                                               '"one-at-a-time" | { resolution = N }'),
     (('design = "half"', 'design = { resolution = 2 }'), "d.toml: [grid].design.resolution: 2 is not an integer >= 3"),
     (('design = "half"', 'design = { resolutoin = 4 }'),
      'd.toml: [grid].design: unknown key "resolutoin"; did you mean "resolution"?'),
