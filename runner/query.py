@@ -158,7 +158,7 @@ def trial_records(store: Store, study_name: str) -> Trials:
     for t in trials:
         rows = epochs[t._trial_id] or _search_epochs(t)
         last = rows[-1] if rows else None
-        record: dict[str, Any] = {"number": t.number, "state": t.state.name.lower(),
+        record: dict[str, Any] = {"number": t.number, "state": state_of(t),
                                   "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
                                   "seed": t.params.get("seed"), "epochs": len(rows)}
         for m in ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss"):
@@ -279,7 +279,8 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: str, grouped: bo
 
 
 def study_rows(store: Store) -> list[dict[str, Any]]:
-    """Every study: its trials by state, its best value, and its test set: "locked" ([study].test = "locked")
+    """Every study: its trials by state (record.state_of: an interrupted trial apart from the failed),
+    its best value, and its test set: "locked" ([study].test = "locked")
     or "open"."""
     rows = []
     for s in store.optuna.get_all_studies():
@@ -289,7 +290,8 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
         maximize = s.directions[0].name == "MAXIMIZE"
         best = (max if maximize else min)(complete) if complete else None
         rows.append({"study": s.study_name, "direction": s.directions[0].name.lower(), "trials": len(trials),
-                     **{st: states.count(st) for st in ("complete", "running", "fail", "pruned", "waiting", "refused")},
+                     **{st: states.count(st) for st in ("complete", "running", "fail", "interrupted", "pruned", "waiting",
+                                                        "refused")},
                      "best_value": best, "test": "locked" if study_of(s).test_locked else "open"})
     return rows
 
@@ -318,7 +320,7 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
         kept = None
     return {
         "weights": kept,
-        "study": study_name, "number": t.number, "state": t.state.name.lower(), "value": t.value,
+        "study": study_name, "number": t.number, "state": state_of(t), "value": t.value,
         "params": t.params, "config": config, "provenance": attrs,
         "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
         "completed": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Mapping, TypeVar
 
-__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "state_of", "over_cap_reason", "reused_record", "trial_record", "outcome_record",
+__all__ = ["TrialRecord", "StudyRecord", "Weights", "of", "study_of", "state_of", "over_cap_reason", "StopReason", "reused_record", "trial_record", "outcome_record",
            "provenance_record", "write", "search_study", "select_study", "is_search_study", "SEARCH_SUFFIX",
            "SELECT_SUFFIX", "TRIAL_KEYS", "STUDY_KEYS"]
 
@@ -295,14 +295,30 @@ def over_cap_reason(total: int, cap: int) -> str:
     return f"{total:,} parameters {_over_cap_words} {cap:,}: not trained"
 
 
+class StopReason:
+    """Why a trial ended FAIL though nothing of its own failed: its run was stopped from outside, and its point
+    (or budget slot) runs again, from its last checkpoint. Optuna's state stays FAIL (its states have no word
+    for it); `state_of` calls such a trial "interrupted". A worker killed by a signal (pool.death: the OOM
+    killer's SIGKILL) is not among them: its trial stays "fail", a crash to look into."""
+
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, the database away past --db-patience, an error in the worker
+    TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"  # another worker took its point
+    DROPPED = ("dropped: its worker was cut off from the database long enough for another to take its point over "
+               "(that worker's trial counts)")
+    ALL = frozenset({INTERRUPTED, TAKEN_OVER, DROPPED})  # as written since 2311366 (dropped: f998ddc)
+
+
 def state_of(trial: Any) -> str:
-    """A trial's state as runner counts it: Optuna's, in lower case ("complete", "pruned", "fail", ...), or
+    """A trial's state as runner counts it: Optuna's, in lower case ("complete", "pruned", "fail", ...);
     "refused" for a search draw over [search].max_params that was never trained (ended PRUNED and
-    infeasible; a database of the code before ended it FAIL with that reason)."""
+    infeasible; a database of the code before ended it FAIL with that reason); "interrupted" for a trial
+    stopped from outside (ended FAIL with a StopReason), whose point runs again."""
     rec = of(trial)
     state = trial.state.name.lower()
     if rec.over_cap is not None or (state == "fail" and _over_cap_words in (rec.fail_reason or "")):
         return "refused"
+    if state == "fail" and rec.fail_reason in StopReason.ALL:
+        return "interrupted"
     return state
 
 

@@ -55,6 +55,7 @@ class Progress:
     round: dict | None = None  # seeds in rounds: the round at hand as runner.rounds stored it (record.ROUND)
     refused: int = 0  # a search's draws over [search].max_params, never trained (neither failed nor finished)
     locked: bool = False  # its test set is locked: its epochs are kept with its trials, no test metric is shown
+    interrupted: int = 0  # points (trials, a search) stopped from outside and not run again yet; not failed
 
     @property
     def to_go(self) -> int | None:
@@ -120,12 +121,15 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     if search:  # a search's budget counts finished trials: complete or pruned; a draw over the cap is neither
         kinds = Counter(record.state_of(t) for t in trials)
         complete, failed, refused = kinds["complete"], kinds["fail"], kinds["refused"]
+        interrupted = kinds["interrupted"]  # its slot was given back: another trial fills it
         states[TrialState.PRUNED] = kinds["pruned"]
-    else:  # a grid's point is complete once, whatever trials it took; a failed one until it is retried
-        by_state = {s: {record.of(t).config_hash for t in trials if t.state == s}
-                    for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
-        complete = len(by_state[TrialState.COMPLETE])
-        failed = len(by_state[TrialState.FAIL] - by_state[TrialState.COMPLETE] - by_state[TrialState.RUNNING])
+    else:  # a grid's point is complete once, whatever trials it took; a failed one until it is retried; an
+        # interrupted one (record.state_of) is to go again, from its checkpoint, until a later trial ends it
+        by_state = {s: {record.of(t).config_hash for t in trials if record.state_of(t) == s}
+                    for s in ("complete", "running", "fail", "interrupted")}
+        complete = len(by_state["complete"])
+        failed = len(by_state["fail"] - by_state["complete"] - by_state["running"])
+        interrupted = len(by_state["interrupted"] - by_state["complete"] - by_state["running"] - by_state["fail"])
     running = []
     for t in live:
         rows = last.get(t._trial_id, [])
@@ -162,7 +166,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     return Progress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
                     None if recent is None else recent / covered, window_min, search, rate_from, covered, at,
-                    refused, locked)
+                    refused, locked, interrupted)
 
 
 def _val_metric(epoch: dict) -> str:
@@ -198,9 +202,11 @@ def render(p: Progress, now: dt.datetime | None = None) -> str:
     go = f", {p.to_go} to go" if p.to_go is not None else ", to go: not known from the study's name alone (give SPEC)"
     pruned = f", {p.pruned} pruned" if p.pruned else ""
     pruned += f", {p.refused} refused (over the cap)" if p.refused else ""
+    stopped = "their slots filled again" if p.search else "among those to go: they resume from their checkpoints"
+    interrupted = f", {p.interrupted} interrupted ({stopped})" if p.interrupted else ""
     lines = [f"{p.study} on {p.storage}, {now:%Y-%m-%d %H:%M:%S} UTC",
              *_round_line(p.round),
-             f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{pruned}{go}"]
+             f"{p.complete}{of} complete, {len(p.running)} running, {p.failed} failed{interrupted}{pruned}{go}"]
     if p.rate is None:
         timeless = "this study keeps its epochs with its trials, without a time" if p.locked else "this database's epochs carry no time"
         lines.append(f"rate: not known ({timeless}, and no trial ended in the last {p.window_min:g} min)")

@@ -113,3 +113,48 @@ def test_a_search_trial_records_what_it_trained_with_as_a_grid_trial_does(projec
     assert search["train_size"] + search["val_size"] == 600 and search["test_size"] == 0  # test never used
     for record in (search, grid):  # one builder: a search trial has its time and memory as a grid trial does
         assert record["wall_seconds"] > 0 and record["peak_memory_mb"] > 0
+
+
+# ---------------------------------------------------------------- interrupted is not failed (issue 35 point 8)
+
+
+def test_an_interrupted_or_taken_over_trial_is_shown_apart_from_the_failed(tmp_path, write_spec):
+    """Optuna's state stays FAIL; the reason lifecycle writes makes studies, trials, watch and the report say
+    "interrupted", and only the NaN trial counts as failed."""
+    import json
+
+    import optuna
+
+    from runner.store import Store
+    from runner.trials.lifecycle import fail_trial
+
+    spec, url = write_spec(), f"sqlite:///{tmp_path}/db.sqlite"
+    assert CliRunner().invoke(cli, ["grid", str(spec), "--storage", url, "-q"]).exit_code == 0
+    study = optuna.load_study(study_name="t", storage=url)
+    done = study.get_trials()[0]
+    store = Store(url)
+    for i, reason in enumerate((record.StopReason.INTERRUPTED, record.StopReason.TAKEN_OVER, "loss became nan")):
+        study.add_trial(optuna.trial.create_trial(  # a point of seed 1: not in the spec's 2 points
+            state=optuna.trial.TrialState.RUNNING, params=done.params, distributions=done.distributions,
+            user_attrs={**done.user_attrs, "config_hash": f"other{i}"}))
+        fail_trial(store, study.get_trials()[-1]._trial_id, reason)  # as the lifecycle ends it
+    store.dispose()
+    assert [t.state.name for t in study.get_trials()][2:] == ["FAIL"] * 3  # Optuna's state, underneath
+
+    run = CliRunner()
+    studies = json.loads(run.invoke(cli, ["studies", "--storage", url, "--format", "json"]).output)
+    assert (studies[0]["complete"], studies[0]["fail"], studies[0]["interrupted"]) == (2, 1, 2)
+    assert "interrupted" in run.invoke(cli, ["studies", "--storage", url]).output.splitlines()[0]
+    rows = json.loads(run.invoke(cli, ["trials", "--study", "t", "--storage", url, "--format", "json"]).output)
+    assert [r["state"] for r in rows] == ["complete", "complete", "interrupted", "interrupted", "fail"]
+    where = run.invoke(cli, ["trials", "--study", "t", "--storage", url, "--where", "state = fail"]).output
+    assert "loss became nan" in where and "taken over" not in where
+    watch = run.invoke(cli, ["watch", "--study", "t", "--storage", url, "--once"]).output
+    assert "2 complete, 0 running, 1 failed, 2 interrupted (among those to go: they resume from their checkpoints)" \
+        in watch, watch
+    made = run.invoke(cli, ["report", str(spec), "--storage", url, "--out", str(tmp_path / "r")])
+    assert made.exit_code == 0, made.output
+    left_out = json.loads((tmp_path / "r" / "summary.json").read_text())["excluded"]
+    assert sorted(x["state"] for x in left_out) == ["fail", "interrupted", "interrupted"]
+    assert any(x["reason"].startswith("interrupted: stopped, not failed") for x in left_out)
+    assert ",interrupted," in (tmp_path / "r" / "trials.csv").read_text()

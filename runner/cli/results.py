@@ -63,8 +63,10 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
 def studies(storage: str | None, fmt: str) -> None:
     """Every study in the storage: its trials by state and its best value.
 
-    A search's pruned trials and its draws refused over [search].max_params are in columns of their own,
-    where there are any; a column test, "locked" or "open", where a study's test set is locked.
+    Interrupted trials (Ctrl-C, a worker stopped and its point taken over: the point runs again, from
+    its checkpoint), a search's pruned trials and its draws refused over [search].max_params are in
+    columns of their own, where there are any, apart from the failed; a column test, "locked" or
+    "open", where a study's test set is locked.
 
     \b
     Example:
@@ -75,7 +77,8 @@ def studies(storage: str | None, fmt: str) -> None:
 
     rows = study_rows(reader(storage))
     columns = ["study", "direction", "trials", "complete", "running", "fail", "best_value"]
-    for extra in ("pruned", "refused"):  # a search's: pruned, and drawn over [search].max_params (never trained)
+    # stopped from outside, its point run again; a search's: pruned, and drawn over [search].max_params
+    for extra in ("interrupted", "pruned", "refused"):
         if any(r[extra] for r in rows):
             columns.insert(columns.index("best_value"), extra)
     if any(r["test"] == "locked" for r in rows):  # its best value is a validation metric's

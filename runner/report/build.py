@@ -17,7 +17,7 @@ from runner.design import aliases, estimable_interactions
 from runner.errors import StorageError
 from runner.models.counts import LayerRow
 from runner.models.user import REGULARIZER_ARGS
-from runner.record import TrialRecord, study_of
+from runner.record import TrialRecord, state_of, study_of
 from runner.record import of as stored
 from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Fraction, Known, Report,
                                 ReportError, config_key)
@@ -161,6 +161,8 @@ def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
 def why_not_complete(t: FrozenTrial) -> str:
     """A trial's reason for being left out: its stored one, else what its state says."""
     rec = stored(t)
+    if state_of(t) == "interrupted":  # stopped from outside: its point is the next run's, from its checkpoint
+        return f"{rec.fail_reason}: stopped, not failed; its point is run again, from its checkpoint"
     if rec.fail_reason:
         return str(rec.fail_reason)
     worker = f" by {rec.worker}" if rec.worker is not None else ""
@@ -186,7 +188,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         label = axes.label(model, params)
         seed = t.params.get("seed")
         if t.state != TrialState.COMPLETE:
-            excluded.append(Excluded(t.number, t.state.name.lower(), label, seed, why_not_complete(t)))
+            excluded.append(Excluded(t.number, state_of(t), label, seed, why_not_complete(t)))
             continue
         stale = build_trials.stale(axes.spec, t) or build_trials.changed(axes.spec, t)
         if stale:
@@ -408,7 +410,7 @@ def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], ax
         mine = epochs.get(t._trial_id, [])
         last = mine[-1] if mine else None
         rec = stored(t)
-        rows.append([t.number, t.state.name.lower(), t.params.get("model"), *(t.params.get(a) for a in axes.names),
+        rows.append([t.number, state_of(t), t.params.get("model"), *(t.params.get(a) for a in axes.names),
                      t.params.get("seed"), rec.param_count,
                      *(getattr(last, c) if last else None for c in _EPOCH_COLUMNS[:6]), rec.best_test_acc,
                      sum(e.seconds for e in mine) if mine else None, rec.wall_seconds, rec.config_hash, rec.label])

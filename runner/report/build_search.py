@@ -31,7 +31,7 @@ def _raw(trials: list[Any]) -> tuple[str, str]:
     """search_trials.csv (one row per search trial: state, every param, value, count, why it failed) and
     search_epochs.csv (one row per trial-epoch, as the trial reported them)."""
     params = sorted({k for t in trials for k in t.params})
-    rows = [[t.number, t.state.name.lower(), *(t.params.get(k) for k in params), t.value,
+    rows = [[t.number, state_of(t), *(t.params.get(k) for k in params), t.value,
              stored(t).param_count, stored(t).copy_of, stored(t).fail_reason, stored(t).config_hash]
             for t in trials]
     epochs = [[t.number, e.get("epoch"), *(e.get(c) for c in SEARCH_EPOCH_COLUMNS)]
@@ -55,7 +55,7 @@ def build_search(spec: Any, storage: Any, configs: list[Config],
     study = storage.load_study(name)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     states = [state_of(t) for t in trials]
-    counts = {s: states.count(s) for s in ("complete", "pruned", "fail", "running", "refused")}
+    counts = {s: states.count(s) for s in ("complete", "pruned", "fail", "interrupted", "running", "refused")}
     maximize = search.direction == "maximize"
     history, best = [], None
     for t in trials:

@@ -10,6 +10,7 @@ from pathlib import Path
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.record import of as stored
+from runner.record import state_of
 from runner.report.data import ReportError
 from runner.spec import Spec
 from runner.text import plural
@@ -148,7 +149,8 @@ def changed(spec: Spec, t: FrozenTrial) -> str | None:
 
 
 def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state as runner counts them (record.state_of: interrupted apart from failed)."""
     out: dict[str, int] = {}
     for t in trials:
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        out[state_of(t)] = out.get(state_of(t), 0) + 1
     return out

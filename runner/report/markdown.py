@@ -304,8 +304,8 @@ def _excluded_section(report: Report) -> list[str]:
         return out + ["None: every stored trial is complete and in the statistics.", ""]
     rows = [[str(x.number), x.state, x.label, "–" if x.seed is None else str(x.seed), x.reason]
             for x in report.excluded]
-    return out + ["Failed, running or duplicate trials, and trials stored with a config or code the spec no "
-                  "longer gives; none of them is in the statistics above.", "",
+    return out + ["Failed, interrupted, running or duplicate trials, and trials stored with a config or code the "
+                  "spec no longer gives; none of them is in the statistics above.", "",
                   table(["trial", "state", "label", "seed", "reason"], rows, {0, 3}), ""]
 
 

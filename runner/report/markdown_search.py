@@ -25,7 +25,9 @@ def search_markdown(s: SearchSummary) -> list[str]:
            f"Optuna study `{s.study}`: {s.sampler} sampler, {s.pruner} pruner, on the validation split's "
            f"{'accuracy' if s.metric == 'val_acc' else 'loss'} ({s.metric}); the test split was never evaluated "
            f"during the search. Budget: {used} of {s.budget} finished trials ({s.counts['complete']} complete, "
-           f"{s.counts['pruned']} pruned), {s.counts['fail']} failed (not counted: a NaN loss, or interrupted), "
+           f"{s.counts['pruned']} pruned), {s.counts['fail']} failed (not counted: a NaN loss, an error), "
+           f"{s.counts.get('interrupted', 0)} interrupted (not counted: stopped from outside, its slot filled "
+           "again), "
            f"{s.counts.get('refused', 0)} refused (over the cap: drawn over [search].max_params, never trained, "
            f"not counted), {s.counts['running']} running.", "",
            "![Optimization history](search-history.png)", "",

@@ -38,9 +38,9 @@ __all__ = ["GRACE_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "ta
 
 Log = Callable[[str], None]
 Tick = Callable[[int], None]  # n more trial-epochs done (or no longer to do)
-TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"
-CLAIM_LOST = ("dropped: its worker was cut off from the database long enough for another to take its point over "
-              "(that worker's trial counts)")
+TAKEN_OVER = record.StopReason.TAKEN_OVER  # these three: stopped, not failed (record.state_of)
+CLAIM_LOST = record.StopReason.DROPPED
+INTERRUPTED = record.StopReason.INTERRUPTED
 KILLED = "was killed by"  # in the reason of a trial whose worker a signal killed (pool.death writes it)
 
 
@@ -276,7 +276,7 @@ class TrialRun:
     def interrupted(self) -> None:
         """Fail the trial "interrupted" (best effort, on the way out) and give its claims back."""
         self.writer.stop()  # no write of its may land after the claims are given back
-        fail_trial(self.store, self.trial_id, "interrupted", self.finish)
+        fail_trial(self.store, self.trial_id, INTERRUPTED, self.finish)
         for study, key in self.claims:
             try:
                 self.store.release(study, key, self.worker)
@@ -306,10 +306,10 @@ def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, tria
                 store.update_claim(study, key, worker, state="complete")
             return
         if trial_id is not None:
-            fail_trial(store, trial_id, "interrupted")
+            fail_trial(store, trial_id, INTERRUPTED)
         elif config_hash:
             for t in _running_of(store, claims[0][0], worker, config_hash):
-                fail_trial(store, t, "interrupted")
+                fail_trial(store, t, INTERRUPTED)
         for study, key in claims:
             store.release(study, key, worker)
     except (RunnerError, optuna.exceptions.OptunaError):
