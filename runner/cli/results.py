@@ -25,9 +25,13 @@ __all__ = ["report", "studies", "trials", "show", "export", "predict", "digit"]
               help="Report the trials an earlier version of your model's file made: its SHA-256 (the first 12 "
                    "digits the report names are enough), or any for every stored version. By default only the "
                    "file there now counts (an edit of comments, docstrings or formatting keeps its trials).")
+@click.option("--stored-config", is_flag=True,
+              help="Report the stored trials of SPEC's points (model, axes, seed) whatever config they were made "
+                   "with: after an edit of [train] or [data] changed them all. The report's setup shows what they "
+                   "stored, and a note names each field that differs.")
 @user_errors
 def report(spec_path: str, storage: str | None, out: str | None, readme: str | None,
-           module_version: str | None) -> None:
+           module_version: str | None, stored_config: bool) -> None:
     """Write SPEC's study as a Markdown report, with figures and summary.json.
 
     The report holds the setup, parameter counts, learning curves, a comparison of every
@@ -45,7 +49,8 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
     from runner.report import make_report
     from runner.spec import load_spec
 
-    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme, module_version)
+    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme, module_version,
+                                  stored_config)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     trials = sum(len(c.seeds) for c in result.configs)

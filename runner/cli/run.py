@@ -52,7 +52,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
       runner grid specs/regularization.toml --storage sqlite:///elsewhere.sqlite
     """
     from runner.spec import load_spec
-    from runner.trials.grid import plan_lines, run_grid, stored_lines
+    from runner.trials.grid import end_lines, plan_lines, run_grid, stored_lines
 
     spec, run = load_spec(spec_path), run_settings(options)
     if dry_run:
@@ -70,7 +70,8 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
                        "limit)")
             return
         lines = checks(spec, run.workers, run.gpus)  # its last line: nothing trained, the storage not touched
-        click.echo("\n".join([*lines[:-1], *stored_lines(spec, storage), *plan_lines(spec, storage), lines[-1]]))
+        stored = stored_lines(spec, storage, run.retry_failed)
+        click.echo("\n".join([*lines[:-1], *stored, *plan_lines(spec, storage), lines[-1]]))
         return
     with stopping_cleanly(quiet, "nothing incomplete was marked complete") as progress:
         if spec.study.rounds is None:
@@ -78,10 +79,10 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
         else:
             from runner.rounds import run_rounds
 
-            result, _ = run_rounds(spec, storage, run, progress)
-    complete = result.done_before + result.ran
-    failed = f", {result.failed} failed (see `runner trials`; --retry-failed runs them again)" if result.failed else ""
-    click.echo(f"{spec.study.name}: {complete} of {result.total} trials complete{failed}")
+            result, looked = run_rounds(spec, storage, run, progress)
+            spec = looked.spec(spec)  # the points of the round it ended in
+    # the storage's count, every process's trials: not this process's alone
+    click.echo("\n".join(end_lines(spec, storage)))
     for line in result.deaths:
         click.echo(line, err=True)
     if result.failed:

@@ -177,8 +177,10 @@ def why_not_complete(t: FrozenTrial) -> str:
     return f"failed{epochs}; no reason stored (the code that ran it kept none)"
 
 
-def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
-    """Complete trials by configuration key (one per seed), and every trial left out."""
+def _group(trials: list[FrozenTrial], axes: _Axes,
+           stored_config: bool = False) -> tuple[dict[str, list[FrozenTrial]], list[Excluded]]:
+    """Complete trials by configuration key (one per seed), and every trial left out (`stored_config`: a trial
+    whose point the spec now gives another config counts, as its setting)."""
     groups: dict[str, list[FrozenTrial]] = {}
     first: dict[tuple[str, int], int] = {}
     excluded = []
@@ -190,7 +192,7 @@ def _group(trials: list[FrozenTrial], axes: _Axes) -> tuple[dict[str, list[Froze
         if t.state != TrialState.COMPLETE:
             excluded.append(Excluded(t.number, state_of(t), label, seed, why_not_complete(t)))
             continue
-        stale = build_trials.stale(axes.spec, t) or build_trials.changed(axes.spec, t)
+        stale = build_trials.stale(axes.spec, t) or (None if stored_config else build_trials.changed(axes.spec, t))
         if stale:
             excluded.append(Excluded(t.number, "complete", label, seed, stale))
             continue
@@ -439,7 +441,7 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
     return build_mistakes(spec, roles, test, _dataset(complete), classes)
 
 
-def _read(spec: Spec, url: str | None, module_version: str | None = None) -> tuple:
+def _read(spec: Spec, url: str | None, module_version: str | None = None, stored_config: bool = False) -> tuple:
     """The stored trials as the report reads them: (storage URL, trials, epochs, the spec as searched, the spec
     as its trials ran, notes, axes, complete trials by configuration, trials left out)."""
     storage, trials, epochs, study_record = _load_trials(spec, url)
@@ -448,8 +450,9 @@ def _read(spec: Spec, url: str | None, module_version: str | None = None) -> tup
     spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, study_record))
     spec, chosen = build_trials.module_version(spec, trials, module_version)
     notes += adopted + chosen + build_trials.earlier_note(spec, trials)
+    notes += build_trials.stored_config_note(spec, trials) if stored_config else []
     axes = _Axes(spec, trials)
-    groups, excluded = _group(trials, axes)
+    groups, excluded = _group(trials, axes, stored_config)
     return storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record
 
 
@@ -467,14 +470,17 @@ def stored_plan(spec: Spec, url: str | None) -> Plan:
     return plan(spec, configs, _correct(spec, url, configs, _predictions(url, configs, "test")))
 
 
-def build_report(spec: Spec, url: str | None, module_version: str | None = None) -> Report:
+def build_report(spec: Spec, url: str | None, module_version: str | None = None,
+                 stored_config: bool = False) -> Report:
     """Every number of the report, from the trials stored for `spec`'s study at `url`.
 
     Args:
         module_version: report the trials an earlier version of a user's module made: a stored file's
             SHA-256 (its first 12 digits are enough), or "any" for every stored version.
+        stored_config: report each complete trial of the spec's points (model, axes, seed) whatever config it
+            was made with (after an edit of [train] or [data] that changed them all), as its setting.
     """
-    read = _read(spec, url, module_version)
+    read = _read(spec, url, module_version, stored_config)
     storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record = read
     if not groups:
         raise ReportError(build_trials.nothing_to_report(storage, spec, trials))

@@ -15,8 +15,9 @@ from runner.report.data import ReportError
 from runner.spec import Spec
 from runner.text import plural
 from runner.trials.sources import earlier_versions
+from runner.trials.standing import Change, field_changes
 
-__all__ = ["ANY_VERSION", "stored_code", "stale", "changed", "module_version", "earlier_note", "nothing_to_report",
+__all__ = ["ANY_VERSION", "stored_code", "stale", "changes", "changed", "changed_fields", "stored_config_note", "module_version", "earlier_note", "nothing_to_report",
            "count_states"]
 
 
@@ -116,6 +117,12 @@ def nothing_to_report(storage: str, spec: Spec, trials: list[FrozenTrial]) -> st
                 f"run `runner grid {spec.path}` to train this code, or report those trials with "
                 f"--module-version {next(iter(shas))[:12]} (or --module-version any)")
     shown = ", ".join(f"{k} {s}" for s, k in sorted(states.items())) or "no trials"
+    n, texts = changed_fields(spec, trials)
+    if n and texts:  # complete, but the spec now gives their points another config: say which field
+        return (f"{storage}: study {spec.study.name!r} has no complete trials of the configurations this spec gives: "
+                f"{plural(n, 'complete trial')} of its points {'was' if n == 1 else 'were'} made with another config "
+                f"({'; '.join(texts)}): run `runner grid {spec.path}` to train this config, or report the stored "
+                "trials with --stored-config")
     if states.get("complete"):  # complete, but of configurations the spec no longer gives
         return (f"{storage}: study {spec.study.name!r} has no complete trials of the configurations this spec gives "
                 f"({shown}, made with another config); run `runner grid {spec.path}` first")
@@ -123,8 +130,9 @@ def nothing_to_report(storage: str, spec: Spec, trials: list[FrozenTrial]) -> st
             f"run `runner grid {spec.path}` first")
 
 
-def changed(spec: Spec, t: FrozenTrial) -> str | None:
-    """Why a trial no longer counts: the spec now gives its params another config (else None).
+def changes(spec: Spec, t: FrozenTrial) -> tuple[str, str, list[Change]] | None:
+    """(config hash stored, config hash now, each field that differs) of a trial whose params the spec now gives
+    another config; None when it gives the same one, or no longer gives its params.
 
     A declared model's layers, a preset's hidden widths or a [train] / [data] value edited in the
     spec since the trial ran: its params alone cannot tell, its stored config hash can.
@@ -142,10 +150,35 @@ def changed(spec: Spec, t: FrozenTrial) -> str | None:
         return None
     if now.config_hash == then:
         return None
-    old, new = stored(t).config, now.resolved()
-    what = [k for k in ("model", "train", "data", "regularizers") if old.get(k) != new.get(k)]
-    return (f"stored with another {' and '.join(what) or 'config'} than the spec now gives "
-            f"(config {then}, now {now.config_hash}): not this spec's result")
+    return then, now.config_hash, field_changes(stored(t).config, now.resolved())
+
+
+def changed(spec: Spec, t: FrozenTrial) -> str | None:
+    """Why a trial no longer counts: the spec now gives its params another config, each field named with what
+    the trial stored (else None)."""
+    found = changes(spec, t)
+    if found is None:
+        return None
+    then, now, fields = found
+    return (f"stored with another config than the spec now gives: {'; '.join(c.text() for c in fields) or 'config'} "
+            f"(config {then}, now {now}): not this spec's result (--stored-config reports it)")
+
+
+def changed_fields(spec: Spec, trials: list[FrozenTrial]) -> tuple[int, list[str]]:
+    """(complete trials whose config the spec now gives otherwise, each distinct change as text)."""
+    found = [c for t in trials if t.state == TrialState.COMPLETE and (c := changes(spec, t)) is not None]
+    texts = list(dict.fromkeys(f.text() for _, _, fields in found for f in fields))
+    return len(found), texts
+
+
+def stored_config_note(spec: Spec, trials: list[FrozenTrial]) -> list[str]:
+    """--stored-config: a line saying which trials it reports and with what stored instead."""
+    n, texts = changed_fields(spec, trials)
+    if not n:
+        return ["--stored-config: every complete trial has the config the spec gives; nothing else is reported"]
+    return [f"--stored-config: {plural(n, 'complete trial')} made with another config than the spec gives "
+            f"{'is' if n == 1 else 'are'} reported as its settings ({'; '.join(texts)}); the setup shows what "
+            "they stored"]
 
 
 def count_states(trials: list[FrozenTrial]) -> dict[str, int]:

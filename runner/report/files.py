@@ -93,9 +93,9 @@ def update_readme(path: str | Path, report: Report, out_dir: str | Path) -> Path
 
 
 def make_report(spec: Spec, url: str | None, out_dir: str | Path | None = None, readme: str | Path | None = None,
-                module_version: str | None = None) -> tuple[Report, list[Path]]:
+                module_version: str | None = None, stored_config: bool = False) -> tuple[Report, list[Path]]:
     """Build the report and write its folder (and the README's summary); check everything first."""
-    report = build_report(spec, url, module_version)
+    report = build_report(spec, url, module_version, stored_config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(report.study)
     _check_out_dir(out)
     readme_text = _readme_text(Path(readme), report, out) if readme is not None else None

@@ -20,7 +20,7 @@ from runner import plan, record
 from runner.data import Data
 from runner.errors import RunnerError, StorageError
 from runner.keys import choices_text
-from runner.text import toml_literal
+from runner.text import plural, toml_literal
 from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
@@ -31,12 +31,13 @@ from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.settings import MAX_POINTS, RunSettings
 from runner.trials.sources import adopt_stored_source, known_structures, remember_sources, stale_sources
+from runner.trials.standing import best_line, changed_lines, count_line, next_lines, standing
 from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 
 __all__ = ["GridResult", "MAX_POINTS", "check_size", "run_grid", "distributions", "model_choices", "fixed_choices",
-           "pending", "stored_lines", "plan_lines", "GridWorker"]
+           "pending", "stored_lines", "end_lines", "plan_lines", "GridWorker"]
 
 # Categorical params need the same choices in every trial of a study (Optuna's rule), so each
 # categorical axis has one fixed universe; numbers are single-point Float/Int distributions.
@@ -123,23 +124,46 @@ def pending(spec: Spec, store: Store, retry_failed: bool = False) -> tuple[list[
     return todo, done
 
 
-def stored_lines(spec: Spec, url: str | None) -> list[str]:
-    """What `runner grid` would say of the stored trials before training (for --dry-run): which a user's
-    module still counts after an edit of its form, and which an earlier version of its code made and whose
-    points train again; nothing when the storage or the study is not there yet. Reading never writes."""
+def stored_lines(spec: Spec, url: str | None, retry_failed: bool = False) -> list[str]:
+    """What `runner grid` would say of the stored trials before training (for --dry-run): how many points are
+    complete in the storage and how many would run; which points changed since their trials were stored (the
+    field, and what the storage has instead); which trials a user's module still counts after an edit of its
+    form, and which an earlier version of its code made and whose points train again. Reading never writes."""
+    nothing = [f"{plural(spec.point_count(), 'point')}: 0 complete in the storage (no study {spec.study.name!r} "
+               f"there yet), {spec.point_count()} to run"]
     try:
         store = Store(url, create=False)
     except RunnerError:
-        return []
+        return nothing
     try:
         if spec.study.name not in store.study_names():
-            return []
+            return nothing
         study = store.load_study(spec.study.name)
         trials = study.get_trials(deepcopy=False)
         spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))
-        return [*adopted, *stale_sources(spec, trials, pending(spec, store)[0])]
+        todo, done = pending(spec, store, retry_failed)
+        return [count_line(spec, standing(spec, store, todo, done)), *changed_lines(spec, trials), *adopted,
+                *stale_sources(spec, trials, todo)]
     finally:
         store.dispose()
+
+
+def end_lines(spec: Spec, url: str | None) -> list[str]:
+    """What `runner grid` ends with, read from the storage (every process's trials, not this one's alone): the
+    count, the best result so far, and the report and trials commands to run next."""
+    store = Store(url, create=False)
+    try:
+        study = store.load_study(spec.study.name)
+        trials = study.get_trials(deepcopy=False)
+        spec, _ = adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))
+        todo, done = pending(spec, store)
+        now = standing(spec, store, todo, done)
+    finally:
+        store.dispose()
+    failed = f", {now.failed} failed (see `runner trials`; --retry-failed runs them again)" if now.failed else ""
+    best = best_line(spec, now)
+    return [f"{spec.study.name}: {now.complete} of {now.total} trials complete{failed}", *([best] if best else []),
+            *next_lines(spec, url)]
 
 
 def plan_lines(spec: Spec, url: str | None) -> list[str]:

@@ -72,7 +72,8 @@ def test_dry_run_prints_the_points_and_writes_nothing(run, write_spec, tmp_path)
 def test_quiet_prints_only_the_summary(run, write_spec):
     result = run("grid", write_spec(), "--quiet")
     assert result.exit_code == 0
-    assert result.output.strip() == "t: 2 of 2 trials complete"
+    assert result.output.splitlines()[0] == "t: 2 of 2 trials complete"
+    assert result.output.splitlines()[1].startswith("best so far: trial ") and len(result.output.splitlines()) == 4
 
 
 def test_progress_shows_trials_and_epochs(run, write_spec):
