@@ -317,6 +317,60 @@ class LeNet5(nn.Module):
 """
 
 
+# Modules as students write them: LeNet-5 with padding=2 on 28x28 (61,706 parameters), the same ending in softmax,
+# an MLP of other widths than the preset's, and a small net with its own batch norm and dropout; none takes an
+# argument the runner passes.
+STUDENTS = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class SoftLeNet(LeNet5):
+    def forward(self, x):
+        return F.softmax(super().forward(x), dim=1)
+
+
+class MLP(nn.Module):
+    def __init__(self, hidden=100):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 50), nn.ReLU(),
+                                 nn.Linear(50, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.drop = nn.Dropout(0.25)
+        self.fc = nn.Linear(8 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(self.drop(torch.flatten(x, 1)))
+"""
+
+
 STUDENT_SPEC = """
 [study]
 name = "student"

@@ -12,12 +12,15 @@ The MLP 784 -> 74 -> 40 -> 10 has (784+1)*74 + (74+1)*40 + (40+1)*10 = 61,500 (0
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any, Sequence
 
 from runner.models.build import ModelConfig
+from runner.models.counts import SHARED, UNUSED, LayerRow, param_table
 from runner.models.layers import Layer
 
-__all__ = ["PRESETS", "preset_layers", "preset_config", "MLP_HIDDEN"]
+__all__ = ["PRESETS", "preset_layers", "preset_config", "MLP_HIDDEN", "matching_preset"]
 
 MLP_HIDDEN = (74, 40)  # the shipped MLP's hidden widths: 61,500 parameters
 
@@ -52,3 +55,28 @@ def preset_layers(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int 
 def preset_config(arch: str, hidden: tuple[int, ...] = MLP_HIDDEN, classes: int = 10, **regularizers: Any) -> ModelConfig:
     """The ModelConfig of a named architecture for MNIST-shaped data: preset_config("lenet5", batch_norm=True)."""
     return ModelConfig(preset_layers(arch, hidden, classes), classes=classes, **regularizers)
+
+
+def _weighted(rows: Sequence[LayerRow]) -> list[LayerRow]:
+    """The rows that learn weights (conv, fc, ...), in order: not batch norm, nothing unused, no shared call."""
+    return [r for r in rows if r.count and r.kind not in ("batch norm", UNUSED) and r.formula != SHARED]
+
+
+@lru_cache(maxsize=None)
+def _lenet5_counts(in_shape: tuple[int, int, int], classes: int) -> tuple[int, ...]:
+    rows = param_table("lenet5", "lenet5", replace(preset_config("lenet5", classes=classes), in_shape=in_shape)).rows
+    return tuple(r.count for r in _weighted(rows))  # (156, 2416, 48120, 10164, 850) on MNIST
+
+
+def matching_preset(rows: Sequence[LayerRow], in_shape: tuple[int, int, int] = (1, 28, 28),
+                    classes: int = 10) -> str | None:
+    """The preset a layer table is, whatever its names, activations, pooling or padding say: "lenet5" when its
+    weighted layers count LeNet-5's parameters in order (a C5 written as a 5x5 conv counts what f5 does; on
+    28x28 images c1 pads by 2, in the conv or as input = { pad = 2 }), "mlp" when two or more layers learn
+    weights and every one is fully connected (of any widths), else None. Batch norm is left out of both."""
+    weighted = _weighted(rows)
+    if tuple(r.count for r in weighted) == _lenet5_counts(tuple(in_shape), classes):
+        return "lenet5"
+    if len(weighted) >= 2 and all(r.kind == "fc" for r in weighted):
+        return "mlp"
+    return None

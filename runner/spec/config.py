@@ -108,6 +108,7 @@ class ModelSpec:
     source_sha256: str = ""  # its SHA-256: a changed file is a new configuration (unless only its form changed)
     source_structure: str = ""  # the SHA-256 of what it does (usercode.structure_sha256): not in the config hash
     takes: tuple[str, ...] | None = None  # the model regularizers its constructor takes; None: not known (all)
+    compare: str = ""  # the preset the report compares it as ([models.X].compare); not in the config hash
 
     def own(self, regularizer: str) -> bool:
         """Whether a regularizer is the module's own (its constructor takes no such argument): a grid

@@ -117,6 +117,10 @@ MODEL_KEYS: dict[str, Key] = {
     "target": Key(str, None, "a user's nn.Module, module:attribute; the spec's folder is searched first",
                   text='"module:attribute", e.g. "mynet:Net"'),
     "args": Key(dict, None, "keyword arguments of target's constructor"),
+    "compare": Key(str, None, "the preset this model stands for in the report: LeNet-5 against the published "
+                              "figure and on compare.png beside the MLP (default: a preset is itself, and a declared "
+                              "model or a module whose layer table matches a preset's stands for it)",
+                   choices=ARCHS),
     **REGULARIZERS,
 }
 ARCH_KEYS = ("arch", "layers", "target")  # a model gives exactly one of them

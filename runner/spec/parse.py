@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tomllib
 import warnings
+from dataclasses import replace
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,14 @@ def _model(c: Checker, name: str, table: Any, data: DataSpec, folder: str) -> Mo
         raise c.fail(where, f"{what}; give exactly one of arch = {choices_text(ARCHS)}, "
                             "layers = [...] or target = \"module:attribute\"")
     defaults = tuple((k, v) for k, v in values.items() if k in REGULARIZERS)
+    compare = values.get("compare", "")
+    if compare and values.get("arch", compare) != compare:
+        raise c.fail(f"{where}.compare", f'{show_value(compare)} for an arch = {show_value(values["arch"])} model: '
+                                         "a preset is compared as itself; leave compare out")
     known = dataset_shape(data)  # None for user data: checked once it is loaded (Spec.bind)
     shape, classes = known or ((1, 28, 28), 10)
     if "target" in values:
-        return _target_model(c, where, name, values, defaults, folder)
+        return replace(_target_model(c, where, name, values, defaults, folder), compare=compare)
     for k in ("args",):
         if k in values:
             raise c.fail(f"{where}.{k}", "only a model with target = \"module:attribute\" takes args")
@@ -174,7 +179,7 @@ def _model(c: Checker, name: str, table: Any, data: DataSpec, folder: str) -> Mo
         arch, layers = values["arch"], preset_layers(values["arch"], hidden, classes)
     else:
         arch, layers = "layers", _layers(c, f"{where}.layers", values["layers"])
-    model = ModelSpec(name, arch, hidden, defaults, layers, act, inp)
+    model = ModelSpec(name, arch, hidden, defaults, layers, act, inp, compare=compare)
     if known:
         check_shapes(c, where, model, shape, classes)
     return model

@@ -62,3 +62,35 @@ def test_a_declared_lenet5_is_the_preset_same_weights_for_the_same_seed(write_sp
     assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
     x = torch.randn(4, 1, 28, 28)
     assert torch.equal(declared(x), preset(x))
+
+
+def _students() -> dict:
+    from tests.helpers import STUDENTS
+
+    namespace: dict = {}
+    exec(STUDENTS, namespace)  # noqa: S102 - the test's own module text
+    return namespace
+
+
+@pytest.mark.parametrize("name, preset", [("LeNet5", "lenet5"), ("SoftLeNet", "lenet5"), ("MLP", "mlp"),
+                                          ("BNNet", None)])
+def test_a_students_module_is_the_preset_its_layer_table_matches(name, preset):
+    """LeNet-5 with padding=2 and functional pooling, or ending in softmax, is LeNet-5; an MLP of other widths is
+    the MLP; a conv net of another shape is neither."""
+    from runner.models.counts import layer_rows
+    from runner.models.presets import matching_preset
+
+    assert matching_preset(layer_rows(_students()[name](), (1, 28, 28))) == preset
+
+
+def test_a_lenet5_on_padded_input_and_a_preset_with_batch_norm_are_lenet5_and_a_lone_fc_is_no_mlp():
+    from runner.models.counts import layer_rows, param_table
+    from runner.models.presets import matching_preset
+    from tests.helpers import STUDENT
+
+    namespace: dict = {}
+    exec(STUDENT.format(last="self.fc3(x)"), namespace)  # noqa: S102 - conv1 unpadded: input = { pad = 2 }
+    assert matching_preset(layer_rows(namespace["LeNet5"](), (1, 32, 32), "pad 2")) == "lenet5"
+    assert matching_preset(layer_rows(namespace["LeNet5"](), (1, 32, 32))) == "lenet5"
+    assert matching_preset(param_table("x", "x", preset_config("lenet5", batch_norm=True)).rows) == "lenet5"
+    assert matching_preset(layer_rows(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), (1, 28, 28))) is None
