@@ -17,6 +17,8 @@ The package is cut by stage, and a stage that covers several sections has a modu
     build, build_trials,      storage to Report: the grid's configurations, effects and setup; which
       build_search,           stored trials count (a user module's versions); the search behind a tuned
       build_mistakes          spec; where the models are wrong
+    roles                     which model stands for LeNet-5 and the MLP, the gallery's baseline, the
+                              configurations at or near chance and why
     stats                     every figure of chance: means, t-intervals, paired t-tests, the bootstrap, Holm
     markdown, markdown_search, report.md and the README summary; the search's section, the mistakes'
       markdown_mistakes

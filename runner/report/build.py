@@ -15,15 +15,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.data import FAMILY
 from runner.design import aliases, estimable_interactions
 from runner.errors import StorageError
-from runner.models.counts import LayerRow
+from runner.models.counts import LayerRow, ParamTable
 from runner.models.user import REGULARIZER_ARGS
 from runner.record import TrialRecord, state_of, study_of
 from runner.record import of as stored
-from runner.report.data import (CURVES, REFERENCES, Config, Curve, Effect, Excluded, Figure, Fraction, Known, Report,
-                                ReportError, config_key)
+from runner.report.data import (CURVES, REFERENCES, AtChance, Config, Curve, Effect, Excluded, Figure, Fraction, Known,
+                                Report, ReportError, config_key)
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report import build_trials
+from runner.report.roles import at_chance, compared_models, gallery_baseline, plain_config
 from runner.report.rounds import Plan, plan
 from runner.plan import status as plan_status
 from runner.report.choose import choose, fits
@@ -239,19 +240,43 @@ def _distinct(values: list[Any]) -> str:
     return ", ".join(shown) if shown else "not recorded"
 
 
-def _regularizer(attrs: list[TrialRecord], r: str) -> str:
-    """The values a regularizer took; "the module's own" for a user's module whose constructor has no
-    such argument (its batch norm or dropout, if any, are in its layer table)."""
-    own = [a for a in attrs if r in REGULARIZER_ARGS and r not in (a.module_takes or (r,))]
+def _regularizer(attrs: list[TrialRecord], r: str, tables: dict[str, list[LayerRow]]) -> str:
+    """The values a regularizer took; for a user's module whose constructor has no such argument, "the module's
+    own" and what its layer table (`tables`: model -> rows) shows of it: "the module's own: `net` has batch norm
+    at bn1, bn2", or "... has no batch norm"."""
+    def model(a: TrialRecord) -> str:
+        return str(a.section("model").get("name", "?"))
+
+    own = [a for a in attrs if r in REGULARIZER_ARGS and a.module_takes is not None and r not in a.module_takes]
     # a regularizer added later (ema) is stored only where it is on: absent, it was off
     later = REGULARIZERS[r].default if r in LATER_REGULARIZERS else None
     values = [a.section("regularizers").get(r, later) for a in attrs if a not in own]
     values = [v for v in values if v is not None]
-    shown = [_distinct(values)] if values or not own else []
-    return ", ".join(shown + (["the module's own"] if own else []))
+    if not own:
+        return _distinct(values)
+    runner = [_distinct(values) + " (" + ", ".join(f"`{m}`" for m in dict.fromkeys(
+        model(a) for a in attrs if a not in own)) + ")"] if values else []
+    owners = [_built_in(r, m, tables.get(m)) for m in dict.fromkeys(model(a) for a in own)]
+    known = [o for o in owners if o]
+    return "; ".join(runner + ["the module's own" + (": " + "; ".join(known) if known else "")])
 
 
-def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
+def _built_in(r: str, model: str, rows: list[LayerRow] | None) -> str:
+    """What a module's layer table shows of a regularizer it takes no argument for: "`net` has dropout 0.5 at
+    drop1", "`net` has no batch norm"; "" without a stored table."""
+    if rows is None:
+        return ""
+    word = r.replace("_", " ")  # batch norm, dropout: the kinds of runner.models.counts
+    at: dict[str, list[str]] = {}
+    for row in rows:
+        if row.kind.split(",")[0] == word or row.kind.startswith(word + " "):
+            at.setdefault(row.kind.split(",")[0], []).append(row.name)
+    if not at:
+        return f"`{model}` has no {word}"
+    return f"`{model}` has " + ", ".join(f"{kind} at {', '.join(names)}" for kind, names in at.items())
+
+
+def _setup(complete: list[FrozenTrial], tables: dict[str, list[LayerRow]]) -> tuple[list[tuple[str, str]], ...]:
     attrs = [stored(t) for t in complete]
     cfg = [a.config for a in attrs]
     dataset = _dataset(complete)
@@ -278,7 +303,7 @@ def _setup(complete: list[FrozenTrial]) -> tuple[list[tuple[str, str]], ...]:
                      + (" (auto: computed from the training images)" if auto else "")))
     train_keys = sorted({k for c in cfg for k in c.get("train", {})}, key=lambda k: (_TRAIN_ORDER.get(k, 99), k))
     train = [(k, _distinct([c["train"][k] for c in cfg if k in c.get("train", {})])) for k in train_keys]
-    train += [(r, _regularizer(attrs, r)) for r in REGULARIZERS if r != "ema_warmup"]
+    train += [(r, _regularizer(attrs, r, tables)) for r in REGULARIZERS if r != "ema_warmup"]
     averaged = [a.section("regularizers") for a in attrs if a.section("regularizers").get("ema")]
     if averaged:  # stored only where it was on: an EMA trial without it predates the warm-up
         train.append(("ema_warmup", _distinct([r.get("ema_warmup", False) for r in averaged]) + " (the EMA trials)"))
@@ -304,27 +329,6 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{seconds:.1f} s"
 
 
-def _model_of_arch(spec: Spec, configs: list[Config], arch: str) -> str | None:
-    names = [n for n, m in spec.models.items() if m.arch == arch] + [c.model for c in configs if c.arch == arch]
-    return next((n for n in names if any(c.model == n for c in configs)), None)
-
-
-def _baseline(spec: Spec, configs: list[Config], model: str, regs_off: bool) -> Config | None:
-    """The model's default point (with every regularizer off, if asked), if it was stored; else, for a model
-    that ran at a budget of its own ([[runs]] beside a one-at-a-time design), its best configuration with
-    every regularizer off."""
-    if model not in spec.models:
-        return None
-    params = dict(spec.point({"model": model}, 0).params)
-    params.pop("seed")
-    if regs_off:
-        params.update({r: k.default for r, k in REGULARIZERS.items() if r in params})
-    found = next((c for c in configs if c.key == config_key(params)), None)
-    if found is None and spec.against_baseline:
-        found = next((c for c in configs if c.model == model and not c.regularized), None)  # best first
-    return found
-
-
 def _fraction(spec: Spec) -> Fraction | None:
     """A fractional grid in words, and the two-way interactions it cannot estimate (aliased with a main effect)."""
     d = spec.fraction()
@@ -341,8 +345,9 @@ def _dataset(complete: list[FrozenTrial]) -> str:
     return names.pop() if len(names) == 1 else "several"
 
 
-def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None:
-    """The unregularized LeNet-5 against the published figure for its dataset, where there is one."""
+def _known(baseline: Config | None, complete: list[FrozenTrial], stands_for: str = "") -> Known | None:
+    """The unregularized LeNet-5 against the published figure for its dataset, where there is one; `stands_for`:
+    why the model is LeNet-5 when it is not the preset."""
     dataset = _dataset(complete)
     ref = REFERENCES.get((dataset, "lenet5"))
     if baseline is None or not baseline.final_acc or ref is None:
@@ -352,22 +357,23 @@ def _known(baseline: Config | None, complete: list[FrozenTrial]) -> Known | None
     return Known(baseline.label, len(baseline.final_acc), float(np.mean(baseline.final_acc)),
                  std_of(baseline.final_acc), min(baseline.final_acc), max(baseline.final_acc),
                  ref.accuracy, sizes == {FULL_MNIST} and official == {True}, ref.source, ref.model, ref.note,
-                 FAMILY[dataset].title)
+                 FAMILY[dataset].title, stands_for)
 
 
-def _figures(spec: Spec, configs: list[Config], effects: list[Effect]) -> list[Figure]:
+def _figures(spec: Spec, configs: list[Config], effects: list[Effect],
+             compared: dict[str, tuple[str, str]]) -> list[Figure]:
     models = list(dict.fromkeys([m for m in spec.models] + [c.model for c in configs]))
     shown: list[Config] = []
     for model in models:
         mine = [c for c in configs if c.model == model]  # best first
-        base = _baseline(spec, configs, model, regs_off=False)
+        base = plain_config(spec, configs, model, regs_off=False)
         for c in (base, mine[0] if mine else None):
             if c is not None and c not in shown:
                 shown.append(c)
     figures = [Figure(f"curves-{c.slug}.png", c.label, "curves", (c.key,)) for c in shown]
-    lenet, mlp = _model_of_arch(spec, configs, "lenet5"), _model_of_arch(spec, configs, "mlp")
-    overlay = [_baseline(spec, configs, lenet, regs_off=True) if lenet else None,
-               _baseline(spec, configs, mlp, regs_off=False) if mlp else None,
+    lenet, mlp = (compared[arch][0] if arch in compared else None for arch in ("lenet5", "mlp"))
+    overlay = [plain_config(spec, configs, lenet, regs_off=True) if lenet else None,
+               plain_config(spec, configs, mlp, regs_off=False) if mlp else None,
                next((c for c in configs if c.model == lenet and c.regularized), None)]
     keys = tuple(dict.fromkeys(c.key for c in overlay if c is not None))
     if len(keys) > 1:
@@ -429,16 +435,20 @@ def _csv_without(names: list[str], rows: list[list[Any]], held: str) -> str:
     return csv_text([names[i] for i in keep], [[r[i] for i in keep] for r in rows])
 
 
-def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], complete: list[FrozenTrial]) -> Any:
-    """The best configuration, plain LeNet-5 and the MLP, class by class, and the best's gallery of mistakes."""
+def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], complete: list[FrozenTrial],
+              compared: dict[str, tuple[str, str]], chance: list[AtChance]) -> Any:
+    """The best configuration, plain LeNet-5 and the MLP, class by class, and the best's gallery of mistakes
+    beside its baseline (roles.gallery_baseline: the study's, else its model's plain setting; never at chance)."""
     roles = [("best", configs[0])]
     for arch, role in (("lenet5", "LeNet-5, every regularizer off"), ("mlp", "MLP, every regularizer off")):
-        model = _model_of_arch(spec, configs, arch)
-        baseline = _baseline(spec, configs, model, regs_off=True) if model else None
-        if baseline is not None:
-            roles.append((role, baseline))
+        plain = plain_config(spec, configs, compared[arch][0], regs_off=True) if arch in compared else None
+        if plain is not None:
+            roles.append((role, plain))
+    baseline = gallery_baseline(spec, configs, configs[0], [c for _, c in roles[1:]], chance)
+    if baseline is not None and all(c.key != baseline.key for _, c in roles):
+        roles.append(("baseline", baseline))
     classes = int(stored(complete[0]).classes or 10)
-    return build_mistakes(spec, roles, test, _dataset(complete), classes)
+    return build_mistakes(spec, roles, test, _dataset(complete), classes, baseline)
 
 
 def _read(spec: Spec, url: str | None, module_version: str | None = None, stored_config: bool = False) -> tuple:
@@ -470,6 +480,25 @@ def stored_plan(spec: Spec, url: str | None) -> Plan:
     return plan(spec, configs, _correct(spec, url, configs, _predictions(url, configs, "test")))
 
 
+def _stored_tables(complete: list[FrozenTrial]) -> dict[tuple[str, bool], list[LayerRow]]:
+    """(model, batch_norm) -> a user's module's layer table as stored with its first trial, so that its code is
+    never imported."""
+    tables: dict[tuple[str, bool], list[LayerRow]] = {}
+    for t in complete:
+        key = (t.params.get("model"), bool(stored(t).section("regularizers").get("batch_norm")))
+        if stored(t).layer_table is not None and key not in tables:
+            tables[key] = [LayerRow.from_json(r) for r in stored(t).layer_table]
+    return tables
+
+
+def _model_tables(param_tables: list[ParamTable]) -> dict[str, list[LayerRow]]:
+    """model -> the layer table of its first variant (its default point's): what roles and the Training table read."""
+    out: dict[str, list[LayerRow]] = {}
+    for t in param_tables:
+        out.setdefault(t.model, list(t.rows))
+    return out
+
+
 def build_report(spec: Spec, url: str | None, module_version: str | None = None,
                  stored_config: bool = False) -> Report:
     """Every number of the report, from the trials stored for `spec`'s study at `url`.
@@ -492,39 +521,38 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None,
     effects, interactions = grid_effects(spec, configs, correct)
     held = held_out([epochs.get(i, []) for c in configs for i in c.trial_ids])
     looks = plan(spec, configs, correct) if spec.study.rounds is not None else None
-    data, train, prov = _setup(complete)
-    if held == "val":  # a locked study: nothing of the test set was loaded
-        data = [("test images", "locked ([study].test = \"locked\"): never loaded") if k == "test images" else (k, v)
-                for k, v in data]
     if dataset_shape(spec.data) is None:  # the user's data: its shape as stored, never calling its code
         a = stored(complete[0])
         spec = spec.bind(tuple(a.data_shape or (1, 28, 28)), int(a.classes or 10))
-    lenet = _model_of_arch(spec, configs, "lenet5")
-    known = _known(_baseline(spec, configs, lenet, regs_off=True) if lenet else None, complete)
     varying = tuple(a for a in axes.names if len({toml_value(c.params.get(a)) for c in configs}) > 1)
-    tables = {}  # a user's module: its table as stored with a trial, so its code is never imported
-    for t in complete:
-        key = (t.params.get("model"), bool(stored(t).section("regularizers").get("batch_norm")))
-        if stored(t).layer_table is not None and key not in tables:
-            tables[key] = [LayerRow.from_json(r) for r in stored(t).layer_table]
-
     reader = Store(url, create=False)
     try:
         search = build_search(replace(searched, models=spec.models), reader, configs,
                               lambda t: axes.label(t.params.get("model", "?"), axes.params(t)))
     finally:
         reader.dispose()
+    param_tables = parameter_tables(spec, _stored_tables(complete), [{"model": c.model, **c.params} for c in configs]
+                                    if search is not None else None)
+    tables = _model_tables(param_tables)
+    data, train, prov = _setup(complete, tables)
+    if held == "val":  # a locked study: nothing of the test set was loaded
+        data = [("test images", "locked ([study].test = \"locked\"): never loaded") if k == "test images" else (k, v)
+                for k, v in data]
+    compared = compared_models(spec, configs, tables)
+    lenet, why = compared.get("lenet5", (None, ""))
+    known = _known(plain_config(spec, configs, lenet, regs_off=True) if lenet else None, complete, why)
+    chance = at_chance(configs, int(stored(complete[0]).classes or 10), excluded, tables)
     return Report(
-        search=search, mistakes=_mistakes(spec, configs, test, complete), notes=tuple(notes), fraction=_fraction(spec),
-        raw=_raw_tables(trials, epochs, axes, held),
+        search=search, mistakes=_mistakes(spec, configs, test, complete, compared, chance), notes=tuple(notes),
+        fraction=_fraction(spec), raw=_raw_tables(trials, epochs, axes, held),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,
         seeds=tuple(sorted({t.params["seed"] for t in complete})),
-        param_tables=parameter_tables(spec, tables, [{"model": c.model, **c.params} for c in configs]
-                                      if search is not None else None), configs=configs, known=known, effects=effects,
+        param_tables=param_tables, configs=configs, known=known, effects=effects,
         interactions=interactions, versus_best=versus_best(configs, spec.study.direction, correct), excluded=excluded,
-        figures=_figures(spec, configs, effects), rounds=looks, held_out=held, against_baseline=spec.against_baseline,
+        figures=_figures(spec, configs, effects, compared), rounds=looks, held_out=held,
+        against_baseline=spec.against_baseline,
         plan=plan_status(study_record.attrs, spec.study.locked), versus_tuned=versus_tuned(spec, configs, correct),
-        fits=fits(configs), choice=choose(spec, configs),
+        fits=fits(configs), choice=choose(spec, configs), at_chance=chance,
     )

@@ -35,8 +35,9 @@ def _view(config: Config, role: str, stored: dict[int, Predictions], k: int) -> 
 
 
 def build_mistakes(spec: Spec, roles: list[tuple[str, Config]], stored: dict[int, Predictions], dataset: str,
-                   classes: int) -> Mistakes | None:
-    """The views of the configurations in `roles` (best first) and the best's gallery; None without predictions."""
+                   classes: int, baseline: Config | None = None) -> Mistakes | None:
+    """The views of the configurations in `roles` (best first) and the best's gallery beside `baseline` (the
+    report's choice, runner.report.roles.gallery_baseline); None without predictions."""
     views, seen = [], set()
     for role, config in roles:
         if config.key in seen:
@@ -48,7 +49,6 @@ def build_mistakes(spec: Spec, roles: list[tuple[str, Config]], stored: dict[int
     if not views:
         return None
     best = roles[0][1]
-    baseline = next((c for role, c in roles[1:] if c.key != best.key), None)
     gallery, note = _gallery(spec, best, baseline, stored)
     return Mistakes(class_names(dataset, classes), tuple(views), gallery, note)
 

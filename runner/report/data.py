@@ -12,7 +12,8 @@ from runner.errors import RunnerError
 __all__ = ["ReportError", "Curve", "Config", "Effect", "Fraction", "Known", "Excluded", "Figure", "Report",
            "REPORT_FILE",
            "SUMMARY_FILE", "CURVES", "config_key", "TopConfig",
-           "Candidate", "Selection", "SearchSummary", "Fit", "Choice", "ClassView", "Mistake", "Gallery", "Mistakes"]
+           "Candidate", "Selection", "SearchSummary", "Fit", "Choice", "ClassView", "Mistake", "Gallery", "Mistakes",
+           "AtChance"]
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -150,6 +151,19 @@ class Known:
     reference_model: str = "LeNet-5"
     note: str = ""
     dataset: str = "MNIST"
+    stands_for: str = ""  # why a model that is not the preset stands for LeNet-5 ("" for the preset itself)
+
+
+@dataclass(frozen=True)
+class AtChance:
+    """A configuration whose final accuracy is at or near chance, and what the stored trials say of why."""
+
+    key: str  # the configuration's
+    label: str
+    accuracy: tuple[float, ...]  # % final held-out accuracy per seed
+    chance: float  # % a uniform guess gets: 100 / classes
+    classes: int
+    causes: tuple[str, ...]  # the likely causes the runner knows of (softmax, NaN, a diverged lr); () : none known
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,7 @@ class Report:
     versus_tuned: list[Effect] = field(default_factory=list)  # compared settings minus the tuned baseline
     fits: list[Fit] = field(default_factory=list)  # over- and underfitting, one per configuration
     choice: Choice | None = None  # an exploration across budgets: what it chooses for its confirmation
+    at_chance: list[AtChance] = field(default_factory=list)  # configurations at or near chance, best first
 
     def config(self, key: str) -> Config:
         """The configuration with this key."""

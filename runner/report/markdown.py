@@ -6,7 +6,7 @@ from typing import Any
 
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
-from runner.report.data import REPORT_FILE, Effect, Known, Report
+from runner.report.data import REPORT_FILE, AtChance, Effect, Known, Report
 from runner.report.markdown_mistakes import mistakes_markdown
 from runner.report.markdown_plan import baseline_section, choice_section, fit_section, plan_lines
 from runner.report.markdown_rounds import rounds_markdown
@@ -20,7 +20,7 @@ from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
 
 __all__ = ["METRIC_WORDS", "effect_sentence", "interaction_sentence", "comparison_table", "effects_table",
-           "render_markdown", "render_summary", "p_text", "change_text", "power_text"]
+           "render_markdown", "render_summary", "p_text", "change_text", "power_text", "chance_sentence"]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -87,12 +87,26 @@ def _answer(report: Report) -> list[str]:
     value = pm(best.final, 2 if report.metric.endswith("_acc") else 4) + ("%" if report.metric.endswith("_acc") else "")
     lines = [f"- Best configuration: `{best.label}`, {value} final {words} "
              f"({len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}, {best.param_count:,} parameters)."]
+    lines += [f"- {chance_sentence(a, report.held_out)}" for a in report.at_chance]
     if report.known:
         lines.append(f"- {_known_sentence(report.known)}")
     if report.versus_best:
         lines.append(f"- {_runner_up_sentence(report)}")
     lines += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects]
     return lines
+
+
+def chance_sentence(a: AtChance, held: str = "test") -> str:
+    """A configuration at or near chance, named as such, with the likely causes the runner knows of."""
+    split = "test" if held == "test" else "validation"
+    seeds = f" over {len(a.accuracy)} seeds ({', '.join(f'{x:.2f}%' for x in a.accuracy)})" if len(a.accuracy) > 1 \
+        else ""
+    text = (f"`{a.label}` is at or near chance: {sum(a.accuracy) / len(a.accuracy):.2f}% final {split} accuracy"
+            f"{seeds}, where a uniform guess gets {a.chance:.2f}% ({a.classes} classes).")
+    if not a.causes:
+        return text + (" The runner finds none of the causes it knows (a softmax at the end of the forward, a NaN "
+                       "loss, a training loss that rose).")
+    return text + f" Likely cause{'s' if len(a.causes) > 1 else ''}: {'; '.join(a.causes)}."
 
 
 def _runner_up_sentence(report: Report) -> str:
@@ -175,7 +189,9 @@ def render_markdown(report: Report) -> str:
         left_out.append("a comparison with a published figure (no confirmed configuration is LeNet-5 with every "
                         "regularizer off)")
     if report.known:
-        out += [_known_sentence(report.known), "", report.known.note, ""]
+        stands = (f"`{report.known.label.split()[0]}` stands for LeNet-5 here: {report.known.stands_for}." if
+                  report.known.stands_for else "")
+        out += [_known_sentence(report.known), "", *([stands, ""] if stands else []), report.known.note, ""]
     elif report.search is None:
         dataset = dict(report.data).get("dataset", "?")
         why = ("it is the user's own data, for which no published figure applies" if dataset == "user" else

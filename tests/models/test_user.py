@@ -235,7 +235,7 @@ def test_a_batch_norm_axis_is_the_modules_own_when_its_constructor_takes_none(pr
     assert {t.user_attrs["config"]["regularizers"]["batch_norm"] for t in ts} == {False}
     assert run("report", spec, "--out", tmp_path / "r").exit_code == 0
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "| batch_norm | the module's own |" in md and "| dropout | 0.0, 0.5 |" in md
+    assert "| batch_norm | the module's own: `mine` has no batch norm |" in md and "| dropout | 0.0, 0.5 |" in md
     assert "batch_norm (false → true)" not in md  # no effect to estimate of what the module does not take
     assert "dropout (0.0 → 0.5)" in md
 

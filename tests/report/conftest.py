@@ -40,15 +40,21 @@ model = "mlp"
 """
 
 
-@pytest.fixture(scope="session")
-def report(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rp")
-    (folder / "spec.toml").write_text(PREDICTIONS_SPEC)
+def grid_and_report(folder: Path) -> Path:
+    """`runner grid spec.toml`, then `runner report spec.toml --out r`, in the folder; the report's folder."""
     with pytest.MonkeyPatch.context() as m:
         m.chdir(folder)
         for args in (["grid", "spec.toml"], ["report", "spec.toml", "--out", "r"]):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 0, result.output
+    return folder / "r"
+
+
+@pytest.fixture(scope="session")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rp")
+    (folder / "spec.toml").write_text(PREDICTIONS_SPEC)
+    grid_and_report(folder)
     return folder
 
 
