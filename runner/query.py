@@ -26,7 +26,7 @@ from runner.errors import RunnerError
 from runner.record import of as stored
 from runner.record import BEST_TEST_ACC, TEST_SIZE, state_of, study_of
 from runner.store import Store
-from runner.text import text_table
+from runner.text import did_you_mean, text_table
 
 __all__ = ["QueryError", "Clause", "Trials", "parse_filter", "trial_records", "select", "group", "render",
            "refuse_locked", "study_rows", "trial_detail", "METRICS", "TEST_METRICS", "FORMATS"]
@@ -190,13 +190,13 @@ def select(records: list[dict[str, Any]], axes: list[str], where: str | None = N
         for clause in (c for g in groups for c in g):
             refuse_locked("--where", clause.key, metrics)
             if clause.key not in keys:
-                raise QueryError(f"--where: unknown key {clause.key!r}; keys: {', '.join(keys)}")
+                raise QueryError(f"--where: unknown key {clause.key!r}{_hint(clause.key, keys)}")
         out = [r for r in out if any(all(_matches(r, c) for c in g) for g in groups)]
     if sort:
         key = sort.lstrip("-")
         refuse_locked("--sort", key, metrics)
         if key not in keys:
-            raise QueryError(f"--sort: unknown key {key!r}; keys: {', '.join(keys)} (prefix - for descending)")
+            raise QueryError(f"--sort: unknown key {key!r}{_hint(key, keys)} (prefix - for descending)")
         present = [r for r in out if r.get(key) is not None]
         present.sort(key=lambda r: r[key], reverse=sort.startswith("-"))
         out = present + [r for r in out if r.get(key) is None]  # missing values last, either way
@@ -205,13 +205,18 @@ def select(records: list[dict[str, Any]], axes: list[str], where: str | None = N
     return out
 
 
+def _hint(word: str, keys: list[str]) -> str:
+    """'; did you mean "model"? keys: ...': the nearest key (as a spec's typo gets), then every key."""
+    return f"{did_you_mean(word, keys, otherwise=';')} keys: {', '.join(keys)}"
+
+
 def group(records: list[dict[str, Any]], axes: list[str], by: list[str],
           metrics: tuple[str, ...] = METRICS) -> list[dict[str, Any]]:
     """Mean, std and n of every metric of `metrics` per group of complete trials (n counts seeds)."""
     keys = ["model", *axes, "seed", "state"]
     for k in by:
         if k not in keys:
-            raise QueryError(f"--group-by: unknown key {k!r}; keys: {', '.join(keys)}")
+            raise QueryError(f"--group-by: unknown key {k!r}{_hint(k, keys)}")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         if r["state"] == "complete":

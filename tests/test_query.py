@@ -80,8 +80,22 @@ def test_hostile_or_malformed_filters_are_refused_with_the_grammar(query, hostil
 def test_unknown_filter_key_names_the_keys(query):
     result = query("trials", "--study", "q", "--where", "dropuot > 0")
     assert result.exit_code == 1
-    assert "unknown key 'dropuot'; keys: number, state, model, seed" in result.output
+    assert "unknown key 'dropuot'; did you mean \"dropout\"? keys: number, state, model, seed" in result.output
     assert "batch_norm" in result.output and "test_acc" in result.output
+
+
+@pytest.mark.parametrize("option, typo, near", [("--where", "modle = lenet5", "model"), ("--sort", "-tset_acc", "test_acc"),
+                                                ("--group-by", "batchnorm", "batch_norm")])
+def test_a_misspelled_key_gets_the_nearest_one(query, option, typo, near):
+    result = query("trials", "--study", "q", option, typo)
+    assert result.exit_code == 1 and f'did you mean "{near}"?' in result.output
+
+
+def test_a_key_like_no_other_gets_the_list_alone(query):
+    result = query("trials", "--study", "q", "--sort", "zzzz")
+    assert result.output.strip() == ("Error: --sort: unknown key 'zzzz'; keys: number, state, model, seed, "
+                                     + result.output.split("model, seed, ", 1)[1].strip())
+    assert "did you mean" not in result.output
 
 
 def test_where_sort_and_limit(query):
