@@ -24,7 +24,7 @@ from runner.data.user import load_user
 from runner.errors import DataError
 
 __all__ = ["Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source", "class_names",
-           "split_checksum", "cache_dir", "stratified_split", "pixel_stats"]
+           "split_checksum", "cache_dir", "stratified_split", "pixel_stats", "capped_limits"]
 
 MNIST = Data  # the name this class had when MNIST was the only dataset
 
@@ -80,6 +80,20 @@ def load_data(dataset: str = "mnist", root: str = "", *, train_limit: int = 0, t
         mean, std = (m if mean == "auto" else mean), (s if std == "auto" else std)
     return Data(train, test_split, raw.source, checksum, raw.official, "user" if target else dataset, classes, val,
                 float(mean), float(std))
+
+
+def capped_limits(data: Data, train_limit: int, test_limit: int) -> list[str]:
+    """One line for each [data] limit above the images its split has: `head` takes them all, so the limit
+    says nothing (train_limit = 100000 trains on MNIST's 60,000). A locked study's empty test split has none."""
+    source = "your data" if data.dataset == "user" else data.dataset
+    train = len(data.train) + (len(data.val) if data.val is not None else 0)  # the validation split is carved out
+    out = []
+    for key, limit, have, split in (("train_limit", train_limit, train, "training"),
+                                    ("test_limit", test_limit, len(data.test), "test")):
+        if have and limit > have:
+            out.append(f"[data].{key} = {limit} is more than the {have:,} {split} images {source} has: all "
+                       f"{have:,} are used, as with {key} = 0")
+    return out
 
 
 def class_names(dataset: str, classes: int) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ of a search, run exactly once however many workers share the storage.
 from __future__ import annotations
 
 import signal
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -19,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from runner import record
-from runner.data import Data, load_data
+from runner.data import Data, capped_limits, load_data
 from runner.errors import RunnerError, out_of_memory
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
@@ -69,6 +70,8 @@ def prepare(spec: Spec, workers: int = 1, gpus: str | None = None) -> Prepared:
     placed = place_workers(workers, gpus, spec.train.device)
     before = before_data()
     data = load(spec)
+    for line in capped_limits(data, spec.data.train_limit, spec.data.test_limit):  # here, not in each worker
+        warnings.warn(f"{spec.path}: {line}", stacklevel=2)
     spec = spec.bind(data.shape, data.classes)
     images = data.train.images[:16]
     check_models(spec, (images.unsqueeze(1) if images.dim() == 3 else images, data.mean, data.std))

@@ -148,6 +148,27 @@ def test_dry_run_says_what_it_checked(tmp_path, monkeypatch):
     assert not (tmp_path / "db").exists()
 
 
+def test_a_limit_above_the_images_there_are_is_said_in_one_line_and_the_spec_still_runs(tmp_path, monkeypatch):
+    """train_limit = 100000 trains on MNIST's 60,000: the dry run (and runner grid, through the same prepare) says
+    so once, and goes on; a limit under the split's size is not mentioned."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(STUDENT.format(last="self.fc3(x)"))
+    spec = STUDENT_SPEC.format(input="input = { pad = 2 }")
+    (tmp_path / "spec.toml").write_text(spec.replace("train_limit = 300", "train_limit = 100000\nval_fraction = 0.1")
+                                        .replace("test_limit = 100", "test_limit = 20000"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    warned = [x for x in result.output.splitlines() if x.startswith("warning: ")]
+    assert warned == ["warning: spec.toml: [data].train_limit = 100000 is more than the 60,000 training images mnist "
+                      "has: all 60,000 are used, as with train_limit = 0",
+                      "warning: spec.toml: [data].test_limit = 20000 is more than the 10,000 test images mnist has: "
+                      "all 10,000 are used, as with test_limit = 0"], result.output
+    assert "54,001 training, 5,999 validation and 10,000 test images" in result.output  # all, stratified as ever
+    (tmp_path / "spec.toml").write_text(spec)
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
+    assert result.exit_code == 0 and "warning: " not in result.output, result.output
+
+
 # ---------------------------------------------------------------- a trial's value and epochs, with a validation split
 
 
