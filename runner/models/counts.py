@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -17,9 +17,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from runner.models.build import ModelConfig, build_model
+from runner.models.user import LOG_PROBABILITIES, LOGITS, PROBABILITIES
 from runner.text import format_shape, plural
 
-__all__ = ["LayerRow", "ParamTable", "COLUMNS", "UNUSED", "SHARED", "layer_rows", "param_table"]
+__all__ = ["LayerRow", "ParamTable", "COLUMNS", "UNUSED", "SHARED", "layer_rows", "param_table", "table_output_kind"]
 
 COLUMNS = ["layer", "type", "output shape", "formula", "parameters"]
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -73,6 +74,18 @@ _ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 UNUSED = "defined but not used in forward"  # the kind of the row that gathers what never ran
 SHARED = "shared"  # the formula of a shared module's later calls: its parameters are counted once
+
+
+_OUTPUT_KINDS = {"softmax": PROBABILITIES, "log softmax": LOG_PROBABILITIES}  # the last row's kind -> outputs
+
+
+def table_output_kind(rows: Sequence[LayerRow]) -> tuple[str, LayerRow | None]:
+    """What a model returns, as its stored layer table shows it: (PROBABILITIES, the row) when the last row that
+    ran is a softmax, (LOG_PROBABILITIES, the row) a log softmax, else (LOGITS, None). The check a report makes
+    without running the module; runner.models.user.output_kind makes it on the outputs themselves."""
+    ran = [r for r in rows if r.kind != UNUSED]
+    kind = _OUTPUT_KINDS.get(ran[-1].kind) if ran else None
+    return (kind, ran[-1]) if kind else (LOGITS, None)
 
 
 def _describe(m: nn.Module) -> tuple[str, str]:

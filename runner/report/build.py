@@ -24,6 +24,7 @@ from runner.report.data import (CURVES, REFERENCES, AtChance, Config, Curve, Eff
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report import build_trials
+from runner.report.outputs import output_notes
 from runner.report.roles import at_chance, compared_models, gallery_baseline, plain_config
 from runner.report.rounds import Plan, plan
 from runner.plan import status as plan_status
@@ -541,7 +542,8 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None,
     compared = compared_models(spec, configs, tables)
     lenet, why = compared.get("lenet5", (None, ""))
     known = _known(plain_config(spec, configs, lenet, regs_off=True) if lenet else None, complete, why)
-    chance = at_chance(configs, int(stored(complete[0]).classes or 10), excluded, tables)
+    classes = int(stored(complete[0]).classes or 10)
+    chance = at_chance(configs, classes, excluded, tables)
     return Report(
         search=search, mistakes=_mistakes(spec, configs, test, complete, compared, chance), notes=tuple(notes),
         fraction=_fraction(spec), raw=_raw_tables(trials, epochs, axes, held),
@@ -555,4 +557,5 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None,
         against_baseline=spec.against_baseline,
         plan=plan_status(study_record.attrs, spec.study.locked), versus_tuned=versus_tuned(spec, configs, correct),
         fits=fits(configs), choice=choose(spec, configs), at_chance=chance,
+        outputs=output_notes(configs, tables, classes),
     )

@@ -167,6 +167,19 @@ class AtChance:
 
 
 @dataclass(frozen=True)
+class OutputNote:
+    """A model whose stored layer table ends in softmax or log_softmax: what it returns, and how it ran."""
+
+    model: str
+    kind: str  # runner.models.user's PROBABILITIES or LOG_PROBABILITIES
+    layer: str  # the row that makes them, as its layer table names it ("softmax()", "out")
+    classes: int
+    best: str  # the label of its best configuration
+    accuracy: float | None  # that configuration's mean % final held-out accuracy
+    seeds: int = 0  # over how many seeds
+
+
+@dataclass(frozen=True)
 class Excluded:
     """A trial left out of the statistics: failed, still running, or a duplicate."""
 
@@ -247,6 +260,7 @@ class Report:
     fits: list[Fit] = field(default_factory=list)  # over- and underfitting, one per configuration
     choice: Choice | None = None  # an exploration across budgets: what it chooses for its confirmation
     at_chance: list[AtChance] = field(default_factory=list)  # configurations at or near chance, best first
+    outputs: list[OutputNote] = field(default_factory=list)  # models that return (log-)probabilities, not logits
 
     def config(self, key: str) -> Config:
         """The configuration with this key."""

@@ -11,6 +11,7 @@ from runner.report.markdown_mistakes import mistakes_markdown
 from runner.report.markdown_plan import baseline_section, choice_section, fit_section, plan_lines
 from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
+from runner.report.outputs import output_line, output_paragraph
 from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_sentence, effects_table,
                                          num, p_text, pm, power_cells, power_names, power_text, power_words, table,
                                          test_cells, test_names, with_power, change_text, verdict_name,
@@ -154,6 +155,7 @@ def render_markdown(report: Report) -> str:
     out += ["### Training", "", table(["key", "value"], [list(r) for r in report.train]), "",
             f"Seeds: {', '.join(map(str, report.seeds))} ({len(report.seeds)}); every configuration "
             f"runs once per seed.", ""]
+    out += [x for n in report.outputs for x in (output_paragraph(n, report.held_out), "")]
     out += ["### Provenance", "", table(["item", "value"], [list(r) for r in report.provenance]), ""]
     out += ["## Parameter counts", ""]
     out += ["Each layer's output shape is for one image; a formula counts weights then biases "
@@ -162,6 +164,7 @@ def render_markdown(report: Report) -> str:
         out += [f"### {t.title}", "", table(COLUMNS, t.cells(), {len(COLUMNS) - 1}), ""]
         out += [t.unused_line()[0].upper() + t.unused_line()[1:] + ".", ""] if t.unused_line() else []
         out += [f"Total: **{t.total:,}** parameters.", "", f"![{t.title}]({diagram_file(t)})", ""]
+        out += [x for n in report.outputs if n.model == t.model for x in (output_line(n), "")]
     out += ["## Comparison", "",
             "Every configuration, best first; mean ± std over seeds. Train accuracy is the running "
             "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "
@@ -231,6 +234,8 @@ def _curves_section(report: Report) -> list[str]:
             if len(f.keys) > 1:
                 out += [f"Compared: {', '.join(f'`{x}`' for x in labels)}.", ""]
             out += [f"![{f.title}]({f.file})", ""]
+            shown = {report.config(k).model for k in f.keys}
+            out += [x for n in report.outputs if n.model in shown for x in (output_line(n), "")]
     return out
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from runner.models.counts import UNUSED, LayerRow
+from runner.models.counts import LayerRow, table_output_kind
 from runner.models.presets import matching_preset
+from runner.models.user import PROBABILITIES
 from runner.report.data import AtChance, Config, Excluded, config_key
 from runner.spec import REGULARIZERS, Spec, dataset_shape
 
@@ -115,8 +116,7 @@ def at_chance(configs: list[Config], classes: int, excluded: list[Excluded],
 
 def _causes(c: Config, classes: int, excluded: list[Excluded], table: list[LayerRow]) -> list[str]:
     causes = []
-    ran = [r for r in table if r.kind != UNUSED]
-    if ran and ran[-1].kind == "softmax":
+    if table_output_kind(table)[0] == PROBABILITIES:
         causes.append("its forward ends in softmax, and CrossEntropyLoss applies log_softmax itself, so it learns "
                       "through a softmax of a softmax: return the last layer's output as it is")
     nan = [x.number for x in excluded if x.label == c.label and re.search(r"\bnan\b", x.reason, re.IGNORECASE)]

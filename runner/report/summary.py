@@ -61,6 +61,8 @@ def summary_json(report: Report) -> str:
            if report.choice is not None else {}),
         **({"at_chance": [{"label": a.label, "accuracy": [_r(x) for x in a.accuracy], "chance": _r(a.chance),
                            "causes": list(a.causes)} for a in report.at_chance]} if report.at_chance else {}),
+        **({"outputs": [{"model": n.model, "kind": n.kind, "layer": n.layer} for n in report.outputs]}
+           if report.outputs else {}),
         "known": None if k is None else {"label": k.label, "mean": _r(k.mean), "std": _r(k.std),
                                          "reference": k.reference, "difference": _r(k.mean - k.reference),
                                          "within_seed_spread": k.lo <= k.reference <= k.hi,

@@ -188,3 +188,17 @@ def test_a_students_layer_table_is_stored_and_reported_in_the_order_it_runs(tmp_
     assert table.index("| bn1 |") < table.index("| relu() |") < table.index("| fc3 |")
     assert "max pool 2, shared (call 2 of 2)" in table and "| bn2 |" not in table
     assert "Defined but not used in forward: bn2, 32 parameters." in table
+
+
+def test_the_output_kind_is_read_from_the_last_row_that_ran():
+    """What a report reads of a stored table: a softmax or log softmax that ran last, not one inside or unused."""
+    from runner.models.counts import UNUSED, LayerRow, table_output_kind
+    from runner.models.user import LOG_PROBABILITIES, LOGITS, PROBABILITIES
+
+    fc = LayerRow("fc3", "fc", (10,), "(84+1)*10", 850)
+    soft = LayerRow("softmax()", "softmax", (10,), "", 0)
+    assert table_output_kind([fc, soft]) == (PROBABILITIES, soft)
+    assert table_output_kind([fc, LayerRow("out", "log softmax", (10,), "", 0)])[0] == LOG_PROBABILITIES
+    assert table_output_kind([soft, fc]) == (LOGITS, None)  # a softmax inside, logits at the end
+    assert table_output_kind([fc, LayerRow("sm", UNUSED, (), "", 0)]) == (LOGITS, None)  # defined, never run
+    assert table_output_kind([]) == (LOGITS, None)  # no stored table
