@@ -12,8 +12,8 @@ from runner.report.markdown_plan import baseline_section, choice_section, fit_se
 from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
 from runner.report.outputs import output_line, output_paragraph
-from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_sentence, effects_table,
-                                         num, p_text, pm, power_cells, power_names, power_text, power_words, table,
+from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_lines, effect_sentence,
+                                         effects_table, num, p_text, pm, power_cells, power_names, power_text, power_words, table,
                                          test_cells, test_names, with_power, change_text, verdict_name,
                                          several_models)
 from runner.report.stats import ALPHA
@@ -93,7 +93,12 @@ def _answer(report: Report) -> list[str]:
         lines.append(f"- {_known_sentence(report.known)}")
     if report.versus_best:
         lines.append(f"- {_runner_up_sentence(report)}")
-    lines += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects]
+    lines += effect_lines(report.effects, report.metric)
+    if report.choice is not None:
+        budget = " ".join(f"{a}={toml_value(v)}" for a, v in report.choice.budget.items())
+        lines.append(f"- The budget this exploration chooses for its confirmation: {budget}, by the rule stated "
+                     "before its results were read ([The budget and strengths this exploration chooses]"
+                     "(#the-budget-and-strengths-this-exploration-chooses)).")
     return lines
 
 
@@ -300,7 +305,7 @@ def _effects_section(report: Report) -> list[str]:
     out += _aliased(report)
     out += [effects_table(report), ""]
     out += [] if report.versus_best else _power_note(report)
-    out += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects]
+    out += effect_lines(report.effects, report.metric)
     out += [""]
     if any(f.kind == "effects" for f in report.figures):
         out += ["![Main effects](effects.png)", ""]

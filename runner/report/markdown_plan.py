@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runner.report.choose import FIT_RULE
 from runner.report.data import Report
-from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, effect_sentence, effects_table, num, power_words,
+from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, effect_lines, effects_table, num, power_words,
                                          several_models, table)
 from runner.report.stats import ALPHA
 from runner.text import toml_value
@@ -38,7 +38,7 @@ def baseline_section(report: Report) -> list[str]:
                BOOT_WORDS if boot else "")
             + power_words(report.effects, said=any(e.detectable is not None for e in report.versus_best)), ""]
     out += [effects_table(report), ""]
-    out += [f"- {effect_sentence(e, report.metric, several_models(report.effects))}" for e in report.effects] + [""]
+    out += [*effect_lines(report.effects, report.metric), ""]
     if any(f.kind == "effects" for f in report.figures):
         out += ["![Each against the baseline](effects.png)", ""]
     if report.versus_tuned:
@@ -47,8 +47,7 @@ def baseline_section(report: Report) -> list[str]:
                 "regularizer must also win to be worth its cost over simply training the baseline well: each "
                 f"setting minus the tuned baseline, paired by seed, Holm-corrected over the {len(report.versus_tuned)} "
                 "comparisons.", "", effects_table(report, report.versus_tuned), ""]
-        out += [f"- {effect_sentence(e, report.metric, several_models(report.versus_tuned))}"
-                for e in report.versus_tuned] + [""]
+        out += [*effect_lines(report.versus_tuned, report.metric), ""]
     return out
 
 

@@ -9,7 +9,8 @@ from runner.report.data import Effect, Report
 from runner.report.stats import BOOTSTRAP
 from runner.text import toml_value
 
-__all__ = ["METRIC_WORDS", "p_text", "change_text", "power_text", "effect_sentence", "effects_table", "table", "pm",
+__all__ = ["METRIC_WORDS", "p_text", "change_text", "power_text", "effect_sentence",
+           "effect_lines", "effects_table", "table", "pm",
            "num", "ci_text", "DECIDED", "with_power", "power_names", "power_cells", "test_names", "test_cells",
            "BOOT_WORDS", "power_words", "verdict_name", "several_models"]
 
@@ -107,6 +108,23 @@ def effect_sentence(e: Effect, metric: str, several: bool = False) -> str:
     lo, hi = sorted(abs(x) for x in ci) if ci else (math.nan, math.nan)
     return with_power(f"{what} improves {words} by {abs(e.delta_mean):.{digits}f}{unit} "
                        f"[{lo:.{digits}f}, {hi:.{digits}f}] ({p_text(p)}).", e)
+
+
+def effect_lines(effects: list[Effect], metric: str) -> list[str]:
+    """Each effect's sentence as a bullet; the effects with too few paired trials to tell, when there are several
+    (an exploration of one seed has one per regularizer and budget), in one bullet that names them."""
+    several = several_models(effects)
+    few = [e for e in effects if e.verdict == "too few pairs"]
+    lines = [f"- {effect_sentence(e, metric, several)}" for e in effects if len(few) < 2 or e not in few]
+    if len(few) < 2:
+        return lines
+    changes = ", ".join(dict.fromkeys((f"{e.model}: " if several else "") + f"{e.factor} ({change_text(e)})"
+                                      for e in few))
+    budgets = list(dict.fromkeys(e.within for e in few if e.within))
+    where = f", each at {len(budgets)} budgets" if len(budgets) > 1 else f" at {budgets[0]}" if budgets else ""
+    pairs = {e.n_pairs for e in few}
+    each = f"{pairs.pop()} each" if len(pairs) == 1 else f"at most {max(pairs)} each"
+    return lines + [f"- {len(few)} comparisons, {changes}{where}: too few paired trials ({each}) to tell."]
 
 
 def effects_table(report: Report, effects: list[Effect] | None = None) -> str:

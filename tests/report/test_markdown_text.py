@@ -64,3 +64,16 @@ def test_a_contrast_without_spread_prints_no_power_figure():
     rows = [Row("m", "x", 0, 1, [Pair(s, 0.0, [(same, 1.0), (same, -1.0)]) for s in range(3)])]
     [e] = effects_of(rows, "maximize")
     assert "detectable:" not in effect_sentence(e, "test_acc") and "±" not in effect_sentence(e, "test_acc")
+
+
+def test_comparisons_with_too_few_pairs_are_one_bullet_and_the_rest_keep_theirs():
+    from runner.report.data import Effect
+    from runner.report.markdown_text import effect_lines
+    few = [Effect("lenet5", f, a, b, 1, 0.1, None, None, None, "too few pairs", within=w)
+           for w in ("lr=0.01", "lr=0.05") for f, a, b in (("dropout", 0.0, 0.25), ("ema", 0.0, 0.999))]
+    decided = Effect("lenet5", "batch_norm", False, True, 3, -0.5, (-0.7, -0.3), 0.001, 0.002, "hurts")
+    lines = effect_lines([few[0], decided, *few[1:]], "test_acc")
+    assert lines == [f"- {effect_sentence(decided, 'test_acc')}",
+                     "- 4 comparisons, dropout (0.0 → 0.25), ema (0.0 → 0.999), each at 2 budgets: too few paired "
+                     "trials (1 each) to tell."]
+    assert effect_lines(few[:1], "test_acc") == [f"- {effect_sentence(few[0], 'test_acc')}"]
