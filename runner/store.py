@@ -6,7 +6,8 @@
 - `runner_predictions`: one row per (trial, split): the predicted class of every image, in order,
   its probability and the image's label, each as one compact array.
 
-Both live in the same database as Optuna's tables, so one URL holds everything.
+They live in the same database as Optuna's tables, so one URL holds everything. Their format is recorded in
+runner_alembic_version and upgraded by runner.migrations when the database is opened to write.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import os
 import random
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,8 +30,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from runner import migrations
 from runner.dberrors import database_error, named, permanent, reason, shown_url, sqlite_path, transient
 from runner.errors import StorageError
+from runner.formats import V1, V2
 
 __all__ = ["DEFAULT_STORAGE", "storage_url", "shown_url", "named", "Base", "EpochRow", "ClaimRow", "PredictionRow", "Predictions", "Store",
            "checkpoint_dir", "artifacts_dir", "study_folder", "worker_name"]
@@ -77,9 +81,10 @@ class EpochRow(Base):
     test_acc: Mapped[float]
     lr: Mapped[float]
     seconds: Mapped[float]
-    val_loss: Mapped[float | None]  # added later: NULL without a validation split, and in older rows
-    val_acc: Mapped[float | None]
-    ended: Mapped[dt.datetime | None]  # added later (NULL in older rows): when the epoch was stored, UTC
+    # info["format"]: the format that added a column (runner.formats); NULL in the rows of the formats before
+    val_loss: Mapped[float | None] = mapped_column(info={"format": V1})  # NULL without a validation split too
+    val_acc: Mapped[float | None] = mapped_column(info={"format": V1})
+    ended: Mapped[dt.datetime | None] = mapped_column(info={"format": V2})  # when the epoch was stored, UTC
 
 
 class ClaimRow(Base):
@@ -98,6 +103,7 @@ class PredictionRow(Base):
     """What one trial predicted for every image of one split, in the split's order."""
 
     __tablename__ = "runner_predictions"
+    __table_args__ = {"info": {"format": V2}}  # added by format 2: a database of format 0 or 1 has none
     trial_id: Mapped[int] = mapped_column(primary_key=True)  # Optuna's trials.trial_id
     split: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # test | val
     study_name: Mapped[str] = mapped_column(sa.String(512), index=True)
@@ -154,9 +160,10 @@ class Store:
                 if is_sqlite:  # a reader sets nothing: switching to WAL would write to the file
                     event.listen(self.engine, "connect", _sqlite_pragmas if create else _sqlite_busy_timeout)
                 if create:
-                    Base.metadata.create_all(self.engine)
-                    _add_new_columns(self.engine)
+                    self._upgrade()
                     _try_a_write(self.engine)
+                else:
+                    migrations.check(self.engine, self.url)  # a newer runner's database: refused, not misread
                 self.optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs,
                                                          skip_table_creation=not create)
                 break
@@ -170,6 +177,13 @@ class Store:
                     raise database_error(self.url, e) from None
                 raise StorageError(f"{named(self.url)}: cannot open storage: {_where(self.url, e)}"
                                    f"{reason(e)}") from None
+
+    def _upgrade(self) -> None:
+        """Create our tables, or bring an older database's to this runner's format, saying so in one line."""
+        upgraded = migrations.upgrade(self.engine, self.url)
+        if upgraded is not None:
+            warnings.warn(f"{named(self.url)}: upgraded runner's tables from format {upgraded[0]} to "
+                          f"{upgraded[1]}", stacklevel=3)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -317,7 +331,8 @@ class Store:
         if not trial_ids:
             return out
         present = {c["name"] for c in sa.inspect(self.engine).get_columns(EpochRow.__tablename__)}
-        columns = [c for c in EpochRow.__table__.columns if c.name in present]  # a database not migrated yet
+        # a database of format 0 or 1 read as it is (reading never upgrades): the columns it lacks read NULL
+        columns = [c for c in EpochRow.__table__.columns if c.name in present]
         with self.session() as s:
             found = s.execute(sa.select(*columns).where(EpochRow.trial_id.in_(trial_ids))
                               .order_by(EpochRow.trial_id, EpochRow.epoch)).all()
@@ -328,9 +343,9 @@ class Store:
 
     def epochs_since(self, study: str, since: dt.datetime) -> int | None:
         """How many trial-epochs of the study were stored since `since` (UTC); None for a database whose
-        epochs have no time (made before they had one, and not opened to write since)."""
+        epochs have no time (of format 0 or 1, and not opened to write since)."""
         present = {c["name"] for c in sa.inspect(self.engine).get_columns(EpochRow.__tablename__)}
-        if "ended" not in present:
+        if "ended" not in present:  # format 0's or 1's epochs, read as they are
             return None
         with self.session() as s:
             return int(s.execute(sa.select(sa.func.count()).select_from(EpochRow)
@@ -346,7 +361,8 @@ class Store:
                                   confidence=p.confidence.astype("<f2").tobytes()))
 
     def predictions(self, trial_ids: list[int], split: str = "test") -> dict[int, Predictions]:
-        """trial_id -> its predictions on `split`, for the trials that stored them (none in older databases)."""
+        """trial_id -> its predictions on `split`, for the trials that stored them (none in a database of format 0
+        or 1)."""
         if not trial_ids or not sa.inspect(self.engine).has_table(PredictionRow.__tablename__):
             return {}
         with self.session() as s:
@@ -360,26 +376,6 @@ class Store:
         """Close every pooled connection (before forking workers, and at the end)."""
         self.engine.dispose()
         self.optuna.engine.dispose()
-
-
-NEW_COLUMNS = {"runner_epochs": ("val_loss", "val_acc", "ended")}  # added after databases were made without them
-
-
-def _add_new_columns(engine: sa.Engine) -> None:
-    """Add to an existing database the columns that later versions added (NULL in the old rows)."""
-    for table, names in NEW_COLUMNS.items():
-        present = {c["name"] for c in sa.inspect(engine).get_columns(table)}
-        for name in names:
-            if name in present:
-                continue
-            column = Base.metadata.tables[table].columns[name]
-            kind = column.type.compile(engine.dialect)
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
-            except SQLAlchemyError as e:  # another worker added it a moment ago
-                if "duplicate" not in str(e).lower() and "already exists" not in str(e).lower():
-                    raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -396,8 +392,9 @@ def _try_a_write(engine: sa.Engine) -> None:
 
 
 def _is_creation_race(e: BaseException) -> bool:
+    # SQLite's "UNIQUE constraint failed: alembic_version.version_num": two workers recording Optuna's version
     text = str(getattr(e, "orig", None) or e).lower()
-    return "already exists" in text or "duplicate key" in text
+    return "already exists" in text or "duplicate key" in text or "unique constraint failed" in text
 
 
 def _sqlite_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
