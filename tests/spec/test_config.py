@@ -47,14 +47,17 @@ def test_adding_a_grid_value_keeps_the_old_points(write_spec):
 
 
 def test_shipped_specs_are_valid():
-    reg = load_spec("specs/regularization.toml")
-    grid_axes = {k for k, _ in reg.grid}
-    assert {"dropout", "batch_norm", "weight_decay", "augment", "label_smoothing", "ema"} <= grid_axes
-    assert reg.study.seeds == (0, 1, 2, 3) and (reg.study.rounds.first, reg.study.rounds.max) == (4, 7)
-    assert len(list(itertools.product(*dict(reg.grid).values()))) == 64
-    assert reg.fraction().resolution == 4 and reg.setting_count() == 16 + 2  # the fraction, the MLP, affine
-    baseline = [p for p in reg.points() if p.model.name == "mlp" and not p.reg("batch_norm")][0]
-    assert (baseline.train.optimizer, baseline.train.lr, baseline.train.momentum) == ("sgd", 0.01, 0.9)
+    explore = load_spec("specs/regularization_explore.toml")  # the flagship's exploration: test locked, 4 budgets
+    assert explore.study.locked and not explore.tested and explore.study.metric == "val_acc"
+    assert explore.grid_design == "one-at-a-time" and explore.setting_count() == 36
+    assert {k for k, _ in explore.grid} >= {"dropout", "batch_norm", "weight_decay", "augment", "label_smoothing", "ema"}
+    reg = load_spec("specs/regularization.toml")  # its confirmation, as runner confirmation wrote it
+    assert reg.tested and reg.study.metric == "test_acc" and reg.grid_design == "one-at-a-time"
+    assert reg.study.seeds == (0, 1, 2) and (reg.study.rounds.first, reg.study.rounds.max) == (3, 5)
+    assert reg.setting_count() == 11  # plain, 7 alone, the tuned baseline, the stack, the MLP
+    plain = next(iter(reg.points()))  # the baseline, at the budget the exploration chose
+    assert plain.model.name == "lenet5" and not plain.reg("dropout") and plain.reg("augment") == "none"
+    assert (plain.train.optimizer, plain.train.lr, plain.train.epochs) == ("sgd", 0.05, 16)
     assert load_spec("specs/smoke.toml").data.train_limit > 0
 
 
