@@ -287,11 +287,11 @@ class StudyRecord:
     test_locked = _Key[bool](TEST_LOCKED, False)
 
 
-_over_cap_words = "> [search].max_params"  # in the reason of a draw over the cap, old (FAIL) and new (PRUNED)
+_over_cap_words = "> [search].max_params"  # a refused draw's reason: FAIL in formats 1-2, PRUNED from 3 on
 
 
 def over_cap_reason(total: int, cap: int) -> str:
-    """Why a search draw over [search].max_params was not trained (as the code before wrote it, too)."""
+    """Why a search draw over [search].max_params was not trained (the words of formats 1 and 2 too)."""
     return f"{total:,} parameters {_over_cap_words} {cap:,}: not trained"
 
 
@@ -305,13 +305,13 @@ class StopReason:
     TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"  # another worker took its point
     DROPPED = ("dropped: its worker was cut off from the database long enough for another to take its point over "
                "(that worker's trial counts)")
-    ALL = frozenset({INTERRUPTED, TAKEN_OVER, DROPPED})  # as written since 2311366 (dropped: f998ddc)
+    ALL = frozenset({INTERRUPTED, TAKEN_OVER, DROPPED})  # as written since format 0 (dropped: since format 3)
 
 
 def state_of(trial: Any) -> str:
     """A trial's state as runner counts it: Optuna's, in lower case ("complete", "pruned", "fail", ...);
     "refused" for a search draw over [search].max_params that was never trained (ended PRUNED and
-    infeasible; a database of the code before ended it FAIL with that reason); "interrupted" for a trial
+    infeasible; a database of format 1 or 2 ended it FAIL with that reason); "interrupted" for a trial
     stopped from outside (ended FAIL with a StopReason), whose point runs again."""
     rec = of(trial)
     state = trial.state.name.lower()

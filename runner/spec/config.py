@@ -63,10 +63,11 @@ class DataSpec:
     bound: tuple[tuple[int, int, int], int] | None = None  # ((C, H, W), classes) once the data is loaded
 
     def resolved(self) -> dict[str, Any]:
-        """The data part of a point's config: what was always stored, and any new setting that is not off."""
+        """The data part of a point's config: the keys format 0 stored (tests/fixtures/v0), and those format 1
+        added only where set (a validation split, user data), so that format 0's trials keep their hashes."""
         out: dict[str, Any] = {"dataset": self.dataset, "train_limit": self.train_limit,
                                "test_limit": self.test_limit, "mean": self.mean, "std": self.std}
-        if self.val_fraction:
+        if self.val_fraction:  # format 1's: without a split, format 0's hash (fixture v0)
             out.update(val_fraction=self.val_fraction, val_seed=self.val_seed)
         if self.target:
             out.update(target=self.target, args=dict(self.args), source_sha256=self.source_sha256)
@@ -117,7 +118,8 @@ class ModelSpec:
 
     @property
     def is_preset_as_named(self) -> bool:
-        """A preset with its layers, activation and input as named (stored as before layer lists)."""
+        """A preset with its layers, activation and input as named (stored as format 0 stored it, before layer
+        lists: tests/fixtures/v0)."""
         return (self.arch in PRESETS and self.act == "relu" and not self.input.to_dict()
                 and self.layers == preset_layers(self.arch, self.hidden, self.layers[-1].size))
 
@@ -125,11 +127,11 @@ class ModelSpec:
         """The model part of a point's resolved config."""
         if self.target:
             out = {"name": self.name, "target": self.target, "args": dict(self.args), "source_sha256": self.source_sha256}
-            if self.input.to_dict():  # added later: a module without one keeps its hash
+            if self.input.to_dict():  # format 2's: a module without one keeps format 1's hash (fixture v1)
                 out["input"] = self.input.to_dict()
             return out
         out: dict[str, Any] = {"name": self.name, "arch": self.arch}
-        if self.is_preset_as_named:  # exactly as stored before layer lists: old trials keep their hash
+        if self.is_preset_as_named:  # format 0's form of a preset (fixture v0): its trials keep their hash
             if self.arch == "mlp":
                 out["hidden"] = list(self.hidden)
             return out
@@ -169,9 +171,9 @@ class Point:
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
-        regs = {k: v for k, v in self.regularizers  # one added later, while off: the hash stored before it
+        regs = {k: v for k, v in self.regularizers  # added by format LATER_REGULARIZERS[k], off: the hash before
                 if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default) and k != "ema_warmup"}
-        if self.reg("ema") and self.reg("ema_warmup"):  # stored only where it acts: EMA trials before it had none
+        if self.reg("ema") and self.reg("ema_warmup"):  # format 4's, where it acts: format 3's EMA trials had none
             regs["ema_warmup"] = True
         return {"model": self.model.resolved(), "regularizers": regs, "train": train,
                 "data": self.data.resolved(), "seed": self.seed}

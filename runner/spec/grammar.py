@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from runner.augment import AUGMENTATIONS
 from runner.data.idx import FAMILY
+from runner.formats import V3, V4
 from runner.keys import Key
 from runner.models.layers import ACTIVATIONS
 from runner.models.presets import MLP_HIDDEN
@@ -40,9 +41,10 @@ REGULARIZERS: dict[str, Key] = {
                                   "TensorFlow's num_updates), so that it does not lag the first epochs' weights; "
                                   "false: the decay is ema from the first step (as EMA trials stored before it)"),
 }
-# Regularizers added after databases were stored: an axis of a point (an Optuna param, a report column,
-# part of the config hash) only where a spec sets one, so that points without it keep their hashes.
-LATER_REGULARIZERS = ("ema", "ema_warmup")
+# Regularizers a format added (runner.formats) -> that format: an axis of a point (an Optuna param, a report
+# column, part of the config hash) only where a spec sets one, so that points without it keep the hash of the
+# format before (ema: format 2's, fixture v2; ema_warmup: format 3's, fixture v3).
+LATER_REGULARIZERS = {"ema": V3, "ema_warmup": V4}
 
 TRAIN_KEYS: dict[str, Key] = {
     "epochs": Key(int, 15, "epochs of training", ge=1),
