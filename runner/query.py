@@ -150,13 +150,14 @@ def trial_records(store: Store, study_name: str) -> Trials:
     study = store.load_study(study_name)
     metrics = tuple(m for m in METRICS if m not in TEST_METRICS) if study_of(study).test_locked else METRICS
     trials = study.get_trials(deepcopy=False)
-    epochs = store.epochs([t._trial_id for t in trials])
+    ids = store.trial_ids(study_name, [t.number for t in trials])
+    epochs = store.epochs(list(ids.values()))
     axes: list[str] = []
     for t in trials:
         axes += [k for k in t.params if k not in ("model", "seed") and k not in axes]
     records = []
     for t in trials:
-        rows = epochs[t._trial_id] or _search_epochs(t)
+        rows = epochs[ids[t.number]] or _search_epochs(t)
         last = rows[-1] if rows else None
         record: dict[str, Any] = {"number": t.number, "state": state_of(t),
                                   "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
@@ -289,7 +290,7 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
     or "open"."""
     rows = []
     for s in store.optuna.get_all_studies():
-        trials = store.optuna.get_all_trials(s._study_id, deepcopy=False)
+        trials = store.optuna.get_all_trials(store.optuna.get_study_id_from_name(s.study_name), deepcopy=False)
         states = [state_of(t) for t in trials]
         complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
         maximize = s.directions[0].name == "MAXIMIZE"
@@ -315,7 +316,8 @@ def trial_detail(store: Store, study_name: str, number: int) -> dict[str, Any]:
     rec = stored(t)
     attrs = {k: v for k, v in rec.provenance().items() if not (locked and k in (TEST_SIZE, BEST_TEST_ACC))}
     config = rec.config or None
-    epochs = store.epochs([t._trial_id])[t._trial_id] or _search_epochs(t)
+    trial_id = store.trial_ids(study_name, [t.number])[t.number]
+    epochs = store.epochs([trial_id])[trial_id] or _search_epochs(t)
     weights = rec.weights
     if weights is not None:
         kept = f"kept: artifact {weights.artifact_id}, {weights.bytes:,} bytes, sha256 {weights.sha256[:16]}"

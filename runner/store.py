@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import optuna
@@ -229,6 +229,12 @@ class Store:
     def study_names(self) -> list[str]:
         """Every study's name in this storage."""
         return [s.study_name for s in self.optuna.get_all_studies()]
+
+    def trial_ids(self, study: str, numbers: Iterable[int]) -> dict[int, int]:
+        """Trial number -> Optuna's trial_id (what our tables key on), for trials of `study`. A FrozenTrial keeps
+        its id private; Optuna's storage API gives it from the study's id and the trial's number."""
+        study_id = self.optuna.get_study_id_from_name(study)
+        return {n: self.optuna.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers}
 
     # ---------------------------------------------------------------- claims
 

@@ -110,7 +110,8 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         claims = {c.trial_id: c for c in store.claims(study).values() if c.trial_id is not None}
         live = [t for t in trials if t.state == TrialState.RUNNING]
-        last = store.epochs([t._trial_id for t in live])
+        ids = store.trial_ids(study, [t.number for t in live])
+        last = store.epochs(list(ids.values()))
         # a search, and a study whose test set is locked, keep their epochs with their trials (record.EPOCHS), not
         # in runner_epochs: their rate comes from their trials (below)
         recent = None if search or locked else store.epochs_since(study, now - dt.timedelta(minutes=window_min))
@@ -132,7 +133,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         interrupted = len(by_state["interrupted"] - by_state["complete"] - by_state["running"] - by_state["fail"])
     running = []
     for t in live:
-        rows = last.get(t._trial_id, [])
+        rows = last.get(ids[t.number], [])
         kept_epochs = record.of(t).epochs if locked else []
         if kept_epochs:  # no test metric: the validation split's
             epoch, metric = kept_epochs[-1]["epoch"], _val_metric(kept_epochs[-1])
@@ -146,7 +147,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
             metric = f"{t.intermediate_values[epoch]:.4g}"
         else:
             epoch, metric = 0, "–"
-        claim = claims.get(t._trial_id)
+        claim = claims.get(ids[t.number])
         beat = (now - claim.heartbeat).total_seconds() if claim is not None else None
         worker = str(record.of(t).worker or "?")
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),

@@ -1,5 +1,7 @@
 """The house's arrows run one way: no module imports a layer above its own, nor another file's
-underscored name, and only the CLI imports the library lazily (to start without torch).
+underscored name, and only the CLI imports the library lazily (to start without torch). Optuna is used
+through its public API only: no underscored attribute of an Optuna object (`FrozenTrial._trial_id`), which
+can change in any release.
 
 About the whole package, not one module: it stays at tests/ top level."""
 from __future__ import annotations
@@ -13,7 +15,7 @@ PACKAGE = Path(__file__).parent.parent / "runner"
 # Lower numbers sit lower in the house; a module may import only its own layer or those below.
 LAYERS = {
     "errors": 0, "keys": 0, "text": 0, "optim": 0, "augment": 0, "usercode": 0, "plotting": 0, "progress": 0,
-    "store": 0, "dberrors": 0, "migrations": 0, "formats": 0, "machine": 0, "record": 0, "design": 0,
+    "store": 0, "dberrors": 0, "machine": 0, "record": 0, "design": 0,
     "data": 1, "models": 1,
     "spec": 2,
     "train": 3, "schema": 3, "weights": 3, "plan": 3,
@@ -84,3 +86,39 @@ def test_no_test_imports_a_private_name():
         for node, _ in _imports(path):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runner"):
                 assert not [a.name for a in node.names if a.name.startswith("_")], f"{path.name}:{node.lineno}"
+
+
+def _optuna_private_names() -> set[str]:
+    """Every underscored (not dunder) attribute of the Optuna objects the runner handles, as installed."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage("sqlite:///:memory:")
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    objects = [storage, study, trial, study.trials[0], storage.get_all_studies()[0], optuna.samplers.TPESampler(),
+               optuna.samplers.RandomSampler(), optuna.pruners.MedianPruner()]
+    return {n for o in objects for n in dir(o) if n.startswith("_") and not n.startswith("__")}
+
+
+def _private_optuna_reads(path: Path, names: set[str]) -> list[str]:
+    """`line: attribute` of each underscored Optuna attribute the file reads (its own `self._x` aside)."""
+    found = [node for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Attribute) and node.attr in names
+             and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+    return [f"{node.lineno}: {node.attr}" for node in sorted(found, key=lambda n: (n.lineno, n.col_offset))]
+
+
+@pytest.fixture(scope="module")
+def optuna_private() -> set[str]:
+    return _optuna_private_names() | {"_trial_id", "_study_id"}
+
+
+def test_no_module_reads_an_underscored_attribute_of_an_optuna_object(optuna_private):
+    found = {str(p.relative_to(PACKAGE)): r for p in _modules() if (r := _private_optuna_reads(p, optuna_private))}
+    assert not found, f"use Optuna's public API (the storage's get_trial_id_from_study_id_trial_number): {found}"
+
+
+def test_the_check_finds_a_private_optuna_attribute(tmp_path, optuna_private):
+    bad = tmp_path / "bad.py"
+    bad.write_text("ids = [t._trial_id for t in trials]\nx = study._study_id\nself._trial_id = 1\n")
+    assert _private_optuna_reads(bad, optuna_private) == ["1: _trial_id", "2: _study_id"]

@@ -45,27 +45,30 @@ FULL_MNIST = (60_000, 10_000)  # train and test images of the published benchmar
 # ---------------------------------------------------------------- reading storage
 
 
-def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], dict[int, list[EpochRow]], Any]:
-    """(storage URL, every trial of the study by number, epochs of the complete ones, the study's record)."""
+def _load_trials(spec: Spec, url: str | None) -> tuple[str, list[FrozenTrial], dict[int, int],
+                                                      dict[int, list[EpochRow]], Any]:
+    """(storage URL, every trial of the study by number, trial number -> Optuna's trial_id, epochs of the complete
+    ones by trial_id, the study's record)."""
     store = Store(url, create=False)
     try:
         study = store.open_study(spec.study.name, spec.study.direction, create=False)
         trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        ids = store.trial_ids(spec.study.name, [t.number for t in trials])
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        epochs = store.epochs([t._trial_id for t in complete])
+        epochs = store.epochs([ids[t.number] for t in complete])
         for t in complete:  # a trial never tested (a locked study's) keeps its epochs in its record
-            if not epochs[t._trial_id] and stored(t).epochs:
-                epochs[t._trial_id] = [_untested_row(t, e) for e in stored(t).epochs]
-        return store.url, trials, epochs, study_of(study)
+            if not epochs[ids[t.number]] and stored(t).epochs:
+                epochs[ids[t.number]] = [_untested_row(t, ids[t.number], e) for e in stored(t).epochs]
+        return store.url, trials, ids, epochs, study_of(study)
     except (SQLAlchemyError, optuna.exceptions.OptunaError) as e:
         raise StorageError(f"{store.url}: cannot read study {spec.study.name!r}: {e}") from None
     finally:
         store.dispose()
 
 
-def _untested_row(t: FrozenTrial, e: dict[str, Any]) -> EpochRow:
+def _untested_row(t: FrozenTrial, trial_id: int, e: dict[str, Any]) -> EpochRow:
     """An epoch kept in a never-tested trial's record, as a runner_epochs row without test metrics."""
-    return EpochRow(trial_id=t._trial_id, epoch=e["epoch"], study_name="", trial_number=t.number,
+    return EpochRow(trial_id=trial_id, epoch=e["epoch"], study_name="", trial_number=t.number,
                     train_loss=e["train_loss"], train_acc=e["train_acc"], test_loss=None, test_acc=None, lr=e["lr"],
                     seconds=e["seconds"], val_loss=e.get("val_loss"), val_acc=e.get("val_acc"), ended=None)
 
@@ -113,9 +116,9 @@ def _curves(rows: list[list[EpochRow]]) -> dict[str, Curve]:
     return out
 
 
-def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTrial],
+def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTrial], ids: dict[int, int],
             epochs: dict[int, list[EpochRow]], axes: _Axes) -> Config:
-    rows = [epochs.get(t._trial_id, []) for t in trials]
+    rows = [epochs.get(ids[t.number], []) for t in trials]
     with_rows = [r for r in rows if r]
     label = axes.label(model, params)
     first = stored(trials[0])
@@ -138,7 +141,7 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
         params=params, label=label, slug=file_slug(label),
         regularized=any(params.get(r, k.default) != k.default for r, k in REGULARIZERS.items()),
         param_count=int(first.param_count or 0), seeds=tuple(t.params["seed"] for t in trials),
-        trial_ids=tuple(t._trial_id for t in trials),
+        trial_ids=tuple(ids[t.number] for t in trials),
         final=tuple(float(t.value) for t in trials), final_acc=final_acc, best_acc=best_acc, final_loss=final_loss,
         final_val=tuple(r[-1].val_acc for r in with_rows if r[-1].val_acc is not None),
         gap=gap,
@@ -217,15 +220,15 @@ def _spec_order(spec: Spec) -> dict[str, int]:
     return keys
 
 
-def _configs(spec: Spec, groups: dict[str, list[FrozenTrial]], epochs: dict[int, list[EpochRow]],
-             axes: _Axes) -> list[Config]:
+def _configs(spec: Spec, groups: dict[str, list[FrozenTrial]], ids: dict[int, int],
+             epochs: dict[int, list[EpochRow]], axes: _Axes) -> list[Config]:
     order = _spec_order(spec)
     configs = []
     for key, trials in sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[1][0].number)):
         params = json.loads(key)
         model = params.pop("model")
         params = {a: params[a] for a in axes.names if a in params}
-        configs.append(_config(key, model, params, trials, epochs, axes))
+        configs.append(_config(key, model, params, trials, ids, epochs, axes))
     sign = -1.0 if spec.study.direction == "maximize" else 1.0
     return sorted(configs, key=lambda c: sign * float(np.mean(c.final)))  # stable: ties keep spec order
 
@@ -409,14 +412,14 @@ def _correct(spec: Spec, url: str | None, configs: list[Config], test: dict[int,
 _EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "seconds")
 
 
-def _raw_tables(trials: list[FrozenTrial], epochs: dict[int, list[EpochRow]], axes: _Axes,
+def _raw_tables(trials: list[FrozenTrial], ids: dict[int, int], epochs: dict[int, list[EpochRow]], axes: _Axes,
                 held: str = "test") -> tuple[str, str]:
     """trials.csv (one row per trial: params, seed, final metrics, seconds, parameter count) and epochs.csv
     (one row per trial-epoch), so that a reader can recompute every figure without the database; a locked
     study's (held = "val") without any test column."""
     rows, epoch_rows = [], []
     for t in trials:
-        mine = epochs.get(t._trial_id, [])
+        mine = epochs.get(ids[t.number], [])
         last = mine[-1] if mine else None
         rec = stored(t)
         rows.append([t.number, state_of(t), t.params.get("model"), *(t.params.get(a) for a in axes.names),
@@ -453,9 +456,9 @@ def _mistakes(spec: Spec, configs: list[Config], test: dict[int, Predictions], c
 
 
 def _read(spec: Spec, url: str | None, module_version: str | None = None, stored_config: bool = False) -> tuple:
-    """The stored trials as the report reads them: (storage URL, trials, epochs, the spec as searched, the spec
-    as its trials ran, notes, axes, complete trials by configuration, trials left out)."""
-    storage, trials, epochs, study_record = _load_trials(spec, url)
+    """The stored trials as the report reads them: (storage URL, trials, their ids by number, epochs, the spec as
+    searched, the spec as its trials ran, notes, axes, complete trials by configuration, trials left out)."""
+    storage, trials, ids, epochs, study_record = _load_trials(spec, url)
     searched, spec = spec, _as_confirmed(spec, trials)  # the spec as its search trained, and as its confirmation did
     spec, notes = build_trials.stored_code(spec, trials)
     spec, adopted = adopt_stored_source(spec, trials, known_structures(trials, study_record))
@@ -464,7 +467,7 @@ def _read(spec: Spec, url: str | None, module_version: str | None = None, stored
     notes += build_trials.stored_config_note(spec, trials) if stored_config else []
     axes = _Axes(spec, trials)
     groups, excluded = _group(trials, axes, stored_config)
-    return storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record
+    return storage, trials, ids, epochs, searched, spec, notes, axes, groups, excluded, study_record
 
 
 def stored_plan(spec: Spec, url: str | None) -> Plan:
@@ -472,12 +475,12 @@ def stored_plan(spec: Spec, url: str | None) -> Plan:
     when nothing is stored yet."""
     assert spec.study.rounds is not None
     try:
-        _, _, epochs, _, spec, _, axes, groups, _, _ = _read(spec, url)
+        _, _, ids, epochs, _, spec, _, axes, groups, _, _ = _read(spec, url)
     except StorageError:
         groups = {}
     if not groups:
         return plan(spec, [], None)
-    configs = _configs(spec, groups, epochs, axes)
+    configs = _configs(spec, groups, ids, epochs, axes)
     return plan(spec, configs, _correct(spec, url, configs, _predictions(url, configs, "test")))
 
 
@@ -511,10 +514,10 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None,
             was made with (after an edit of [train] or [data] that changed them all), as its setting.
     """
     read = _read(spec, url, module_version, stored_config)
-    storage, trials, epochs, searched, spec, notes, axes, groups, excluded, study_record = read
+    storage, trials, ids, epochs, searched, spec, notes, axes, groups, excluded, study_record = read
     if not groups:
         raise ReportError(build_trials.nothing_to_report(storage, spec, trials))
-    configs = _configs(spec, groups, epochs, axes)
+    configs = _configs(spec, groups, ids, epochs, axes)
     complete = [t for ts in groups.values() for t in ts]
     complete.sort(key=lambda t: t.number)
     test = _predictions(url, configs, "test")
@@ -546,7 +549,7 @@ def build_report(spec: Spec, url: str | None, module_version: str | None = None,
     chance = at_chance(configs, classes, excluded, tables)
     return Report(
         search=search, mistakes=_mistakes(spec, configs, test, complete, compared, chance), notes=tuple(notes),
-        fraction=_fraction(spec), raw=_raw_tables(trials, epochs, axes, held),
+        fraction=_fraction(spec), raw=_raw_tables(trials, ids, epochs, axes, held),
         study=spec.study.name, description=spec.study.description, spec_path=spec.path,
         metric=spec.study.metric, direction=spec.study.direction, axes=varying,
         data=data, train=train, provenance=prov,

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import record
 from runner.data import Data
 from runner.spec import Spec
-from runner.store import Store
+from runner.store import Store, worker_name
 from runner.trials.grid import GridResult, distributions, fixed_choices, model_choices, run_grid
 from runner.trials.lifecycle import Log, load
 from runner.trials.settings import RunSettings
@@ -130,7 +130,8 @@ def test_information(store: Store, study: optuna.Study, data: Data, artifacts: s
     return out
 
 
-REUSER = "reused"  # the worker name that claims a selection point for a search trial standing in for it
+REUSER = "reused"  # the worker name that claims a selection point for a search trial standing in for it, with its
+# host:pid: a claim's own worker takes it back, so two processes copying at once must not share one name
 
 
 def reuse_search_trials(spec: Spec, select: Spec, url: str | None) -> list[str]:
@@ -139,6 +140,7 @@ def reuse_search_trials(spec: Spec, select: Spec, url: str | None) -> list[str]:
     <name>-select with the search trial's record, value, epochs and validation predictions, its weights the
     same artifact, and `reused_from` naming it. One line per trial reused."""
     store = Store(url)
+    reuser = f"{REUSER} {worker_name()}"
     try:
         search_name = record.search_study(spec.study.name)
         trained = {}
@@ -146,26 +148,28 @@ def reuse_search_trials(spec: Spec, select: Spec, url: str | None) -> list[str]:
             if record.of(t).copy_of is None:  # a copy stands for a trial trained once; that one is reused
                 trained.setdefault(record.of(t).config_hash, t)
         study = store.open_study(select.study.name, select.study.direction)
+        study_id = store.optuna.get_study_id_from_name(select.study.name)
         choices, fixed = model_choices(select, study), fixed_choices(select, study)
         lines = []
         claimed = store.claims(select.study.name)
         for point in select.points():
             t = trained.get(point.config_hash)
             if t is None or point.config_hash in claimed or \
-                    store.claim(select.study.name, point.config_hash, REUSER, math.inf) is None:
+                    store.claim(select.study.name, point.config_hash, reuser, math.inf) is None:
                 continue  # not searched at this seed, or complete, failed or running already (another machine)
             source = f"{search_name} trial {t.number}"
             copy = optuna.trial.create_trial(state=TrialState.COMPLETE, value=t.value, params=point.params,
                                              distributions=distributions(point, choices, fixed),
                                              user_attrs=record.reused_record(t, source),
                                              intermediate_values=dict(t.intermediate_values))
-            study.add_trial(copy)
-            new = study.get_trials(deepcopy=False)[-1]._trial_id
-            for split, p in (("val", store.predictions([t._trial_id], "val").get(t._trial_id)),):
+            # its id from the call that made it: the study's last trial may be another process's copy
+            new = store.optuna.create_new_trial(study_id, template_trial=copy)
+            searched = store.trial_ids(search_name, [t.number])[t.number]
+            for split, p in (("val", store.predictions([searched], "val").get(searched)),):
                 if p is not None:
                     store.add_predictions(select.study.name, new, split, p)
-            store.update_claim(select.study.name, point.config_hash, REUSER, trial_id=new)
-            store.complete_claim(select.study.name, point.config_hash, REUSER)
+            store.update_claim(select.study.name, point.config_hash, reuser, trial_id=new)
+            store.complete_claim(select.study.name, point.config_hash, reuser)
             lines.append(f"{select.study.name}: {point.label()} seed={point.seed}: {source} is this point (the same "
                          "configuration, split and seed), reused, not trained again")
         return lines

@@ -203,6 +203,7 @@ class GridWorker(Worker):
         self.artifacts = artifacts_dir(store.url, run.artifacts) if spec.study.keep == "all" else None
         self.checkpoints = Checkpoints(checkpoint_dir(store.url, run.checkpoints) / study_folder(spec.study.name))
         self.study = store.open_study(spec.study.name, spec.study.direction)
+        self.study_id = store.optuna.get_study_id_from_name(spec.study.name)
         self.choices = model_choices(spec, self.study)
         self.fixed = fixed_choices(spec, self.study)
 
@@ -235,7 +236,7 @@ class GridWorker(Worker):
 
     def _run_point(self, point: Point, where: str) -> None:
         spec, store = self.spec, self.store
-        trial_id = self.trial_id = self.db(lambda: store.optuna.create_new_trial(self.study._study_id,
+        trial_id = self.trial_id = self.db(lambda: store.optuna.create_new_trial(self.study_id,
                                                                                  self._template(point)))
         number = self.db(lambda: store.optuna.get_trial_number_from_id(trial_id))
         run = self.trial_run(trial_id, [(spec.study.name, point.config_hash)])

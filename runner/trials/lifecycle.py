@@ -331,9 +331,10 @@ def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
                 s = store.load_study(study)
             except RunnerError:
                 continue
-            for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if record.of(t).worker == worker:
-                    fail_trial(store, t._trial_id, reason)
+            mine = [t.number for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                    if record.of(t).worker == worker]
+            for trial_id in store.trial_ids(study, mine).values():
+                fail_trial(store, trial_id, reason)
             killed_before = Counter(record.of(t).config_hash for t in s.get_trials(
                 deepcopy=False, states=(TrialState.FAIL,)) if KILLED in str(record.of(t).fail_reason or ""))
             for key, claim in store.claims(study).items():
@@ -353,8 +354,9 @@ def _running_of(store: Store, study: str, worker: str, config_hash: str) -> list
         s = store.load_study(study)
     except RunnerError:
         return []
-    return [t._trial_id for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    mine = [t.number for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if record.of(t).worker == worker and record.of(t).config_hash == config_hash]
+    return list(store.trial_ids(study, mine).values())
 
 
 def fail_trial(store: Store, trial_id: int, reason: str, finish: Finish | None = None) -> None:

@@ -89,6 +89,7 @@ class SearchWorker(Worker):
     def _study(self) -> optuna.Study:
         name = search_name(self.spec)
         self.store.open_study(name, self.search.direction)  # created here, direction checked
+        self.study_id = self.store.optuna.get_study_id_from_name(name)
         return optuna.load_study(study_name=name, storage=self.store.optuna, sampler=make_sampler(self.search, self.index),
                                  pruner=make_pruner(self.search, self.spec.train.epochs))
 
@@ -128,13 +129,14 @@ class SearchWorker(Worker):
     def _run_slot(self, slot: str) -> str:
         name = search_name(self.spec)
         trial = self.db(self.study.ask)
-        self.trial_id = trial._trial_id
+        trial_id = self.trial_id = self.db(lambda: self.store.optuna.get_trial_id_from_study_id_trial_number(
+            self.study_id, trial.number))
         setting = suggest(trial, self.spec)
         point = self.spec.point(setting, self.spec.study.seeds[0])
         table = point_table(point)
         attrs = self.record(point, self.data, table, slot=slot)
-        self.db(lambda: record.write(self.store.optuna, trial._trial_id, attrs))
-        run = self.trial_run(trial._trial_id, [(name, slot)],
+        self.db(lambda: record.write(self.store.optuna, trial_id, attrs))
+        run = self.trial_run(trial_id, [(name, slot)],
                              finish=lambda state, value: self.study.tell(trial, value, state=state))
         try:
             return self._train_slot(slot, trial, setting, point, table, run)
@@ -166,7 +168,7 @@ class SearchWorker(Worker):
         def on_epoch(m: EpochMetrics) -> None:
             epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
             so_far = list(epochs)  # a search waits for its database: the pruner reads what each epoch reported
-            self.db(lambda: record.write(self.store.optuna, trial._trial_id, {record.EPOCHS: so_far}))
+            self.db(lambda: record.write(self.store.optuna, run.trial_id, {record.EPOCHS: so_far}))
             self.db(lambda: trial.report(getattr(m, metric), m.epoch))
             run.beat()
             self.tick(1)
@@ -181,7 +183,7 @@ class SearchWorker(Worker):
             trained = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
         except _Pruned:
             outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
-            self.db(lambda: record.write(self.store.optuna, trial._trial_id, outcome))
+            self.db(lambda: record.write(self.store.optuna, run.trial_id, outcome))
             if not run.complete(None, TrialState.PRUNED):
                 return self._dropped(trial, point, len(epochs))
             self.tick(point.train.epochs - len(epochs))
@@ -196,10 +198,10 @@ class SearchWorker(Worker):
             return "failed"
         # its validation predictions, and its weights unless [study].keep = "none": a candidate's search trial is
         # its selection trial for the seed it was trained with (confirm.reuse_search_trials)
-        self.db(lambda: keep_outputs(self.store, self.artifacts, name, trial._trial_id, trial.number, trained[0],
+        self.db(lambda: keep_outputs(self.store, self.artifacts, name, run.trial_id, trial.number, trained[0],
                                      point, self.data, self.device))
         outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
-        self.db(lambda: record.write(self.store.optuna, trial._trial_id, outcome))
+        self.db(lambda: record.write(self.store.optuna, run.trial_id, outcome))
         if not run.complete(getattr(trained[1][-1], metric)):
             return self._dropped(trial, point, len(epochs))
         self.ran += 1
@@ -218,7 +220,7 @@ class SearchWorker(Worker):
         done = None if other is None or other.trial_id is None else self.store.optuna.get_trial(other.trial_id)
         if other is not None and other.state == "complete" and done is not None:
             # the same configuration and seed train to the same result: its outcome stands for this trial
-            record.write(self.store.optuna, trial._trial_id, {record.COPY_OF: done.number})
+            record.write(self.store.optuna, run.trial_id, {record.COPY_OF: done.number})
             if done.state == TrialState.COMPLETE:
                 run.complete(done.value)
             else:

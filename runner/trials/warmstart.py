@@ -59,8 +59,10 @@ def best_configurations(spec: Spec, store: Store, source: str, log: Log = lambda
     study = store.load_study(source)
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if record.of(t).config and t.value is not None]
-    epochs = store.epochs([t._trial_id for t in complete])
-    val = {t.number: rows[-1].val_acc for t in complete if (rows := epochs.get(t._trial_id)) and rows[-1].val_acc is not None}
+    ids = store.trial_ids(source, [t.number for t in complete])
+    epochs = store.epochs(list(ids.values()))
+    val = {t.number: rows[-1].val_acc for t in complete
+           if (rows := epochs.get(ids[t.number])) and rows[-1].val_acc is not None}
     if complete and len(val) == len(complete):
         score = {t.number: -val[t.number] for t in complete}  # the best validation accuracy first
     else:
