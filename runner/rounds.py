@@ -21,7 +21,7 @@ from runner.store import Store
 from runner.trials.grid import GridResult, check_size, pending, run_grid
 from runner.trials.lifecycle import Log
 from runner.trials.settings import RunSettings
-from runner.trials.sources import adopt_stored_source, known_structures
+from runner.sources import adopt_stored_source, known_structures
 
 __all__ = ["run_rounds", "round_line", "cost_lines", "most_points", "POLL_S"]
 

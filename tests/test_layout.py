@@ -18,7 +18,7 @@ LAYERS = {
     "store": 0, "dberrors": 0, "machine": 0, "record": 0, "design": 0,
     "data": 1, "models": 1,
     "spec": 2,
-    "train": 3, "schema": 3, "weights": 3, "plan": 3,
+    "train": 3, "schema": 3, "weights": 3, "plan": 3, "sources": 3,
     "trials": 4,
     "report": 5, "query": 5, "bench": 5, "export": 5, "predict": 5, "launch": 5, "watch": 5,
     "rounds": 5,

@@ -1,4 +1,4 @@
-"""runner/usercode.py and what a user's module is to the stored trials (runner/trials/sources.py): an edit of
+"""runner/usercode.py and what a user's module is to the stored trials (runner/sources.py): an edit of
 its form (a comment, a blank line, a docstring, the formatting) keeps its trials; an edit of what it does is
 said before anything trains, by --dry-run, by runner grid and by runner report, which names the option that
 reports the earlier version's trials."""

@@ -35,7 +35,7 @@ from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
 from runner.text import csv_text, file_slug, toml_value
 from runner.trials.confirm import confirm_spec
-from runner.trials.sources import adopt_stored_source, known_structures
+from runner.sources import adopt_stored_source, known_structures
 
 __all__ = ["build_report", "FULL_MNIST", "strip_paths"]
 

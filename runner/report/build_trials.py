@@ -14,7 +14,7 @@ from runner.record import state_of
 from runner.report.data import ReportError
 from runner.spec import Spec
 from runner.text import plural
-from runner.trials.sources import earlier_versions
+from runner.sources import earlier_versions
 from runner.trials.standing import Change, field_changes
 
 __all__ = ["ANY_VERSION", "stored_code", "stale", "changes", "changed", "changed_fields", "stored_config_note", "module_version", "earlier_note", "nothing_to_report",

@@ -30,7 +30,7 @@ from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
 from runner.trials.settings import MAX_POINTS, RunSettings
-from runner.trials.sources import adopt_stored_source, known_structures, remember_sources, stale_sources
+from runner.sources import adopt_stored_source, known_structures, remember_sources, stale_sources
 from runner.trials.standing import best_line, changed_lines, count_line, next_lines, standing
 from runner.trials.outputs import keep_outputs
 from runner.trials.devices import on_gpus, worker_envs

@@ -20,7 +20,7 @@ from runner.text import plural, toml_value
 __all__ = ["Change", "Standing", "field_changes", "changed_points", "changed_lines", "standing", "count_line",
            "best_line", "next_lines"]
 
-# a user's module whose code changed is said by runner.trials.sources.stale_sources, with its versions
+# a user's module whose code changed is said by runner.sources.stale_sources, with its versions
 SAID_ELSEWHERE = ("model.source_sha256", "data.source_sha256")
 
 

@@ -36,7 +36,7 @@ from runner.trials.outputs import keep_outputs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 from runner.trials.sampling import make_pruner, make_sampler, suggest
 from runner.trials.settings import RunSettings
-from runner.trials.sources import adopt_stored_source, known_structures, remember_sources
+from runner.sources import adopt_stored_source, known_structures, remember_sources
 from runner.trials.warmstart import warm_start
 
 __all__ = ["TuneResult", "run_tune", "search_name", "top_settings", "budget", "SearchWorker"]

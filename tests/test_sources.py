@@ -1,4 +1,4 @@
-"""runner/trials/sources.py: what stored trials say the spec means. Here, EMA trials stored before the decay
+"""runner/sources.py: what stored trials say the spec means. Here, EMA trials stored before the decay
 warm-up existed (tests/fixtures/v3, made by the code before it): their study goes on without the warm-up,
 their config hashes and values unchanged, and nothing trains again; a new study of the same spec warms up."""
 from __future__ import annotations
