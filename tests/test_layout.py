@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parent.parent / "runner"
 # Lower numbers sit lower in the house; a module may import only its own layer or those below.
 LAYERS = {
     "errors": 0, "keys": 0, "text": 0, "optim": 0, "augment": 0, "usercode": 0, "plotting": 0, "progress": 0,
-    "store": 0, "dberrors": 0, "machine": 0, "record": 0, "design": 0,
+    "store": 0, "dberrors": 0, "migrations": 0, "formats": 0, "machine": 0, "record": 0, "design": 0,
     "data": 1, "models": 1,
     "spec": 2,
     "train": 3, "schema": 3, "weights": 3, "plan": 3, "sources": 3,
