@@ -301,7 +301,7 @@ class StopReason:
     for it); `state_of` calls such a trial "interrupted". A worker killed by a signal (pool.death: the OOM
     killer's SIGKILL) is not among them: its trial stays "fail", a crash to look into."""
 
-    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, the database away past --db-patience, an error in the worker
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, the database away past --db-patience (an error: "error: ...")
     TAKEN_OVER = "taken over: its worker stopped (no heartbeat) or it failed"  # another worker took its point
     DROPPED = ("dropped: its worker was cut off from the database long enough for another to take its point over "
                "(that worker's trial counts)")

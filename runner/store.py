@@ -182,7 +182,8 @@ class Store:
         """Create our tables, or bring an older database's to this runner's format, saying so in one line."""
         upgraded = migrations.upgrade(self.engine, self.url)
         if upgraded is not None:
-            warnings.warn(f"{named(self.url)}: upgraded runner's tables from format {upgraded[0]} to "
+            before = "2 or 3 (their tables are alike)" if upgraded[0] == 2 else upgraded[0]  # neither recorded it
+            warnings.warn(f"{named(self.url)}: upgraded runner's tables from format {before} to "
                           f"{upgraded[1]}", stacklevel=3)
 
     @contextlib.contextmanager

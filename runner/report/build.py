@@ -166,8 +166,9 @@ def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
 def why_not_complete(t: FrozenTrial) -> str:
     """A trial's reason for being left out: its stored one, else what its state says."""
     rec = stored(t)
-    if state_of(t) == "interrupted":  # stopped from outside: its point is the next run's, from its checkpoint
-        return f"{rec.fail_reason}: stopped, not failed; its point is run again, from its checkpoint"
+    if state_of(t) == "interrupted":  # stopped from outside: a grid's point resumes, a search's slot is drawn again
+        return (f"{rec.fail_reason}: stopped, not failed; the next run takes its place (a grid's point from its "
+                "checkpoint, a search's budget slot with another draw)")
     if rec.fail_reason:
         return str(rec.fail_reason)
     worker = f" by {rec.worker}" if rec.worker is not None else ""
@@ -252,7 +253,7 @@ def _regularizer(attrs: list[TrialRecord], r: str, tables: dict[str, list[LayerR
         return str(a.section("model").get("name", "?"))
 
     own = [a for a in attrs if r in REGULARIZER_ARGS and a.module_takes is not None and r not in a.module_takes]
-    # a regularizer added later (ema) is stored only where it is on: absent, it was off
+    # a regularizer of a later format (LATER_REGULARIZERS: ema, format 3) is stored only where it is on: absent, off
     later = REGULARIZERS[r].default if r in LATER_REGULARIZERS else None
     values = [a.section("regularizers").get(r, later) for a in attrs if a not in own]
     values = [v for v in values if v is not None]

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner import plan, record
 from runner.data import Data
+from runner.dberrors import sqlite_path
 from runner.errors import RunnerError, StorageError
 from runner.keys import choices_text
 from runner.text import plural, toml_literal
@@ -25,7 +26,7 @@ from runner.models.layers import ACTIVATIONS, POOLS
 from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
 from runner.spec.tables import point_table
-from runner.store import Store, artifacts_dir, checkpoint_dir, study_folder
+from runner.store import Store, artifacts_dir, checkpoint_dir, storage_url, study_folder
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
 from runner.trials.checkpoints import Checkpoints
 from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
@@ -131,10 +132,10 @@ def stored_lines(spec: Spec, url: str | None, retry_failed: bool = False) -> lis
     form, and which an earlier version of its code made and whose points train again. Reading never writes."""
     nothing = [f"{plural(spec.point_count(), 'point')}: 0 complete in the storage (no study {spec.study.name!r} "
                f"there yet), {spec.point_count()} to run"]
-    try:
-        store = Store(url, create=False)
-    except RunnerError:
+    path = sqlite_path(storage_url(url))
+    if path is not None and not path.exists():
         return nothing
+    store = Store(url, create=False)  # a database that cannot be read (a newer runner's, a wrong password) says so
     try:
         if spec.study.name not in store.study_names():
             return nothing

@@ -242,8 +242,8 @@ class TrialRun:
             self.fail(str(e))
             return None
         except Exception as e:  # noqa: BLE001 - an allocation that failed is the trial's, not the worker's
-            if not out_of_memory(e):
-                self.interrupted()
+            if not out_of_memory(e):  # a crash (a bug in a module, a device error): "fail", not "interrupted"
+                self.interrupted(f"error: {type(e).__name__}: {first_line(e)}")
                 raise
             self.fail(f"out of memory while training: {first_line(e)}")
             return None
@@ -276,10 +276,11 @@ class TrialRun:
         for study, key in self.claims:
             self.db(lambda: self.store.update_claim(study, key, self.worker, state="failed"))
 
-    def interrupted(self) -> None:
-        """Fail the trial "interrupted" (best effort, on the way out) and give its claims back."""
+    def interrupted(self, reason: str = INTERRUPTED) -> None:
+        """Fail the trial "interrupted" (or with the error that stopped it; best effort, on the way out) and give
+        its claims back: the point runs again when the grid does."""
         self.writer.stop()  # no write of its may land after the claims are given back
-        fail_trial(self.store, self.trial_id, INTERRUPTED, self.finish)
+        fail_trial(self.store, self.trial_id, reason, self.finish)
         for study, key in self.claims:
             try:
                 self.store.release(study, key, self.worker)

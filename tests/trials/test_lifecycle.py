@@ -6,6 +6,7 @@ training; a trial's value is the study's metric, a validation one included."""
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import sqlite3
 import subprocess
@@ -167,6 +168,40 @@ def test_a_limit_above_the_images_there_are_is_said_in_one_line_and_the_spec_sti
     (tmp_path / "spec.toml").write_text(spec)
     result = CliRunner().invoke(cli, ["grid", "spec.toml", "--dry-run"])
     assert result.exit_code == 0 and "warning: " not in result.output, result.output
+
+
+CRASHING = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.training and self.calls > 3:  # past the forward check, in the first epoch
+            raise RuntimeError("boom in forward")
+        return self.fc(x.flatten(1))
+"""
+
+
+def test_a_module_that_crashes_while_training_fails_its_trial_and_is_not_called_interrupted(tmp_path, monkeypatch):
+    """A bug that raises inside training is a failure to look into, with its error as the reason: not "interrupted"
+    (runner studies and --where state = fail find it)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(CRASHING)
+    (tmp_path / "spec.toml").write_text(SPEC.replace('[models.lenet5]\narch = "lenet5"\n[grid]\nbatch_norm = [false, true]\n',
+                                                     '[models.net]\ntarget = "model:Net"\n[[runs]]\nmodel = "net"\n')
+                                        .replace("seeds = [0, 1]", "seeds = [0]"))
+    result = CliRunner().invoke(cli, ["grid", "spec.toml", "--quiet"])
+    assert isinstance(result.exception, RuntimeError), result.output
+    out = CliRunner().invoke(cli, ["trials", "--study", "intr", "--where", "state = fail", "--format", "json"]).output
+    [trial] = json.loads(out)
+    assert trial["fail_reason"] == "error: RuntimeError: boom in forward"
+    assert "interrupted" not in CliRunner().invoke(cli, ["studies"]).output
 
 
 # ---------------------------------------------------------------- a trial's value and epochs, with a validation split
