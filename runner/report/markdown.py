@@ -173,7 +173,8 @@ def render_markdown(report: Report) -> str:
     out += ["## Comparison", "",
             "Every configuration, best first; mean ± std over seeds. Train accuracy is the running "
             "accuracy on the training batches as seen during the last epoch (augmented, dropout on), "
-            "not a clean evaluation, so the train − test gap is only a rough measure of overfitting.",
+            f"not a clean evaluation, so the train − {'validation' if report.held_out == 'val' else 'test'} gap "
+            "is only a rough measure of overfitting.",
             "", comparison_table(report), ""]
     if report.versus_best:
         out += ["### Against the best configuration", "",
