@@ -28,13 +28,14 @@ from runner.record import BEST_TEST_ACC, TEST_SIZE, state_of, study_of
 from runner.store import Store
 from runner.text import did_you_mean, text_table
 
-__all__ = ["QueryError", "Clause", "Trials", "parse_filter", "trial_records", "select", "group", "render",
+__all__ = ["RAN", "QueryError", "Clause", "Trials", "parse_filter", "trial_records", "select", "group", "render",
            "refuse_locked", "study_rows", "trial_detail", "METRICS", "TEST_METRICS", "FORMATS"]
 
 METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss", "best_test_acc", "seconds")
 VAL_METRICS = ("val_acc", "val_loss")  # shown by default only when a trial has them
 TEST_METRICS = ("test_acc", "test_loss", "best_test_acc")  # none in a study whose test set is locked
 FIXED_KEYS = ("number", "state", "model", "seed")
+RAN = "epochs_run"  # the epochs a trial ran, where "epochs" is a grid axis (its planned value)
 FORMATS = ("table", "csv", "json", "markdown")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -161,7 +162,7 @@ def trial_records(store: Store, study_name: str) -> Trials:
         last = rows[-1] if rows else None
         record: dict[str, Any] = {"number": t.number, "state": state_of(t),
                                   "model": t.params.get("model"), **{a: t.params.get(a) for a in axes},
-                                  "seed": t.params.get("seed"), "epochs": len(rows)}
+                                  "seed": t.params.get("seed"), RAN if "epochs" in axes else "epochs": len(rows)}
         for m in ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss"):
             record[m] = getattr(last, m) if last else None
         tests = [r.test_acc for r in rows if r.test_acc is not None]
@@ -184,7 +185,7 @@ def select(records: list[dict[str, Any]], axes: list[str], where: str | None = N
            sort: str | None = None, limit: int | None = None,
            metrics: tuple[str, ...] = METRICS) -> list[dict[str, Any]]:
     """Filter, sort and cut the records (whose metrics are `metrics`)."""
-    keys = [*FIXED_KEYS, *axes, *metrics]
+    keys = [*FIXED_KEYS, *axes, *([RAN] if "epochs" in axes else []), *metrics]
     out = records
     if where is not None:
         groups = parse_filter(where)

@@ -322,3 +322,22 @@ def test_export_of_a_locked_study_holds_no_test_metric(locked_db, tmp_path):
     assert result.output.startswith(f"wrote {out}: trial ") and "test" not in result.output.split(": ", 1)[1]
     kept = torch.load(out, weights_only=True)
     assert not any("test" in k or "acc" in k for k in kept)
+
+
+def test_an_epochs_axis_keeps_its_planned_value_beside_the_epochs_a_trial_ran(query):
+    """With epochs a grid axis, a trial stopped before its first epoch is still an epochs = 16 trial: the epochs it
+    ran are their own column (epochs_run), not written over the axis, and the table has no column twice."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{query.path}")
+    study = optuna.create_study(study_name="e", storage=storage, direction="maximize")
+    dists = {"model": optuna.distributions.CategoricalDistribution(["lenet5"]),
+             "epochs": optuna.distributions.CategoricalDistribution([8, 16]),
+             "seed": optuna.distributions.IntDistribution(0, 0)}
+    for epochs in (8, 16):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, distributions=dists,
+                                                  params={"model": "lenet5", "epochs": epochs, "seed": 0},
+                                                  user_attrs={"fail_reason": "interrupted"}))
+    storage.engine.dispose()
+    out = query("trials", "--study", "e", "--where", "epochs = 16", "--format", "json").output
+    assert [(r["epochs"], r["epochs_run"]) for r in json.loads(out)] == [(16, 0)], out
+    head = query("trials", "--study", "e").output.splitlines()[0].split()
+    assert head.count("epochs") == 1 and "epochs_run" in head, head

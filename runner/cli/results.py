@@ -119,7 +119,7 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
       runner trials --study regularization --group-by batch_norm,augment
       runner trials --study regularization --format csv > trials.csv
     """
-    from runner.query import QueryError, group, refuse_locked, render, select, trial_records
+    from runner.query import RAN, QueryError, group, refuse_locked, render, select, trial_records
 
     records, axes, metrics = trial_records(reader(storage), study_name)
     rows = select(records, axes, where, sort if not group_by else None, None if group_by else limit, metrics)
@@ -134,7 +134,8 @@ def trials(study_name: str, storage: str | None, where: str | None, sort: str | 
         default = [*by, "n", *_shown_metrics(records, metrics)]
     else:
         varied = [a for a in axes if len({r[a] for r in records}) > 1]
-        default = ["number", "state", "model", *varied, "seed", "epochs", *_shown_metrics(records, metrics)]
+        ran = RAN if "epochs" in axes else "epochs"  # the epochs each trial ran, beside a planned epochs axis
+        default = ["number", "state", "model", *varied, "seed", ran, *_shown_metrics(records, metrics)]
         default += ["fail_reason"] if any(r["fail_reason"] for r in rows) else []
     if columns:
         shown = [c.strip() for c in columns.split(",")]
