@@ -31,10 +31,10 @@ from runner.plan import status as plan_status
 from runner.report.choose import choose, fits
 from runner.report.stats import Correct, grid_effects, mean_of, std_of, versus_best, versus_tuned
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
+from runner.spec.stages import confirm_spec
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
 from runner.text import csv_text, file_slug, toml_value
-from runner.trials.confirm import confirm_spec
 from runner.sources import adopt_stored_source, known_structures
 
 __all__ = ["build_report", "FULL_MNIST", "strip_paths"]

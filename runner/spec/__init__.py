@@ -7,6 +7,7 @@
 - `study`: [study], its seeds a list or rounds.
 - `parse`: `load_spec` / `parse_spec`, section by section; `search`: the [search] section.
 - `tables`: the layer tables of a spec's models, and the forward check of each before any trial.
+- `stages`: a search's confirmation as specs: `<name>-select` and `<name>` (the runner and the report read them).
 """
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ refit and tested.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
 from dataclasses import dataclass
@@ -25,13 +24,14 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import record
 from runner.data import Data
 from runner.spec import Spec
+from runner.spec.stages import confirm_spec, selection_spec
 from runner.store import Store, worker_name
 from runner.trials.grid import GridResult, distributions, fixed_choices, model_choices, run_grid
 from runner.trials.lifecycle import Log, load
 from runner.trials.settings import RunSettings
 from runner.weights import KeptError, exported_accuracy, load_kept
 
-__all__ = ["confirm_search", "reuse_search_trials", "Candidate", "select_name", "selection_spec", "confirm_spec", "candidates", "winner",
+__all__ = ["confirm_search", "reuse_search_trials", "Candidate", "select_name", "candidates", "winner",
            "test_information", "PROTOCOL", "finished"]
 
 PROTOCOL = ("The search's top {top} configurations by validation {words} (one seed each) were trained again "
@@ -43,28 +43,6 @@ PROTOCOL = ("The search's top {top} configurations by validation {words} (one se
 def select_name(spec: Spec) -> str:
     """The grid study of the selection stage: `<name>-select`."""
     return record.select_study(spec.study.name)
-
-
-def _runs(settings: list[dict[str, Any]]) -> tuple[tuple[tuple[str, Any], ...], ...]:
-    return tuple(tuple(s.items()) for s in settings)
-
-
-def selection_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
-    """`<name>-select`: each candidate with every seed on the search's split, ranked by its metric, never tested."""
-    study = dataclasses.replace(spec.study, name=select_name(spec), metric=spec.search.metric)
-    return dataclasses.replace(spec, study=study, grid=(), runs=_runs(settings), tested=False)
-
-
-def confirm_spec(spec: Spec, settings: list[dict[str, Any]]) -> Spec:
-    """The grid study `<name>`: each setting with every seed, tested; refit: on train + validation (a study
-    ranked by a validation metric then ranks by its test counterpart: there is no validation split left)."""
-    if not spec.search.refit:
-        return dataclasses.replace(spec, grid=(), runs=_runs(settings))
-    study = spec.study
-    if study.metric.startswith("val_"):
-        study = dataclasses.replace(study, metric="test_" + study.metric.removeprefix("val_"))
-    return dataclasses.replace(spec, study=study, data=dataclasses.replace(spec.data, val_fraction=0.0), grid=(),
-                               runs=_runs(settings))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from tests.helpers import TUNE_SPEC as SPEC, load_spec_text
 
 
 def test_no_winner_is_chosen_from_an_unfinished_selection_and_a_val_ranked_study_is_tested_on_test():
-    from runner.trials.confirm import Candidate, confirm_spec, selection_spec, winner
+    from runner.spec.stages import confirm_spec, selection_spec
+    from runner.trials.confirm import Candidate, winner
 
     spec = load_spec_text(SPEC)
     settings = [{"lr": 0.05, "batch_norm": True, "small.c1.conv": 4}, {"lr": 0.1, "batch_norm": False, "small.c1.conv": 4}]
@@ -59,7 +60,7 @@ def test_two_processes_copying_at_once_each_put_a_copys_predictions_and_claim_on
 
     from runner import record
     from runner.store import Predictions, Store
-    from runner.trials.confirm import selection_spec
+    from runner.spec.stages import selection_spec
 
     spec = load_spec_text(SPEC)
     settings = [{"lr": round(0.01 * (k + 1), 2), "batch_norm": False, "small.c1.conv": 4} for k in range(12)]
