@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RunnerError", "SpecError", "DataError", "StorageError", "read_text", "out_of_memory"]
+__all__ = ["RunnerError", "SpecError", "DataError", "StorageError", "ReportError", "read_text", "out_of_memory"]
 
 
 class RunnerError(Exception):
@@ -20,6 +20,10 @@ class DataError(RunnerError):
 
 class StorageError(RunnerError):
     """A storage URL that cannot be opened, or a study whose contents conflict with the spec."""
+
+
+class ReportError(RunnerError):
+    """A report that cannot be made: no complete trials, a README without markers, a bad folder."""
 
 
 def read_text(path: Path, error: type[RunnerError], what: str) -> str:

@@ -1,11 +1,12 @@
 """`runner grid` of a study whose seeds come in rounds: [study].seeds = { first, max, until }.
 
 Each round is a grid run (runner.trials.grid) of the points the stored trials call for next
-(runner.report.rounds.plan): the first round every setting's seeds 0 to first - 1, each later round
+(runner.results.looks.plan_in): the first round every setting's seeds 0 to first - 1, each later round
 one more seed, for every setting (until = "effects") or for the settings still racing (until = "best").
 Between rounds the looks are read again from the storage, so any number of workers, machines or Slurm
 tasks run the same rounds, an interrupted run continues the round it stopped in, and a worker that
-finds every point of a round taken waits for the others before it looks.
+finds every point of a round taken waits for the others before it looks. The command reads and writes
+the storage through one Store, opened once; each round's grid run opens its own for its workers.
 """
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from dataclasses import replace
 from typing import Any
 
 from runner import record
-from runner.report.build import stored_plan
-from runner.report.rounds import Plan
+from runner.sources import adopt_stored_source, known_structures
+from runner.results.looks import Plan, plan_in
 from runner.spec import Spec
 from runner.store import Store
 from runner.trials.grid import GridResult, check_size, pending, run_grid
 from runner.trials.lifecycle import Log
 from runner.trials.settings import RunSettings
-from runner.sources import adopt_stored_source, known_structures
 
 __all__ = ["run_rounds", "round_line", "cost_lines", "most_points", "POLL_S"]
 
@@ -53,17 +53,13 @@ def cost_lines(spec: Spec) -> list[str]:
             f"{most}, {r.max - r.first} more rounds)"]
 
 
-def _write_round(url: str | None, spec: Spec, p: Plan) -> None:
+def _write_round(store: Store, spec: Spec, p: Plan) -> None:
     """The round at hand as the study's record, for `runner watch`."""
-    store = Store(url)
-    try:
-        study = store.open_study(spec.study.name, spec.study.direction)
-        study.set_user_attr(record.ROUND, {"round": p.round, "seeds": p.seeds, "max": p.rounds.max,
-                                           "until": p.rounds.until, "stopped": p.stopped,
-                                           "racing": len(p.race[p.seeds - 1]) if p.seeds - 1 in p.race else None,
-                                           "points": p.spec(spec).point_count()})
-    finally:
-        store.dispose()
+    study = store.open_study(spec.study.name, spec.study.direction)
+    study.set_user_attr(record.ROUND, {"round": p.round, "seeds": p.seeds, "max": p.rounds.max,
+                                       "until": p.rounds.until, "stopped": p.stopped,
+                                       "racing": len(p.race[p.seeds - 1]) if p.seeds - 1 in p.race else None,
+                                       "points": p.spec(spec).point_count()})
 
 
 def _adopted(spec: Spec, store: Store) -> Spec:
@@ -74,17 +70,13 @@ def _adopted(spec: Spec, store: Store) -> Spec:
     return adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))[0]
 
 
-def _waiting_for(spec: Spec, url: str | None) -> tuple[int, int]:
+def _waiting_for(spec: Spec, store: Store) -> tuple[int, int]:
     """(points of the round still running elsewhere, points failed) once this worker has nothing to claim."""
-    store = Store(url)
-    try:
-        spec = _adopted(spec, store)
-        claims = store.claims(spec.study.name)
-        states = [claims[p.config_hash].state if p.config_hash in claims else "none" for p in spec.points()]
-        failed = sum(s == "failed" for s in states)
-        return sum(s not in ("complete", "failed") for s in states), failed
-    finally:
-        store.dispose()
+    spec = _adopted(spec, store)
+    claims = store.claims(spec.study.name)
+    states = [claims[p.config_hash].state if p.config_hash in claims else "none" for p in spec.points()]
+    failed = sum(s == "failed" for s in states)
+    return sum(s not in ("complete", "failed") for s in states), failed
 
 
 def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), progress: Any = None,
@@ -94,17 +86,27 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
     if progress is not None:
         log = progress.log
     check_size(most_points(spec), run.max_points)
+    store = Store(url)
+    try:
+        return _rounds(spec, url, store, run, progress, log)
+    finally:
+        store.dispose()
+
+
+def _rounds(spec: Spec, url: str | None, store: Store, run: RunSettings, progress: Any,
+            log: Log) -> tuple[GridResult, Plan]:
+    """run_rounds with the command's one Store (`url` still goes to run_grid, whose workers open their own)."""
     done_before = ran = failed = 0
     deaths: tuple[str, ...] = ()
     first, told, waiting, again = True, None, False, False
     while True:
-        p = stored_plan(spec, url)
+        p = plan_in(spec, store)
         if told != (p.seeds, p.stopped):
-            _write_round(url, spec, p)
+            _write_round(store, spec, p)
             log(round_line(spec, p))
             told, waiting, again = (p.seeds, p.stopped), False, False
         if p.stopped is not None:  # what the storage holds: this run's trials, and the others' (other workers')
-            return GridResult(p.spec(spec).point_count(), _complete(p.spec(spec), url) - ran, ran, failed,
+            return GridResult(p.spec(spec).point_count(), _complete(p.spec(spec), store) - ran, ran, failed,
                               deaths), p
         if waiting:  # one worker, and its count line only once it trains a point another worker left
             result = run_grid(p.spec(spec), url, replace(run, workers=1), None, _Quiet(log))
@@ -119,11 +121,11 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
             log(f"{spec.study.name}: round {p.round} cannot be looked at: {result.failed} of its trials failed "
                 "(see `runner trials`; --retry-failed runs them again)")
             return GridResult(result.total, done_before, ran, failed, deaths), p
-        after = stored_plan(spec, url)
+        after = plan_in(spec, store)
         if (after.seeds, after.stopped) != (p.seeds, p.stopped):
             again = False
             continue
-        elsewhere, broken = _waiting_for(p.spec(spec), url)
+        elsewhere, broken = _waiting_for(p.spec(spec), store)
         if broken and not elsewhere:
             log(f"{spec.study.name}: round {p.round} cannot be looked at: {broken} of its trials failed before "
                 "(--retry-failed runs them again)")
@@ -142,13 +144,9 @@ def run_rounds(spec: Spec, url: str | None, run: RunSettings = RunSettings(), pr
         time.sleep(POLL_S)
 
 
-def _complete(spec: Spec, url: str | None) -> int:
+def _complete(spec: Spec, store: Store) -> int:
     """The points of `spec` complete in the storage."""
-    store = Store(url)
-    try:
-        return pending(_adopted(spec, store), store)[1]
-    finally:
-        store.dispose()
+    return pending(_adopted(spec, store), store)[1]
 
 
 class _Quiet:

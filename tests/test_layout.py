@@ -20,9 +20,10 @@ LAYERS = {
     "spec": 2,
     "train": 3, "schema": 3, "weights": 3, "plan": 3, "sources": 3,
     "trials": 4,
-    "report": 5, "query": 5, "bench": 5, "export": 5, "predict": 5, "launch": 5, "watch": 5,
-    "rounds": 5,
-    "cli": 6, "__init__": 6,  # the package's own __init__: runner.load_model
+    "results": 5,  # what the stored trials say: read alike by the rounds and the report
+    "report": 6, "query": 6, "bench": 6, "export": 6, "predict": 6, "launch": 6, "watch": 6,
+    "rounds": 6,
+    "cli": 7, "__init__": 7,  # the package's own __init__: runner.load_model
 }
 # Lazy imports are for heavy libraries; of the runner's own modules, only where start-up must not load
 # torch: the CLI (`runner --help`, the query commands) and `import runner` itself.
@@ -79,6 +80,27 @@ def test_no_arrow_runs_back_up_and_no_private_name_crosses_a_file(path):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runner"):
             private = [a.name for a in node.names if a.name.startswith("_")]
             assert not private, f"{path.name}:{node.lineno}: imports {private} from {node.module}"
+
+
+def _imports_the_report(path: Path) -> list[str]:
+    """`line: module` of each import of runner.report in the file, lazy or not."""
+    return [f"{node.lineno}: {t}" for node, _ in _imports(path) for t in _targets(node)
+            if t == "runner.report" or t.startswith("runner.report.")]
+
+
+@pytest.mark.parametrize("path", [PACKAGE / "rounds.py", *sorted((PACKAGE / "trials").rglob("*.py"))],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_runner_does_not_import_the_reader(path):
+    """What the rounds and the trials share with the report (the stored plan of a study in rounds, the stored
+    source versions) lives below them all: runner.results, runner.sources."""
+    assert not _imports_the_report(path), f"{path.name} imports the report: {_imports_the_report(path)}"
+
+
+def test_the_check_finds_an_import_of_the_report(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from runner.report.build import stored_plan\nfrom runner import report\n"
+                   "def f():\n    import runner.report.rounds\n")
+    assert _imports_the_report(bad) == ["1: runner.report.build", "2: runner.report", "4: runner.report.rounds"]
 
 
 def test_no_test_imports_a_private_name():

@@ -12,14 +12,13 @@ off, same seed, every other param equal) with a t-interval and a paired t-test; 
 Holm-corrected over all the factors tested (and, separately, over all the interactions).
 The same stored trials give byte-identical Markdown, JSON and PNGs: nothing depends on the clock.
 
-The package is cut by stage, and a stage that covers several sections has a module per section:
+What the stored trials say (configurations, which trials count, the statistics, the looks of seeds in
+rounds) is runner.results, below the report and the rounds alike. The package is cut by stage, and a stage that covers several sections has a module per section:
     data                      the Report and every part of it, the search's and the mistakes' included
-    build, build_trials,      storage to Report: the grid's configurations, effects and setup; which
-      build_search,           stored trials count (a user module's versions); the search behind a tuned
-      build_mistakes          spec; where the models are wrong
+    build, build_search,      storage to Report (the configurations, read by runner.results): effects and
+      build_mistakes          setup; the search behind a tuned spec; where the models are wrong
     roles                     which model stands for LeNet-5 and the MLP, the gallery's baseline, the
                               configurations at or near chance and why
-    stats                     every figure of chance: means, t-intervals, paired t-tests, the bootstrap, Holm
     markdown, markdown_search, report.md and the README summary; the search's section, the mistakes'
       markdown_mistakes
     summary                   summary.json
@@ -37,7 +36,7 @@ from runner.report.files import (END_MARKER, START_MARKER, default_out_dir, make
 from runner.report.markdown import (comparison_table, effect_sentence, effects_table, interaction_sentence,
                                     render_markdown, render_summary)
 from runner.report.summary import summary_json
-from runner.report.stats import holm
+from runner.results.stats import holm
 
 __all__ = [
     "ReportError", "Curve", "Config", "Effect", "Known", "Excluded", "Figure", "Report",

@@ -1,13 +1,17 @@
-"""The report as data: frozen dataclasses for every number it shows, and the names of its files."""
+"""The report as data: frozen dataclasses for every number it shows, and the names of its files.
+
+A configuration (Config, its Curves), a trial left out (Excluded) and an effect (Effect) are what the stored trials say
+(runner.results), below the report; they are named here too as parts of a Report."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from runner.errors import RunnerError
+from runner.errors import ReportError
+from runner.results.configs import CURVES, Config, Curve, Excluded, config_key
+from runner.results.stats import Effect
 
 __all__ = ["ReportError", "Curve", "Config", "Effect", "Fraction", "Known", "Excluded", "Figure", "Report",
            "REPORT_FILE",
@@ -17,87 +21,6 @@ __all__ = ["ReportError", "Curve", "Config", "Effect", "Fraction", "Known", "Exc
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
-# Per-epoch metrics drawn for every curve: column of runner_epochs -> (panel title, y label).
-CURVES = {
-    "train_loss": ("train loss", "cross-entropy loss (log scale)"),
-    "test_loss": ("test loss", "cross-entropy loss (log scale)"),
-    "train_acc": ("train accuracy", "accuracy (%)"),
-    "test_acc": ("test accuracy", "accuracy (%)"),
-}
-
-
-class ReportError(RunnerError):
-    """A report that cannot be made: no complete trials, a README without markers, a bad folder."""
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One per-epoch metric of a configuration: the mean over seeds and the min-max band."""
-
-    epochs: tuple[int, ...]
-    mean: tuple[float, ...]
-    lo: tuple[float, ...]
-    hi: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Config:
-    """Complete trials with equal params except the seed; tuples hold one value per seed."""
-
-    key: str  # JSON of the params without the seed: the configuration's identity
-    model: str
-    arch: str  # lenet5 | mlp
-    params: dict[str, Any]  # every axis -> value (neither model nor seed)
-    label: str  # the model and the axes that differ from their default
-    slug: str  # the label as a file name
-    regularized: bool  # some regularizer is not off
-    param_count: int
-    seeds: tuple[int, ...]
-    final: tuple[float, ...]  # the study's metric at the final epoch
-    final_acc: tuple[float, ...]  # % test accuracy at the final epoch
-    best_acc: tuple[float, ...]  # % test accuracy at the best epoch
-    final_loss: tuple[float, ...]  # test loss at the final epoch
-    final_val: tuple[float, ...]  # % validation accuracy at the final epoch (empty without a validation split)
-    gap: tuple[float, ...]  # train minus test accuracy at the final epoch, points
-    trial_ids: tuple[int, ...]  # Optuna's trial_id of each seed's trial
-    seconds_per_epoch: float | None
-    peak_memory_mb: float | None  # mean over seeds of each trial's peak (RSS on CPU, allocated on CUDA)
-    curves: dict[str, Curve]  # keys of CURVES
-
-
-@dataclass(frozen=True)
-class Effect:
-    """A main effect (to vs from) or a two-way interaction, over paired differences."""
-
-    model: str  # the grid's model whose trials were compared
-    factor: str  # an axis, or "a x b" for an interaction
-    from_: Any  # the "off" value; for an interaction a list, one value per factor
-    to: Any
-    n_pairs: int
-    delta_mean: float
-    ci95: tuple[float, float] | None  # t-interval; None with fewer than 2 pairs
-    p_raw: float | None  # paired t-test
-    p_value: float | None  # Holm-corrected
-    verdict: str  # improves | hurts | no detectable effect | too few pairs (interactions: interacts | ...);
-    # from the bootstrap over seeds and test images where the trials stored their predictions, else the t-test
-    boot_ci95: tuple[float, float] | None = None  # 95% percentile interval, seeds and test images resampled
-    boot_p_raw: float | None = None  # two-sided bootstrap p
-    boot_p: float | None = None  # Holm-corrected
-    # What decides the verdict (runner.design.power: normal approximation, 80% power), from the bootstrap's
-    # per-image contrasts; None where the bootstrap is not the test (no stored predictions, a loss metric).
-    level: float | None = None  # the two-sided level Holm's step-down tested it at: 0.05 / (tested - rank)
-    detectable: float | None = None  # the smallest |effect| that detectable_seeds seeds detect at `level`
-    detectable_seeds: int | None = None  # the seeds it was measured with
-    floor: float | None = None  # the same with unlimited seeds: what the test images alone can resolve
-    seeds_needed: int | None = None  # the fewest seeds that detect delta_mean; None when it is at or below the floor
-    detectable_next: float | None = None  # what detectable_seeds + 1 seeds would detect
-    aliases: tuple[str, ...] = ()  # a fractional grid's interaction: the two-way interactions sharing its estimate
-    within: str = ""  # one-at-a-time: the across axes' values both sides share ("lr=0.05 epochs=16"), else ""
-
-    @property
-    def decisive(self) -> tuple[tuple[float, float] | None, float | None]:
-        """(interval, Holm p) of the test the verdict uses: the bootstrap where it exists, else the t-test."""
-        return (self.boot_ci95, self.boot_p) if self.boot_p is not None else (self.ci95, self.p_value)
 
 
 @dataclass(frozen=True)
@@ -180,17 +103,6 @@ class OutputNote:
 
 
 @dataclass(frozen=True)
-class Excluded:
-    """A trial left out of the statistics: failed, still running, or a duplicate."""
-
-    number: int
-    state: str
-    label: str
-    seed: int | None
-    reason: str
-
-
-@dataclass(frozen=True)
 class Figure:
     """One PNG: learning curves of configurations (by key), or the effects plot."""
 
@@ -251,7 +163,7 @@ class Report:
     mistakes: Mistakes | None = None  # where the models are wrong; None without predictions
     notes: tuple[str, ...] = ()  # what the report could not check (a user's file gone), one line each
     fraction: Fraction | None = None  # a fractional grid: what it runs and aliases; None for the full grid
-    rounds: Any = None  # seeds in rounds: report.rounds.Plan, the looks the stored trials allow; None: a list of seeds
+    rounds: Any = None  # seeds in rounds: runner.results.looks.Plan, the looks the stored trials allow; None: a list of seeds
     raw: tuple[str, str] = ("", "")  # trials.csv and epochs.csv: the stored values every figure comes from
     against_baseline: bool = False  # the effects are comparisons with a baseline (one-at-a-time), not main effects
     held_out: str = "test"  # the split the trials were scored on: test, or val for a study whose test set is locked
@@ -362,11 +274,3 @@ class Mistakes:
     views: tuple[ClassView, ...]
     gallery: Gallery | None
     gallery_note: str  # why there is no gallery, if there is none
-
-
-# ---------------------------------------------------------------- labels and keys
-
-
-def config_key(params: dict[str, Any]) -> str:
-    """The key naming a configuration: its parameters as JSON with sorted keys."""
-    return json.dumps(params, sort_keys=True)

@@ -16,7 +16,7 @@ from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effe
                                          effects_table, num, p_text, pm, power_cells, power_names, power_text, power_words, table,
                                          test_cells, test_names, with_power, change_text, verdict_name,
                                          several_models)
-from runner.report.stats import ALPHA
+from runner.results.stats import ALPHA
 from runner.spec import REGULARIZERS
 from runner.text import toml_literal, toml_value
 

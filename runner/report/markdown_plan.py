@@ -6,7 +6,7 @@ from runner.report.choose import FIT_RULE
 from runner.report.data import Report
 from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, effect_lines, effects_table, num, power_words,
                                          several_models, table)
-from runner.report.stats import ALPHA
+from runner.results.stats import ALPHA
 from runner.text import toml_value
 
 __all__ = ["plan_lines", "baseline_section", "fit_section", "choice_section"]

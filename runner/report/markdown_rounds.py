@@ -1,9 +1,9 @@
-"""The report's section on seeds in rounds: the rule, and what each look found (report.rounds)."""
+"""The report's section on seeds in rounds: the rule, and what each look found (runner.results.looks)."""
 from __future__ import annotations
 
 from typing import Any
 
-from runner.report.rounds import RULES, Plan
+from runner.results.looks import RULES, Plan
 
 __all__ = ["rounds_markdown", "rounds_json"]
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from runner.report.data import SearchSummary
-from runner.report.stats import t_interval
+from runner.results.stats import t_interval
 
 __all__ = ["search_markdown", "search_json"]
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from runner.report.data import Effect, Report
-from runner.report.stats import BOOTSTRAP
+from runner.results.stats import BOOTSTRAP
 from runner.text import toml_value
 
 __all__ = ["METRIC_WORDS", "p_text", "change_text", "power_text", "effect_sentence",

@@ -8,7 +8,7 @@ from typing import Any
 from runner.report.data import Effect, Report
 from runner.report.markdown_rounds import rounds_json
 from runner.report.markdown_search import search_json
-from runner.report.stats import mean_of, std_of
+from runner.results.stats import mean_of, std_of
 
 __all__ = ["summary_json"]
 

@@ -53,12 +53,12 @@ def test_summary_lists_every_configuration_with_its_means(study, written):
     (TrialState.WAITING, {}, {}, "enqueued, never started"),
 ])
 def test_every_trial_left_out_has_a_reason(state, attrs, steps, reason):
-    from runner.report import build
+    from runner.results import reading
 
     trial = FrozenTrial(number=3, state=state, value=None, datetime_start=datetime(2024, 1, 1), datetime_complete=None,
                         params={}, distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values=steps,
                         trial_id=3)
-    assert build.why_not_complete(trial).startswith(reason)
+    assert reading.why_not_complete(trial).startswith(reason)
 
 
 def test_unknown_study_is_one_line(study, tmp_path):
@@ -97,7 +97,7 @@ def test_study_without_complete_trials_is_an_error(tmp_path):
 def test_each_bootstrapped_contrast_is_made_of_its_own_models_trials(report, monkeypatch):
     """The MLP run shares the LeNet-5 baseline's params (batch_norm false): its predictions must not stand
     in for LeNet-5's. Each contrast handed to the bootstrap averages to its effect's own difference."""
-    import runner.report.stats as stats
+    import runner.results.stats as stats
     from runner.report.build import build_report
     from runner.spec import load_spec
 

@@ -1,7 +1,7 @@
 """runner/report/markdown_text.py: the sentences and table cells of effects never contradict their numbers.
 
 Property-based (hypothesis): small random studies (2-4 seeds, a few dozen to a few hundred images, two models,
-effects from none to large) are tested as the report tests them (runner.report.stats), and every sentence and
+effects from none to large) are tested as the report tests them (runner.results.stats), and every sentence and
 table cell is checked against the effect it describes: a verdict of improves or hurts exactly where the decisive
 p is below 0.05, the interval shown is the decisive test's, the model named when there are several, no power
 figure where none is defined (no "±0.00"), and never "N seeds would decide it" with N no more than the seeds the
@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from runner.report.markdown_text import effect_sentence, power_cells, power_names
-from runner.report.stats import ALPHA, Pair, Row, effects_of
+from runner.results.stats import ALPHA, Pair, Row, effects_of
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Seeds in rounds (runner.report.rounds): what stored trials decide at each look, and which round comes next.
+"""Seeds in rounds (runner.results.looks): what stored trials decide at each look, and which round comes next.
 Synthetic trials with per-image predictions, nothing trained.
 
 Of 2,000 test images 1,800 are right in every trial; batch norm makes `shift` more right; every trial then
@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.report.build import stored_plan
+from runner.results.looks import stored_plan
 from runner.spec import Point, load_spec
 from runner.store import Store
 

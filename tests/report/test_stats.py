@@ -1,4 +1,4 @@
-"""runner/report/stats.py: effects as paired t-tests with Holm's correction, a bootstrap over seeds
+"""runner/results/stats.py: effects as paired t-tests with Holm's correction, a bootstrap over seeds
 and test images beside them, and every configuration against the best."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from runner.report import build_report, holm, render_markdown
-from runner.report.stats import CHUNK, BOOTSTRAP, bootstrap, paired_t
+from runner.results.stats import CHUNK, BOOTSTRAP, bootstrap, paired_t
 from runner.spec import load_spec
 
 from tests.report.synthetic import BN_EFFECT, MLP_ACC

@@ -1,6 +1,6 @@
-"""Which stored trials a report counts: those the spec's code and config make now (a user's module whose
-file changed only in form keeps its trials; one whose code changed does not, unless --module-version names
-a stored version), and why it has none to count when it has none."""
+"""Which stored trials count, for the report and the rounds alike: those the spec's code and config make
+now (a user's module whose file changed only in form keeps its trials; one whose code changed does not,
+unless --module-version names a stored version), and why it has none to count when it has none."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
+from runner.errors import ReportError
 from runner.record import of as stored
 from runner.record import state_of
-from runner.report.data import ReportError
 from runner.spec import Spec
 from runner.text import plural
 from runner.sources import earlier_versions

@@ -1,4 +1,4 @@
-"""The report's statistics: mean and std over seeds, paired t-tests, Holm's correction, the grid's effects.
+"""The statistics of stored trials: mean and std over seeds, paired t-tests, Holm's correction, the grid's effects.
 
 Two tests for every effect and every comparison with the best:
 - the paired t-test over seeds, which treats the test set as the whole world;
@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -25,10 +26,10 @@ from runner.design import (POWER, Design, aliases, estimable_interactions, estim
                            floor, holm_levels, minimum_detectable_effect, seeds_needed, split_contrast,
                            z_statistic)
 from runner.design.one_at_a_time import within_text
-from runner.report.data import Config, Effect, config_key
+from runner.results.configs import Config, config_key
 from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
-__all__ = ["ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
+__all__ = ["Effect", "ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
            "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
            "baseline_rows", "versus_tuned", "effects_of",
            "sequential", "Sequential"]
@@ -37,6 +38,41 @@ ALPHA = 0.05  # significance level, after Holm's correction
 BOOTSTRAP = 4000  # resamples of the bootstrap; seeded, so the same trials give the same report
 CHUNK = 250  # resamples drawn at a time (the image weights of a chunk: images x 250 floats)
 Correct = dict[tuple[str, int], np.ndarray]  # (config key, seed) -> 100 * (predicted == label) per test image
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A main effect (to vs from) or a two-way interaction, over paired differences."""
+
+    model: str  # the grid's model whose trials were compared
+    factor: str  # an axis, or "a x b" for an interaction
+    from_: Any  # the "off" value; for an interaction a list, one value per factor
+    to: Any
+    n_pairs: int
+    delta_mean: float
+    ci95: tuple[float, float] | None  # t-interval; None with fewer than 2 pairs
+    p_raw: float | None  # paired t-test
+    p_value: float | None  # Holm-corrected
+    verdict: str  # improves | hurts | no detectable effect | too few pairs (interactions: interacts | ...);
+    # from the bootstrap over seeds and test images where the trials stored their predictions, else the t-test
+    boot_ci95: tuple[float, float] | None = None  # 95% percentile interval, seeds and test images resampled
+    boot_p_raw: float | None = None  # two-sided bootstrap p
+    boot_p: float | None = None  # Holm-corrected
+    # What decides the verdict (runner.design.power: normal approximation, 80% power), from the bootstrap's
+    # per-image contrasts; None where the bootstrap is not the test (no stored predictions, a loss metric).
+    level: float | None = None  # the two-sided level Holm's step-down tested it at: 0.05 / (tested - rank)
+    detectable: float | None = None  # the smallest |effect| that detectable_seeds seeds detect at `level`
+    detectable_seeds: int | None = None  # the seeds it was measured with
+    floor: float | None = None  # the same with unlimited seeds: what the test images alone can resolve
+    seeds_needed: int | None = None  # the fewest seeds that detect delta_mean; None when it is at or below the floor
+    detectable_next: float | None = None  # what detectable_seeds + 1 seeds would detect
+    aliases: tuple[str, ...] = ()  # a fractional grid's interaction: the two-way interactions sharing its estimate
+    within: str = ""  # one-at-a-time: the across axes' values both sides share ("lr=0.05 epochs=16"), else ""
+
+    @property
+    def decisive(self) -> tuple[tuple[float, float] | None, float | None]:
+        """(interval, Holm p) of the test the verdict uses: the bootstrap where it exists, else the t-test."""
+        return (self.boot_ci95, self.boot_p) if self.boot_p is not None else (self.ci95, self.p_value)
 
 
 class Pair(NamedTuple):

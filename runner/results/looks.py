@@ -1,7 +1,8 @@
 """Seeds in rounds ([study].seeds = { first, max, until }): what the stored trials decide at every look.
 
-The same stored trials give the same looks, wherever they are read: `runner grid` reads them to know
-which round to run next (runner.rounds), `runner watch` and the report to say where the study stands.
+The same stored trials give the same looks, wherever they are read (runner.results.reading): `runner grid`
+reads them to know which round to run next (runner.rounds), `runner watch` and the report to say where the
+study stands.
 
 - until = "effects": a look after every round (every setting one more seed). Each main effect's z
   (stats.sequential: over seeds and test images, from the stored per-image predictions) is compared with
@@ -17,11 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from runner.design.sequential import ALPHA, boundaries, can_still_decide, decide_effects, still_in_race
-from runner.report.data import Config
-from runner.report.stats import Correct, best_rows, effect_rows, sequential
+from runner.errors import StorageError
+from runner.results.configs import Config
+from runner.results.reading import configurations, correct, predictions, read_stored
+from runner.results.stats import Correct, best_rows, effect_rows, sequential
 from runner.spec import Rounds, Spec
+from runner.store import Store
 
-__all__ = ["LookEffect", "Look", "Plan", "plan", "RULES"]
+__all__ = ["LookEffect", "Look", "Plan", "plan", "plan_in", "stored_plan", "RULES"]
 
 RULES = {
     "effects": ("after each round, every main effect's z (over seeds and test images) against Lan-DeMets "
@@ -91,6 +95,32 @@ def plan(spec: Spec, configs: list[Config], correct: Correct | None) -> Plan:
     if rounds.until == "best":
         return _race(spec, rounds, keys, by_key, correct)
     return _effects(spec, rounds, keys, by_key, correct)
+
+
+def plan_in(spec: Spec, store: Store) -> Plan:
+    """Where a study of seeds in rounds stands, from its trials stored in `store`; its first round when
+    nothing is stored yet."""
+    assert spec.study.rounds is not None
+    try:
+        stored = read_stored(spec, store)
+    except StorageError:
+        return plan(spec, [], None)
+    if not stored.groups:
+        return plan(stored.spec, [], None)
+    configs = configurations(stored)
+    return plan(stored.spec, configs, correct(stored.spec, store, configs, predictions(store, configs, "test")))
+
+
+def stored_plan(spec: Spec, url: str | None) -> Plan:
+    """plan_in the storage at `url` (its first round where there is no database yet)."""
+    try:
+        store = Store(url, create=False)
+    except StorageError:
+        return plan(spec, [], None)
+    try:
+        return plan_in(spec, store)
+    finally:
+        store.dispose()
 
 
 def _effects(spec: Spec, rounds: Rounds, keys: list[str], by_key: dict[str, Config], correct: Correct | None) -> Plan:
