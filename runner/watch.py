@@ -18,7 +18,7 @@ from runner.record import is_search_study
 from runner.store import Store, shown_url
 from runner.text import plural, text_table
 
-__all__ = ["Progress", "progress", "render", "snapshot"]
+__all__ = ["StudyProgress", "progress", "render", "snapshot"]
 
 STALE_S = 300  # a running trial whose heartbeat is older than this is shown as probably stopped
 
@@ -36,7 +36,7 @@ class Running:
 
 
 @dataclass(frozen=True)
-class Progress:
+class StudyProgress:
     """A study's state at one moment."""
 
     study: str
@@ -87,7 +87,7 @@ def _device(t: FrozenTrial) -> str:
 
 
 def progress(storage: str | None, study: str, total: int | None = None, window_min: float = 10,
-             now: dt.datetime | None = None, search: bool | None = None) -> Progress:
+             now: dt.datetime | None = None, search: bool | None = None) -> StudyProgress:
     """The study's progress, read from the storage.
 
     Args:
@@ -164,7 +164,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
     covered = _covered_min(trials, window_min)
     if at is not None:  # the round's points, not the first round's that a spec alone gives
         total = at.get("points", total)
-    return Progress(study, shown, complete,
+    return StudyProgress(study, shown, complete,
                     tuple(running), failed, states[TrialState.PRUNED], total, per_trial,
                     None if recent is None else recent / covered, window_min, search, rate_from, covered, at,
                     refused, locked, interrupted)
@@ -196,7 +196,7 @@ def _duration(minutes: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min"
 
 
-def render(p: Progress, now: dt.datetime | None = None) -> str:
+def render(p: StudyProgress, now: dt.datetime | None = None) -> str:
     """The view as plain text."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     of = f" of {p.total}" if p.total is not None else ""
