@@ -154,11 +154,13 @@ def cli() -> None:
     runner models specs/course.toml         every layer: output shape, formula, count (--diagram DIR)
     runner schema                           the spec grammar as JSON Schema, for editors
     runner report specs/regularization.toml the study's answer: Markdown, figures, summary.json
+    runner confirmation specs/regularization_explore.toml -o specs/regularization.toml   explore, then confirm
     runner studies                          every study in the storage
     runner trials --study regularization    its trials: --where, --sort, --group-by, --format
     runner show --study regularization 17   one trial: config, provenance, epochs
     runner export --study regularization --best --out lenet5.pt   a trial's model, on its own
     runner predict --study regularization --best my_digit.png    a trial's model on your images
+    runner digit --index 0 --out my_digit.png   an MNIST test image as a PNG, and its label
     runner bench                            speed: bare loop, the course's pipeline, time to 99%
     runner bench floor | profile            what makes the step faster; where its time goes
     runner launch slurm SPEC --storage URL --jobs 16   a job array of workers on a Slurm cluster
