@@ -145,6 +145,26 @@ model = "mlp"
 """
 
 
+# A grid of four two-valued axes (and a constant lr), for [grid].design's fractions (tests/spec/test_designs.py,
+# tests/test_schema.py).
+FRACTION_SPEC = """
+[study]
+name = "d"
+seeds = [0, 1, 2]
+[models.lenet5]
+arch = "lenet5"
+[models.mlp]
+arch = "mlp"
+[grid]
+model = ["lenet5"]
+dropout = [0.0, 0.5]
+batch_norm = [false, true]
+weight_decay = [0.0, 0.0005]
+augment = ["none", "affine"]
+lr = [0.05]
+"""
+
+
 TYPO = """
 [study]
 name = "typo"

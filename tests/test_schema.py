@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from runner.cli import cli
 from runner.schema import SCHEMA_FILE, json_schema, key_tables, schema_text
 
+from tests.helpers import FRACTION_SPEC
+
 ROOT = Path(__file__).parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.toml"))
 
@@ -59,3 +61,12 @@ def test_every_registry_key_is_in_the_schema():
     assert set(schema["definitions"]["model"]["properties"]) == set(MODEL_KEYS)
     for kind, keys in LAYER_KEYS.items():
         assert set(schema["definitions"][kind]["properties"]) == set(keys)
+
+
+def test_the_schema_takes_each_form_of_design_and_refuses_others():
+    validator = jsonschema.Draft7Validator(json_schema())
+    def errors(design: str) -> list:
+        text = FRACTION_SPEC.replace("[grid]\n", f"[grid]\ndesign = {design}\n")
+        return list(validator.iter_errors(tomllib.loads(text)))
+    assert [errors(d) for d in ('"full"', '"half"', "{ resolution = 4 }")] == [[], [], []]
+    assert all(errors(d) for d in ('"third"', "{ resolution = 2 }", "{ res = 4 }", "4"))

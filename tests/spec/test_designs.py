@@ -1,35 +1,20 @@
-"""[grid].design: a fractional grid's settings are a two-level design's runs (runner.design.fractional), each
-point hashed as the same setting of the full grid, so that a half and a full study of one name share trials;
-a grid no two-level design fits is refused in one line."""
+"""runner/spec/designs.py, [grid].design: a fractional grid's settings are a two-level design's runs
+(runner.design.fractional), each point hashed as the same setting of the full grid, so that a half and a full
+study of one name share trials; a grid no two-level design fits is refused in one line. (The schema's forms
+of [grid].design: tests/test_schema.py.)"""
 from __future__ import annotations
 
 import json
 import tomllib
 
-import jsonschema
 import numpy as np
 import pytest
 
 from runner.errors import SpecError
-from runner.schema import json_schema
 from runner.spec import parse_spec
 
-SPEC = """
-[study]
-name = "d"
-seeds = [0, 1, 2]
-[models.lenet5]
-arch = "lenet5"
-[models.mlp]
-arch = "mlp"
-[grid]
-model = ["lenet5"]
-dropout = [0.0, 0.5]
-batch_norm = [false, true]
-weight_decay = [0.0, 0.0005]
-augment = ["none", "affine"]
-lr = [0.05]
-"""
+from tests.helpers import FRACTION_SPEC as SPEC
+
 FACTORS = ("dropout", "batch_norm", "weight_decay", "augment")
 
 
@@ -126,11 +111,3 @@ def test_a_grid_no_two_level_design_fits_is_refused_in_one_line(change, message)
     with pytest.raises(SpecError) as e:
         parse_spec(tomllib.loads(text), "d.toml")
     assert str(e.value) == message
-
-
-def test_the_schema_takes_each_form_of_design_and_refuses_others():
-    validator = jsonschema.Draft7Validator(json_schema())
-    def errors(design: str) -> list:
-        return list(validator.iter_errors(tomllib.loads(SPEC.replace("[grid]\n", f"[grid]\ndesign = {design}\n"))))
-    assert [errors(d) for d in ('"full"', '"half"', "{ resolution = 4 }")] == [[], [], []]
-    assert all(errors(d) for d in ('"third"', "{ resolution = 2 }", "{ res = 4 }", "4"))
