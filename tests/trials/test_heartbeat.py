@@ -1,33 +1,61 @@
-"""runner/trials/heartbeat.py: a claim whose heartbeat stopped is taken over after the grace
-period, and not before."""
+"""runner/trials/heartbeat.py: a Heartbeat refreshes its worker's claim every HEARTBEAT_S seconds while a
+trial trains, keeps beating through a busy database, and stops when told. (The takeover of a claim whose
+heartbeat stopped is the store's: tests/test_store.py.)"""
 from __future__ import annotations
 
-import datetime as dt
+import time
 
-import optuna
-from click.testing import CliRunner
+import pytest
 
-from runner.cli import cli
-from runner.spec import load_spec
-from runner.store import ClaimRow, Store
+from runner.errors import StorageError
+from runner.store import Store
+from runner.trials import heartbeat
+from runner.trials.heartbeat import Heartbeat
 
 
-def test_a_claim_without_heartbeat_is_taken_over_after_the_grace_period(write_spec, tmp_path):
-    spec_path = write_spec(batch_norm="[false]")
-    spec = load_spec(spec_path)
-    url = f"sqlite:///{tmp_path}/s.sqlite"
-    store = Store(url)
-    study = store.open_study("t", "maximize")
-    dead_trial = study.ask()  # the trial the dead machine was running
-    old = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=120)
-    with store.session() as s:
-        s.add(ClaimRow(study_name="t", config_hash=spec.points()[0].config_hash, trial_id=dead_trial._trial_id,
-                       state="running", worker="other-machine:1234", heartbeat=old))
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.02)  # beats of 20 ms rather than 30 s
+    store = Store(f"sqlite:///{tmp_path}/s.sqlite")
+    yield store
     store.dispose()
-    wait = CliRunner().invoke(cli, ["grid", str(spec_path), "--storage", url, "--stale-after", "600"])
-    assert "0 of 1 trials complete" in wait.output  # still within its grace period: left alone
-    took = CliRunner().invoke(cli, ["grid", str(spec_path), "--storage", url, "--stale-after", "60"])
-    assert took.exit_code == 0 and "1 of 1 trials complete" in took.output
-    trials = optuna.load_study(study_name="t", storage=url).get_trials()
-    assert trials[0].state.name == "FAIL" and "taken over" in trials[0].user_attrs["fail_reason"]
-    assert trials[1].state.name == "COMPLETE"
+
+
+def _beat_of(store: Store):
+    return store.claims("t")["k"].heartbeat
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_heartbeat_refreshes_its_claim_until_stopped(store):
+    store.claim("t", "k", "w", 600)
+    first = _beat_of(store)
+    beat = Heartbeat(store, "t", "k", "w")
+    assert _wait_for(lambda: _beat_of(store) > first)  # refreshed from its thread
+    beat.stop()
+    stopped = _beat_of(store)
+    time.sleep(0.2)  # ten beats' time
+    assert _beat_of(store) == stopped  # no beat after stop()
+    assert store.claims("t")["k"].worker == "w" and store.claims("t")["k"].state == "running"
+
+
+def test_a_busy_database_skips_a_beat_and_the_next_goes_on(store, monkeypatch):
+    calls = []
+
+    def busy_then_fine(*args, **values):
+        calls.append(args)
+        if len(calls) == 1:
+            raise StorageError("database is locked")
+
+    monkeypatch.setattr(store, "update_claim", busy_then_fine)
+    beat = Heartbeat(store, "t", "k", "w")
+    assert _wait_for(lambda: len(calls) >= 3)  # the thread outlived the error
+    beat.stop()
+    assert calls[0] == ("t", "k", "w")
