@@ -2,7 +2,8 @@
 
 - `grammar`: every section's keys, types, defaults and bounds (the registries).
 - `check`: validation against those keys, with one-line errors naming the file and the key.
-- `config`: the frozen dataclasses (`Spec`, `Point`, ...), grid expansion, config hashes.
+- `point`: one trial's configuration (`Point`, `ModelSpec`, `DataSpec`, `TrainConfig`): resolved, config hashes.
+- `config`: the spec (`Spec`, `SearchSpec`, ...) and its expansion into points; `designs`: a fractional grid.
 - `axes`: what a [grid], [[runs]] or [search.space] entry may vary.
 - `study`: [study], its seeds a list or rounds.
 - `parse`: `load_spec` / `parse_spec`, section by section; `search`: the [search] section.
@@ -11,11 +12,11 @@
 """
 from __future__ import annotations
 
-from runner.spec.config import (DataSpec, Dimension, ModelSpec, Point, SearchSpec, Spec, TrainConfig, dataset_shape,
-                                is_layer_axis)
+from runner.spec.config import Dimension, SearchSpec, Spec, is_layer_axis
 from runner.spec.grammar import (ARCHS, AUGMENTS, AXES, DATA_KEYS, DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS,
                                  METRICS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, SECTIONS, STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.parse import load_spec, parse_spec
+from runner.spec.point import DataSpec, ModelSpec, Point, TrainConfig, dataset_shape
 from runner.spec.study import Rounds, StudySpec
 
 __all__ = [

@@ -6,7 +6,8 @@ from typing import Any
 from runner.keys import Key
 from runner.models.layers import AXIS_FIELDS, LAYER_KEYS, Layer
 from runner.spec.check import Checker, show_value
-from runner.spec.config import ModelSpec, is_layer_axis, layer_index, layer_name
+from runner.spec.config import is_layer_axis, layer_index, layer_name
+from runner.spec.point import ModelSpec
 from runner.spec.grammar import AXES, REGULARIZERS, TRAIN_KEYS
 from runner.text import did_you_mean
 

@@ -1,8 +1,6 @@
-"""A spec as frozen dataclasses, and its expansion into points: one trial each, resolved and hashed."""
+"""A spec as frozen dataclasses, and its expansion into points (runner.spec.point): one trial each."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -10,193 +8,24 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from runner.design import one_at_a_time
-from runner.design.fractional import Design, DesignError, alias_lines
-from runner.design.fractional import design as two_level
-from runner.models.build import ModelConfig
-from runner.models.layers import InputTransform, Layer, LayerError, default_name, infer_shapes
-from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
+from runner.design.fractional import Design
+from runner.models.layers import Layer, LayerError, default_name, infer_shapes
+from runner.models.presets import PRESETS, preset_layers
 from runner.models.user import REGULARIZER_ARGS
+from runner.spec import designs
 from runner.spec.check import Checker, show_value
+from runner.spec.point import DataSpec, ModelSpec, Point, TrainConfig, dataset_shape
 from runner.text import plural, toml_value
-from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, METRICS, REGULARIZERS, TRAIN_KEYS
-from runner.spec.study import Rounds, StudySpec
+from runner.spec.grammar import METRICS, REGULARIZERS, TRAIN_KEYS
+from runner.spec.study import StudySpec
 
-__all__ = ["StudySpec", "DataSpec", "TrainConfig", "ModelSpec", "Point", "Dimension", "SearchSpec", "Spec",
-           "dataset_shape", "is_layer_axis", "layer_index", "layer_name", "check_shapes", "check_points"]
-
-
-@functools.lru_cache(maxsize=32)
-def _two_level(factors: tuple[str, ...], kind: str | int) -> Design:
-    """runner.design's two-level design of these factors (a resolution's search for generators is not free)."""
-    return two_level(factors, kind)
-
-
-def dataset_shape(data: DataSpec) -> tuple[tuple[int, int, int], int] | None:
-    """((C, H, W), classes) of the spec's data; None for user data not loaded yet (see Spec.bind)."""
-    if data.bound is not None:
-        return data.bound
-    if data.target:
-        return None
-    shape, classes, _, _ = DATASETS[data.dataset]
-    return shape, classes
+__all__ = ["StudySpec", "Dimension", "SearchSpec", "Spec", "is_layer_axis", "layer_index", "layer_name",
+           "check_shapes", "check_points"]
 
 
 def is_layer_axis(axis: str) -> bool:
     """Whether an axis names a layer field, "MODEL.LAYER.FIELD"."""
     return axis.count(".") == 2
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    dataset: str = "mnist"  # a name of the MNIST family; "user" when target is set
-    root: str = ""  # "" = the copy on this machine; else a folder (see DATA_KEYS)
-    train_limit: int = 0  # 0 = all; N = the first N images
-    test_limit: int = 0  # 0 = all
-    mean: float | str = 0.1307  # normalization, applied per batch; "auto": computed from the training images
-    std: float | str = 0.3081
-    val_fraction: float = 0.0  # held out of the training images, stratified; 0 = no validation split
-    val_seed: int = 0
-    target: str = ""  # "module:function" of the user's data
-    args: tuple[tuple[str, Any], ...] = ()
-    folder: str = ""  # the spec's folder, searched first for target's module
-    source_sha256: str = ""  # of target's module: changed code, new data
-    bound: tuple[tuple[int, int, int], int] | None = None  # ((C, H, W), classes) once the data is loaded
-
-    def resolved(self) -> dict[str, Any]:
-        """The data part of a point's config: the keys format 0 stored (tests/fixtures/v0), and those format 1
-        added only where set (a validation split, user data), so that format 0's trials keep their hashes."""
-        out: dict[str, Any] = {"dataset": self.dataset, "train_limit": self.train_limit,
-                               "test_limit": self.test_limit, "mean": self.mean, "std": self.std}
-        if self.val_fraction:  # format 1's: without a split, format 0's hash (fixture v0)
-            out.update(val_fraction=self.val_fraction, val_seed=self.val_seed)
-        if self.target:
-            out.update(target=self.target, args=dict(self.args), source_sha256=self.source_sha256)
-        return out
-
-    def load_args(self) -> dict[str, Any]:
-        """The keyword arguments of runner.data.load_data for this spec."""
-        return {"dataset": self.dataset, "root": self.root, "train_limit": self.train_limit,
-                "test_limit": self.test_limit, "val_fraction": self.val_fraction, "val_seed": self.val_seed,
-                "mean": self.mean, "std": self.std, "target": self.target, "args": dict(self.args),
-                "folder": self.folder, "sha256": self.source_sha256}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.01  # peak learning rate
-    momentum: float = 0.9  # SGD momentum; beta1 for adam/adamw
-    schedule: str = "constant"  # constant | cosine | onecycle, stepped per batch
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch intra-op threads; 0 = all cores
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    arch: str  # lenet5 | mlp (presets) | layers (declared in the spec) | target (a user's module)
-    hidden: tuple[int, ...] = MLP_HIDDEN  # mlp hidden widths
-    defaults: tuple[tuple[str, Any], ...] = ()  # this model's regularizer defaults
-    layers: tuple[Layer, ...] = ()  # the layer list (a preset's too); empty for a user's module
-    act: str = "relu"  # default activation of conv and hidden fc layers
-    input: InputTransform = InputTransform()
-    target: str = ""  # "module:attribute" of a user's nn.Module
-    args: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
-    search_dir: str = ""  # the spec's folder, searched first for target's module
-    source: str = ""  # target's source file, as found when the spec was read
-    source_sha256: str = ""  # its SHA-256: a changed file is a new configuration (unless only its form changed)
-    source_structure: str = ""  # the SHA-256 of what it does (usercode.structure_sha256): not in the config hash
-    takes: tuple[str, ...] | None = None  # the model regularizers its constructor takes; None: not known (all)
-    compare: str = ""  # the preset the report compares it as ([models.X].compare); not in the config hash
-
-    def own(self, regularizer: str) -> bool:
-        """Whether a regularizer is the module's own (its constructor takes no such argument): a grid
-        axis of it does not apply to this model, as a layer axis does not apply to another model."""
-        return self.takes is not None and regularizer in REGULARIZER_ARGS and regularizer not in self.takes
-
-    @property
-    def is_preset_as_named(self) -> bool:
-        """A preset with its layers, activation and input as named (stored as format 0 stored it, before layer
-        lists: tests/fixtures/v0)."""
-        return (self.arch in PRESETS and self.act == "relu" and not self.input.to_dict()
-                and self.layers == preset_layers(self.arch, self.hidden, self.layers[-1].size))
-
-    def resolved(self) -> dict[str, Any]:
-        """The model part of a point's resolved config."""
-        if self.target:
-            out = {"name": self.name, "target": self.target, "args": dict(self.args), "source_sha256": self.source_sha256}
-            if self.input.to_dict():  # format 2's: a module without one keeps format 1's hash (fixture v1)
-                out["input"] = self.input.to_dict()
-            return out
-        out: dict[str, Any] = {"name": self.name, "arch": self.arch}
-        if self.is_preset_as_named:  # format 0's form of a preset (fixture v0): its trials keep their hash
-            if self.arch == "mlp":
-                out["hidden"] = list(self.hidden)
-            return out
-        out["act"] = self.act
-        if self.input.to_dict():
-            out["input"] = self.input.to_dict()
-        out["layers"] = [layer.to_dict() for layer in self.layers]
-        return out
-
-
-@dataclass(frozen=True)
-class Point:
-    """One trial to run: a model, every axis resolved, and a seed."""
-
-    model: ModelSpec  # with the point's layer-field axes applied
-    axes: tuple[tuple[str, Any], ...]  # every regularizer, every train key and layer field varied in the spec
-    regularizers: tuple[tuple[str, Any], ...]  # all of REGULARIZERS, resolved
-    train: TrainConfig
-    data: DataSpec
-    seed: int
-
-    def reg(self, name: str) -> Any:
-        """The resolved value of one regularizer."""
-        return dict(self.regularizers)[name]
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Optuna trial params: model, every axis, seed."""
-        return {"model": self.model.name, **dict(self.axes), "seed": self.seed}
-
-    @property
-    def setting_key(self) -> str:
-        """The point's setting, whatever its seed: its params but the seed as JSON with sorted keys (the
-        report's configuration key)."""
-        return json.dumps({"model": self.model.name, **dict(self.axes)}, sort_keys=True)
-
-    def resolved(self) -> dict[str, Any]:
-        """The whole config that determines the result, as plain JSON-able values."""
-        train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
-        regs = {k: v for k, v in self.regularizers  # added by format LATER_REGULARIZERS[k], off: the hash before
-                if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default) and k != "ema_warmup"}
-        if self.reg("ema") and self.reg("ema_warmup"):  # format 4's, where it acts: format 3's EMA trials had none
-            regs["ema_warmup"] = True
-        return {"model": self.model.resolved(), "regularizers": regs, "train": train,
-                "data": self.data.resolved(), "seed": self.seed}
-
-    @property
-    def config_hash(self) -> str:
-        """A stable identity of the point: same config and seed, same hash."""
-        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def model_config(self) -> ModelConfig:
-        """What the point trains: its model's layers (or module) with the point's regularizers."""
-        m = self.model
-        in_shape, classes = dataset_shape(self.data)
-        return ModelConfig(layers=m.layers, act=m.act, input=m.input, in_shape=in_shape, classes=classes,
-                           dropout=self.reg("dropout"), batch_norm=self.reg("batch_norm"), target=m.target,
-                           args=m.args, search_dir=m.search_dir)
-
-    def label(self) -> str:
-        """A short human label: model and the axes that are not off, without the seed."""
-        parts = [self.model.name]
-        parts += [f"{k}={toml_value(v)}" for k, v in self.axes]
-        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -325,64 +154,25 @@ class Spec:
             grid = [(k, v) for k, v in self.grid if keep(k)]
             names, rows = [k for k, _ in grid], itertools.product(*(v for _, v in grid))
         else:
-            names, rows = [k for k, _ in self.grid], self._fraction_rows(d)
+            names, rows = [k for k, _ in self.grid], designs.fraction_rows(self.grid, d)
         for values in rows:
             setting = dict(zip(names, values))
             model = setting.get("model", first)
             yield {k: v for k, v in setting.items() if keep(k) and self._applies(model, k)}
 
-    def _fraction_rows(self, d: Design) -> Iterator[tuple[Any, ...]]:
-        """The design's runs as the grid's values, one per axis, in the order the full grid lists them."""
-        column = {a: j for j, a in enumerate(d.factors)}
-        picks = sorted(tuple(int(s > 0) for s in row) for row in d.signs)  # index tuples sort as the product runs
-        for pick in picks:
-            yield tuple(v[pick[column[a]]] if a in column else v[0] for a, v in self.grid)
-
     def fraction(self) -> Design | None:
-        """The two-level design whose runs are a fractional grid's settings; None for the full grid.
-
-        Its factors are the grid's axes of two values in file order, each value the index of the
-        axis's value (sign -1: the first). DesignError, one line, for a grid no two-level design fits.
-        """
-        if self.grid_design in ("full", one_at_a_time.NAME):
-            return None
-        name = self.design_text
-        models = self._grid_models()
-        if len(models) > 1:
-            raise DesignError(f"{name} varies one model's axes, and [grid].model has {len(models)} "
-                              f"({', '.join(models)}): give each model a spec of its own, or use design = \"full\"")
-        many = [(a, v) for a, v in self.grid if a != "model" and len(v) > 2]
-        if many:
-            axis, values = many[0]
-            raise DesignError(f"{name}: {axis} has {len(values)} values ({', '.join(map(show_value, values))}), "
-                              "and a two-level design takes axes of two: use design = \"full\", or a study per "
-                              "pair of values")
-        factors = tuple(a for a, v in self.grid if a != "model" and len(v) == 2)
-        inert = [a for a in factors if not self._applies(models[0], a)]
-        if inert:
-            raise DesignError(f"{name}: {inert[0]} does not apply to {models[0]} (its module takes no such "
-                              "argument), so its two values would be one setting: leave it out of the grid")
-        return _two_level(factors, self.grid_design)
+        """The two-level design whose runs are a fractional grid's settings; None for the full grid (a DesignError,
+        one line, for a grid no two-level design fits: see designs.fraction)."""
+        return designs.fraction(self.grid, self.grid_design, self._grid_models(), self._applies)
 
     @property
     def design_text(self) -> str:
         """[grid].design as the spec writes it: "full", "half" or { resolution = 4 }."""
-        if isinstance(self.grid_design, str):
-            return show_value(self.grid_design)
-        return f"{{ resolution = {self.grid_design} }}"
+        return designs.design_text(self.grid_design)
 
     def design_lines(self) -> list[str]:
         """A fractional grid in words, one line each: what it runs, then each aliased set once (none: a full grid)."""
-        d = self.fraction()
-        if d is None:
-            return []
-        k, words, kind = len(d.factors), len(d.words), self.design_text
-        if not words:
-            return [f"[grid].design {kind}: all {len(d.signs)} settings of the {k} axes, as the full grid: no "
-                    f"fraction of {k} axes reaches resolution {self.grid_design}"]
-        p = words.bit_length()  # the group of p generators has 2^p - 1 words
-        return [f"[grid].design {kind}: {len(d.signs)} of the {2 ** k} settings, a 2^({k}-{p}) fraction of "
-                f"resolution {d.resolution}", *alias_lines(d)]
+        return designs.design_lines(self.fraction(), self.grid_design)
 
     def _applies(self, model: str, axis: str) -> bool:
         """Whether a grid axis applies to a model: not another model's layer field, nor a regularizer that is

@@ -21,11 +21,11 @@ from runner.models.presets import MLP_HIDDEN, preset_layers
 from runner.models.user import REGULARIZER_ARGS
 from runner.spec.axes import axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
-from runner.spec.config import (DataSpec, ModelSpec, Spec, TrainConfig, check_points, check_shapes,
-                                dataset_shape, is_layer_axis, layer_name)
+from runner.spec.config import Spec, check_points, check_shapes, is_layer_axis, layer_name
 from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, GRID_KEYS, LATER_REGULARIZERS,
                                  MODEL_KEYS, REGULARIZERS, RESOLUTION_KEYS, ROUNDS_KEYS, RUN_KEYS, SECTIONS,
                                  STUDY_KEYS, TRAIN_KEYS)
+from runner.spec.point import DataSpec, ModelSpec, TrainConfig, dataset_shape
 from runner.spec.search import parse_search
 from runner.spec.study import Rounds, StudySpec
 from runner.text import toml_value

@@ -6,7 +6,8 @@ from typing import Any
 from runner.keys import Key
 from runner.spec.axes import axis_key, axis_value, check_axis_name
 from runner.spec.check import Checker, show_value
-from runner.spec.config import DataSpec, Dimension, ModelSpec, SearchSpec
+from runner.spec.config import Dimension, SearchSpec
+from runner.spec.point import DataSpec, ModelSpec
 from runner.spec.grammar import ENQUEUE_TEXT, SEARCH_KEYS
 
 __all__ = ["parse_search", "outside"]

@@ -11,7 +11,8 @@ from runner.models.counts import LayerRow, ParamTable, param_table
 from runner.machine import available_bytes, mib
 from runner.models.memory import Footprint, footprint
 from runner.models.user import ModelError, check_user_model
-from runner.spec.config import Point, Spec
+from runner.spec.config import Spec
+from runner.spec.point import Point
 
 __all__ = ["point_table", "check_models", "check_fits", "training_footprint", "averages_weights", "train_values",
            "largest_batch", "training_device", "parameter_tables"]
