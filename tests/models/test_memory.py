@@ -16,7 +16,6 @@ from runner.models import build_model
 from runner.models.memory import footprint
 from runner.models.presets import preset_config
 from runner.spec import load_spec
-from runner.spec.tables import averages_weights
 
 from tests.helpers import TYPO, one_model_spec as spec, refused as _refused, untouched as _untouched
 from tests.helpers import here  # noqa: F401 - fixtures
@@ -116,6 +115,3 @@ def test_the_memory_estimate_counts_the_average_copy():
     cfg = point.model_config()
     plain, averaged = footprint(cfg, 100), footprint(cfg, 100, averaged=True)
     assert averaged.weights_bytes - plain.weights_bytes == 4 * plain.params
-    assert averages_weights(s) and not averages_weights(spec())
-    assert averages_weights(spec(runs=[{"model": "m", "ema": 0.99}]))
-    assert averages_weights(spec(model={"arch": "mlp", "ema": 0.99}))
