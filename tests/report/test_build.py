@@ -1,5 +1,5 @@
-"""runner/report/build.py: the Report built from storage: configurations, the trials left out and
-why, the data's setup and notes, and what an unknown study or storage is."""
+"""runner/report/build.py: the Report built from storage: configurations, each against the best paired by
+seed, the trials left out and why, the data's setup and notes, and what an unknown study or storage is."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from optuna.trial import FrozenTrial, TrialState
 
 from runner.cli import cli
+from runner.report import build_report, render_markdown
 from runner.spec import load_spec
 from runner.store import Store
 
@@ -44,6 +45,20 @@ def test_summary_lists_every_configuration_with_its_means(study, written):
     assert mlp["seconds_per_epoch"] == pytest.approx(1.2)
     for e in summary["effects"]:
         assert {"factor", "from", "to", "delta_mean", "ci95", "p_value", "verdict"} <= set(e)
+
+
+def test_every_configuration_is_compared_with_the_best_paired_by_seed(study):
+    spec_path, url, finals = study
+    report = build_report(load_spec(spec_path), url)
+    best = report.configs[0]
+    assert len(report.versus_best) == len(report.configs) - 1
+    mlp = next(e for e in report.versus_best if e.model == "mlp")
+    expected = [MLP_ACC + 0.1 * s - f for s, f in zip(best.seeds, best.final)]
+    assert mlp.n_pairs == 3 and mlp.delta_mean == pytest.approx(sum(expected) / 3)
+    assert mlp.verdict == "worse" and mlp.ci95[1] < 0
+    text = render_markdown(report)
+    assert "### Against the best configuration" in text and f"| `{mlp.to}` |" in text
+    assert "runner-up" in text
 
 
 @pytest.mark.parametrize("state, attrs, steps, reason", [
