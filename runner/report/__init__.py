@@ -14,7 +14,7 @@ The same stored trials give byte-identical Markdown, JSON and PNGs: nothing depe
 
 What the stored trials say (configurations, which trials count, the statistics, the looks of seeds in
 rounds) is runner.results, below the report and the rounds alike. The package is cut by stage, and a stage that covers several sections has a module per section:
-    data                      the Report and every part of it, the search's and the mistakes' included
+    contents                  the Report and every part of it, the search's and the mistakes' included
     build, build_search,      storage to Report (the configurations, read by runner.results): effects and
       build_mistakes          setup; the search behind a tuned spec; where the models are wrong
     roles                     which model stands for LeNet-5 and the MLP, the gallery's baseline, the
@@ -28,8 +28,8 @@ rounds) is runner.results, below the report and the rounds alike. The package is
 from __future__ import annotations
 
 from runner.report.build import build_report
-from runner.report.data import (REPORT_FILE, SUMMARY_FILE, Config, Curve, Effect, Excluded, Figure, Known, Report,
-                                ReportError)
+from runner.report.contents import (REPORT_FILE, SUMMARY_FILE, Config, Curve, Effect, Excluded, Figure, Known,
+                                    Report, ReportError)
 from runner.report.figures import curves_png, effects_png
 from runner.report.files import (END_MARKER, START_MARKER, default_out_dir, make_report, render_files, update_readme,
                                  write_report)

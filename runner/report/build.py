@@ -20,7 +20,8 @@ from runner.record import of as stored
 from runner.report.build_mistakes import build_mistakes
 from runner.report.build_search import build_search
 from runner.report.choose import choose, fits
-from runner.report.data import REFERENCES, AtChance, Config, Effect, Figure, Fraction, Known, Report, ReportError
+from runner.report.contents import (REFERENCES, AtChance, Config, Effect, Figure, Fraction, Known, Report,
+                                    ReportError)
 from runner.report.outputs import output_notes
 from runner.report.roles import at_chance, compared_models, gallery_baseline, plain_config
 from runner.results import counted, reading

@@ -11,7 +11,7 @@ import numpy as np
 
 from runner.data import class_names, load_data
 from runner.errors import RunnerError
-from runner.report.data import ClassView, Config, Gallery, Mistake, Mistakes
+from runner.report.contents import ClassView, Config, Gallery, Mistake, Mistakes
 from runner.spec import Spec
 from runner.store import Predictions
 

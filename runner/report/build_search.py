@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from runner.record import of as stored
 from runner.record import search_study, state_of, study_of
-from runner.report.data import Candidate, Config, SearchSummary, Selection, TopConfig
+from runner.report.contents import Candidate, Config, SearchSummary, Selection, TopConfig
 from runner.spec.stages import selection_spec
 from runner.text import csv_text
 from runner.trials.confirm import PROTOCOL, candidates, select_name, winner

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from runner.design.one_at_a_time import budgets, within_text
-from runner.report.data import Choice, Config, Fit, config_key
+from runner.report.contents import Choice, Config, Fit, config_key
 from runner.spec import Spec
 
 __all__ = ["fits", "choose", "FIT_RULE", "CHOICE_RULE", "OVERFIT_EPOCH_SHARE", "OVERFIT_RISE"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from runner.design.one_at_a_time import within_text
 from runner.errors import SpecError
-from runner.report.data import Choice
+from runner.report.contents import Choice
 from runner.spec import TRAIN_KEYS, Spec
 
 __all__ = ["confirmation_spec", "confirmation_name", "ROUNDS"]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from runner.plotting import DPI, ink, render, text_inches, wrap
-from runner.report.data import CURVES, Config, Effect, Figure, Gallery, Mistakes, Report, SearchSummary
+from runner.report.contents import CURVES, Config, Effect, Figure, Gallery, Mistakes, Report, SearchSummary
 from runner.report.markdown_text import METRIC_WORDS, change_text, p_text
 
 __all__ = ["DPI", "curves_png", "effects_png", "history_png", "search_curves_png", "confusion_png", "gallery_png",

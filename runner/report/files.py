@@ -7,7 +7,7 @@ from pathlib import Path
 from runner.errors import read_text
 from runner.models.diagram import diagram_file, diagram_png
 from runner.report.build import build_report
-from runner.report.data import REPORT_FILE, SUMMARY_FILE, Report, ReportError
+from runner.report.contents import REPORT_FILE, SUMMARY_FILE, Report, ReportError
 from runner.report.figures import confusion_png, curves_png, effects_png, gallery_png, history_png, search_curves_png
 from runner.report.markdown import render_markdown, render_summary
 from runner.report.summary import summary_json

@@ -6,7 +6,7 @@ from typing import Any
 
 from runner.models.counts import COLUMNS
 from runner.models.diagram import diagram_file
-from runner.report.data import REPORT_FILE, AtChance, Effect, Known, Report
+from runner.report.contents import REPORT_FILE, AtChance, Effect, Known, Report
 from runner.report.markdown_mistakes import mistakes_markdown
 from runner.report.markdown_plan import baseline_section, choice_section, fit_section, plan_lines
 from runner.report.markdown_rounds import rounds_markdown

@@ -1,7 +1,7 @@
 """The report's section on where the models are wrong: confusion matrices, accuracy per class, the gallery."""
 from __future__ import annotations
 
-from runner.report.data import Mistakes
+from runner.report.contents import Mistakes
 
 __all__ = ["mistakes_markdown"]
 

@@ -3,7 +3,7 @@ the baseline (and the tuned baseline), how each configuration fits, and what an 
 from __future__ import annotations
 
 from runner.report.choose import FIT_RULE
-from runner.report.data import Report
+from runner.report.contents import Report
 from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, effect_lines, effects_table, num, power_words,
                                          several_models, table)
 from runner.results.stats import ALPHA

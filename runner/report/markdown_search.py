@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from runner.report.data import SearchSummary
+from runner.report.contents import SearchSummary
 from runner.results.stats import t_interval
 
 __all__ = ["search_markdown", "search_json"]

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from runner.report.data import Effect, Report
+from runner.report.contents import Effect, Report
 from runner.results.stats import BOOTSTRAP
 from runner.text import toml_value
 

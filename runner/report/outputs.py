@@ -12,7 +12,7 @@ import numpy as np
 
 from runner.models.counts import LayerRow, table_output_kind
 from runner.models.user import LOGITS, PROBABILITIES
-from runner.report.data import Config, OutputNote
+from runner.report.contents import Config, OutputNote
 
 __all__ = ["output_notes", "output_paragraph", "output_line", "probability_floor"]
 

@@ -17,7 +17,7 @@ import numpy as np
 from runner.models.counts import LayerRow, table_output_kind
 from runner.models.presets import matching_preset
 from runner.models.user import PROBABILITIES
-from runner.report.data import AtChance, Config, Excluded, config_key
+from runner.report.contents import AtChance, Config, Excluded, config_key
 from runner.spec import REGULARIZERS, Spec, dataset_shape
 
 __all__ = ["STANDS_FOR", "compared_models", "plain_config", "named_baseline", "gallery_baseline", "at_chance",

@@ -5,7 +5,7 @@ import json
 import math
 from typing import Any
 
-from runner.report.data import Effect, Report
+from runner.report.contents import Effect, Report
 from runner.report.markdown_rounds import rounds_json
 from runner.report.markdown_search import search_json
 from runner.results.stats import mean_of, std_of

@@ -14,7 +14,7 @@ import pytest
 
 from runner.data import Split
 from runner.report.choose import fits
-from runner.report.data import Config, Curve
+from runner.report.contents import Config, Curve
 from runner.spec import load_spec
 from runner.trials.lifecycle import load
 

@@ -19,8 +19,8 @@ from matplotlib.text import Text
 from runner.models.counts import UNUSED, LayerRow, ParamTable
 from runner.models.diagram import diagram_figure
 from runner.plotting import style
-from runner.report.data import (CURVES, ClassView, Config, Curve, Effect, Figure, Gallery, Mistake, Mistakes,
-                                Report, SearchSummary)
+from runner.report.contents import (CURVES, ClassView, Config, Curve, Effect, Figure, Gallery, Mistake,
+                                    Mistakes, Report, SearchSummary)
 from runner.report.figures import (confusion_figure, curves_figure, effects_figure, gallery_figure,
                                    history_figure, search_curves_figure)
 

@@ -67,7 +67,7 @@ def test_a_contrast_without_spread_prints_no_power_figure():
 
 
 def test_comparisons_with_too_few_pairs_are_one_bullet_and_the_rest_keep_theirs():
-    from runner.report.data import Effect
+    from runner.report.contents import Effect
     from runner.report.markdown_text import effect_lines
     few = [Effect("lenet5", f, a, b, 1, 0.1, None, None, None, "too few pairs", within=w)
            for w in ("lr=0.01", "lr=0.05") for f, a, b in (("dropout", 0.0, 0.25), ("ema", 0.0, 0.999))]

@@ -9,7 +9,7 @@ import pytest
 
 from runner.models.user import LOG_PROBABILITIES, PROBABILITIES
 from runner.report.outputs import output_paragraph, probability_floor
-from runner.report.data import OutputNote
+from runner.report.contents import OutputNote
 from tests.helpers import STUDENTS
 from tests.report.conftest import grid_and_report
 

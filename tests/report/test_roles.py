@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from runner.models.counts import LayerRow
-from runner.report.data import CURVES, Config, Curve, Excluded, config_key
+from runner.report.contents import CURVES, Config, Curve, Excluded, config_key
 from runner.report.roles import at_chance, compared_models, gallery_baseline, named_baseline
 from tests.helpers import STUDENTS, load_spec_text
 from tests.report.conftest import grid_and_report
