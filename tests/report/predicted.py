@@ -41,3 +41,39 @@ def write_study(path: Path, spec_text: str, correct: Callable[[Point], np.ndarra
         add_predicted_trial(store, study, point, correct(point), labels, metric)
     store.dispose()
     return spec, url
+
+
+# ---------------------------------------------------------------- a study in rounds (tests/results/test_looks.py,
+# tests/report/test_markdown_rounds.py)
+
+IMAGES = 2000
+ROUNDS_SPEC = """
+[study]
+name = "r"
+seeds = {{ first = 3, max = 10, until = "{until}" }}
+[data]
+test_limit = 2000
+[models.lenet5]
+arch = "lenet5"
+[grid]
+batch_norm = [false, true]
+augment = ["none", "affine"]
+"""
+
+
+def correct_for(shift: int, worse: int = 0):
+    """(IMAGES,) right or wrong per image: batch norm moves `shift` images, affine without batch norm loses
+    `worse`, and 30 images flip in each trial."""
+    def correct(point: Point) -> np.ndarray:
+        bn, affine = bool(point.reg("batch_norm")), point.reg("augment") == "affine"
+        rng = np.random.default_rng([point.seed, int(bn), int(affine)])
+        out = np.zeros(IMAGES, bool)
+        out[:1800] = True
+        if bn:
+            out[1800:1800 + shift] = True
+        if affine and not bn:
+            out[:worse] = False
+        flip = rng.choice(IMAGES, 30, replace=False)
+        out[flip] = ~out[flip]
+        return out
+    return correct

@@ -1,4 +1,5 @@
-"""Seeds in rounds (runner.results.looks): what stored trials decide at each look, and which round comes next.
+"""runner/results/looks.py, seeds in rounds: what stored trials decide at each look, and which round comes next
+(and a rounds table the spec refuses). (The report's section on them: tests/report/test_markdown_rounds.py.)
 Synthetic trials with per-image predictions, nothing trained.
 
 Of 2,000 test images 1,800 are right in every trial; batch norm makes `shift` more right; every trial then
@@ -6,7 +7,6 @@ flips 30 images of its own (its seed's and setting's noise), so an effect's z gr
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -15,43 +15,9 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.results.looks import stored_plan
-from runner.spec import Point, load_spec
 from runner.store import Store
 
-from tests.report.predicted import add_predicted_trial, write_study
-
-IMAGES = 2000
-SPEC = """
-[study]
-name = "r"
-seeds = {{ first = 3, max = 10, until = "{until}" }}
-[data]
-test_limit = 2000
-[models.lenet5]
-arch = "lenet5"
-[grid]
-batch_norm = [false, true]
-augment = ["none", "affine"]
-"""
-
-
-def correct_for(shift: int, worse: int = 0):
-    """(IMAGES,) right or wrong per image: batch norm moves `shift` images, affine without batch norm loses
-    `worse`, and 30 images flip in each trial."""
-    def correct(point: Point) -> np.ndarray:
-        bn, affine = bool(point.reg("batch_norm")), point.reg("augment") == "affine"
-        rng = np.random.default_rng([point.seed, int(bn), int(affine)])
-        out = np.zeros(IMAGES, bool)
-        out[:1800] = True
-        if bn:
-            out[1800:1800 + shift] = True
-        if affine and not bn:
-            out[:worse] = False
-        flip = rng.choice(IMAGES, 30, replace=False)
-        out[flip] = ~out[flip]
-        return out
-    return correct
-
+from tests.report.predicted import IMAGES, ROUNDS_SPEC as SPEC, add_predicted_trial, correct_for, write_study
 
 def _add_seed(spec, url, seed: int, correct, only: set[str] | None = None) -> None:
     store = Store(url)
@@ -117,29 +83,6 @@ def test_racing_drops_what_is_shown_worse_and_adds_seeds_only_to_the_rest(tmp_pa
     _add_seed(spec, url, 3, correct, only=set(p.race[3]))
     again = stored_plan(spec, url)
     assert [x.seeds for x in again.looks] == [3, 4] and again.looks[1].left == ()  # the rest are the same: they stay
-
-
-def test_the_report_states_the_rule_and_each_look(tmp_path):
-    spec, url = write_study(tmp_path / "s.toml", SPEC.format(until="effects"), correct_for(40), IMAGES)
-    out = tmp_path / "report"
-    result = CliRunner().invoke(cli, ["report", str(spec.path), "--storage", url, "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    text = (out / "report.md").read_text()
-    section = text.split("## Seeds in rounds")[1].split("\n## ")[0]
-    assert "Lan-DeMets O'Brien-Fleming" in section and "Holm" in section
-    assert "It stopped after round 1 (3 seeds): none of the 1 undecided effects" in section
-    assert "| 1 | 3 | 4.09 |" in section and "improves" in section
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["rounds"]["until"] == "effects" and [x["seeds"] for x in summary["rounds"]["looks"]] == [3]
-    # the same trials read by a spec with a list of seeds: no rounds section
-    (tmp_path / "fixed.toml").write_text((tmp_path / "s.toml").read_text().replace(
-        'seeds = { first = 3, max = 10, until = "effects" }', "seeds = [0, 1, 2]"))
-    assert load_spec(tmp_path / "fixed.toml").study.rounds is None
-    result = CliRunner().invoke(cli, ["report", str(tmp_path / "fixed.toml"), "--storage", url, "--out",
-                                      str(tmp_path / "fixed")])
-    assert result.exit_code == 0, result.output
-    assert "## Seeds in rounds" not in (tmp_path / "fixed" / "report.md").read_text()
-    assert "rounds" not in json.loads((tmp_path / "fixed" / "summary.json").read_text())
 
 
 @pytest.mark.parametrize("seeds, message", [
