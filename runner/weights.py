@@ -61,21 +61,22 @@ def model_file(model: nn.Module, point: Point, data: Data, study: str, number: i
     }
 
 
-def keep_weights(store: Store, artifacts: Path, study: str, trial_id: int, number: int, model: nn.Module,
-                 point: Point, data: Data) -> None:
+def keep_weights(store: Store, artifacts: Path, study: str, trial_id: int, model: nn.Module, point: Point,
+                 data: Data) -> None:
     """Store a trial's weights file in the FileSystemArtifactStore at `artifacts`, and its SHA-256 in its record.
 
     Called while the trial is still RUNNING: Optuna records an artifact in the trial's system attrs,
     and a finished trial cannot be changed.
     """
     artifacts.mkdir(parents=True, exist_ok=True)
+    trial = store.optuna.get_trial(trial_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / WEIGHTS_FILE  # the name optuna-dashboard shows
-        torch.save(model_file(model, point, data, study, number), path)
+        torch.save(model_file(model, point, data, study, trial.number), path)
         sha256, size = file_sha256(path), path.stat().st_size
         artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifacts)), file_path=str(path),
-            study_or_trial=store.optuna.get_trial(trial_id), storage=store.optuna,
+            study_or_trial=trial, storage=store.optuna,
             mimetype="application/octet-stream")
     record.write(store.optuna, trial_id, record.weights_record(sha256, size, artifact_id))
 

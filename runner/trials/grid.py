@@ -7,8 +7,7 @@ is missing; a dead worker's point is taken over and resumes from its last checkp
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +26,14 @@ from runner.optim import OPTIMIZERS, SCHEDULES
 from runner.spec import AUGMENTS, Point, Spec, is_layer_axis
 from runner.spec.tables import point_table
 from runner.store import Store, artifacts_dir, checkpoint_dir, storage_url, study_folder
-from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
+from runner.models.counts import ParamTable
+from runner.train import EpochMetrics
 from runner.trials.checkpoints import Checkpoints
-from runner.trials.lifecycle import Channel, Log, TrialRun, Worker, abandon, give_back, load, prepare
+from runner.trials.lifecycle import Channel, Log, TrialRun, abandon, load, prepare
 from runner.trials.settings import MAX_POINTS, RunSettings
 from runner.sources import adopt_stored_source, known_structures, remember_sources, stale_sources
 from runner.trials.standing import best_line, changed_lines, count_line, next_lines, standing
-from runner.trials.outputs import keep_outputs
+from runner.trials.trial import Opened, TrialWorker
 from runner.trials.devices import on_gpus, worker_envs
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 
@@ -188,16 +188,14 @@ def plan_lines(spec: Spec, url: str | None) -> list[str]:
         store.dispose()
 
 
-DROPPED = ("another worker took its point over while this one was cut off from the database; its result is "
-           "dropped (the other worker's counts, once)")
-
-
-class GridWorker(Worker):
-    """Claims points one by one and trains each as one trial, checkpointed after every epoch."""
+class GridWorker(TrialWorker):
+    """Claims points one by one and trains each as one trial (runner.trials.trial), checkpointed after every
+    epoch; its trials report their value to Optuna after every epoch, and are never pruned."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, run: RunSettings, out: Channel, threads: int,
                  gpu: int | None = None):
         super().__init__(spec, store, run, out, threads, gpu)
+        self.tested, self.study_name, self.metric = spec.tested, spec.study.name, spec.study.metric
         self.data = data if spec.tested else data.untested()
         self.retry_failed = run.retry_failed
         # where complete trials' weights go; None: kept nowhere
@@ -226,98 +224,32 @@ class GridWorker(Worker):
             if self.take(self.spec.study.name, point.config_hash, self.retry_failed) is None:
                 continue
             claimed.add(point.config_hash)
-            self.trial_id: int | None = None
-            try:
-                self._run_point(point, f"[{i}/{len(points)}]")
-            except BaseException:  # an interrupt at any moment: nothing left RUNNING, the point given back
-                give_back(self.store, [(self.spec.study.name, point.config_hash)], self.name, self.trial_id,
-                          point.config_hash)
-                raise
+            self.live([(self.spec.study.name, point.config_hash)], lambda: self._open(point, f"[{i}/{len(points)}]"),
+                      point.config_hash)
         return claimed
 
-    def _run_point(self, point: Point, where: str) -> None:
-        spec, store = self.spec, self.store
-        trial_id = self.trial_id = self.db(lambda: store.optuna.create_new_trial(self.study_id,
-                                                                                 self._template(point)))
-        number = self.db(lambda: store.optuna.get_trial_number_from_id(trial_id))
-        run = self.trial_run(trial_id, [(spec.study.name, point.config_hash)])
-        try:
-            self._train_point(point, where, trial_id, number, run)
-        except BaseException:  # an interrupt: nothing of its may be written after its point is given back
-            run.writer.stop()
-            raise
-        finally:
-            run.close()
+    def _open(self, point: Point, where: str) -> Opened:
+        """The claimed point as a RUNNING trial of its params, with its record."""
+        table = point_table(point)
+        trial_id = self.trial_id = self.db(lambda: self.store.optuna.create_new_trial(
+            self.study_id, self._template(point, table)))
+        number = self.db(lambda: self.store.optuna.get_trial_number_from_id(trial_id))
+        # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
+        # accuracy, as always stored for test-ranked studies
+        metric = self.metric if self.metric.startswith("val_") else "test_acc"
 
-    def _train_point(self, point: Point, where: str, trial_id: int, number: int, run: TrialRun) -> None:
-        spec, store = self.spec, self.store
-        self.log(f"{self.tag}{where} trial {number}: {point.label()} seed={point.seed}")
-        start = time.perf_counter()
+        def report(m: EpochMetrics, run: TrialRun) -> None:
+            value = getattr(m, metric)
+            run.later(lambda: self.store.optuna.set_trial_intermediate_value(trial_id, m.epoch, value))
 
-        epochs: list[dict[str, Any]] = []
+        return Opened(trial_id, number, point, table, f"{where} trial {number}: {point.label()} seed={point.seed}",
+                      report)
 
-        def store_epoch(m: EpochMetrics) -> None:  # in order, when the database is there (training goes on)
-            if spec.tested:
-                run.later(lambda: store.add_epoch(spec.study.name, trial_id, number, m))
-            else:  # never tested: its epochs are kept as a search trial's are (runner_epochs has test columns)
-                epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
-                so_far = list(epochs)
-                run.later(lambda: record.write(store.optuna, trial_id, {record.EPOCHS: so_far}))
-            # Optuna's per-epoch value: the study's validation metric when it ranks by one; else test
-            # accuracy, as always stored for test-ranked studies
-            per_epoch = getattr(m, spec.study.metric) if spec.study.metric.startswith("val_") else m.test_acc
-            run.later(lambda: store.optuna.set_trial_intermediate_value(trial_id, m.epoch, per_epoch))
-            stored.append(m.epoch)
-
-        stored: list[int] = []
-
-        def on_epoch(m: EpochMetrics) -> None:
-            store_epoch(m)
-            self.tick(1)
-            run.beat()
-            val = f"val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  " if m.val_acc is not None else ""
-            test = f"test loss {m.test_loss:.4f} acc {m.test_acc:.2f}%  " if m.test_acc is not None else ""
-            self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
-                     f"acc {m.train_acc:.2f}%  {val}{test}({m.seconds:.1f} s)")
-
-        resume = self.checkpoints.load(point.config_hash)
-        if resume is not None:
-            for m in resume["history"]:  # the new trial carries the whole history
-                store_epoch(EpochMetrics(**m))
-            self.tick(len(resume["history"]))
-            self.log(f"{self.tag}  resumed from the checkpoint after epoch {resume['epoch']}")
-        reset_peak_memory(self.device)
-        trained = run.train(point, self.data, self.device, on_epoch, resume=resume,
-                            save=lambda state: self.checkpoints.save(point.config_hash, state),
-                            evaluate_test=spec.tested)
-        if trained is not None and not run.owned():  # cut off long enough for another worker to take it over
-            trained = None
-        if run.dropped:
-            self.tick(point.train.epochs - len(stored))
-            self.log(f"{self.tag}  trial {number}: {DROPPED}")
-            return
-        if trained is None:
-            self.failed += 1
-            self.tick(point.train.epochs - len(stored))  # the epochs it will not run
-            self.log(f"{self.tag}  trial {number} FAILED: {run.reason}")
-            return
-        model, history = trained
-        self.db(lambda: keep_outputs(store, self.artifacts, spec.study.name, trial_id, number, model, point,
-                                     self.data, self.device))
-        outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device),
-                                        max(m.test_acc for m in history) if spec.tested else None)
-        self.db(lambda: record.write(store.optuna, trial_id, outcome))
-        if not run.complete(getattr(history[-1], spec.study.metric)):
-            self.log(f"{self.tag}  trial {number}: {DROPPED}")
-            return
-        self.checkpoints.remove(point.config_hash)
-        self.ran += 1
-
-    def _template(self, point: Point) -> FrozenTrial:
+    def _template(self, point: Point, table: ParamTable) -> FrozenTrial:
         return FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                            datetime_complete=None, params=point.params,
                            distributions=distributions(point, self.choices, self.fixed),
-                           user_attrs=self.record(point, self.data, point_table(point)),
+                           user_attrs=self.record(point, self.data, table),
                            system_attrs={}, intermediate_values={}, trial_id=0)
 
 

@@ -15,7 +15,7 @@ report` and `runner trials` read them unchanged.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -24,15 +24,16 @@ from optuna.trial import Trial, TrialState
 from runner import record
 from runner.data import Data
 from runner.errors import RunnerError
-from runner.spec import Spec
+from runner.models.counts import ParamTable
+from runner.spec import Point, Spec
 from runner.spec.tables import point_table
 from runner.store import Store, artifacts_dir
-from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
+from runner.train import EpochMetrics
 from runner.trials.confirm import confirm_search
 from runner.trials.devices import on_gpus, worker_envs
-from runner.trials.grid import DROPPED, GridResult
-from runner.trials.lifecycle import Channel, StopTrial, TrialRun, Worker, abandon, give_back, load, prepare
-from runner.trials.outputs import keep_outputs
+from runner.trials.grid import GridResult
+from runner.trials.lifecycle import Channel, TrialRun, abandon, load, prepare
+from runner.trials.trial import Opened, TrialWorker
 from runner.trials.pool import queue_channel, run_processes, threads_per_worker, worker_process
 from runner.trials.sampling import make_pruner, make_sampler, suggest
 from runner.trials.settings import RunSettings
@@ -69,28 +70,28 @@ def budget(study: optuna.Study) -> tuple[int, int, int]:
     return (sum(s in ("complete", "pruned") for s in states), states.count("fail"), states.count("refused"))
 
 
-class _Pruned(StopTrial):
-    """Raised from the epoch callback when Optuna's pruner stops the trial."""
-
-
-class SearchWorker(Worker):
-    """Takes budget slots one by one and runs a sampled trial in each."""
+class SearchWorker(TrialWorker):
+    """Takes budget slots one by one and runs a trial in each (runner.trials.trial), on the point its sampler
+    draws; its trials report the search's metric after every epoch, where Optuna's pruner may stop them."""
 
     def __init__(self, spec: Spec, store: Store, data: Data, run: RunSettings, out: Channel, threads: int,
                  index: int = 0, gpu: int | None = None):
         super().__init__(spec, store, run, out, threads, gpu)
         self.index = index
         self.search = spec.search
+        self.tested, self.study_name, self.metric = False, search_name(spec), spec.search.metric
         self.data = data.untested()  # the test split is not even kept
+        # its weights unless [study].keep = "none": a candidate's search trial is its selection trial for the seed
+        # it was trained with (confirm.reuse_search_trials)
         self.artifacts = artifacts_dir(store.url, run.artifacts) if spec.study.keep == "all" else None
         self.study = self._study()
         self.start = time.monotonic()
 
     def _study(self) -> optuna.Study:
-        name = search_name(self.spec)
-        self.store.open_study(name, self.search.direction)  # created here, direction checked
-        self.study_id = self.store.optuna.get_study_id_from_name(name)
-        return optuna.load_study(study_name=name, storage=self.store.optuna, sampler=make_sampler(self.search, self.index),
+        self.store.open_study(self.study_name, self.search.direction)  # created here, direction checked
+        self.study_id = self.store.optuna.get_study_id_from_name(self.study_name)
+        return optuna.load_study(study_name=self.study_name, storage=self.store.optuna,
+                                 sampler=make_sampler(self.search, self.index),
                                  pruner=make_pruner(self.search, self.spec.train.epochs))
 
     def run(self) -> None:
@@ -100,13 +101,7 @@ class SearchWorker(Worker):
             slot = self._next_slot()
             if slot is None:
                 return
-            self.trial_id: int | None = None
-            self.held = [(search_name(self.spec), slot)]
-            try:
-                outcome = self._run_slot(slot)
-            except BaseException:  # an interrupt at any moment: nothing left RUNNING, the slot given back
-                give_back(self.store, self.held, self.name, self.trial_id)
-                raise
+            outcome = self.live([(self.study_name, slot)], lambda: self._open(slot))
             if outcome == "busy":  # another worker trains this configuration: let the sampler move on
                 time.sleep(BUSY_WAIT_S)
                 continue
@@ -122,33 +117,33 @@ class SearchWorker(Worker):
             return None
         for k in range(self.search.trials):
             slot = f"slot-{k:05d}"
-            if self.take(search_name(self.spec), slot, retry_failed=True) is not None:
+            if self.take(self.study_name, slot, retry_failed=True) is not None:
                 return slot
         return None
 
-    def _run_slot(self, slot: str) -> str:
-        name = search_name(self.spec)
+    def _open(self, slot: str) -> Opened:
+        """A trial asked of the sampler, its point drawn from [search.space], with its record."""
         trial = self.db(self.study.ask)
         trial_id = self.trial_id = self.db(lambda: self.store.optuna.get_trial_id_from_study_id_trial_number(
             self.study_id, trial.number))
-        setting = suggest(trial, self.spec)
-        point = self.spec.point(setting, self.spec.study.seeds[0])
+        point = self.spec.point(suggest(trial, self.spec), self.spec.study.seeds[0])
         table = point_table(point)
         attrs = self.record(point, self.data, table, slot=slot)
         self.db(lambda: record.write(self.store.optuna, trial_id, attrs))
-        run = self.trial_run(trial_id, [(name, slot)],
-                             finish=lambda state, value: self.study.tell(trial, value, state=state))
-        try:
-            return self._train_slot(slot, trial, setting, point, table, run)
-        except BaseException:  # an interrupt: nothing of its may be written after its slot is given back
-            run.writer.stop()
-            raise
-        finally:
-            run.close()
 
-    def _train_slot(self, slot: str, trial: Trial, setting: dict[str, Any], point: Any, table: Any,
-                    run: TrialRun) -> str:
-        name = search_name(self.spec)
+        def report(m: EpochMetrics, run: TrialRun) -> None:
+            run.writer.flush()  # the pruner reads every epoch reported so far: a search waits for its database
+            self.db(lambda: trial.report(getattr(m, self.metric), m.epoch))
+
+        return Opened(trial_id, trial.number, point, table,
+                      f"[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)", report,
+                      prune=lambda: self.db(trial.should_prune),
+                      admit=lambda run: self._admit(trial, point, table, run),
+                      finish=lambda state, value: self.study.tell(trial, value, state=state))
+
+    def _admit(self, trial: Trial, point: Point, table: ParamTable, run: TrialRun) -> str | None:
+        """A draw over [search].max_params is refused ("refused"); a configuration already evaluated stands for
+        this draw ("copied"), one being evaluated by another worker lets the sampler move on ("busy")."""
         cap = self.search.max_params
         if cap:  # the sampler learns the cap from every draw: over it is infeasible (Optuna's constraints)
             self.db(lambda: trial.set_constraint(OVER_CAP_KEY, float(table.total - cap)))
@@ -157,66 +152,15 @@ class SearchWorker(Worker):
             run.fail(record.over_cap_reason(table.total, cap), TrialState.PRUNED, record.OVER_CAP)
             return "refused"
         config = f"config-{point.config_hash}"  # one evaluation per configuration, whatever the workers
-        if self.take(name, config, retry_failed=True) is None:
+        if self.take(self.study_name, config, retry_failed=True) is None:
             return self._duplicate(run, trial, config)
-        self.held.append((name, config))
-        run.hold(name, config)
-        self.log(f"{self.tag}[{slot}] trial {trial.number}: {point.label()}  ({table.total:,} parameters)")
-        epochs: list[dict[str, Any]] = []
-        metric = self.search.metric
-
-        def on_epoch(m: EpochMetrics) -> None:
-            epochs.append({k: v for k, v in asdict(m).items() if not k.startswith("test_")})
-            so_far = list(epochs)  # a search waits for its database: the pruner reads what each epoch reported
-            self.db(lambda: record.write(self.store.optuna, run.trial_id, {record.EPOCHS: so_far}))
-            self.db(lambda: trial.report(getattr(m, metric), m.epoch))
-            run.beat()
-            self.tick(1)
-            self.log(f"{self.tag}  epoch {m.epoch}/{point.train.epochs}  train loss {m.train_loss:.4f} "
-                     f"acc {m.train_acc:.2f}%  val loss {m.val_loss:.4f} acc {m.val_acc:.2f}%  ({m.seconds:.1f} s)")
-            if self.db(trial.should_prune):
-                raise _Pruned
-
-        start = time.perf_counter()
-        reset_peak_memory(self.device)
-        try:
-            trained = run.train(point, self.data, self.device, on_epoch, evaluate_test=False)
-        except _Pruned:
-            outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
-            self.db(lambda: record.write(self.store.optuna, run.trial_id, outcome))
-            if not run.complete(None, TrialState.PRUNED):
-                return self._dropped(trial, point, len(epochs))
-            self.tick(point.train.epochs - len(epochs))
-            self.log(f"{self.tag}  trial {trial.number} pruned after epoch {len(epochs)}")
-            self.ran += 1
-            return "pruned"
-        if run.dropped:
-            return self._dropped(trial, point, len(epochs))
-        if trained is None:  # failed: its slot is tried again
-            self.tick(point.train.epochs - len(epochs))
-            self.failed += 1
-            return "failed"
-        # its validation predictions, and its weights unless [study].keep = "none": a candidate's search trial is
-        # its selection trial for the seed it was trained with (confirm.reuse_search_trials)
-        self.db(lambda: keep_outputs(self.store, self.artifacts, name, run.trial_id, trial.number, trained[0],
-                                     point, self.data, self.device))
-        outcome = record.outcome_record(time.perf_counter() - start, peak_memory_mb(self.device))
-        self.db(lambda: record.write(self.store.optuna, run.trial_id, outcome))
-        if not run.complete(getattr(trained[1][-1], metric)):
-            return self._dropped(trial, point, len(epochs))
-        self.ran += 1
-        return "complete"
-
-    def _dropped(self, trial: Trial, point: Any, epochs: int) -> str:
-        """A trial whose slot another worker took over while this one was cut off from the database."""
-        self.tick(point.train.epochs - epochs)
-        self.log(f"{self.tag}  trial {trial.number}: {DROPPED}")
-        return "dropped"
+        self.held.append((self.study_name, config))
+        run.hold(self.study_name, config)
+        return None
 
     def _duplicate(self, run: TrialRun, trial: Trial, config: str) -> str:
         """A configuration already evaluated (or being evaluated): never trained twice."""
-        name = search_name(self.spec)
-        other = self.store.claims(name).get(config)
+        other = self.store.claims(self.study_name).get(config)
         done = None if other is None or other.trial_id is None else self.store.optuna.get_trial(other.trial_id)
         if other is not None and other.state == "complete" and done is not None:
             # the same configuration and seed train to the same result: its outcome stands for this trial
