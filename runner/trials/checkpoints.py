@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from runner.trials.signals import held_signals
+
 __all__ = ["Checkpoints"]
 
 
@@ -35,17 +37,20 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(config_hash)
         tmp, prev = path.with_suffix(".tmp"), path.with_suffix(".prev.pt")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if path.exists():
-            os.replace(path, prev)
-        os.replace(tmp, path)
+        # an interrupt inside torch.save's zip writer leaves it broken: its cleanup then raises a RuntimeError
+        # ("unexpected pos") in place of the KeyboardInterrupt, a crash instead of a clean stop
+        with held_signals():
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(state, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            if path.exists():
+                os.replace(path, prev)
+            os.replace(tmp, path)
 
     def load(self, config_hash: str) -> dict[str, Any] | None:
         """The newest readable checkpoint of a point, or None; warns about any unreadable one."""

@@ -10,7 +10,6 @@ of a search, run exactly once however many workers share the storage.
 """
 from __future__ import annotations
 
-import signal
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from runner.trials.devices import before_data, check_workers, device_provenance,
 from runner.trials.heartbeat import Heartbeat
 from runner.trials.patience import ClaimLost, DatabaseGone, Patience, Writer
 from runner.trials.settings import GRACE_S, RunSettings
+from runner.trials.signals import held_signals
 from runner.usercode import first_line
 
 __all__ = ["GRACE_S", "Log", "Tick", "prepare", "dry_run", "load", "Worker", "take", "TrialRun", "Prepared", "Channel",
@@ -296,8 +296,12 @@ def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, tria
     this worker's for the point is failed "interrupted" (found by its record when the interrupt came
     before its id was known), and its claims are given back. Signals wait until this is done.
     """
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    with held_signals():
+        _give_back(store, claims, worker, trial_id, config_hash)
+
+
+def _give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, trial_id: int | None,
+               config_hash: str) -> None:
     try:
         state = None
         if trial_id is not None:
@@ -318,8 +322,6 @@ def give_back(store: Store, claims: Sequence[tuple[str, str]], worker: str, tria
             store.release(study, key, worker)
     except (RunnerError, optuna.exceptions.OptunaError):
         pass  # best effort on the way out: a dead worker's claim is taken over anyway
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def abandon(url: str, studies: list[str], worker: str, reason: str) -> None:
