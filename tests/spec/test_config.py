@@ -1,9 +1,8 @@
 """runner/spec/config.py: a spec expanded into points: the grid's product, runs and seeds, counted
-without enumerating, and config hashes that stay as the shipped specs pinned them (tests/fixtures/v1)."""
+without enumerating; a grid value added keeps the old points. (Their config hashes: tests/spec/test_point.py.)"""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import textwrap
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, load_spec
 
-from tests.helpers import V1, VALID_SPEC as VALID
+from tests.helpers import VALID_SPEC as VALID
 
 
 def test_grid_is_the_cartesian_product_plus_runs_times_seeds(write_spec):
@@ -27,16 +26,6 @@ def test_grid_is_the_cartesian_product_plus_runs_times_seeds(write_spec):
     # every regularizer, but one added later (ema) only where the spec sets it: older points keep their params
     assert set(points[0].params) == {"model", *(r for r in REGULARIZERS if r not in LATER_REGULARIZERS), "lr", "seed"}
     assert len({p.config_hash for p in points}) == len(points)
-
-
-def test_config_hash_is_stable_and_ignores_execution_settings(write_spec):
-    a = load_spec(write_spec(VALID)).points()
-    b = load_spec(write_spec(VALID.replace('[models.lenet5]', '[train]\nthreads = 1\ndevice = "cpu"\n[models.lenet5]'),
-                             name="b.toml")).points()
-    assert [p.config_hash for p in a] == [p.config_hash for p in b]
-    c = load_spec(write_spec(VALID.replace("seeds = [0, 1]", "seeds = [0, 1]\nmetric = \"test_loss\""),
-                             name="c.toml")).points()
-    assert [p.config_hash for p in a] == [p.config_hash for p in c]  # ranking metric is not config
 
 
 def test_adding_a_grid_value_keeps_the_old_points(write_spec):
@@ -59,20 +48,6 @@ def test_shipped_specs_are_valid():
     assert plain.model.name == "lenet5" and not plain.reg("dropout") and plain.reg("augment") == "none"
     assert (plain.train.optimizer, plain.train.lr, plain.train.epochs) == ("sgd", 0.05, 16)
     assert load_spec("specs/smoke.toml").data.train_limit > 0
-
-
-# ---------------------------------------------------------------- config hashes pinned by tests/fixtures/v1
-
-
-def test_every_shipped_spec_keeps_its_config_hashes():
-    pinned = json.loads((V1 / "config_hashes.json").read_text())
-    specs = sorted(Path(__file__).parents[2].glob("specs/*.toml"))
-    assert sorted(p.name for p in specs) == sorted(pinned)
-    for path in specs:
-        spec = load_spec(path)
-        defaults = [spec.point({"model": m}, s).config_hash for s in spec.study.seeds for m in spec.models]
-        assert [p.config_hash for p in spec.points()] == pinned[path.name]["points"], path.name
-        assert defaults == pinned[path.name]["model_defaults"], path.name
 
 
 # ---------------------------------------------------------------- points counted, not enumerated
