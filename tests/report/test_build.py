@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import datetime
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from runner.cli import cli
 from runner.report import build_report, render_markdown
@@ -59,21 +58,6 @@ def test_every_configuration_is_compared_with_the_best_paired_by_seed(study):
     text = render_markdown(report)
     assert "### Against the best configuration" in text and f"| `{mlp.to}` |" in text
     assert "runner-up" in text
-
-
-@pytest.mark.parametrize("state, attrs, steps, reason", [
-    (TrialState.PRUNED, {}, {1: 90.0, 2: 91.0}, "pruned after epoch 2 by the search's pruner"),
-    (TrialState.FAIL, {}, {}, "failed; no reason stored"),
-    (TrialState.FAIL, {"fail_reason": "loss is NaN"}, {1: 9.0}, "loss is NaN"),
-    (TrialState.WAITING, {}, {}, "enqueued, never started"),
-])
-def test_every_trial_left_out_has_a_reason(state, attrs, steps, reason):
-    from runner.results import reading
-
-    trial = FrozenTrial(number=3, state=state, value=None, datetime_start=datetime(2024, 1, 1), datetime_complete=None,
-                        params={}, distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values=steps,
-                        trial_id=3)
-    assert reading.why_not_complete(trial).startswith(reason)
 
 
 def test_unknown_study_is_one_line(study, tmp_path):
