@@ -144,3 +144,55 @@ def test_the_check_finds_a_private_optuna_attribute(tmp_path, optuna_private):
     bad = tmp_path / "bad.py"
     bad.write_text("ids = [t._trial_id for t in trials]\nx = study._study_id\nself._trial_id = 1\n")
     assert _private_optuna_reads(bad, optuna_private) == ["1: _trial_id", "2: _study_id"]
+
+
+# ---------------------------------------------------------------- tests/ mirrors runner/
+
+# Modules tested through their package's test file although they do not name it: Alembic loads them by path,
+# and tests/test_migrations.py upgrades a database through every one of them.
+BY_PATH = ("migrations/env.py", "migrations/versions/")
+
+
+def _untested(package: Path, tests: Path, by_path: tuple[str, ...] = ()) -> list[str]:
+    """Each module of `package` with no test file named for it: runner/a/b.py wants tests/a/test_b.py, or a test
+    file of a package above it (tests/a/test_a.py, tests/test_a.py) that names runner.a.b; a package (its
+    __init__.py) wants tests/a/ with tests in it, or tests/test_a.py."""
+    missing = []
+    for path in sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts):
+        rel = path.relative_to(package)
+        folders, name = rel.parts[:-1], rel.stem.strip("_")  # __main__.py: test_main.py
+        if str(rel).startswith(by_path) or (name == "init" and not folders):
+            continue
+        if name == "init":
+            own = tests.joinpath(*folders[:-1], f"test_{folders[-1]}.py")
+            if own.exists() or list(tests.joinpath(*folders).glob("test_*.py")):
+                continue
+            missing.append(f"{Path(*folders)}/: no {Path('tests', *folders)}/ nor {own.relative_to(tests.parent)}")
+            continue
+        own = tests.joinpath(*folders, f"test_{name}.py")
+        dotted = ".".join((package.name, *folders, rel.stem))
+        above = [tests.joinpath(*folders[:i + 1], f"test_{folders[i]}.py") for i in range(len(folders))]
+        above += [tests.joinpath(*folders[:i], f"test_{folders[i]}.py") for i in range(len(folders))]
+        if not own.exists() and not any(f.exists() and dotted in f.read_text() for f in above):
+            missing.append(f"{rel}: no {own.relative_to(tests.parent)}")
+    return missing
+
+
+def test_every_module_has_a_test_file_named_for_it():
+    missing = _untested(PACKAGE, Path(__file__).parent, BY_PATH)
+    assert not missing, "tests/ mirrors runner/; these modules have no test file:\n" + "\n".join(missing)
+
+
+def test_the_check_finds_a_module_without_a_test(tmp_path):
+    package, tests = tmp_path / "runner", tmp_path / "tests"
+    for module in ("__init__.py", "store.py", "keys.py", "data/__init__.py", "data/base.py", "data/idx.py",
+                   "cli/__main__.py", "report/__init__.py", "report/figures.py", "migrations/versions/v0.py"):
+        (package / module).parent.mkdir(parents=True, exist_ok=True)
+        (package / module).write_text("")
+    for test, text in (("test_store.py", ""), ("data/test_data.py", "from runner.data.base import Split\n"),
+                       ("cli/test_main.py", "")):
+        (tests / test).parent.mkdir(parents=True, exist_ok=True)
+        (tests / test).write_text(text)
+    assert _untested(package, tests, ("migrations/versions/",)) == [
+        "data/idx.py: no tests/data/test_idx.py", "keys.py: no tests/test_keys.py",
+        "report/: no tests/report/ nor tests/test_report.py", "report/figures.py: no tests/report/test_figures.py"]
