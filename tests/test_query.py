@@ -150,8 +150,11 @@ def test_group_by_gives_mean_std_and_n_over_seeds_of_complete_trials(query):
     assert "±" in table and "n" in table.splitlines()[0]
 
 
-def test_unknown_column_and_study_are_one_line(query):
+def test_an_unknown_column_is_one_line(query):
     assert "unknown column 'acc'" in query("trials", "--study", "q", "--columns", "acc").output
+
+
+def test_an_unknown_study_is_one_line(query):
     result = query("trials", "--study", "nope")
     assert result.exit_code == 1 and "no study named 'nope'; studies here: q" in result.output
 

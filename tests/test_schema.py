@@ -26,8 +26,12 @@ def test_runner_schema_prints_the_committed_schema():
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_shipped_specs_point_editors_at_the_schema_and_satisfy_it(path):
+def test_shipped_specs_point_editors_at_the_schema(path):
     assert path.read_text().splitlines()[0] == "#:schema ./runner.schema.json"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_satisfy_the_schema(path):
     errors = [e.message for e in jsonschema.Draft7Validator(json_schema()).iter_errors(tomllib.loads(path.read_text()))]
     assert errors == []
 

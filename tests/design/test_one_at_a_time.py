@@ -17,11 +17,16 @@ def test_the_issue_s_example_plans_one_plus_one_plus_one_plus_two_settings():
     assert not any(s["dropout"] and s["batch_norm"] for s in planned)  # never two changes at once
 
 
-def test_across_crosses_every_setting_and_each_comparison_stays_within_its_budget():
-    across = (("lr", (0.01, 0.05)), ("epochs", (8, 16)))
-    planned = settings(GRID, across, [], [])
-    assert len(planned) == 5 * 4 and budgets(across)[1] == {"lr": 0.01, "epochs": 16}
-    found = comparisons(GRID, across, [], [], [], MODEL_OF, {"lr", "epochs"})
+ACROSS = (("lr", (0.01, 0.05)), ("epochs", (8, 16)))
+
+
+def test_across_crosses_every_setting():
+    planned = settings(GRID, ACROSS, [], [])
+    assert len(planned) == 5 * 4 and budgets(ACROSS)[1] == {"lr": 0.01, "epochs": 16}
+
+
+def test_each_comparison_stays_within_its_budget():
+    found = comparisons(GRID, ACROSS, [], [], [], MODEL_OF, {"lr", "epochs"})
     assert len(found) == 4 * 4
     for c in found:
         assert {k: c.setting[k] for k in ("lr", "epochs")} == {k: c.baseline[k] for k in ("lr", "epochs")} == c.within

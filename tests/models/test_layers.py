@@ -113,11 +113,17 @@ def test_a_layer_overrides_the_models_batch_norm_dropout_and_activation():
     assert classifier[3].p == 0.25
 
 
-def test_input_pad_and_resize_match_torchvision_on_the_raw_pixels():
+def test_input_pad_matches_torchvision_on_the_raw_pixels():
     from torchvision.transforms import v2
 
     images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
     assert torch.equal(InputTransform(pad=2).apply(images), v2.Pad(2)(images))
     assert InputTransform(pad=2).apply(images)[:, :, :2].eq(0).all()  # background, not the mean
+
+
+def test_input_resize_matches_torchvision_on_the_raw_pixels():
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
     assert torch.equal(InputTransform(resize=32).apply(images), v2.Resize(32, antialias=True)(images))
     assert InputTransform(resize=32).shape((1, 28, 28)) == (1, 32, 32)

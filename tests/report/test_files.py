@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,9 @@ def test_figures_exist_and_are_linked(written):
         assert (written / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_same_trials_give_byte_identical_files_and_readme_is_refreshed(study, written, tmp_path):
+def report_with_readme(study, tmp_path) -> tuple[Path, Path, str, str]:
+    """`runner report` of the synthetic study into reports/t with --readme: (its folder, the README, the README's
+    text before and after the markers)."""
     spec_path, url, _ = study
     readme = tmp_path / "README.md"
     before, after = "# Project\n\nIntro.\n\n", "\n\n## License\nMIT\n"
@@ -32,8 +35,17 @@ def test_same_trials_give_byte_identical_files_and_readme_is_refreshed(study, wr
     result = CliRunner().invoke(cli, ["report", str(spec_path), "--storage", url, "--out", str(out),
                                       "--readme", str(readme)])
     assert result.exit_code == 0, result.output
+    return out, readme, before, after
+
+
+def test_same_trials_give_byte_identical_files(study, written, tmp_path):
+    out, _, _, _ = report_with_readme(study, tmp_path)
     for path in written.iterdir():
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_readme_is_refreshed_between_its_markers(study, tmp_path):
+    _, readme, before, after = report_with_readme(study, tmp_path)
     text = readme.read_text()
     assert text.startswith(before + START_MARKER) and text.endswith(END_MARKER + after)
     assert "old results" not in text
