@@ -12,30 +12,28 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from runner.data.base import Data, Raw, Split, cache_dir, combine, split_checksum
+from runner.data.base import Data, DataSource, Raw, Split, cache_dir, combine, split_checksum
 from runner.data.course import has_course_split, load_course_split
 from runner.data.idx import FAMILY, find_idx, load_idx, read_idx
 from runner.data.packaged import OFFICIAL, load_packaged
 from runner.data.user import load_user
 from runner.errors import DataError
 
-__all__ = ["Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source", "class_names",
+__all__ = ["DataSource", "Split", "Data", "MNIST", "Raw", "FAMILY", "OFFICIAL", "load_data", "load_mnist", "load_source", "class_names",
            "split_checksum", "cache_dir", "stratified_split", "pixel_stats", "capped_limits"]
 
 MNIST = Data  # the name this class had when MNIST was the only dataset
 
 
-def load_source(dataset: str, root: str = "", target: str = "", args: dict[str, Any] | None = None,
-                folder: str = "", sha256: str = "") -> Raw:
+def load_source(source: DataSource) -> Raw:
     """The whole train and test splits of a dataset (or of the user's function), as the source gives them."""
-    if target:
-        return load_user(target, args or {}, folder, sha256)
-    family = FAMILY[dataset]
-    if dataset == "mnist":
+    if source.target:
+        return load_user(source.target, source.args, source.folder, source.sha256)
+    family, root = FAMILY[source.dataset], source.root
+    if source.dataset == "mnist":
         return _load_mnist_folder(Path(root).expanduser()) if root else load_packaged()
     where = root or family.default_root
     if not where:
@@ -45,19 +43,20 @@ def load_source(dataset: str, root: str = "", target: str = "", args: dict[str, 
     return load_idx(family, Path(where).expanduser())
 
 
-def load_data(dataset: str = "mnist", root: str = "", *, train_limit: int = 0, test_limit: int = 0,
-              val_fraction: float = 0.0, val_seed: int = 0, mean: float | str | None = None,
-              std: float | str | None = None, target: str = "", args: dict[str, Any] | None = None,
-              folder: str = "", sha256: str = "", test: bool = True) -> Data:
+def load_data(source: DataSource, *, train_limit: int = 0, test_limit: int = 0, val_fraction: float = 0.0,
+              val_seed: int = 0, mean: float | str | None = None, std: float | str | None = None,
+              test: bool = True) -> Data:
     """Load, cut to the limits, carve the validation split and settle the normalization.
 
     Args:
+        source: the dataset and its folder, or the user's function (DataSpec.load_args() gives it for a spec).
         test: False for a study whose test set is locked: the test split is left empty as the source is
             read (its images never reach a tensor a trial sees), and the checksum covers the training images.
         mean, std: numbers, "auto" (computed from the training images used, validation excluded)
             or None (the dataset's default; "auto" where it has none).
     """
-    raw = load_source(dataset, root, target, args, folder, sha256)
+    raw = load_source(source)
+    dataset, target = source.dataset, source.target
     locked = not test
     train = raw.train.head(train_limit)
     test_split = Split(raw.test.images[:0], raw.test.labels[:0]) if locked else raw.test.head(test_limit)
@@ -114,7 +113,7 @@ def class_names(dataset: str, classes: int) -> tuple[str, ...]:
 
 def load_mnist(root: str = "", train_limit: int = 0, test_limit: int = 0) -> Data:
     """MNIST from `root` ("" = the packaged copy), the first N of each split."""
-    return load_data("mnist", root, train_limit=train_limit, test_limit=test_limit)
+    return load_data(DataSource("mnist", root), train_limit=train_limit, test_limit=test_limit)
 
 
 def pixel_stats(split: Split) -> tuple[float, float]:

@@ -5,10 +5,23 @@ import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-__all__ = ["Split", "Raw", "Data", "split_checksum", "combine", "cache_dir"]
+__all__ = ["DataSource", "Split", "Raw", "Data", "split_checksum", "combine", "cache_dir"]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the images come from: a dataset of the MNIST family and its folder, or the user's function."""
+
+    dataset: str = "mnist"  # a name of the MNIST family (idx.FAMILY); ignored when target is set
+    root: str = ""  # "" = the copy on this machine; else a folder
+    target: str = ""  # "module:function" of the user's data; "" = none
+    args: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
+    folder: str = ""  # searched first for target's module (the spec's folder)
+    sha256: str = ""  # of target's module: changed code, new data
 
 
 @dataclass(frozen=True)

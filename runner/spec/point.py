@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runner.data import DataSource
 from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform, Layer
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
@@ -56,10 +57,9 @@ class DataSpec:
 
     def load_args(self) -> dict[str, Any]:
         """The keyword arguments of runner.data.load_data for this spec."""
-        return {"dataset": self.dataset, "root": self.root, "train_limit": self.train_limit,
-                "test_limit": self.test_limit, "val_fraction": self.val_fraction, "val_seed": self.val_seed,
-                "mean": self.mean, "std": self.std, "target": self.target, "args": dict(self.args),
-                "folder": self.folder, "sha256": self.source_sha256}
+        source = DataSource(self.dataset, self.root, self.target, dict(self.args), self.folder, self.source_sha256)
+        return {"source": source, "train_limit": self.train_limit, "test_limit": self.test_limit,
+                "val_fraction": self.val_fraction, "val_seed": self.val_seed, "mean": self.mean, "std": self.std}
 
 
 @dataclass(frozen=True)

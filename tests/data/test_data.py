@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import runner.data.user as user_data
-from runner.data import MNIST, load_data, load_mnist, pixel_stats, stratified_split
+from runner.data import MNIST, DataSource, load_data, load_mnist, pixel_stats, stratified_split
 from runner.data.base import Split
 from runner.errors import DataError
 
@@ -168,7 +168,7 @@ def test_auto_normalization_is_computed_from_the_training_images_used_and_report
     (t,) = trials()
     data = t.user_attrs["config"]["data"]
     assert t.user_attrs["normalization_auto"] == ["mean", "std"]
-    loaded = load_data(target="mydata:load", folder=str(tmp_path), args={})
+    loaded = load_data(DataSource(target="mydata:load", folder=str(tmp_path), args={}))
     used, held = stratified_split(loaded.train, 0.2, 5)
     assert t.user_attrs["train_size"] == len(used) and t.user_attrs["val_size"] == len(held) == 60
     assert (data["mean"], data["std"]) == pixel_stats(used)  # the validation images left out
@@ -195,6 +195,6 @@ def test_mean_auto_written_in_the_spec_stores_the_computed_numbers(run, write):
     assert result.exit_code == 0, result.output
     (t,) = trials()
     data = t.user_attrs["config"]["data"]
-    used, _ = stratified_split(load_data("mnist", train_limit=500).train, 0.2, 0)
+    used, _ = stratified_split(load_data(DataSource("mnist"), train_limit=500).train, 0.2, 0)
     assert (data["mean"], data["std"]) == pixel_stats(used)
     assert t.user_attrs["normalization_auto"] == ["mean", "std"]

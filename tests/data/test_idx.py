@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.data import FAMILY, load_data, split_checksum
+from runner.data import FAMILY, DataSource, load_data, split_checksum
 from runner.data.idx import find_idx
 from runner.errors import DataError
 
@@ -51,7 +51,7 @@ def test_family_members_load_from_either_layout(tmp_path, dataset, layout):
     family = FAMILY[dataset]
     assert find_idx(tmp_path, family, "train")[2] is (layout == "torchvision")  # torchvision's class reads it
     with pytest.warns(UserWarning, match="differs from official") if family.official else _no_warning():
-        data = load_data(dataset, str(tmp_path))
+        data = load_data(DataSource(dataset, str(tmp_path)))
     images, labels = arrays["train"]
     assert data.classes == family.classes and data.shape == (1, 28, 28)
     assert torch.equal(data.train.labels, torch.from_numpy(labels.astype(np.int64) - family.label_offset))
@@ -73,13 +73,13 @@ def test_a_missing_file_names_the_folder_and_the_files_expected(tmp_path):
     fake_family(tmp_path, "kmnist", "flat")
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError) as e:
-        load_data("kmnist", str(tmp_path))
+        load_data(DataSource("kmnist", str(tmp_path)))
     message = str(e.value)
     assert "\n" not in message and str(tmp_path) in message and "no KMNIST test files" in message
     assert "t10k-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte[.gz]" in message
     assert f"{tmp_path}/KMNIST/raw" in message and "nothing is downloaded" in message
     with pytest.raises(DataError, match="KMNIST has no copy on this machine: set root"):
-        load_data("kmnist")
+        load_data(DataSource("kmnist"))
 
 
 def test_emnist_labels_outside_the_classes_are_refused(tmp_path):
@@ -87,7 +87,7 @@ def test_emnist_labels_outside_the_classes_are_refused(tmp_path):
     for split in ("train", "test"):
         write_idx(tmp_path, family.files[split], np.zeros((5, 28, 28)), np.array([0, 1, 2, 3, 12]), gz=False)
     with pytest.raises(DataError, match="labels 0..12 do not fit EMNIST \\(digits\\)'s 10 classes"):
-        load_data("emnist_digits", str(tmp_path))
+        load_data(DataSource("emnist_digits", str(tmp_path)))
 
 
 def test_the_data_decides_the_models_outputs(tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ augment = ["affine"]
 
 @needs_fashion
 def test_fashion_mnist_is_the_official_debian_copy():
-    data = load_data("fashion_mnist")
+    data = load_data(DataSource("fashion_mnist"))
     assert data.official is True and (len(data.train), len(data.test)) == (60_000, 10_000)
     assert data.classes == 10 and (data.mean, data.std) == (0.2860, 0.3530)
     assert split_checksum(data.train) == FAMILY["fashion_mnist"].official["train"]
@@ -143,5 +143,5 @@ def test_a_changed_fashion_copy_loads_with_a_warning(tmp_path):
     images, labels = np.zeros((3, 28, 28)), np.array([1, 2, 3])
     write_idx(tmp_path, family.files["test"], images, labels, gz=True)
     with pytest.warns(UserWarning, match="the test split \\(3 images\\) differs from official Fashion-MNIST"):
-        data = load_data("fashion_mnist", str(tmp_path), train_limit=100)
+        data = load_data(DataSource("fashion_mnist", str(tmp_path)), train_limit=100)
     assert data.official is False

@@ -20,7 +20,7 @@ import torch
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.data import load_data
+from runner.data import DataSource, load_data
 
 from tests.helpers import DB, MNIST_500, STUDENT, STUDENT_SPEC, epoch_rows, header, validation_trials as trials
 from tests.helpers import run, validation_write  # noqa: F401 - fixtures
@@ -217,7 +217,7 @@ def test_grid_with_a_validation_split_stores_val_metrics_each_epoch_and_trains_o
     assert result.exit_code == 0, result.output
     (t,) = trials()
     a = t.user_attrs
-    labels = load_data("mnist", train_limit=500).train.labels
+    labels = load_data(DataSource("mnist"), train_limit=500).train.labels
     assert a["val_size"] == expected_val_size(labels, 0.2) and 80 <= a["val_size"] <= 120
     assert a["train_size"] + a["val_size"] == 500
     assert a["config"]["data"]["val_fraction"] == 0.2 and a["config"]["data"]["val_seed"] == 0
