@@ -31,7 +31,7 @@ from runner.spec import Point, TrainConfig
 
 __all__ = ["EpochMetrics", "TrainingError", "resolve_device", "set_threads", "affine_augment", "elastic_augment",
            "train_point", "evaluate", "stage", "reset_peak_memory", "peak_memory_mb", "weight_average",
-           "Batches", "train_one_epoch", "predict", "batches_for", "channels_last"]
+           "Batches", "EpochSettings", "train_one_epoch", "predict", "batches_for", "channels_last"]
 
 
 class TrainingError(RunnerError):
@@ -49,6 +49,15 @@ class EpochMetrics:
     seconds: float  # wall time of the epoch, train + validation + test
     val_loss: float | None = None  # on the validation split held out of the training images, if any
     val_acc: float | None = None
+
+
+@dataclass(frozen=True)
+class EpochSettings:
+    """What every epoch of one training does alike."""
+    batch_size: int
+    steps: int  # batches per epoch
+    augment: str = "none"  # a name of AUGMENTATIONS, or "none"
+    smoothing: float = 0.0  # the cross-entropy's label smoothing
 
 
 # Batch 128-1,000 evaluates slightly faster than 2,000 on 2 CPU cores (about 1% of an epoch,
@@ -236,7 +245,7 @@ def train_point(point: Point, data: Data, device: torch.device,
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))
     sched = SCHEDULES[t.schedule](opt, t, steps_per_epoch * t.epochs)
-    augment, smoothing = point.reg("augment"), point.reg("label_smoothing")
+    settings = EpochSettings(b, steps_per_epoch, point.reg("augment"), point.reg("label_smoothing"))
     ema = weight_average(model, point.reg("ema"), point.reg("ema_warmup"))
     evaluated = ema.module if ema is not None else model
     history: list[EpochMetrics] = []
@@ -254,8 +263,7 @@ def train_point(point: Point, data: Data, device: torch.device,
         history = [EpochMetrics(**m) for m in resume["history"]]
     for epoch in range(len(history) + 1, t.epochs + 1):
         start, lr = time.perf_counter(), opt.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, train, opt, sched, g, b, steps_per_epoch,
-                                                augment, smoothing, ema)
+        train_loss, train_acc = train_one_epoch(model, train, opt, sched, g, settings, ema)
         if not math.isfinite(train_loss):
             raise TrainingError(f"loss became {train_loss} in epoch {epoch}; lower [train].lr")
         val_loss, val_acc = evaluate(evaluated, val) if val is not None else (None, None)
@@ -285,14 +293,14 @@ def _state(point: Point, model: nn.Module, opt, sched, g: torch.Generator,
     return state
 
 
-def train_one_epoch(model, data: Batches, opt, sched, g, b: int, steps: int, augment: str, smoothing: float,
+def train_one_epoch(model, data: Batches, opt, sched, g, settings: EpochSettings,
                     ema: AveragedModel | None = None) -> tuple[float, float]:
-    """One training epoch of `steps` batches of `b` in a `g`-seeded order; (mean loss, accuracy in percent).
+    """One training epoch of `settings.steps` batches in a `g`-seeded order; (mean loss, accuracy in percent).
 
     Args:
-        augment: a name of AUGMENTATIONS, or "none".
         ema: the weight average to update after every step, if any.
     """
+    b, steps, augment, smoothing = settings.batch_size, settings.steps, settings.augment, settings.smoothing
     model.train()
     perm = torch.randperm(len(data), generator=g, device=g.device)
     loss_sum = torch.zeros((), device=data.labels.device)

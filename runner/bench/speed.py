@@ -42,7 +42,7 @@ from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError
 from runner.spec import load_spec, parse_spec
 from runner.store import EpochRow, Store
-from runner.train import EVAL_BATCH, Batches, resolve_device, train_one_epoch, train_point
+from runner.train import EVAL_BATCH, Batches, EpochSettings, resolve_device, train_one_epoch, train_point
 from runner.trials.grid import run_grid
 from runner.trials.settings import RunSettings
 from runner.machine.provenance import machine_info
@@ -424,7 +424,7 @@ def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
     n = len(batches)
     steps = n // batch + (1 if n % batch > 1 else 0)
     start = time.perf_counter()
-    train_one_epoch(model, batches, sgd(model), None, g, batch, steps, "none", 0.0)
+    train_one_epoch(model, batches, sgd(model), None, g, EpochSettings(batch, steps))
     sync(device)
     return time.perf_counter() - start
 
