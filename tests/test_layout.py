@@ -63,6 +63,48 @@ def _targets(node: ast.ImportFrom | ast.Import) -> list[str]:
     return [node.module or ""]
 
 
+# A file past this is usually two concepts (STYLE.md, "The layout shows the architecture").
+MAX_LINES = 500
+# A function that takes more wants a small frozen config of the values that travel together (STYLE.md 4).
+# The CLI's commands take one parameter per option and are not counted.
+MAX_PARAMETERS = 8
+MAX_LONG_SIGNATURES = 2  # functions outside runner/cli/ allowed more than MAX_PARAMETERS
+
+
+def test_no_file_of_the_package_is_over_500_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split along a concept line: {long}"
+
+
+def _parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's parameters, self and cls aside, *args and **kwargs one each."""
+    a = node.args
+    names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs) if p.arg not in ("self", "cls")]
+    return len(names) + (a.vararg is not None) + (a.kwarg is not None)
+
+
+def _long_signatures(path: Path) -> list[str]:
+    """`line: name (count)` of each function in the file that takes more than MAX_PARAMETERS parameters."""
+    return [f"{node.lineno}: {node.name} ({n})" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and (n := _parameter_count(node)) > MAX_PARAMETERS]
+
+
+def test_at_most_two_functions_outside_the_cli_take_more_than_eight_parameters():
+    found = [f"{p.relative_to(PACKAGE)}:{s}" for p in _modules() if _room(p) != "cli" for s in _long_signatures(p)]
+    assert len(found) <= MAX_LONG_SIGNATURES, f"pass a small frozen config instead: {found}"
+
+
+def test_the_check_counts_parameters(tmp_path):
+    code = tmp_path / "code.py"
+    code.write_text("def eight(a, b, c, d, e, f, g, h): pass\n"
+                    "def nine(a, b, c, d, e, f, g, h, i): pass\n"
+                    "class C:\n"
+                    "    def method(self, a, b, c, d, e, f, g, h): pass\n"
+                    "    async def star(self, a, b, *args, c, d, e, f, g=1, **kwargs): pass\n")
+    assert _long_signatures(code) == ["2: nine (9)", "5: star (9)"]
+
+
 def test_every_module_has_a_layer():
     assert {_room(p) for p in _modules()} <= set(LAYERS)
 
