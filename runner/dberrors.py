@@ -170,7 +170,7 @@ def _kind_of(x: BaseException) -> str | None:
         found = _driver_kind(x.orig) if x.orig is not None else None
         if found is not None:
             return found
-        # a connection-level error with no code and no text we know: waited out, as every one was before
+        # a connection-level error with no code and no text we know: waited out, as a server away may come back
         return TRANSIENT if isinstance(x, (OperationalError, InterfaceError)) else None
     if isinstance(x, (DisconnectionError, sa.exc.TimeoutError)):  # the pool's own: a dead connection, no free one
         return TRANSIENT

@@ -1,8 +1,8 @@
 """`runner export`: a trial's kept model on its own, as the runner's weights file or TorchScript.
 
 Every failure is one line (a RunnerError): a trial that does not exist, is not complete, or kept no
-weights (an older database, or [study].keep = "none"); a file whose SHA-256 differs from the one
-stored with its trial.
+weights (a trial of format 0 or 1, before weights were kept, or [study].keep = "none"); a file whose SHA-256
+differs from the one stored with its trial.
 """
 from __future__ import annotations
 

@@ -262,7 +262,8 @@ class TrialRecord:
 
     @property
     def weights(self) -> Weights | None:
-        """The kept weights file, or None (never kept: [study].keep = "none", or stored before weights were)."""
+        """The kept weights file, or None (never kept: [study].keep = "none", or a trial of format 0 or 1: weights
+        are format 2's)."""
         w = self.attrs.get(WEIGHTS)
         return None if w is None else Weights(w["sha256"], w["bytes"], w["artifact_id"])
 

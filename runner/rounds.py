@@ -63,8 +63,8 @@ def _write_round(store: Store, spec: Spec, p: Plan) -> None:
 
 
 def _adopted(spec: Spec, store: Store) -> Spec:
-    """`spec` as run_grid reads it against the stored trials (a user module's form-only edit, EMA trials before
-    the warm-up), so that its points' config hashes are the stored ones."""
+    """`spec` as run_grid reads it against the stored trials (a user module's form-only edit, format 3's EMA trials
+    without the warm-up), so that its points' config hashes are the stored ones."""
     study = store.open_study(spec.study.name, spec.study.direction)
     trials = study.get_trials(deepcopy=False)
     return adopt_stored_source(spec, trials, known_structures(trials, record.study_of(study)))[0]

@@ -1,12 +1,12 @@
 """A user's module as stored trials know it: an edit that changes only its form (a comment, a blank line, a
 docstring, the formatting) keeps its trials; an edit that changes what it does is said, once, everywhere.
 
-A trial stores its module file's SHA-256 (in its resolved config, and so in its config hash) and, since
-this runner, the SHA-256 of what the file does (usercode.structure_sha256, its syntax tree without
+A trial stores its module file's SHA-256 (in its resolved config, and so in its config hash) and, from
+format 3 on, the SHA-256 of what the file does (usercode.structure_sha256, its syntax tree without
 docstrings); every run also notes the pair in the study's record. When the file on disk has another
 SHA-256 but the same structure as a stored version, the spec takes that version's SHA-256: the points
-keep their config hashes, nothing trains again and the report counts them. Trials stored before the
-structure was kept are matched once a run has seen their file unchanged (it notes the pair then).
+keep their config hashes, nothing trains again and the report counts them. Trials of formats 1 and 2,
+stored without the structure, are matched once a run has seen their file unchanged (it notes the pair then).
 """
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ def adopt_stored_source(spec: Spec, trials: list[FrozenTrial], known: dict[str, 
 
 
 def adopt_stored_ema(spec: Spec, trials: list[FrozenTrial]) -> tuple[Spec, list[str]]:
-    """A study whose EMA trials were stored before the decay warm-up (ema_warmup) goes on as it was begun: the
-    spec, where it says nothing of ema_warmup, takes it off for every model (its EMA points keep their config
-    hashes and their trials count), and one line says so."""
+    """A study whose EMA trials format 3 stored, without the decay warm-up (ema_warmup, format 4's), goes on as
+    it was begun: the spec, where it says nothing of ema_warmup, takes it off for every model (its EMA points
+    keep their config hashes and their trials count), and one line says so."""
     if "ema_warmup" in spec.axis_names or any("ema_warmup" in dict(m.defaults) for m in spec.models.values()):
         return spec, []
     before = [t for t in trials if t.state == TrialState.COMPLETE

@@ -47,10 +47,10 @@ class StudyProgress:
     pruned: int
     total: int | None  # points of the spec, or a search's budget; None when only the study's name is known
     epochs_per_trial: int | None
-    rate: float | None  # trial-epochs per minute over the window; None: not known (old database)
+    rate: float | None  # trial-epochs per minute over the window; None: not known (formats 0 and 1)
     window_min: float
     search: bool = False  # a search: its trials count, not its points
-    rate_from: str = "epochs"  # "trials": counted from the trials that ended (older databases' epochs have no time)
+    rate_from: str = "epochs"  # "trials": counted from the trials that ended (format 0 and 1's epochs have no time)
     covered_min: float | None = None  # the minutes the rate divides by: the window, or less when the run began in it
     round: dict | None = None  # seeds in rounds: the round at hand as runner.rounds stored it (record.ROUND)
     refused: int = 0  # a search's draws over [search].max_params, never trained (neither failed nor finished)
@@ -153,7 +153,7 @@ def progress(storage: str | None, study: str, total: int | None = None, window_m
         running.append(Running(t.number, worker, worker.rsplit(":", 1)[0], _device(t),
                                epoch, _epochs_of(t), metric, beat))
     rate_from = "epochs"
-    if recent is None:  # epochs without a time (older databases), or kept with their trials (a search's, a
+    if recent is None:  # epochs without a time (formats 0 and 1), or kept with their trials (a search's, a
         # locked study's): the trials that ended in the window, whole
         since = dt.datetime.now() - dt.timedelta(minutes=window_min)  # Optuna's times are local
         ended = [t for t in trials if t.datetime_complete is not None and t.datetime_complete >= since]

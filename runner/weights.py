@@ -51,7 +51,7 @@ def model_file(model: nn.Module, point: Point, data: Data, study: str, number: i
         "model": point.model_config().to_dict(),  # rebuilds it: runner.load_model
         "module": ({"target": m.target, "file": Path(m.source).name, "source_sha256": m.source_sha256,
                     **({"source_structure": m.source_structure} if m.source_structure else {}),
-                    **({"search_dir": m.search_dir} if m.search_dir else {})}  # absolute; files kept before have none
+                    **({"search_dir": m.search_dir} if m.search_dir else {})}  # absolute; none in formats 2 and 3
                    if m.target else None),  # a user's module: found again where grid found it, checked by what it does
         "normalization": {"mean": data.mean, "std": data.std},  # x / 255 -> (x - mean) / std
         "input_shape": list(data.shape),  # (C, H, W) of the data's images, before the model's input transform

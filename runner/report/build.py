@@ -148,7 +148,7 @@ def _fraction(spec: Spec) -> Fraction | None:
 
 
 def _dataset(complete: list[FrozenTrial]) -> str:
-    """The dataset the trials used ("mnist" for trials stored before there were others)."""
+    """The dataset the trials used ("mnist" for a config that names none: every format, 0 on, names it)."""
     names = {stored(t).dataset or stored(t).section("data").get("dataset", "mnist") for t in complete}
     return names.pop() if len(names) == 1 else "several"
 

@@ -230,7 +230,7 @@ class SearchSummary:
     sampler: str
     pruner: str
     raw: tuple[str, str] = ("", "")  # search_trials.csv and search_epochs.csv: what its figures come from
-    selection: Selection | None = None  # None: a search confirmed by the code before selection over seeds
+    selection: Selection | None = None  # None: format 2's search (fixture v2), before selection over seeds
 
 
 # ---------------------------------------------------------------- where the models are wrong

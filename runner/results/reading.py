@@ -137,7 +137,7 @@ def _config(key: str, model: str, params: dict[str, Any], trials: list[FrozenTri
 
 def _as_confirmed(spec: Spec, trials: list[FrozenTrial]) -> Spec:
     """A searched spec as its confirmation trained: refit on train + validation, or on the search's split
-    (refit = false, or a study confirmed by the code before refit): whichever its complete trials match."""
+    (refit = false, or a study of format 2, fixture v2, which had no refit): whichever its complete trials match."""
     if spec.search is None:
         return spec
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -222,7 +222,7 @@ def configurations(s: Stored) -> list[Config]:
 
 
 def predictions(store: Store, configs: list[Config], split: str) -> dict[int, Predictions]:
-    """trial_id -> its stored predictions on `split` (none for trials stored before runner kept them)."""
+    """trial_id -> its stored predictions on `split` (none for trials of formats 0 and 1, before runner_predictions)."""
     return store.predictions([i for c in configs for i in c.trial_ids], split)
 
 

@@ -4,7 +4,7 @@ Two tests for every effect and every comparison with the best:
 - the paired t-test over seeds, which treats the test set as the whole world;
 - a bootstrap that resamples both the seeds (the pairs) and the test images, so that the interval
   also counts that the 10,000 test images are a sample. It needs each trial's predictions (stored
-  since runner kept them); the verdict uses it where it exists.
+  from format 2 on); the verdict uses it where it exists.
 Beside the bootstrap, from the same per-image contrasts, what decides a verdict (runner.design.power):
 the smallest effect the seeds detect with 80% power at the Holm level the contrast was tested at, the
 floor that unlimited seeds would reach, and the seeds that would detect the effect observed.

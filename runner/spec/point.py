@@ -152,7 +152,7 @@ class Point:
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
         train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
-        regs = {k: v for k, v in self.regularizers  # added by format LATER_REGULARIZERS[k], off: the hash before
+        regs = {k: v for k, v in self.regularizers  # added by format LATER_REGULARIZERS[k]; off, that format - 1's hash
                 if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default) and k != "ema_warmup"}
         if self.reg("ema") and self.reg("ema_warmup"):  # format 4's, where it acts: format 3's EMA trials had none
             regs["ema_warmup"] = True
