@@ -29,6 +29,7 @@ class Key:
     ge: float | None = None  # value >= ge
     gt: float | None = None  # value > gt
     lt: float | None = None  # value < lt
+    le: float | None = None  # value <= le
     item: type | None = None  # the type of a list's items (int)
     item_ge: int | None = None  # each list item >= item_ge
     nonempty: bool = False  # a str that is not blank, a list with an item
@@ -63,6 +64,8 @@ class Key:
         lo = f"[{_num(self.ge)}" if self.ge is not None else f"({_num(self.gt)}" if self.gt is not None else None
         if lo is not None and self.lt is not None:
             return f" in {lo}, {_num(self.lt)})"
+        if lo is not None and self.le is not None:
+            return f" in {lo}, {_num(self.le)}]"
         if self.ge is not None:
             return f" >= {_num(self.ge)}"
         if self.gt is not None:
@@ -108,6 +111,8 @@ class Key:
                 return False
             if self.lt is not None and v >= self.lt:
                 return False
+            if self.le is not None and v > self.le:
+                return False
         return True
 
     def schema(self) -> dict[str, Any]:
@@ -124,6 +129,8 @@ class Key:
             out["exclusiveMinimum"] = self.gt
         if self.lt is not None:
             out["exclusiveMaximum"] = self.lt
+        if self.le is not None:
+            out["maximum"] = self.le
         if self.kind is str and self.nonempty:
             out["minLength"] = 1
         if self.kind is str and self.max_len is not None:

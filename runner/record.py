@@ -38,6 +38,7 @@ MODULE_TAKES = "module_takes"  # the regularizer arguments a user's constructor 
 SOURCE_STRUCTURE = "source_structure"  # a user's module: {file SHA-256: the SHA-256 of what it does} (runner.sources)
 WORKER = "worker"  # host:pid of the worker that trained it
 SLOT = "slot"  # a search trial's budget slot
+TEACHER = "teacher"  # a distilled trial's teacher: {from, sha256, parameters, stored, measured[, study, trials]}
 # the machine (provenance_record)
 CODE_VERSION = "code_version"
 DEVICE = "device"
@@ -61,7 +62,7 @@ REUSED_FROM = "reused_from"  # a selection trial that is a candidate's search tr
 
 TRIAL_KEYS = frozenset({
     CONFIG_HASH, CONFIG, LABEL, PARAM_COUNT, LAYER_TABLE, DATA_CHECKSUM, DATASET, DATA_SOURCE, DATA_OFFICIAL,
-    DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, SOURCE_STRUCTURE, WORKER, SLOT,
+    DATA_SHAPE, CLASSES, NORMALIZATION_AUTO, TRAIN_SIZE, TEST_SIZE, VAL_SIZE, MODULE_TAKES, SOURCE_STRUCTURE, WORKER, SLOT, TEACHER,
     CODE_VERSION, DEVICE, DEVICE_INDEX, DEVICE_NAME, THREADS, CPU, PYTHON, VERSIONS,
     EPOCHS, FAIL_REASON, WEIGHTS, WALL_SECONDS, PEAK_MEMORY_MB, BEST_TEST_ACC, COPY_OF, ENQUEUED_FROM,
     OVER_CAP, REUSED_FROM})
@@ -144,6 +145,7 @@ def trial_record(point: Any, data: Any, table: Any, worker: str, prov: dict[str,
             **({MODULE_TAKES: list(point.model.takes)} if point.model.takes is not None else {}),
             **({SOURCE_STRUCTURE: {point.model.source_sha256: point.model.source_structure}}
                if getattr(point.model, "source_structure", "") else {}),
+            **({TEACHER: point.train.teacher.to_record()} if point.train.distill_weight and point.train.teacher else {}),
             WORKER: worker, **prov, **({SLOT: slot} if slot is not None else {})}
 
 
@@ -228,6 +230,7 @@ class TrialRecord:
     normalization_auto = _Key[list[str]](NORMALIZATION_AUTO, ())
     train_size = _Key[int | None](TRAIN_SIZE)
     test_size = _Key[int | None](TEST_SIZE)
+    teacher = _Key[dict[str, Any] | None](TEACHER)  # a distilled trial's
     val_size = _Key[int | None](VAL_SIZE)
     module_takes = _Key[list[str] | None](MODULE_TAKES)
     source_structure = _Key[dict[str, str]](SOURCE_STRUCTURE, {})

@@ -13,6 +13,7 @@ from typing import Any
 from runner.keys import Key
 from runner.models.layers import INPUT_KEYS, KINDS, LAYER_KEYS, REQUIRED
 from runner.spec.grammar import ENQUEUE_TEXT, GRID_KEYS, RESOLUTION_KEYS, ROUNDS_KEYS, RUN_KEYS
+from runner.spec.teacher import TEACHER_KEYS
 from runner.spec import (AXES, DATA_KEYS, MODEL_KEYS, REGULARIZERS, SEARCH_KEYS, STUDY_KEYS,
                          TRAIN_KEYS, EXECUTION_KEYS)
 
@@ -78,6 +79,12 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{k: v for k, v in seeds.items() if k not in ("description", "default")},
                   _table(ROUNDS_KEYS, ("max",), "seeds in rounds, added until the study is decided")],
         "description": seeds["description"], "default": seeds["default"]}
+    teacher = _table(TEACHER_KEYS, description="a kept model that teaches (distill_weight): exactly one of trial, "
+                                               "trials or file; study with trial or trials")
+    teacher["properties"]["trial"] = {"anyOf": [{"type": "integer", "minimum": 0}, {"enum": ["best"]}],
+                                      "description": TEACHER_KEYS["trial"].help}
+    teacher["oneOf"] = [{"required": [k]} for k in ("trial", "trials", "file")]
+    sections["train"]["properties"]["teacher"] = teacher
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "runner spec",
@@ -158,6 +165,10 @@ def key_tables() -> str:
         if name == "study":
             out += ["`[study].seeds` as a table: seeds in rounds, added until the study is decided "
                     "([How many seeds?](../README.md#how-many-seeds)).", "", *head, *_rows(ROUNDS_KEYS, "seeds."), ""]
+        if name == "train":
+            out += ["`[train].teacher`: a kept model that teaches, when `distill_weight` > 0 ([Distillation]"
+                    "(../README.md#distillation-a-teacher-in-the-spec)): `study` with `trial` or `trials`, or `file`.",
+                    "", *head, *_rows(TEACHER_KEYS, "teacher."), ""]
     out += ["`[models.NAME]`: exactly one of `arch`, `layers` or `target`; the regularizers set this "
             "model's defaults.", "", *head, *_rows(MODEL_KEYS), ""]
     out += ["`input`: one of", "", *head, *_rows(INPUT_KEYS), ""]

@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runner.augment import AUGMENTATIONS, affine_augment, elastic_augment
 from runner.data import Data, Split
+from runner.distill import Distillation, Teacher, distill_loss
 from runner.errors import RunnerError
 from runner.models import build_model
 from runner.models.build import ModelConfig
@@ -58,6 +59,7 @@ class EpochSettings:
     steps: int  # batches per epoch
     augment: str = "none"  # a name of AUGMENTATIONS, or "none"
     smoothing: float = 0.0  # the cross-entropy's label smoothing
+    distill: Distillation | None = None  # a teacher's share of the loss (runner.distill)
 
 
 # Batch 128-1,000 evaluates slightly faster than 2,000 on 2 CPU cores (about 1% of an epoch,
@@ -219,7 +221,7 @@ def train_point(point: Point, data: Data, device: torch.device,
                 on_epoch: Callable[[EpochMetrics], None] | None = None,
                 resume: dict[str, Any] | None = None,
                 save: Callable[[dict[str, Any]], None] | None = None,
-                evaluate_test: bool = True) -> tuple[nn.Module, list[EpochMetrics]]:
+                evaluate_test: bool = True, teacher: Teacher | None = None) -> tuple[nn.Module, list[EpochMetrics]]:
     """Train `point` on `data` and evaluate after every epoch; return the model and the metrics.
 
     With `ema`, the model evaluated and returned is the average of the weights (a plain nn.Module with
@@ -231,6 +233,8 @@ def train_point(point: Point, data: Data, device: torch.device,
         save: called after each epoch with the whole training state (a plain dict).
         evaluate_test: False in a search: the test images are never moved to the device nor passed
             through the model, and the test metrics are None.
+        teacher: the spec's teacher on the device (runner.distill.load_teacher), for a point with a
+            distill_weight; the loss of a point without one is the cross-entropy alone.
     """
     t: TrainConfig = point.train
     torch.manual_seed(point.seed)  # weights and dropout
@@ -245,7 +249,8 @@ def train_point(point: Point, data: Data, device: torch.device,
     steps_per_epoch = n // b + (1 if n % b > 1 else 0)  # a last batch of one image is skipped (batch norm)
     opt = OPTIMIZERS[t.optimizer](model.parameters(), t, point.reg("weight_decay"))
     sched = SCHEDULES[t.schedule](opt, t, steps_per_epoch * t.epochs)
-    settings = EpochSettings(b, steps_per_epoch, point.reg("augment"), point.reg("label_smoothing"))
+    distill = Distillation(teacher, t.distill_weight, t.distill_temperature) if t.distill_weight and teacher else None
+    settings = EpochSettings(b, steps_per_epoch, point.reg("augment"), point.reg("label_smoothing"), distill)
     ema = weight_average(model, point.reg("ema"), point.reg("ema_warmup"))
     evaluated = ema.module if ema is not None else model
     history: list[EpochMetrics] = []
@@ -311,7 +316,7 @@ def train_one_epoch(model, data: Batches, opt, sched, g, settings: EpochSettings
             x, y = data.batch(perm[step * b:(step + 1) * b], g, augment)
         with stage("forward"):
             out = model(x)
-            loss = F.cross_entropy(out, y, label_smoothing=smoothing)
+            loss = distill_loss(out, y, smoothing, settings.distill, x)
         with stage("backward"):
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -18,7 +18,7 @@ LAYERS = {
     "store": 0, "dberrors": 0, "migrations": 0, "formats": 0, "machine": 0, "record": 0, "design": 0,
     "data": 1, "models": 1,
     "spec": 2,
-    "train": 3, "schema": 3, "weights": 3, "plan": 3, "sources": 3,
+    "train": 3, "schema": 3, "weights": 3, "plan": 3, "sources": 3, "distill": 3,
     "trials": 4,
     "results": 5,  # what the stored trials say: read alike by the rounds and the report
     "report": 6, "query": 6, "bench": 6, "export": 6, "predict": 6, "launch": 6, "watch": 6,

@@ -60,8 +60,12 @@ def test_every_registry_key_is_in_the_schema():
     from runner.spec import DATA_KEYS, MODEL_KEYS, STUDY_KEYS, TRAIN_KEYS
 
     schema = json_schema()
-    for section, keys in (("study", STUDY_KEYS), ("data", DATA_KEYS), ("train", TRAIN_KEYS)):
+    from runner.spec.teacher import TEACHER_KEYS
+
+    train = {**TRAIN_KEYS, "teacher": None}  # [train].teacher: a table, not an axis
+    for section, keys in (("study", STUDY_KEYS), ("data", DATA_KEYS), ("train", train)):
         assert set(schema["properties"][section]["properties"]) == set(keys)
+    assert set(schema["properties"]["train"]["properties"]["teacher"]["properties"]) == set(TEACHER_KEYS)
     assert set(schema["definitions"]["model"]["properties"]) == set(MODEL_KEYS)
     for kind, keys in LAYER_KEYS.items():
         assert set(schema["definitions"][kind]["properties"]) == set(keys)

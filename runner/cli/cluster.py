@@ -59,7 +59,7 @@ def slurm(spec_path: str, storage: str | None, jobs: int, partition: str | None,
     from runner.store import Store, shown_url
 
     url = server_storage(storage)
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, storage=url)
     if tune and spec.search is None:
         raise click.ClickException(f"{spec_path}: --tune needs a [search] section (see runner tune --help)")
     if not tune and not spec.point_count():
@@ -126,7 +126,7 @@ def watch(spec_path: str | None, study: str | None, storage: str | None, once: b
         from runner.spec import load_spec
         from runner.trials.tune import search_name
 
-        spec = load_spec(spec_path, missing_code_ok=True)
+        spec = load_spec(spec_path, missing_code_ok=True, storage=storage)
         search = spec.search is not None and not spec.point_count()  # a tune spec: its search, by its budget
         study = search_name(spec) if search else spec.study.name
         total = spec.search.trials if search else spec.point_count()  # type: ignore[union-attr]

@@ -49,7 +49,7 @@ def report(spec_path: str, storage: str | None, out: str | None, readme: str | N
     from runner.report import make_report
     from runner.spec import load_spec
 
-    result, written = make_report(load_spec(spec_path, missing_code_ok=True), storage, out, readme, module_version,
+    result, written = make_report(load_spec(spec_path, missing_code_ok=True, storage=storage), storage, out, readme, module_version,
                                   stored_config)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)

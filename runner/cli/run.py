@@ -54,7 +54,7 @@ def grid(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, **opti
     from runner.spec import load_spec
     from runner.trials.grid import end_lines, plan_lines, run_grid, stored_lines
 
-    spec, run = load_spec(spec_path), run_settings(options)
+    spec, run = load_spec(spec_path, storage=storage), run_settings(options)
     if dry_run:
         from runner.trials.lifecycle import dry_run as checks
 
@@ -175,7 +175,7 @@ def confirmation(spec_path: str, storage: str | None, out: str | None, name: str
     first, _, most = seeds.partition(":")
     if not (first.isdigit() and most.isdigit() and 2 <= int(first) < int(most)):
         raise click.BadParameter(f"{seeds!r} is not FIRST:MAX with 2 <= FIRST < MAX, e.g. 3:5", param_hint="--seeds")
-    spec = load_spec(spec_path, missing_code_ok=True)
+    spec = load_spec(spec_path, missing_code_ok=True, storage=storage)
     choice = build_report(spec, storage).choice
     if choice is None:
         raise RunnerError(f"{spec_path}: nothing to choose from: a confirmation is written from a one-at-a-time "
@@ -188,8 +188,8 @@ def confirmation(spec_path: str, storage: str | None, out: str | None, name: str
         click.echo(text, nl=False)
         return
     Path(out).write_text(text, encoding="utf-8")
-    click.echo(f"wrote {out}: {load_spec(out).point_count()} points in the first round "
-               f"({load_spec(out).grid_factors()})")
+    click.echo(f"wrote {out}: {load_spec(out, storage=storage).point_count()} points in the first round "
+               f"({load_spec(out, storage=storage).grid_factors()})")
 
 
 @cli.command()
@@ -276,7 +276,7 @@ def tune(spec_path: str, storage: str | None, dry_run: bool, quiet: bool, no_con
     from runner.spec import load_spec
     from runner.trials.tune import run_tune, search_name
 
-    spec, run = load_spec(spec_path), run_settings(options)
+    spec, run = load_spec(spec_path, storage=storage), run_settings(options)
     if dry_run:
         from runner.trials.lifecycle import dry_run as checks
 

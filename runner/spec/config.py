@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -294,7 +294,7 @@ class Spec:
         regs = {k: key.default for k, key in REGULARIZERS.items()}
         regs.update(dict(model.defaults))
         regs.update({k: v for k, v in setting.items() if k in REGULARIZERS})
-        train = TrainConfig(**{**asdict(self.train), **{k: v for k, v in setting.items() if k in TRAIN_KEYS}})
+        train = replace(self.train, **{k: v for k, v in setting.items() if k in TRAIN_KEYS})  # its teacher kept whole
         layers = list(model.layers)
         axes = []
         for a in self.axis_names:

@@ -13,7 +13,7 @@ from runner.models.layers import ACTIVATIONS
 from runner.models.presets import MLP_HIDDEN
 from runner.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS",
+__all__ = ["ARCHS", "METRICS", "AUGMENTS", "KEEP", "REGULARIZERS", "LATER_REGULARIZERS", "TRAIN_KEYS", "EXECUTION_KEYS", "DISTILL_KEYS",
            "DATASETS", "DATA_KEYS",
            "STUDY_KEYS", "MODEL_KEYS", "ARCH_KEYS", "SEARCH_KEYS", "ENQUEUE_TEXT", "SECTIONS", "AXES", "DESIGNS",
            "GRID_KEYS", "RESOLUTION_KEYS", "ROUNDS_KEYS", "UNTIL", "TEST_LOCK", "RUN_KEYS"]
@@ -55,7 +55,14 @@ TRAIN_KEYS: dict[str, Key] = {
     "schedule": Key(str, "constant", "learning-rate schedule, stepped per batch", choices=tuple(SCHEDULES)),
     "device": Key(str, "auto", "auto: cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
     "threads": Key(int, 0, "torch threads per process", ge=0, note="(0 = decide from the cores)"),
+    "distill_weight": Key(float, 0.0, "the teacher's share of the loss: (1 - w) CE(student, labels) + w T^2 "
+                                      "KL(teacher's softmax at T || student's) (Hinton et al. 2015); needs "
+                                      "[train].teacher (0 = no teacher)", ge=0, le=1),
+    "distill_temperature": Key(float, 4.0, "T, the temperature of both softmaxes in the teacher's term", gt=0),
 }
+# Distillation's keys, format 5's: in a point's config only where distill_weight > 0, so that every point
+# without a teacher keeps format 4's hash.
+DISTILL_KEYS = ("distill_weight", "distill_temperature")
 # Execution settings: they choose where a trial runs, not what it computes, so they are not axes
 # of the config hash.
 EXECUTION_KEYS = ("device", "threads")

@@ -27,6 +27,7 @@ from runner.spec.grammar import (ARCH_KEYS, ARCHS, AXES, DATA_KEYS, DATASETS, GR
                                  STUDY_KEYS, TRAIN_KEYS)
 from runner.spec.point import DataSpec, ModelSpec, TrainConfig, dataset_shape
 from runner.spec.search import parse_search
+from runner.spec.teacher import parse_teacher
 from runner.spec.study import Rounds, StudySpec
 from runner.text import toml_value
 from runner.usercode import TARGET, declared_parameters, locate, source_sha256, structure_sha256
@@ -34,12 +35,13 @@ from runner.usercode import TARGET, declared_parameters, locate, source_sha256, 
 __all__ = ["load_spec", "parse_spec"]
 
 
-def load_spec(path: str | Path, missing_code_ok: bool = False) -> Spec:
+def load_spec(path: str | Path, missing_code_ok: bool = False, storage: str | None = None) -> Spec:
     """Read and validate a spec file; raise SpecError with one line on any problem.
 
     Args:
         missing_code_ok: for commands that only read stored results (`runner report`): a user's
             module or data file that is not found leaves its SHA-256 empty instead of failing.
+        storage: where a [train].teacher's study is (the command's --storage; None: the default).
     """
     path = Path(path)
     try:
@@ -54,11 +56,12 @@ def load_spec(path: str | Path, missing_code_ok: bool = False) -> Spec:
         raise SpecError(f"{path}: TOML syntax error: {str(e).split(';')[0]}") from None
     except RecursionError:
         raise SpecError(f"{path}: TOML syntax error: arrays or inline tables nested too deeply") from None
-    return parse_spec(raw, str(path), missing_code_ok)
+    return parse_spec(raw, str(path), missing_code_ok, storage)
 
 
-def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool = False) -> Spec:
-    """Validate an already-parsed TOML document."""
+def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool = False,
+               storage: str | None = None) -> Spec:
+    """Validate an already-parsed TOML document (`storage`: where a [train].teacher's study is)."""
     c = Checker(path, missing_code_ok)
     for k in raw:
         if k not in SECTIONS:
@@ -81,9 +84,12 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     if study_spec.locked and not study_spec.metric.startswith("val_"):
         raise c.fail("[study].metric", f'"{study_spec.metric}" reads the test set, and [study].test = "locked": '
                                        'use "val_acc" or "val_loss" (with [data].val_fraction)')
-    train = TrainConfig(**c.table("[train]", raw.get("train", {}), TRAIN_KEYS))
+    raw_train = raw.get("train", {})
+    train = TrainConfig(**c.table("[train]", raw_train, TRAIN_KEYS, extra=("teacher",)))
     folder = str(Path(path).resolve().parent) if path != "<spec>" else ""
     data = _data(c, raw.get("data", {}), folder)
+    if "teacher" in raw_train:
+        train = replace(train, teacher=parse_teacher(c, raw_train["teacher"], folder, data, storage))
     if study_spec.metric.startswith("val_") and not data.val_fraction:
         raise c.fail("[study].metric", f'"{study_spec.metric}" needs a validation split: set [data].val_fraction '
                                        "(e.g. 0.1) to hold out part of the training images")
@@ -92,6 +98,7 @@ def parse_spec(raw: dict[str, Any], path: str = "<spec>", missing_code_ok: bool 
     runs, roles, labels = _runs(c, raw.get("runs", []), models)
     _check_baselines(c, design, grid, roles)
     search = parse_search(c, raw["search"], models, data) if "search" in raw else None
+    _check_distillation(c, train, grid, runs, search)
     if not grid and not runs and search is None:
         raise c.fail("[grid]", "nothing to run: give at least one axis list in [grid] or one [[runs]] entry, "
                                "or a [search]")
@@ -413,3 +420,27 @@ def _check_baselines(c: Checker, design: str | int, grid: tuple, roles: tuple[st
     if "tuned" in roles and "baseline" not in roles and design != ONE_AT_A_TIME:
         raise c.fail("[[runs]].baseline", 'a "tuned" baseline stands beside the baseline: give another run '
                                           'baseline = true, or use [grid].design = "one-at-a-time"')
+
+
+def _check_distillation(c: Checker, train: TrainConfig, grid: Any, runs: Any, search: Any) -> None:
+    """A teacher's share needs a teacher, a teacher needs a share, and a temperature acts only with a share."""
+    weights = {("[train].distill_weight", train.distill_weight)}
+    weights |= {(f"[grid].{k}", v) for k, values in grid for v in values if k == "distill_weight"}
+    weights |= {(f"[[runs]].{k}", v) for r in runs for k, v in r if k == "distill_weight"}
+    for d in (search.space if search else ()):
+        if d.axis == "distill_weight":
+            weights |= {(f"[search.space].{d.axis}", v) for v in (d.choices or (d.low, d.high))}
+    if train.teacher is None:
+        where, w = next(((k, v) for k, v in sorted(weights) if v), (None, 0))
+        if where is not None:
+            raise c.fail(where, f"{w} needs a teacher: [train].teacher = {{ study = \"...\", trial = \"best\" }}, "
+                                "trials = [...] or file = \"model.pt\"")
+        return
+    if not any(v for _, v in weights):
+        raise c.fail("[train].teacher", "distill_weight is 0 everywhere: it would teach nothing (set "
+                                        "[train].distill_weight, e.g. 0.9, or vary it in [grid])")
+    temperatures = {v for k, values in grid for v in values if k == "distill_temperature"}
+    grid_weights = [v for k, values in grid for v in values if k == "distill_weight"]
+    if len(temperatures) > 1 and (0 in grid_weights or not grid_weights and not train.distill_weight):
+        raise c.fail("[grid].distill_temperature", "varies where distill_weight is 0, where a temperature does "
+                                                   "nothing: those points would be one configuration")

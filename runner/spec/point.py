@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from runner.data import DataSource
@@ -12,7 +12,8 @@ from runner.models.build import ModelConfig
 from runner.models.layers import InputTransform, Layer
 from runner.models.presets import MLP_HIDDEN, PRESETS, preset_layers
 from runner.models.user import REGULARIZER_ARGS
-from runner.spec.grammar import DATASETS, EXECUTION_KEYS, LATER_REGULARIZERS, REGULARIZERS
+from runner.spec.grammar import DATASETS, DISTILL_KEYS, EXECUTION_KEYS, LATER_REGULARIZERS, REGULARIZERS, TRAIN_KEYS
+from runner.spec.teacher import Teacher
 from runner.text import toml_value
 
 __all__ = ["DataSpec", "TrainConfig", "ModelSpec", "Point", "dataset_shape"]
@@ -72,6 +73,18 @@ class TrainConfig:
     schedule: str = "constant"  # constant | cosine | onecycle, stepped per batch
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads; 0 = all cores
+    distill_weight: float = 0.0  # the teacher's share of the loss; 0 = no teacher
+    distill_temperature: float = 4.0  # T of both softmaxes in the teacher's term
+    teacher: Teacher | None = None  # [train].teacher, bound when the spec was read; not an axis
+
+    def resolved(self) -> dict[str, Any]:
+        """The training part of a point's config: distillation's keys and the teacher's weights only where it
+        teaches (format 5's), so that a point without a teacher keeps format 4's hash."""
+        out = {k: getattr(self, k) for k in TRAIN_KEYS if k not in EXECUTION_KEYS and k not in DISTILL_KEYS}
+        if self.distill_weight and self.teacher is not None:
+            out.update(distill_weight=self.distill_weight, distill_temperature=self.distill_temperature,
+                       teacher=self.teacher.resolved())
+        return out
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ class Point:
 
     def resolved(self) -> dict[str, Any]:
         """The whole config that determines the result, as plain JSON-able values."""
-        train = {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS}
+        train = self.train.resolved()
         regs = {k: v for k, v in self.regularizers  # added by format LATER_REGULARIZERS[k]; off, that format - 1's hash
                 if not (k in LATER_REGULARIZERS and v == REGULARIZERS[k].default) and k != "ema_warmup"}
         if self.reg("ema") and self.reg("ema_warmup"):  # format 4's, where it acts: format 3's EMA trials had none

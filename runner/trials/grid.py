@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner import plan, record
 from runner.data import Data
+from runner.distill import check_teacher
 from runner.dberrors import sqlite_path
 from runner.errors import RunnerError, StorageError
 from runner.keys import choices_text
@@ -267,6 +268,7 @@ def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), prog
     check_size(spec, run.max_points)
     ready = prepare(spec, run.workers, run.gpus)  # bad data, a model or workers that do not fit fail here, first
     spec, data, placed = ready.spec, ready.data, ready.placed
+    spec = check_teacher(spec, data, storage_url(url), run.artifacts, spec.tested)  # and a teacher that cannot teach
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     stored = study.get_trials(deepcopy=False)

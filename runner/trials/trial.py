@@ -27,6 +27,7 @@ from torch import nn
 
 from runner import record
 from runner.data import Data
+from runner.distill import Teacher, load_teacher
 from runner.models.counts import ParamTable
 from runner.spec import Point
 from runner.train import EpochMetrics, peak_memory_mb, reset_peak_memory
@@ -141,7 +142,7 @@ class TrialWorker(Worker):
         reset_peak_memory(self.device)
         try:
             trained = run.train(point, self.data, self.device, on_epoch, resume=resume, save=save,
-                                evaluate_test=self.tested)
+                                evaluate_test=self.tested, teacher=self._teacher() if point.train.distill_weight else None)
         except Pruned:
             self._keep_outcome(o, start)
             if not run.complete(None, TrialState.PRUNED):
@@ -168,6 +169,13 @@ class TrialWorker(Worker):
             self.checkpoints.remove(point.config_hash)
         self.ran += 1
         return "complete"
+
+    def _teacher(self) -> Teacher | None:
+        """The spec's teacher on this worker's device, loaded by its first distilled trial, once."""
+        if not hasattr(self, "_loaded_teacher"):
+            self._loaded_teacher = load_teacher(self.spec, self.store.url, self.run_settings.artifacts, self.device,
+                                                self.data)
+        return self._loaded_teacher
 
     def _keep(self, o: Opened, model: nn.Module) -> None:
         """Its predictions for every split it is evaluated on and, unless `artifacts` is None, its weights (while

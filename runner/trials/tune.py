@@ -23,11 +23,12 @@ from optuna.trial import Trial, TrialState
 
 from runner import record
 from runner.data import Data
+from runner.distill import check_teacher
 from runner.errors import RunnerError
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
 from runner.spec.tables import point_table
-from runner.store import Store, artifacts_dir
+from runner.store import Store, artifacts_dir, storage_url
 from runner.train import EpochMetrics
 from runner.trials.confirm import confirm_search
 from runner.trials.devices import on_gpus, worker_envs
@@ -205,6 +206,7 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
     out = Channel(log, progress.advance if progress is not None else (lambda n: None))
     ready = prepare(spec, run.workers, run.gpus)  # bad data, a model or workers that do not fit fail here, first
     spec, data, placed = ready.spec, ready.data, ready.placed
+    spec = check_teacher(spec, data, storage_url(url), run.artifacts, evaluate_test=False)  # never tested here
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
