@@ -1,5 +1,5 @@
 """runner/migrations: the format of runner's tables recorded in runner_alembic_version; the databases of
-formats 0-3 (tests/fixtures/v0-v3) upgraded when opened to write, in one line, and read as they are; a newer
+formats 0-4 (tests/fixtures/v0-v4) upgraded when opened to write, in one line, and read as they are; a newer
 runner's database refused in one line with nothing written; workers opening one database at once; the same
 on a PostgreSQL server the suite starts itself."""
 from __future__ import annotations
@@ -132,6 +132,24 @@ def test_an_older_database_is_upgraded_when_opened_to_write_and_says_so_in_one_l
     assert rows(path, "alembic_version") == optunas  # Optuna's own version, untouched
     with no_warning():
         Store(url).dispose()  # the second open finds it current: nothing to say
+
+
+def test_a_database_of_format_4_is_upgraded_in_one_line_and_its_trials_keep_their_hashes(tmp_path, monkeypatch):
+    """Format 4 recorded its version (tests/fixtures/v4, made before distillation): it is upgraded from its recorded
+    format, and its spec's points, teacherless, still have the stored trials' config hashes."""
+    path = tmp_path / "ema.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript((FIXTURES / "v4" / "ema.sql").read_text())
+    url = f"sqlite:///{path}"
+    assert version(path) == [("4",)]
+    with pytest.warns(UserWarning) as said:
+        Store(url).dispose()
+    assert messages(said) == [f"{named(url)}: upgraded runner's tables from format 4 to {FORMAT}"]
+    assert version(path) == [(str(FORMAT),)] and differences(url) == []
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ema.toml").write_text((FIXTURES / "v4" / "ema.toml").read_text())
+    result = CliRunner().invoke(cli, ["grid", "ema.toml", "--storage", url])
+    assert result.exit_code == 0 and "v4ema: 2 of 2 trials complete; 0 to run" in result.output, result.output
 
 
 def test_reading_an_older_database_writes_nothing(tmp_path):
