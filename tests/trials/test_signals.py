@@ -19,6 +19,14 @@ def _from_another_thread(signum: int) -> None:
     t.join()
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c():
+    """Ctrl-C as a terminal gives it, even to a suite started in the background (which inherits SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_an_interrupt_inside_the_block_comes_after_it_whole():
     steps = []
     with pytest.raises(KeyboardInterrupt):
