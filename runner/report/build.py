@@ -26,7 +26,7 @@ from runner.report.outputs import output_notes
 from runner.report.roles import at_chance, compared_models, gallery_baseline, plain_config
 from runner.results import counted, reading
 from runner.results.looks import plan
-from runner.results.stats import grid_effects, std_of, versus_best, versus_tuned
+from runner.results.stats import grid_effects, std_of, versus_best, versus_tuned, versus_untaught
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store
@@ -322,4 +322,6 @@ def report_from(spec: Spec, store: Store, module_version: str | None = None, sto
         plan=plan_status(read.study_record.attrs, spec.study.locked), versus_tuned=versus_tuned(spec, configs, correct),
         fits=fits(configs), choice=choose(spec, configs), at_chance=chance,
         outputs=output_notes(configs, tables, classes),
+        teacher=next((stored(t).teacher for t in complete if stored(t).teacher), None),
+        versus_untaught=versus_untaught(spec, configs, correct),
     )

@@ -169,6 +169,8 @@ class Report:
     held_out: str = "test"  # the split the trials were scored on: test, or val for a study whose test set is locked
     plan: Any = None  # runner.plan.Status: confirmatory or exploratory, and why
     versus_tuned: list[Effect] = field(default_factory=list)  # compared settings minus the tuned baseline
+    teacher: dict[str, Any] | None = None  # a distilled study's teacher, as its trials' records name it
+    versus_untaught: list[Effect] = field(default_factory=list)  # each taught configuration minus the same untaught
     fits: list[Fit] = field(default_factory=list)  # over- and underfitting, one per configuration
     choice: Choice | None = None  # an exploration across budgets: what it chooses for its confirmation
     at_chance: list[AtChance] = field(default_factory=list)  # configurations at or near chance, best first

@@ -41,6 +41,10 @@ def curves_figure(report: Report, figure: Figure) -> Any:
             ax.plot(curve.epochs, curve.mean, marker="o", ms=3, color=color,
                     label=wrap(f"{c.label} ({len(c.seeds)} seeds)", 9.0, SMALL))
             ax.fill_between(curve.epochs, curve.lo, curve.hi, color=color, alpha=0.2, linewidth=0)
+        teacher = (report.teacher or {}).get("measured", {}).get(f"{report.held_out}_acc")
+        if name == "test_acc" and teacher is not None:  # the teacher's accuracy on the same held-out images
+            ax.axhline(teacher, ls="--", color="0.3", label=wrap(f"teacher {report.teacher['from']} ({teacher:.2f}%)",
+                                                                    9.0, SMALL))
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
@@ -52,7 +56,7 @@ def curves_figure(report: Report, figure: Figure) -> Any:
             ax.yaxis.set_minor_formatter(NullFormatter())
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    _focus_accuracy(axes[1][0], configs)
+    _focus_accuracy(axes[1][0], configs, (report.teacher or {}).get("measured", {}).get(f"{report.held_out}_acc"))
     # below the panels: a long configuration label inside one would squeeze the others
     fig.legend(*axes[1][1].get_legend_handles_labels(), loc="outside lower center", fontsize="small")
     fig.suptitle(wrap(f"{figure.title}: mean over seeds, band = min-max", 9.6, LARGE))
@@ -66,10 +70,12 @@ def _integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
-def _focus_accuracy(ax: Any, configs: list[Config]) -> None:
-    """Zoom the accuracy row past the first epoch, where every curve is near its end value."""
+def _focus_accuracy(ax: Any, configs: list[Config], line: float | None = None) -> None:
+    """Zoom the accuracy row past the first epoch, where every curve is near its end value (a teacher's `line`
+    included)."""
     lows = [v for c in configs for name in ("train_acc", "test_acc") for v in c.curves[name].lo[1:]]
     highs = [v for c in configs for name in ("train_acc", "test_acc") for v in c.curves[name].hi]
+    lows, highs = (lows + [line], highs + [line]) if line is not None and len(lows) else (lows, highs)
     if len(lows) and len(configs[0].curves["test_acc"].epochs) > 2:
         lo, hi = min(lows), min(100.0, max(highs))
         ax.set_ylim(lo - 0.1 * (hi - lo + 0.1), hi + 0.05 * (hi - lo + 0.1))

@@ -11,6 +11,7 @@ from runner.report.markdown_mistakes import mistakes_markdown
 from runner.report.markdown_plan import baseline_section, choice_section, fit_section, plan_lines
 from runner.report.markdown_rounds import rounds_markdown
 from runner.report.markdown_search import search_markdown
+from runner.report.markdown_teacher import teacher_section, untaught_section
 from runner.report.outputs import output_line, output_paragraph
 from runner.report.markdown_text import (BOOT_WORDS, METRIC_WORDS, ci_text, effect_lines, effect_sentence,
                                          effects_table, num, p_text, pm, power_cells, power_names, power_text, power_words, table,
@@ -162,6 +163,7 @@ def render_markdown(report: Report) -> str:
             f"runs once per seed.", ""]
     out += [x for n in report.outputs for x in (output_paragraph(n, report.held_out), "")]
     out += ["### Provenance", "", table(["item", "value"], [list(r) for r in report.provenance]), ""]
+    out += teacher_section(report)
     out += ["## Parameter counts", ""]
     out += ["Each layer's output shape is for one image; a formula counts weights then biases "
             "(`+1`); batch norm has a scale and a shift per channel.", ""]
@@ -214,6 +216,7 @@ def render_markdown(report: Report) -> str:
         out += _effects_section(report)
     else:
         left_out.append("the effects of grid factors (a search has no grid)")
+    out += untaught_section(report)
     out += fit_section(report) + choice_section(report)
     out += rounds_markdown(report.rounds, METRIC_WORDS[report.metric][0])
     out += _excluded_section(report)

@@ -51,6 +51,8 @@ def summary_json(report: Report) -> str:
            if report.plan is not None else {}),
         **({"held_out": "val"} if report.held_out == "val" else {}),
         **({"versus_tuned": [effect(e) for e in report.versus_tuned]} if report.versus_tuned else {}),
+        **({"teacher": report.teacher, "versus_untaught": [effect(e) for e in report.versus_untaught]}
+           if report.teacher else {}),
         **({"fits": [{"label": f.label, "train_acc": _r(f.train_acc), "held_out_acc": _r(f.held_acc), "gap": _r(f.gap),
                       "lowest_loss_epoch": f.best_epoch, "last_epoch": f.last_epoch, "verdict": f.verdict}
                      for f in report.fits]} if report.against_baseline else {}),

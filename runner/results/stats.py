@@ -31,7 +31,7 @@ from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
 __all__ = ["Effect", "ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
            "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
-           "baseline_rows", "versus_tuned", "effects_of",
+           "baseline_rows", "versus_tuned", "versus_untaught", "effects_of",
            "sequential", "Sequential"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
@@ -353,6 +353,27 @@ def versus_tuned(spec: Spec, configs: list[Config], correct: Correct | None = No
     rows = [_versus(c.setting.get("model", first), c.factor, "tuned baseline", c.on,
                     by_key.get(_setting_key(spec, c.setting)), base, correct)
             for c in spec.comparisons() if _setting_key(spec, c.setting) != _setting_key(spec, tuned)]
+    return _tested(rows, lambda d, p: _verdict(d, p, spec.study.direction))
+
+
+def versus_untaught(spec: Spec, configs: list[Config], correct: Correct | None = None) -> list[Effect]:
+    """Each taught configuration (distill_weight > 0) against the same student untaught (distill_weight 0, all else
+    equal), paired by seed, Holm-corrected over them; none without a teacher, and a row without pairs where the
+    untaught student is not stored."""
+    if spec.train.teacher is None:
+        return []
+    by_key = {c.key: c for c in configs}
+    first = next(iter(spec.models))
+    rows = []
+    for c in configs:
+        setting = {"model": c.model, **c.params}
+        w = setting.get("distill_weight", spec.train.distill_weight)
+        if not w:
+            continue
+        t = setting.get("distill_temperature", spec.train.distill_temperature)
+        base = {k: v for k, v in setting.items() if k != "distill_temperature"} | {"distill_weight": 0.0}
+        rows.append(_versus(setting.get("model", first), "teacher", "untaught", f"taught (w={w:g}, T={t:g})", c,
+                            by_key.get(_setting_key(spec, base)), correct))
     return _tested(rows, lambda d, p: _verdict(d, p, spec.study.direction))
 
 
