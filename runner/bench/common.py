@@ -17,7 +17,7 @@ from runner.models import build_model
 from runner.models.presets import preset_config
 
 __all__ = ["BenchConfig", "Log", "MEAN", "STD", "write_json", "warn_if_busy", "normalized", "lenet5", "sync", "sgd",
-           "DECLARED_LENET5", "bench_spec"]
+           "DECLARED_LENET5", "bench_spec", "bench_mlp_spec"]
 
 Log = Callable[[str], None]
 MEAN, STD = 0.1307, 0.3081  # the course template's Normalize((0.1307,), (0.3081,))
@@ -84,10 +84,8 @@ DECLARED_LENET5 = ('layers = [{ conv = 6, k = 5, pad = 2 }, { pool = "max", k = 
                    '{ pool = "max", k = 2 }, { fc = 120 }, { fc = 84 }, { fc = 10 }]')
 
 
-def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False,
-               ema: float = 0.0) -> str:
-    """The TOML of a LeNet-5 spec timed by the bench (the preset, or declared as a layer list)."""
-    model = DECLARED_LENET5 if declared else 'arch = "lenet5"'
+def _spec_head(name: str, config: BenchConfig, seeds: list[int], train: str = "") -> str:
+    """A bench spec's [study], [data] and [train] (with `train`'s extra lines)."""
     return textwrap.dedent(f"""\
         [study]
         name = "{name}"
@@ -102,7 +100,14 @@ def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, d
         batch_size = {config.batch_size}
         lr = 0.01
         schedule = "constant"
+        """) + train + "\n"
 
+
+def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, declared: bool = False,
+               ema: float = 0.0) -> str:
+    """The TOML of a LeNet-5 spec timed by the bench (the preset, or declared as a layer list)."""
+    model = DECLARED_LENET5 if declared else 'arch = "lenet5"'
+    return _spec_head(name, config, seeds) + textwrap.dedent(f"""\
         [models.lenet5]
         {model}
 
@@ -110,3 +115,10 @@ def bench_spec(name: str, config: BenchConfig, seeds: list[int], augment: str, d
         model = ["lenet5"]
         augment = ["{augment}"]
         """) + (f"ema = [{ema}]\n" if ema else "")
+
+
+def bench_mlp_spec(name: str, config: BenchConfig, teacher: str = "") -> str:
+    """The TOML of the MLP preset timed by the bench, taught by the weights file `teacher` (distill_weight 0.9, T 4)
+    where one is given."""
+    taught = f'teacher = {{ file = "{teacher}" }}\ndistill_weight = 0.9\ndistill_temperature = 4.0\n' if teacher else ""
+    return _spec_head(name, config, [0], taught) + '[models.mlp]\narch = "mlp"\n\n[grid]\nmodel = ["mlp"]\n'

@@ -36,10 +36,11 @@ from torch import nn
 
 from runner import record
 from runner.bench import course_template
-from runner.bench.common import (MEAN, STD, BenchConfig, Log, bench_spec, lenet5, normalized, sgd, sync, warn_if_busy,
+from runner.bench.common import (MEAN, STD, BenchConfig, Log, bench_mlp_spec, bench_spec, lenet5, normalized, sgd, sync, warn_if_busy,
                                  write_json)
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError
+from runner.export import export_model
 from runner.spec import load_spec, parse_spec
 from runner.store import EpochRow, Store
 from runner.train import EVAL_BATCH, Batches, EpochSettings, resolve_device, train_one_epoch, train_point
@@ -96,6 +97,9 @@ MEASUREMENTS = (
     Measurement("elastic_vs_none", 'augment "elastic" / "none", runner epochs', "x"),
     Measurement("ema_epoch_s", f"runner epoch with ema = {BENCH_EMA}", "s"),
     Measurement("ema_vs_none", f"ema = {BENCH_EMA} / ema = 0, runner epochs", "x"),
+    Measurement("mlp_epoch_s", 'runner epoch, the MLP (arch = "mlp"), untaught', "s"),
+    Measurement("distill_epoch_s", "runner epoch, the MLP taught by the LeNet-5 above (its weights file)", "s"),
+    Measurement("distill_vs_none", "taught MLP / untaught MLP, runner epochs: the teacher's cost", "x"),
     Measurement("throughput_workers1", "grid throughput, --workers 1", "trial-epochs/min"),
     Measurement("throughput_workers2", "grid throughput, --workers 2", "trial-epochs/min"),
     Measurement("workers2_vs_workers1", "throughput --workers 2 / --workers 1", "x", ">= 1.05"),
@@ -198,6 +202,8 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
     elastic = time_runner(folder, config, "elastic")
     log(f"runner: ema = {BENCH_EMA}")
     ema = time_runner(folder, config, "none", ema=BENCH_EMA)
+    log("runner: the MLP, untaught and taught by that LeNet-5")
+    mlp, taught = _distill_figures(folder, config)
     notes += [f"runner epochs as it timed them: {none['epochs_s']} s (affine: {affine['epochs_s']} s, "
               f"elastic: {elastic['epochs_s']} s, ema: {ema['epochs_s']} s); "
               f"run_grid took {none['run_grid_s']:.2f} s, of which {none['load_s']:.2f} s loading data",
@@ -213,7 +219,21 @@ def _epoch_figures(folder: Path, data: MNIST, config: BenchConfig, device: torch
             "declared_epoch_s": declared["epoch_s"], "declared_vs_preset": declared["epoch_s"] / none["epoch_s"],
             "affine_epoch_s": affine["epoch_s"], "affine_vs_none": affine["epoch_s"] / none["epoch_s"],
             "elastic_epoch_s": elastic["epoch_s"], "elastic_vs_none": elastic["epoch_s"] / none["epoch_s"],
-            "ema_epoch_s": ema["epoch_s"], "ema_vs_none": ema["epoch_s"] / none["epoch_s"]}
+            "ema_epoch_s": ema["epoch_s"], "ema_vs_none": ema["epoch_s"] / none["epoch_s"],
+            "mlp_epoch_s": mlp["epoch_s"], "distill_epoch_s": taught["epoch_s"],
+            "distill_vs_none": taught["epoch_s"] / mlp["epoch_s"]}
+
+
+def _distill_figures(folder: Path, config: BenchConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The MLP's runner epoch without a teacher and taught by the LeNet-5 trial bench-none kept (exported to a
+    weights file): what a teacher's forward pass on every batch costs."""
+    store = Store(f"sqlite:///{folder / 'bench-none'}.sqlite", create=False)
+    try:
+        export_model(store, "bench-none", 0, folder / "lenet5.pt")
+    finally:
+        store.dispose()
+    return (time_spec(folder, config, "bench-mlp", bench_mlp_spec("bench-mlp", config)),
+            time_spec(folder, config, "bench-taught", bench_mlp_spec("bench-taught", config, "lenet5.pt")))
 
 
 def _throughput_figures(folder: Path, config: BenchConfig, log: Log) -> dict[str, float]:
@@ -253,14 +273,19 @@ def _run_spec(folder: Path, name: str, text: str, workers: int) -> tuple[Any, st
 
 def time_runner(folder: Path, config: BenchConfig, augment: str, declared: bool = False,
                 ema: float = 0.0) -> dict[str, Any]:
-    """Time one in-process trial of `run_grid`: its epochs as stored, and its whole wall time."""
+    """Time one in-process trial of `run_grid` of LeNet-5 (see time_spec)."""
+    name = f"bench-{augment}{'-declared' if declared else ''}{'-ema' if ema else ''}"
+    return time_spec(folder, config, name, bench_spec(name, config, [0], augment, declared, ema))
+
+
+def time_spec(folder: Path, config: BenchConfig, name: str, text: str) -> dict[str, Any]:
+    """Time one in-process trial of `run_grid` of the spec `text`: its epochs as stored, and its whole wall time."""
     import sqlalchemy as sa
 
     start = time.perf_counter()
     load_mnist("", config.train_limit, config.test_limit)  # what run_grid spends before training
     load_s = time.perf_counter() - start
-    name = f"bench-{augment}{'-declared' if declared else ''}{'-ema' if ema else ''}"
-    _, url, wall = _run_spec(folder, name, bench_spec(name, config, [0], augment, declared, ema), workers=1)
+    _, url, wall = _run_spec(folder, name, text, workers=1)
     store = Store(url, create=False)
     with store.session() as s:
         seconds = list(s.scalars(sa.select(EpochRow.seconds).where(EpochRow.study_name == name)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision import transforms
 
-from runner.bench.common import MEAN, STD, BenchConfig, bench_spec, lenet5, normalized, sgd, write_json
+from runner.bench.common import MEAN, STD, BenchConfig, bench_mlp_spec, bench_spec, lenet5, normalized, sgd, write_json
 from runner.models import build_model
 from runner.spec import load_spec
 
@@ -47,3 +47,16 @@ def test_the_declared_lenet5_is_the_preset(tmp_path, ema):
 def test_write_json_makes_its_folder_and_ends_with_a_newline(tmp_path):
     path = write_json({"figure": 1.5}, tmp_path / "a" / "b.json")
     assert path.read_text().endswith("}\n") and json.loads(path.read_text()) == {"figure": 1.5}
+
+
+def test_the_bench_times_the_same_mlp_untaught_and_taught_by_a_weights_file(tmp_path):
+    config = BenchConfig.quick_check()
+    (tmp_path / "lenet5.pt").write_bytes(b"weights")  # any file: the spec names it by its SHA-256
+    specs = []
+    for name, teacher in (("plain", ""), ("taught", "lenet5.pt")):
+        (tmp_path / f"{name}.toml").write_text(bench_mlp_spec(name, config, teacher))
+        specs.append(load_spec(tmp_path / f"{name}.toml"))
+    plain, taught = (s.points()[0] for s in specs)
+    assert plain.train.teacher is None and plain.train.distill_weight == 0
+    assert taught.train.teacher.origin == "lenet5.pt" and taught.train.distill_weight == 0.9
+    assert plain.model.resolved() == taught.model.resolved() and plain.model.arch == "mlp"
