@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import sqlite3
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -524,3 +525,9 @@ def explore_spec(tmp_path: Path, name: str = "explore", seeds: str = "[0, 1]", t
     path = tmp_path / f"{name}.toml"
     path.write_text(text.format(name=name, seeds=seeds))
     return path
+
+
+def shipped_spec(path: Path):
+    """A spec of specs/ as a fresh clone reads it: a teacher's study (runner/spec/teacher.py) not in any storage, so
+    its points' hashes do not depend on what this machine has trained."""
+    return load_spec(path, missing_code_ok=True, storage=str(Path(tempfile.gettempdir()) / "runner-no-such.sqlite"))

@@ -173,3 +173,11 @@ def test_the_teachers_accuracy_is_measured_on_the_students_held_out_splits_only(
     tested = check_teacher(spec, data, url, None, evaluate_test=True).train.teacher
     assert [k for k, _ in searched.measured] == ["val_acc"]  # a search never reads test, nor does its teacher there
     assert [k for k, _ in tested.measured] == ["val_acc", "test_acc"] and all(0 <= v <= 100 for _, v in tested.measured)
+
+
+def test_a_dry_run_names_the_teacher_it_found(kept):
+    from runner.trials.lifecycle import dry_run
+
+    folder, url = kept
+    lines = dry_run(load_spec(folder / "student.toml", storage=url))
+    assert any(line.startswith("teacher: teach trial 0 (") and "parameters" in line for line in lines), lines

@@ -29,7 +29,7 @@ from runner.spec.check import Checker, show_value
 from runner.store import Store
 from runner.text import plural
 
-__all__ = ["Teacher", "TEACHER_KEYS", "parse_teacher"]
+__all__ = ["Teacher", "TEACHER_KEYS", "parse_teacher", "describe"]
 
 TEACHER_KEYS: dict[str, Key] = {
     "study": Key(str, None, "a study of the storage whose kept weights teach (a search's: <name>-select, trained "
@@ -104,14 +104,19 @@ def _file_teacher(c: Checker, name: str, folder: str) -> Teacher:
 
 def _study_teacher(c: Checker, study: str, which: Any, data: Any, storage: str | None) -> Teacher:
     where = "[train].teacher"
+    unbound = Teacher(f"{study} (not in the storage)", ("",), study)  # for a reader: its trials will not match
     try:
         store = Store(storage, create=False)
     except RunnerError as e:
+        if c.missing_code_ok:
+            return unbound
         raise c.fail(f"{where}.study", f"{study!r}: {e}") from None
     try:
         if study not in store.study_names():
+            if c.missing_code_ok:
+                return unbound
             raise c.fail(f"{where}.study", f"no study {study!r} in {store.url}; studies there: "
-                                           f"{', '.join(store.study_names()) or 'none'}")
+                                           f"{', '.join(store.study_names()) or 'none'}; train it first")
         s = store.load_study(study)
         trials = {t.number: t for t in s.get_trials(deepcopy=False)}
     finally:
@@ -175,7 +180,9 @@ def _check_leak(c: Checker, name: str, r: record.TrialRecord, data: Any) -> None
 
 
 def describe(t: Teacher) -> str:
-    """The teacher in one line."""
-    params = f", {t.parameters:,} parameters" if t.parameters else ""
-    stored = f", stored value {t.stored}" if t.stored else ""
-    return f"{t.origin} ({plural(len(t.sha256), 'model')}{params}{stored})"
+    """The teacher in a few words: where from, its size, the value its study ranks it by, what it scores here."""
+    parts = [plural(len(t.sha256), "model")] if len(t.sha256) > 1 else []
+    parts += [f"{t.parameters:,} parameters"] if t.parameters else []
+    parts += [f"stored value {t.stored}"] if t.stored else []
+    parts += [f"{k.removesuffix('_acc')} accuracy here {v:.2f}%" for k, v in t.measured]
+    return t.origin + (f" ({', '.join(parts)})" if parts else "")

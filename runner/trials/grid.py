@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import plan, record
 from runner.data import Data
 from runner.distill import check_teacher
+from runner.spec.teacher import describe
 from runner.dberrors import sqlite_path
 from runner.errors import RunnerError, StorageError
 from runner.keys import choices_text
@@ -269,6 +270,8 @@ def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), prog
     ready = prepare(spec, run.workers, run.gpus)  # bad data, a model or workers that do not fit fail here, first
     spec, data, placed = ready.spec, ready.data, ready.placed
     spec = check_teacher(spec, data, storage_url(url), run.artifacts, spec.tested)  # and a teacher that cannot teach
+    if spec.train.teacher is not None:
+        log(f"teacher: {describe(spec.train.teacher)}")
     store = Store(url)
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     stored = study.get_trials(deepcopy=False)

@@ -24,6 +24,7 @@ from runner.errors import RunnerError, out_of_memory
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
 from runner.spec.tables import check_models
+from runner.spec.teacher import describe
 from runner.store import ClaimRow, Store, worker_name
 from runner.machine.provenance import provenance
 from runner.train import EpochMetrics, TrainingError, set_threads, train_point
@@ -95,6 +96,8 @@ def dry_run(spec: Spec, workers: int = 1, gpus: str | None = None) -> list[str]:
             + (f"; your module{'s' if len(mine) > 1 else ''} {', '.join(mine)}: imported, args against the "
                "signature, the regularizer axes it must take, outputs on 16 training images" if mine else ""),
             *memory,
+            *([f"teacher: {describe(bound.train.teacher)}, found in the storage, its weights checked when it runs"]
+              if bound.train.teacher else []),
             "nothing was trained, and the storage was not touched"]
 
 

@@ -24,6 +24,7 @@ from optuna.trial import Trial, TrialState
 from runner import record
 from runner.data import Data
 from runner.distill import check_teacher
+from runner.spec.teacher import describe
 from runner.errors import RunnerError
 from runner.models.counts import ParamTable
 from runner.spec import Point, Spec
@@ -207,6 +208,8 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
     ready = prepare(spec, run.workers, run.gpus)  # bad data, a model or workers that do not fit fail here, first
     spec, data, placed = ready.spec, ready.data, ready.placed
     spec = check_teacher(spec, data, storage_url(url), run.artifacts, evaluate_test=False)  # never tested here
+    if spec.train.teacher is not None:
+        log(f"teacher: {describe(spec.train.teacher)}")
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)

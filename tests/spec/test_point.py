@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner.spec import load_spec
 
-from tests.helpers import V1, VALID_SPEC as VALID
+from tests.helpers import V1, VALID_SPEC as VALID, shipped_spec
 
 
 def test_config_hash_is_stable_and_ignores_execution_settings(write_spec):
@@ -28,7 +28,7 @@ def test_every_shipped_spec_keeps_its_config_hashes():
     specs = sorted(Path(__file__).parents[2].glob("specs/*.toml"))
     assert sorted(p.name for p in specs) == sorted(pinned)
     for path in specs:
-        spec = load_spec(path)
+        spec = shipped_spec(path)
         defaults = [spec.point({"model": m}, s).config_hash for s in spec.study.seeds for m in spec.models]
         assert [p.config_hash for p in spec.points()] == pinned[path.name]["points"], path.name
         assert defaults == pinned[path.name]["model_defaults"], path.name
