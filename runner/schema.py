@@ -167,7 +167,7 @@ def key_tables() -> str:
                     "([How many seeds?](../README.md#how-many-seeds)).", "", *head, *_rows(ROUNDS_KEYS, "seeds."), ""]
         if name == "train":
             out += ["`[train].teacher`: a kept model that teaches, when `distill_weight` > 0 ([Distillation]"
-                    "(../README.md#distillation-a-teacher-in-the-spec)): `study` with `trial` or `trials`, or `file`.",
+                    "(#distillation-a-teacher-in-the-spec)): `study` with `trial` or `trials`, or `file`.",
                     "", *head, *_rows(TEACHER_KEYS, "teacher."), ""]
     out += ["`[models.NAME]`: exactly one of `arch`, `layers` or `target`; the regularizers set this "
             "model's defaults.", "", *head, *_rows(MODEL_KEYS), ""]
