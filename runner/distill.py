@@ -53,6 +53,8 @@ class Teacher(nn.Module):
         s_scale, s_shift = 1 / (255 * std), mean / std  # the student's normalization: x = pixels * scale - shift
         # each member's own normalization of the same pixels, as one multiply-add on the student's x
         self.maps = [(m.scale / s_scale, s_shift * m.scale / s_scale - m.shift) for m in members]
+        # convolutions run faster in channels_last on the CPU (runner.train.channels_last): the batch is converted
+        self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.modules())
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
@@ -60,6 +62,8 @@ class Teacher(nn.Module):
     def soft_targets(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
         """The members' mean softmax at `temperature` for the student's normalized batch x (B, C, H, W) ->
         (B, classes), outside the autograd graph (no_grad, not inference_mode: the loss keeps it for backward)."""
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             return torch.stack([F.softmax(net(x * a + b).float() / temperature, 1)
                                 for net, (a, b) in zip(self.nets, self.maps)]).mean(0)
@@ -106,8 +110,8 @@ def load_teacher(spec: Spec, url: str, artifacts: str | None, device: torch.devi
     t = spec.train.teacher
     if t is None:
         return None
-    members = _members(t, url, artifacts, spec.folder)
-    return Teacher(members, data.mean, data.std).to(device)
+    teacher = Teacher(_members(t, url, artifacts, spec.folder), data.mean, data.std)
+    return teacher.to(device, memory_format=torch.channels_last if teacher.channels_last else torch.preserve_format)
 
 
 def check_teacher(spec: Spec, data: Data, url: str, artifacts: str | None, evaluate_test: bool) -> Spec:
