@@ -69,7 +69,7 @@ def test_the_loss_is_the_mixture_hinton_et_al_give():
     out, y, soft_logits = torch.randn(8, 10), torch.randint(0, 10, (8,)), torch.randn(8, 10)
     teacher = Teacher.__new__(Teacher)
     nn.Module.__init__(teacher)
-    teacher.nets, teacher.maps = nn.ModuleList([Fixed(soft_logits)]), [(1.0, 0.0)]
+    teacher.nets, teacher.maps, teacher.channels_last = nn.ModuleList([Fixed(soft_logits)]), [(1.0, 0.0)], False
     w, t = 0.7, 3.0
     got = distill_loss(out, y, 0.1, Distillation(teacher, w, t), torch.zeros(8, 1, 28, 28))
     p = F.softmax(soft_logits / t, 1)
@@ -88,7 +88,7 @@ def test_the_soft_term_pulls_the_student_towards_its_teacher():
     nn.Module.__init__(teacher)
     target = torch.zeros(4, 10)
     target[:, 3] = 5.0
-    teacher.nets, teacher.maps = nn.ModuleList([Fixed(target)]), [(1.0, 0.0)]
+    teacher.nets, teacher.maps, teacher.channels_last = nn.ModuleList([Fixed(target)]), [(1.0, 0.0)], False
     distill_loss(out, torch.zeros(4, dtype=torch.long), 0.0, Distillation(teacher, 1.0, 2.0), out).backward()
     assert (out.grad[:, 3] < 0).all() and (out.grad[:, 0] > 0).all()  # raise class 3, the teacher's; not the label 0
 
