@@ -30,7 +30,7 @@ class Change:
 
     field: str
     now: Any  # None: the spec no longer gives the field
-    stored: Any  # None: the trial was stored without it (before the key existed)
+    stored: Any  # None: the trial was stored without it (a format that had no such key, runner.formats)
 
     def text(self) -> str:
         """"train.lr is 0.05 in the spec, 0.1 in the storage"."""
