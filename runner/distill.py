@@ -16,10 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner import record
 from runner.data import Data
 from runner.errors import RunnerError
 from runner.spec import Spec
@@ -27,7 +29,7 @@ from runner.spec.teacher import Teacher as TeacherSpec
 from runner.store import Store
 from runner.weights import ExportedModel, KeptError, ModelFileError, load_kept, load_model
 
-__all__ = ["Distillation", "Teacher", "TeacherError", "distill_loss", "load_teacher", "check_teacher"]
+__all__ = ["Distillation", "Teacher", "TeacherError", "distill_loss", "load_teacher", "check_teacher", "keep_teacher"]
 
 
 class TeacherError(RunnerError):
@@ -85,6 +87,22 @@ def distill_loss(out: torch.Tensor, y: torch.Tensor, smoothing: float, distill: 
     return (1 - w) * hard + w * t * t * kl
 
 
+def keep_teacher(study: optuna.Study, spec: Spec) -> None:
+    """A study keeps the teacher its first run bound: stored then, and other weights refused later, since each taught
+    point's config hash names its teacher (a "best" that now resolves to another trial would make every taught point
+    another configuration, and a second machine train them again)."""
+    t = spec.train.teacher
+    if t is None or not t.sha256[0]:
+        return
+    stored = record.study_of(study).teacher
+    if stored is None:
+        study.set_user_attr(record.STUDY_TEACHER, {"from": t.origin, "sha256": list(t.sha256)})
+    elif stored["sha256"] != list(t.sha256):
+        raise TeacherError(f"[train].teacher: study {study.study_name!r} was taught by {stored['from']}; the spec now "
+                           f"binds {t.origin}, other weights: name that teacher (trial = N) to go on, or give a new "
+                           "[study].name")
+
+
 def _members(spec: TeacherSpec, url: str, artifacts: str | None, module_dir: str) -> list[ExportedModel]:
     """Each member's model, its weights checked against the SHA-256 the spec was bound with."""
     try:
@@ -122,6 +140,14 @@ def check_teacher(spec: Spec, data: Data, url: str, artifacts: str | None, evalu
     if t is None:
         return spec
     members = _members(t, url, artifacts, spec.folder)
+    probe = data.train.images[:16]
+    probe = probe.unsqueeze(1) if probe.dim() == 3 else probe
+    for m in members:
+        with torch.inference_mode():
+            out = m(probe).float()
+        if (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3):
+            raise TeacherError(f"[train].teacher: {t.origin} returns probabilities (its forward ends in softmax): a "
+                               "teacher's outputs are softened as logits; return the logits from forward")
     students = {p.model.input.to_dict().__repr__() for p in spec.model_points()}
     for m in members:
         if tuple(m.input_shape) != tuple(data.shape):

@@ -79,8 +79,10 @@ ROUND = "round"  # seeds in rounds: {round, seeds, max, until, stopped, racing} 
 PLAN = "plan"  # the analysis plan (runner.plan): {hash, plan, stored, test_results}, stored before the first trial
 PLAN_CHANGES = "plan_changes"  # each change of the plan after it was stored: {at, from, to, test_results, changed}
 TEST_LOCKED = "test_locked"  # true: the study was stored with [study].test = "locked", and stays locked
+STUDY_TEACHER = "taught_by"  # {from, sha256} of the teacher its first run bound: a later run must bind the same
 
-STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS, ROUND, PLAN, PLAN_CHANGES, TEST_LOCKED})
+STUDY_KEYS = frozenset({CANDIDATES, WINNER, TEST_INFORMATION, SOURCE_VERSIONS, ROUND, PLAN, PLAN_CHANGES, TEST_LOCKED,
+                        STUDY_TEACHER})
 
 # ---------------------------------------------------------------- derived study names
 
@@ -289,6 +291,7 @@ class StudyRecord:
     plan = _Key[dict[str, Any] | None](PLAN)
     plan_changes = _Key[list[dict[str, Any]]](PLAN_CHANGES, [])
     test_locked = _Key[bool](TEST_LOCKED, False)
+    teacher = _Key[dict[str, Any] | None](STUDY_TEACHER)
 
 
 _over_cap_words = "> [search].max_params"  # a refused draw's reason: FAIL in formats 1-2, PRUNED from 3 on

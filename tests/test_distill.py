@@ -134,7 +134,7 @@ def test_a_distilled_trial_names_its_teacher_and_one_without_a_share_trains_as_w
     run_grid(spec, url)
     trials = {t.params["distill_weight"]: t for t in optuna.load_study(study_name="student", storage=url).trials}
     taught, plain = trials[0.9].user_attrs, trials[0.0].user_attrs
-    assert len(loads) == 1  # once per worker, by its first distilled trial
+    assert len(loads) == 1  # once per worker, before it claims anything
     assert taught["teacher"]["from"] == "teach trial 0" and taught["teacher"]["sha256"] == list(spec.train.teacher.sha256)
     assert set(taught["teacher"]["measured"]) == {"val_acc", "test_acc"} and taught["teacher"]["parameters"] > 0
     assert "teacher" not in plain and "teacher" not in plain["config"]["train"]
@@ -181,3 +181,34 @@ def test_a_dry_run_names_the_teacher_it_found(kept):
     folder, url = kept
     lines = dry_run(load_spec(folder / "student.toml", storage=url))
     assert any(line.startswith("teacher: teach trial 0 (") and "parameters" in line for line in lines), lines
+
+
+def test_a_study_keeps_the_teacher_its_first_run_bound(kept):
+    """A "best" that would now resolve to another trial (or any other weights) is refused, not a new configuration
+    for every taught point."""
+    from dataclasses import replace
+
+    from runner.distill import TeacherError, keep_teacher
+
+    folder, url = kept
+    spec = load_spec(folder / "student.toml", storage=url)
+    study = optuna.create_study(study_name="keeps", storage=url)
+    keep_teacher(study, spec)
+    keep_teacher(study, spec)  # the same teacher again: nothing to say
+    other = replace(spec, train=replace(spec.train, teacher=replace(spec.train.teacher, origin="teach trial 9",
+                                                                    sha256=("0" * 64,))))
+    with pytest.raises(TeacherError, match="study 'keeps' was taught by teach trial 0; the spec now binds teach "
+                                           "trial 9, other weights"):
+        keep_teacher(study, other)
+
+
+def test_a_teacher_that_returns_probabilities_is_refused(kept, monkeypatch):
+    from runner.weights import ExportedModel
+
+    folder, url = kept
+    spec = load_spec(folder / "student.toml", storage=url)
+    data = load_data(DataSource("mnist"), train_limit=300, test_limit=100, val_fraction=0.2)
+    real = ExportedModel.forward
+    monkeypatch.setattr(ExportedModel, "forward", lambda self, x: F.softmax(real(self, x), 1))
+    with pytest.raises(TeacherError, match=r"returns probabilities \(its forward ends in softmax\)"):
+        check_teacher(spec, data, url, None, True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from runner import record
@@ -29,7 +30,7 @@ from runner.spec.check import Checker, show_value
 from runner.store import Store
 from runner.text import plural
 
-__all__ = ["Teacher", "TEACHER_KEYS", "parse_teacher", "describe"]
+__all__ = ["Teacher", "TEACHER_KEYS", "parse_teacher", "check_leak", "describe"]
 
 TEACHER_KEYS: dict[str, Key] = {
     "study": Key(str, None, "a study of the storage whose kept weights teach (a search's: <name>-select, trained "
@@ -86,20 +87,54 @@ def parse_teacher(c: Checker, raw: Any, folder: str, data: Any, storage: str | N
     if "file" in values:
         if "study" in values:
             raise c.fail(f"{where}.study", "a file's teacher names no study: give study with trial or trials")
-        return _file_teacher(c, values["file"], folder)
+        return _file_teacher(c, values["file"], folder, data, storage)
     if "study" not in values:
         raise c.fail(f"{where}.study", f"missing: which study's {given[0]} teaches")
     return _study_teacher(c, values["study"], trial if "trial" in raw else tuple(values["trials"]), data, storage)
 
 
-def _file_teacher(c: Checker, name: str, folder: str) -> Teacher:
+def _file_teacher(c: Checker, name: str, folder: str, data: Any, storage: str | None) -> Teacher:
+    """A weights file `runner export` wrote: hashed, and checked for a leak through the trial it names (its study and
+    number are in the file) where the storage has it."""
     path = (Path(folder) / name) if folder else Path(name)
     if not path.is_file():
         if c.missing_code_ok:
             return Teacher(name, ("",), file=str(path))
         raise c.fail("[train].teacher.file", f"{name}: no such file beside the spec (runner export STUDY TRIAL -o "
                                              f"{name} writes one)")
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is the same one line
+        raise c.fail("[train].teacher.file", f"{name}: not a weights file runner can read (runner export writes "
+                                             "them)") from None
+    if not isinstance(doc, dict) or "state_dict" not in doc:
+        raise c.fail("[train].teacher.file", f"{name}: not a runner weights file (runner export writes them)")
+    r = _stored_record(doc.get("study"), doc.get("trial"), storage)
+    if r is not None:
+        check_leak(c, f"{name} ({doc['study']} trial {doc['trial']})", r, data)
+    elif data.val_fraction or data.target or doc.get("dataset") != data.dataset:
+        why = ("this study selects on a validation split" if data.val_fraction else
+               "this study reads its own data" if data.target else
+               f"it was trained on {doc.get('dataset')}, this study reads {data.dataset}")
+        raise c.fail("[train].teacher.file", f"{name}: the trial it holds ({doc.get('study')} trial {doc.get('trial')}) "
+                                             f"is not in the storage, so which images it saw cannot be checked, and "
+                                             f"{why}: teach with that trial by study and trial")
     return Teacher(name, (hashlib.sha256(path.read_bytes()).hexdigest(),), file=str(path.resolve()))
+
+
+def _stored_record(study: Any, number: Any, storage: str | None) -> record.TrialRecord | None:
+    """The record of trial `number` of `study` in the storage, or None where it is not there."""
+    try:
+        store = Store(storage, create=False)
+    except RunnerError:
+        return None
+    try:
+        if study not in store.study_names():
+            return None
+        trials = [t for t in store.load_study(study).get_trials(deepcopy=False) if t.number == number]
+        return record.of(trials[0]) if trials else None
+    finally:
+        store.dispose()
 
 
 def _study_teacher(c: Checker, study: str, which: Any, data: Any, storage: str | None) -> Teacher:
@@ -127,7 +162,7 @@ def _study_teacher(c: Checker, study: str, which: Any, data: Any, storage: str |
     else:
         members = [_member(c, study, n, trials) for n in ([which] if isinstance(which, int) else which)]
     for t in members:
-        _check_leak(c, f"{study} trial {t.number}", record.of(t), data)
+        check_leak(c, f"{study} trial {t.number}", record.of(t), data)
     first = record.of(members[0])
     numbers = tuple(t.number for t in members)
     origin = f"{study} trial {numbers[0]}" if len(numbers) == 1 else f"{study} trials {', '.join(map(str, numbers))}"
@@ -159,14 +194,14 @@ def _best(c: Checker, study: str, s: optuna.Study, kept: dict[int, optuna.trial.
     return max(kept.values(), key=lambda t: (sign * t.value, -t.number))
 
 
-def _check_leak(c: Checker, name: str, r: record.TrialRecord, data: Any) -> None:
+def check_leak(c: Checker, name: str, r: record.TrialRecord, data: Any) -> None:
     """Refuse a teacher that saw images the student selects on, or whose images are not the student's."""
     seen = r.section("data")
     same = seen.get("dataset") == data.dataset and seen.get("target", "") == data.target and \
-        seen.get("source_sha256", "") == data.source_sha256
+        seen.get("source_sha256", "") == data.source_sha256 and seen.get("args", {}) == dict(data.args)
     if not same:
-        raise c.fail("[train].teacher", f"{name} trained on {seen.get('target') or seen.get('dataset')}, this study "
-                                        f"reads {data.target or data.dataset}: a teacher of other images is refused")
+        raise c.fail("[train].teacher", f"{name} trained on {_images(seen)}, this study reads "
+                                        f"{_images(data.resolved())}: a teacher of other images is refused")
     if not data.val_fraction:  # scored on test only: a teacher trained on training images never saw one
         return
     split = (seen.get("train_limit", 0), seen.get("val_fraction", 0.0), seen.get("val_seed", 0))
@@ -177,6 +212,14 @@ def _check_leak(c: Checker, name: str, r: record.TrialRecord, data: Any) -> None
                                         f"on (val_fraction {data.val_fraction}, val_seed {data.val_seed}, "
                                         f"train_limit {data.train_limit}); teach with a trial trained on that split "
                                         "(a search's <name>-select), or score the student on test only")
+
+
+def _images(data: dict[str, Any]) -> str:
+    """A data section's images in words: the dataset, or the user's function with its arguments."""
+    if not data.get("target"):
+        return str(data.get("dataset"))
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted(data.get("args", {}).items()))
+    return f"{data['target']}({args})"
 
 
 def describe(t: Teacher) -> str:

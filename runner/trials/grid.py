@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner import plan, record
 from runner.data import Data
-from runner.distill import check_teacher
+from runner.distill import check_teacher, keep_teacher
 from runner.spec.teacher import describe
 from runner.dberrors import sqlite_path
 from runner.errors import RunnerError, StorageError
@@ -211,6 +211,7 @@ class GridWorker(TrialWorker):
     def run(self, points: list[Point]) -> None:
         """Train every point of `points` that this worker manages to claim; then, while it claimed any,
         look again: a point another worker gave back meanwhile (it was stopped) is taken over here."""
+        self._teacher()  # before any claim: a teacher this worker cannot load stops it here, in one line
         tried: set[str] = set()
         while points:
             claimed = self._pass(points)
@@ -276,6 +277,7 @@ def run_grid(spec: Spec, url: str | None, run: RunSettings = RunSettings(), prog
     study = store.open_study(spec.study.name, spec.study.direction)  # fail early on a direction conflict
     stored = study.get_trials(deepcopy=False)
     plan.lock(study, spec)  # a study stored locked stays locked
+    keep_teacher(study, spec)  # the teacher its first run bound, or a one-line refusal
     spec, adopted = adopt_stored_source(spec, stored, known_structures(stored, record.study_of(study)))
     remember_sources(study, spec)
     for line in plan.store_plan(study, spec, plan.test_results(stored, spec), len(stored)):

@@ -171,7 +171,8 @@ class TrialWorker(Worker):
         return "complete"
 
     def _teacher(self) -> Teacher | None:
-        """The spec's teacher on this worker's device, loaded by its first distilled trial, once."""
+        """The spec's teacher on this worker's device (None without one), loaded once, before the worker claims
+        anything."""
         if not hasattr(self, "_loaded_teacher"):
             self._loaded_teacher = load_teacher(self.spec, self.store.url, self.run_settings.artifacts, self.device,
                                                 self.data)

@@ -23,7 +23,7 @@ from optuna.trial import Trial, TrialState
 
 from runner import record
 from runner.data import Data
-from runner.distill import check_teacher
+from runner.distill import check_teacher, keep_teacher
 from runner.spec.teacher import describe
 from runner.errors import RunnerError
 from runner.models.counts import ParamTable
@@ -98,6 +98,7 @@ class SearchWorker(TrialWorker):
 
     def run(self) -> None:
         """Fill budget slots until every one is done or taken (or the timeout)."""
+        self._teacher()  # before any claim: a teacher this worker cannot load stops it here, in one line
         refusals = 0
         while True:
             slot = self._next_slot()
@@ -213,6 +214,7 @@ def run_tune(spec: Spec, url: str | None, run: RunSettings = RunSettings(), conf
     store = Store(url)
     name = search_name(spec)
     study = store.open_study(name, search.direction)
+    keep_teacher(study, spec)  # the teacher its first run bound, or a one-line refusal
     stored = study.get_trials(deepcopy=False)
     spec, adopted = adopt_stored_source(spec, stored, known_structures(stored, record.study_of(study)))
     remember_sources(study, spec)

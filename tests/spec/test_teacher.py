@@ -168,3 +168,50 @@ def test_a_file_teacher_is_named_by_its_sha256(stored, tmp_path):
     by_study = student(stored, '{ study = "split", trial = 0 }')
     assert spec.train.teacher.sha256 == by_study.train.teacher.sha256  # the same weights: one configuration
     assert spec.points()[0].config_hash == by_study.points()[0].config_hash
+
+
+def test_a_file_teacher_is_checked_for_a_leak_through_the_trial_it_holds(stored, tmp_path):
+    from runner.export import export_model
+    from runner.store import Store
+
+    store = Store(f"sqlite:///{stored}/db.sqlite")
+    try:
+        export_model(store, "refit", 0, stored / "refit.pt")  # trained on every training image
+    finally:
+        store.dispose()
+    refused(stored, "refit.pt (refit trial 0) was trained on every training image", teacher='{ file = "refit.pt" }')
+    assert student(stored, '{ file = "refit.pt" }', data="").train.teacher.origin == "refit.pt"  # test only: allowed
+
+
+def test_a_file_whose_trial_no_storage_holds_teaches_a_student_scored_on_test_only(stored):
+    from runner.export import export_model
+    from runner.store import Store
+
+    store = Store(f"sqlite:///{stored}/db.sqlite")
+    try:
+        export_model(store, "split", 0, stored / "elsewhere.pt")
+    finally:
+        store.dispose()
+    path = stored / "student.toml"
+    path.write_text(STUDENT.format(teacher='{ file = "elsewhere.pt" }', data="val_fraction = 0.2",
+                                   train="distill_weight = 0.9", grid="lr = [0.05]"))
+    nowhere = f"sqlite:///{stored}/empty.sqlite"
+    with pytest.raises(SpecError, match="is not in the storage, so which images it saw cannot be checked, and this "
+                                        "study selects on a validation split"):
+        load_spec(path, storage=nowhere)
+    path.write_text(STUDENT.format(teacher='{ file = "elsewhere.pt" }', data="", train="distill_weight = 0.9",
+                                   grid="lr = [0.05]"))
+    assert load_spec(path, storage=nowhere).train.teacher.origin == "elsewhere.pt"
+
+
+def test_a_teacher_of_the_users_data_with_other_arguments_is_refused(stored):
+    from runner.spec.teacher import check_leak
+    from runner.spec.check import Checker
+    from runner.spec.point import DataSpec
+    from runner.record import TrialRecord
+
+    seen = TrialRecord({"config": {"data": {"dataset": "user", "target": "d:load", "args": {"fold": 1},
+                                            "source_sha256": "abc"}}})
+    mine = DataSpec("user", target="d:load", args=(("fold", 2),), source_sha256="abc")
+    with pytest.raises(SpecError, match=r"trained on d:load\(fold=1\), this study reads d:load\(fold=2\)"):
+        check_leak(Checker("s.toml"), "t trial 0", seen, mine)
