@@ -36,20 +36,21 @@ from torch import nn
 
 from runner import record
 from runner.bench import course_template
+from runner.bench.accuracy import time_to_accuracy
 from runner.bench.common import (MEAN, STD, BenchConfig, Log, bench_mlp_spec, bench_spec, lenet5, normalized, sgd, sync, warn_if_busy,
                                  write_json)
 from runner.data import MNIST, load_mnist
 from runner.errors import RunnerError
 from runner.export import export_model
-from runner.spec import load_spec, parse_spec
+from runner.spec import load_spec
 from runner.store import EpochRow, Store
-from runner.train import EVAL_BATCH, Batches, EpochSettings, resolve_device, train_one_epoch, train_point
+from runner.train import EVAL_BATCH, Batches, EpochSettings, resolve_device, train_one_epoch
 from runner.trials.grid import run_grid
 from runner.trials.settings import RunSettings
 from runner.machine.provenance import machine_info
 
 __all__ = ["BenchConfig", "Measurement", "BenchResult", "BenchError", "MEASUREMENTS", "run_bench",
-           "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "time_to_accuracy", "course_spec",
+           "bare_epoch", "write_pngs", "table_rows", "time_course_pipeline", "course_spec",
            "time_runner", "time_grid_throughput", "runner_train_epoch"]
 
 
@@ -452,57 +453,3 @@ def runner_train_epoch(split: Any, batch: int, device: torch.device) -> float:
     train_one_epoch(model, batches, sgd(model), None, g, EpochSettings(batch, steps))
     sync(device)
     return time.perf_counter() - start
-
-
-# The recipes time_to_accuracy compares: the runner's default, and the fastest found among the
-# spec's axes (schedule, batch size, lr, batch norm); docs/benchmarks.md says how it was found.
-DEFAULT_RECIPE = {"epochs": 15}
-# Found on 2026-11-24 among 18 recipes (docs/benchmarks.md): batch norm costs ~50% per epoch on 2 CPU
-# cores, more than it saves in epochs; 2 epochs reach 99% for one seed in two, 3 for both.
-FAST_RECIPE = {"epochs": 3, "batch_size": 128, "lr": 0.05, "schedule": "onecycle"}
-
-
-def time_to_accuracy(data: MNIST, config: BenchConfig, device: torch.device, log: Log,
-                     notes: list[str]) -> dict[str, float]:
-    """Wall seconds for LeNet-5 to first reach the target test accuracy, evaluation in the clock.
-
-    As DAWNBench and MLPerf time training: from the start of a trial (model built, data on the
-    device) to the end of the first epoch whose test accuracy reaches the target; the median
-    over seeds that reached it, and how many never did. Each recipe runs its whole schedule, so
-    its final accuracy is known too.
-    """
-    out = {}
-    for key, recipe in (("time_to_99", DEFAULT_RECIPE), ("time_to_99_fast", FAST_RECIPE)):
-        times, finals = [], []
-        for seed in range(config.tta_seeds):
-            log(f"time to {config.tta_target:g}%: {key} seed {seed}")
-            reached, final = _time_to(data, recipe, seed, config, device)
-            times.append(reached)
-            finals.append(final)
-        hit = [t for t in times if t is not None]
-        out[f"{key}_s"] = statistics.median(hit) if hit else math.inf
-        out[f"{key}_missed"] = float(len(times) - len(hit))
-        out[f"{key}_final_acc"] = statistics.mean(finals)
-        notes.append(f"{key}: {recipe}, seeds 0-{config.tta_seeds - 1}: "
-                     + ", ".join("never" if t is None else f"{t:.1f} s" for t in times)
-                     + f"; final test accuracy {', '.join(f'{a:.2f}' for a in finals)}%")
-    return out
-
-
-def _time_to(data: MNIST, recipe: dict[str, Any], seed: int, config: BenchConfig,
-             device: torch.device) -> tuple[float | None, float]:
-    train = {k: v for k, v in recipe.items() if k != "batch_norm"}
-    raw = {"study": {"name": "tta", "seeds": [seed]},
-           "data": {"train_limit": config.train_limit, "test_limit": config.test_limit},
-           "train": train, "models": {"lenet5": {"arch": "lenet5", "batch_norm": recipe.get("batch_norm", False)}},
-           "runs": [{"model": "lenet5"}]}
-    point = parse_spec(raw, "time-to-accuracy").points()[0]
-    reached: list[float] = []
-    start = time.perf_counter()
-
-    def on_epoch(m: Any) -> None:
-        if not reached and m.test_acc >= config.tta_target:
-            reached.append(time.perf_counter() - start)
-
-    _, history = train_point(point, data, device, on_epoch)
-    return (reached[0] if reached else None), history[-1].test_acc

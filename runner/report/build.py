@@ -26,7 +26,8 @@ from runner.report.outputs import output_notes
 from runner.report.roles import at_chance, compared_models, gallery_baseline, plain_config
 from runner.results import counted, reading
 from runner.results.looks import plan
-from runner.results.stats import grid_effects, std_of, versus_best, versus_tuned, versus_untaught
+from runner.results.stats import grid_effects, std_of, versus_best
+from runner.results.versus import versus_tuned, versus_untaught
 from runner.spec import LATER_REGULARIZERS, REGULARIZERS, Spec, dataset_shape
 from runner.spec.tables import parameter_tables
 from runner.store import EpochRow, Predictions, Store

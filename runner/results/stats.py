@@ -31,7 +31,7 @@ from runner.spec import REGULARIZERS, Spec, is_layer_axis
 
 __all__ = ["Effect", "ALPHA", "BOOTSTRAP", "CHUNK", "POWER", "holm", "versus_best", "mean_of", "std_of", "paired_t", "t_interval",
            "grid_effects", "bootstrap", "power_figures", "Correct", "Pair", "Row", "effect_rows", "best_rows",
-           "baseline_rows", "versus_tuned", "versus_untaught", "effects_of",
+           "baseline_rows", "setting_key", "versus_row", "effects_of",
            "sequential", "Sequential"]
 
 ALPHA = 0.05  # significance level, after Holm's correction
@@ -312,14 +312,14 @@ def grid_effects(spec: Spec, configs: list[Config], correct: Correct | None = No
     return effects, interactions
 
 
-def _setting_key(spec: Spec, setting: dict[str, Any]) -> str:
+def setting_key(spec: Spec, setting: dict[str, Any]) -> str:
     """A setting's configuration key, as the report groups its trials."""
     params = dict(spec.point(setting, 0).params)
     params.pop("seed")
     return config_key(params)
 
 
-def _versus(model: str, factor: str, off: Any, on: Any, mine: Config | None, base: Config | None,
+def versus_row(model: str, factor: str, off: Any, on: Any, mine: Config | None, base: Config | None,
             correct: Correct | None, within: str = "") -> Row:
     """A configuration against another, paired by seed: mine minus base (no pairs where either is missing)."""
     if mine is None or base is None:
@@ -336,45 +336,9 @@ def baseline_rows(spec: Spec, configs: list[Config], correct: Correct | None = N
     by seed; a comparison whose trials are not stored yet has no pairs."""
     by_key = {c.key: c for c in configs}
     first = next(iter(spec.models))
-    return [_versus(c.setting.get("model", first), c.factor, c.off, c.on, by_key.get(_setting_key(spec, c.setting)),
-                    by_key.get(_setting_key(spec, c.baseline)), correct, within_text(c.within))
+    return [versus_row(c.setting.get("model", first), c.factor, c.off, c.on, by_key.get(setting_key(spec, c.setting)),
+                    by_key.get(setting_key(spec, c.baseline)), correct, within_text(c.within))
             for c in spec.comparisons()]
-
-
-def versus_tuned(spec: Spec, configs: list[Config], correct: Correct | None = None) -> list[Effect]:
-    """Each compared setting against the tuned baseline ([[runs]] baseline = "tuned": the baseline at its own best
-    budget), paired by seed, Holm-corrected over them; none without a tuned baseline."""
-    tuned = spec.tuned_baseline()
-    if tuned is None:
-        return []
-    by_key = {c.key: c for c in configs}
-    base = by_key.get(_setting_key(spec, tuned))
-    first = next(iter(spec.models))
-    rows = [_versus(c.setting.get("model", first), c.factor, "tuned baseline", c.on,
-                    by_key.get(_setting_key(spec, c.setting)), base, correct)
-            for c in spec.comparisons() if _setting_key(spec, c.setting) != _setting_key(spec, tuned)]
-    return _tested(rows, lambda d, p: _verdict(d, p, spec.study.direction))
-
-
-def versus_untaught(spec: Spec, configs: list[Config], correct: Correct | None = None) -> list[Effect]:
-    """Each taught configuration (distill_weight > 0) against the same student untaught (distill_weight 0, all else
-    equal), paired by seed, Holm-corrected over them; none without a teacher, and a row without pairs where the
-    untaught student is not stored."""
-    if spec.train.teacher is None:
-        return []
-    by_key = {c.key: c for c in configs}
-    first = next(iter(spec.models))
-    rows = []
-    for c in configs:
-        setting = {"model": c.model, **c.params}
-        w = setting.get("distill_weight", spec.train.distill_weight)
-        if not w:
-            continue
-        t = setting.get("distill_temperature", spec.train.distill_temperature)
-        base = {k: v for k, v in setting.items() if k != "distill_temperature"} | {"distill_weight": 0.0}
-        rows.append(_versus(setting.get("model", first), "teacher", "untaught", f"taught (w={w:g}, T={t:g})", c,
-                            by_key.get(_setting_key(spec, base)), correct))
-    return _tested(rows, lambda d, p: _verdict(d, p, spec.study.direction))
 
 
 def effect_rows(spec: Spec, configs: list[Config], correct: Correct | None = None) -> tuple[list[Row], list[Row]]:
