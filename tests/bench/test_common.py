@@ -51,7 +51,8 @@ def test_write_json_makes_its_folder_and_ends_with_a_newline(tmp_path):
 
 def test_the_bench_times_the_same_mlp_untaught_and_taught_by_a_weights_file(tmp_path):
     config = BenchConfig.quick_check()
-    (tmp_path / "lenet5.pt").write_bytes(b"weights")  # any file: the spec names it by its SHA-256
+    # a weights file as runner export writes them (its trial in no storage: fine for a student scored on test only)
+    torch.save({"state_dict": {}, "study": "bench-none", "trial": 0, "dataset": "mnist"}, tmp_path / "lenet5.pt")
     specs = []
     for name, teacher in (("plain", ""), ("taught", "lenet5.pt")):
         (tmp_path / f"{name}.toml").write_text(bench_mlp_spec(name, config, teacher))
